@@ -1,0 +1,1 @@
+"""Shapeshifter: Transformers whose weight matrices are sums of Kronecker products of small factors."""
