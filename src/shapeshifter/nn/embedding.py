@@ -1,0 +1,154 @@
+"""`KroneckerEmbedding`: an embedding table stored as a cropped sum of Kronecker products (word2ketXS)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .factors import KroneckerMatrix, Path
+from .functional import kron_rows
+from .shapes import KroneckerShape, ShapeSpec
+
+
+class KroneckerEmbedding(nn.Module):
+    """Lookup of rows of ``E = crop(sum_k F_1k ⊗ ... ⊗ F_Nk)`` of shape (num_embeddings, embedding_dim).
+
+    A row is built from one row of each factor (the mixed-radix digits of its index), so the table is
+    never materialized during training. `project` computes ``h @ E.T`` through the same factors, which
+    makes the module usable as a tied output projection. The ``padding_idx`` row is zero everywhere
+    (lookups, `project`, `dense_weight`) and lookups of it send no gradient to the factors.
+
+    Args:
+        num_embeddings, embedding_dim: the table being replaced.
+        rank, order, shape: as for `KroneckerLinear`.
+        padding_idx: index whose row is pinned to zero.
+        init_std: std of the table's entries at init; default 1.0 matches `nn.Embedding` (N(0, 1)).
+        path: execution path of `project` (see `KroneckerMatrix`).
+    """
+
+    def __init__(
+        self,
+        num_embeddings: int,
+        embedding_dim: int,
+        rank: int,
+        order: int = 2,
+        shape: ShapeSpec = "balanced",
+        padding_idx: int | None = None,
+        init_std: float | None = None,
+        path: Path = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if padding_idx is not None:
+            if padding_idx < 0:
+                padding_idx += num_embeddings
+            if not 0 <= padding_idx < num_embeddings:
+                raise ValueError(f"padding_idx {padding_idx} is outside [0, {num_embeddings})")
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.matrix = KroneckerMatrix(num_embeddings, embedding_dim, rank, order, shape, path, device, dtype)
+        self.reset_parameters(init_std)
+
+    @property
+    def factors(self) -> nn.ParameterList:
+        """The N factor tensors, the j-th of shape ``(rank, m_j, n_j)``."""
+        return self.matrix.factors
+
+    @property
+    def rank(self) -> int:
+        return self.matrix.rank
+
+    @property
+    def order(self) -> int:
+        return self.matrix.order
+
+    @property
+    def kshape(self) -> KroneckerShape:
+        return self.matrix.kshape
+
+    @torch.no_grad()
+    def reset_parameters(self, init_std: float | None = None, generator: torch.Generator | None = None) -> None:
+        self.matrix.init_factors(1.0 if init_std is None else init_std, generator)
+
+    def dense_weight(self) -> Tensor:
+        """The ``(num_embeddings, embedding_dim)`` table, materialized, padding row zero."""
+        w = self.matrix.dense_weight()
+        if self.padding_idx is not None:
+            keep = torch.ones(self.num_embeddings, 1, device=w.device, dtype=w.dtype)
+            keep[self.padding_idx] = 0
+            w = w * keep
+        return w
+
+    def forward(self, index: Tensor) -> Tensor:
+        if index.dtype not in (torch.int32, torch.int64):
+            raise TypeError(f"KroneckerEmbedding expects integer indices, got {index.dtype}")
+        if not torch.is_grad_enabled():
+            out = F.embedding(index, self.matrix.cached_weight())
+        else:
+            out = kron_rows(index, list(self.matrix.factors))
+            if self.matrix.kshape.padded_in != self.embedding_dim:
+                out = out[..., : self.embedding_dim]
+        if self.padding_idx is not None:
+            out = out * (index != self.padding_idx).unsqueeze(-1).to(out.dtype)
+        return out
+
+    def project(self, h: Tensor) -> Tensor:
+        """Logits ``h @ E.T`` for ``h`` of shape ``(..., embedding_dim)``, through the factors."""
+        logits = self.matrix.matmul_t(h)
+        if self.padding_idx is not None:
+            keep = torch.ones(self.num_embeddings, device=logits.device, dtype=logits.dtype)
+            keep[self.padding_idx] = 0
+            logits = logits * keep
+        return logits
+
+    @classmethod
+    def from_dense(
+        cls,
+        weight_or_embedding: Tensor | nn.Embedding,
+        rank: int,
+        order: int = 2,
+        shape: ShapeSpec = "balanced",
+        **kwargs,
+    ) -> tuple[KroneckerEmbedding, float]:
+        """Best rank-``rank`` Kronecker-sum approximation of a trained table; returns (layer, rel. error)."""
+        from .projection import project_into
+
+        if isinstance(weight_or_embedding, nn.Embedding):
+            weight = weight_or_embedding.weight
+            kwargs.setdefault("padding_idx", weight_or_embedding.padding_idx)
+        else:
+            weight = weight_or_embedding
+        if weight.dim() != 2:
+            raise ValueError(f"from_dense expects a 2-D table, got shape {tuple(weight.shape)}")
+        layer = cls(weight.shape[0], weight.shape[1], rank, order, shape, device=weight.device,
+                    dtype=weight.dtype, **kwargs)
+        error = project_into(layer.matrix, weight.detach())
+        return layer, error
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, padding_idx={self.padding_idx}"
+
+
+class TiedKroneckerOutput(nn.Module):
+    """Output projection tied to a `KroneckerEmbedding`: ``logits = h @ E.T (+ b)``.
+
+    Holds the embedding by reference, so the tie survives `state_dict` round trips and the factors are
+    counted once.
+    """
+
+    def __init__(self, embedding: KroneckerEmbedding, bias: Tensor | None = None) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.bias = nn.Parameter(bias.detach().clone()) if bias is not None else None
+        self.in_features, self.out_features = embedding.embedding_dim, embedding.num_embeddings
+
+    def forward(self, h: Tensor) -> Tensor:
+        y = self.embedding.project(h)
+        return y if self.bias is None else y + self.bias
+
+    def dense_weight(self) -> Tensor:
+        return self.embedding.dense_weight()
+
+    def extra_repr(self) -> str:
+        return f"tied to embedding {self.out_features}x{self.in_features}, bias={self.bias is not None}"

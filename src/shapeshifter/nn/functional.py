@@ -1,0 +1,113 @@
+"""Kronecker-sum arithmetic on factor lists, without building the big matrix unless asked to.
+
+``factors`` is a list of N tensors, the j-th of shape ``(rank, m_j, n_j)``; they stand for the
+``prod(m_j) x prod(n_j)`` matrix ``sum_k F_1k ⊗ F_2k ⊗ ... ⊗ F_Nk`` (``F_1`` outermost, as in
+``torch.kron(F_1, torch.kron(F_2, ...))``). Row index ``i`` has mixed-radix digits ``(i_1, ..., i_N)`` in
+base ``(m_1, ..., m_N)`` with ``i_1`` most significant; columns likewise in base ``(n_j)``.
+
+The factored product uses ``(A ⊗ B) vec(X) = vec(B X Aᵀ)`` generalised to N modes: the input row is
+reshaped to an ``n_1 x ... x n_N`` tensor and each mode is contracted with its factor. The rank dimension
+is folded into the GEMMs: the first contraction multiplies by all ranks at once (``n_j x rank*m_j``), the
+last one sums over rank inside its GEMM (``rank*n_j x m_j``), so order 2 costs exactly two GEMMs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def kron_materialize(factors: Sequence[Tensor]) -> Tensor:
+    """The full ``prod(m_j) x prod(n_j)`` matrix ``sum_k ⊗_j F_jk``."""
+    w = factors[0]
+    for f in factors[1:]:
+        r, a, b = w.shape
+        _, c, d = f.shape
+        w = (w[:, :, None, :, None] * f[:, None, :, None, :]).reshape(r, a * c, b * d)
+    return w.sum(0)
+
+
+def contraction_order(out_factors: Sequence[int], in_factors: Sequence[int]) -> list[int]:
+    """Modes in the order that keeps intermediates smallest: shrinking modes (m_j < n_j) first."""
+    return sorted(range(len(out_factors)), key=lambda j: out_factors[j] / in_factors[j])
+
+
+def kron_apply(x: Tensor, factors: Sequence[Tensor]) -> Tensor:
+    """``x @ W.T`` for the Kronecker sum W, with ``x`` of shape ``(batch, prod(n_j))`` (already padded).
+
+    Returns ``(batch, prod(m_j))``. Each step moves the contracted mode to the end, multiplies, and
+    moves the new mode back, so the tensor keeps the layout ``(batch, d_1, ..., d_N[, rank])``.
+    """
+    n = [f.shape[2] for f in factors]
+    m = [f.shape[1] for f in factors]
+    rank = factors[0].shape[0]
+    order = contraction_order(m, n)
+    batch = x.shape[0]
+    dims = list(n)
+    t = x.reshape(batch, *n)  # (B, d_1..d_N)
+    for step, j in enumerate(order):
+        first, last = step == 0, step == len(order) - 1
+        f = factors[j]  # (r, m_j, n_j)
+        if first:
+            # (B, ..., n_j, ...) -> (..., n_j) @ (n_j, r*m_j) -> (B, ..., r, m_j) -> rank to the end
+            t = t.movedim(1 + j, -1)
+            lead = t.shape[:-1]
+            t = t.reshape(-1, n[j]) @ f.permute(2, 0, 1).reshape(n[j], rank * m[j])
+            t = t.reshape(*lead, rank, m[j]).movedim(-1, 1 + j)  # (B, d.., r) with m_j at 1+j
+        elif last:
+            # sum over rank inside the GEMM: (..., r, n_j) @ (r*n_j, m_j)
+            t = t.movedim(1 + j, -1)  # (B, ..., r, n_j)
+            lead = t.shape[:-2]
+            t = t.reshape(-1, rank * n[j]) @ f.permute(0, 2, 1).reshape(rank * n[j], m[j])
+            t = t.reshape(*lead, m[j]).movedim(-1, 1 + j)
+        else:
+            # batched over rank: (r, M, n_j) @ (r, n_j, m_j)
+            t = t.movedim(-1, 0).movedim(2 + j, -1)  # (r, B, ..., n_j)
+            lead = t.shape[1:-1]
+            t = torch.bmm(t.reshape(rank, -1, n[j]), f.transpose(1, 2))
+            t = t.reshape(rank, *lead, m[j]).movedim(-1, 2 + j).movedim(0, -1)
+        dims[j] = m[j]
+    return t.reshape(batch, math.prod(dims))
+
+
+def kron_rows(index: Tensor, factors: Sequence[Tensor]) -> Tensor:
+    """Rows ``W[index]`` of the Kronecker sum, each built from one row of every factor.
+
+    ``index`` is any integer tensor; the result has shape ``index.shape + (prod(n_j),)``.
+    """
+    flat = index.reshape(-1)
+    radices = [f.shape[1] for f in factors]
+    digits = []
+    rem = flat
+    for m_j in reversed(radices):
+        digits.append(rem % m_j)
+        rem = torch.div(rem, m_j, rounding_mode="floor")
+    digits.reverse()
+    rows = factors[0][:, digits[0], :].transpose(0, 1)  # (T, r, n_1)
+    for f, d in zip(factors[1:], digits[1:], strict=True):
+        g = f[:, d, :].transpose(0, 1)  # (T, r, n_j)
+        rows = (rows[:, :, :, None] * g[:, :, None, :]).reshape(rows.shape[0], rows.shape[1], -1)
+    return rows.sum(1).reshape(*index.shape, -1)
+
+
+def factored_flops(batch: int, out_factors: Sequence[int], in_factors: Sequence[int], rank: int) -> int:
+    """Multiply-adds of `kron_apply` for ``batch`` rows (the forward pass)."""
+    dims = list(in_factors)
+    total = 0
+    for j in contraction_order(out_factors, in_factors):
+        # every rank maps the n_j mode of a prod(dims)-element row to m_j outputs
+        total += batch * math.prod(dims) * out_factors[j] * rank
+        dims[j] = out_factors[j]
+    return total
+
+
+def materialize_flops(out_factors: Sequence[int], in_factors: Sequence[int], rank: int) -> int:
+    """Multiplies needed to build the full padded matrix with `kron_materialize`."""
+    total, rows, cols = 0, out_factors[0], in_factors[0]
+    for m_j, n_j in zip(out_factors[1:], in_factors[1:], strict=True):
+        rows, cols = rows * m_j, cols * n_j
+        total += rank * rows * cols
+    return total

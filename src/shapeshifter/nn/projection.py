@@ -1,0 +1,87 @@
+"""Fitting Kronecker factors to a trained dense matrix (compression of pretrained weights).
+
+The rearrangement of Van Loan & Pitsianis maps the (zero-padded) matrix W, reshaped to a tensor with
+indices ``(i_1..i_N, j_1..j_N)``, onto an N-way tensor ``R`` with modes ``(i_1 j_1), ..., (i_N j_N)``. A
+rank-r Kronecker sum ``sum_k F_1k ⊗ ... ⊗ F_Nk`` becomes the rank-r CP tensor ``sum_k vec(F_1k) ∘ ... ∘
+vec(F_Nk)``, and ``||W - W_hat||_F = ||R - R_hat||_F``. So:
+
+* order 2: ``R`` is a matrix and its truncated SVD gives the optimal factors (Eckart-Young);
+* order > 2: CP-ALS on ``R`` (tensorly's `parafac`, SVD-initialised, fixed seed). ALS is a local method
+  without an optimality guarantee; the returned error says how good the fit is.
+
+Padding is treated as zeros to be matched; rows/columns added by padding are then cropped away, so the
+fit of the real block is what the reported relative error measures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .factors import KroneckerMatrix
+
+
+def rearrange(weight: Tensor, out_factors: tuple[int, ...], in_factors: tuple[int, ...]) -> Tensor:
+    """The N-way tensor R with modes (m_j * n_j) whose rank-1 terms are vec'd Kronecker factors."""
+    n_modes = len(out_factors)
+    rows, cols = int(np.prod(out_factors)), int(np.prod(in_factors))
+    padded = weight.new_zeros(rows, cols)
+    padded[: weight.shape[0], : weight.shape[1]] = weight
+    t = padded.reshape(*out_factors, *in_factors)
+    perm = [p for j in range(n_modes) for p in (j, n_modes + j)]
+    return t.permute(perm).reshape([m * n for m, n in zip(out_factors, in_factors, strict=True)])
+
+
+def kronecker_svd(weight: Tensor, out_factors, in_factors, rank: int) -> list[Tensor]:
+    """Optimal order-2 factors ``[(r, m1, n1), (r, m2, n2)]`` by truncated SVD of the rearrangement."""
+    (m1, m2), (n1, n2) = out_factors, in_factors
+    r_mat = rearrange(weight.double(), out_factors, in_factors)
+    u, s, vh = torch.linalg.svd(r_mat, full_matrices=False)
+    k = min(rank, s.numel())
+    scale = s[:k].sqrt()
+    a = (u[:, :k] * scale).T.reshape(k, m1, n1)
+    b = (vh[:k] * scale[:, None]).reshape(k, m2, n2)
+    if k < rank:  # the matrix has lower Kronecker rank than asked: extra terms are zero
+        a = torch.cat([a, a.new_zeros(rank - k, m1, n1)])
+        b = torch.cat([b, b.new_zeros(rank - k, m2, n2)])
+    return [a, b]
+
+
+def kronecker_cp(weight: Tensor, out_factors, in_factors, rank: int, n_iter_max: int = 200,
+                 seed: int = 0) -> list[Tensor]:
+    """Order > 2 factors by CP-ALS of the rearrangement (local optimum; see module docstring)."""
+    import tensorly as tl
+    from tensorly.decomposition import parafac
+
+    r_t = rearrange(weight.double(), out_factors, in_factors).cpu().numpy()
+    init = "svd" if rank <= min(r_t.shape) else "random"
+    cp = parafac(tl.tensor(r_t), rank=rank, n_iter_max=n_iter_max, init=init, tol=1e-10,
+                 random_state=seed, normalize_factors=True)
+    weights, mats = cp
+    # spread the CP weights evenly over the modes (keeps factor magnitudes balanced)
+    share = np.abs(weights) ** (1.0 / len(mats))
+    sign = np.sign(weights)
+    factors = []
+    for j, (mat, m, n) in enumerate(zip(mats, out_factors, in_factors, strict=True)):
+        col = mat * share * (sign if j == 0 else 1.0)
+        factors.append(torch.from_numpy(np.ascontiguousarray(col.T)).reshape(rank, m, n))
+    return factors
+
+
+@torch.no_grad()
+def project_into(matrix: KroneckerMatrix, weight: Tensor) -> float:
+    """Overwrite ``matrix``'s factors with the best fit to ``weight``; returns ||W - W_hat|| / ||W||."""
+    if tuple(weight.shape) != (matrix.rows, matrix.cols):
+        raise ValueError(f"weight of shape {tuple(weight.shape)} does not fit a {matrix.rows}x{matrix.cols} layer")
+    ks = matrix.kshape
+    if ks.order == 2:
+        fitted = kronecker_svd(weight, ks.out_factors, ks.in_factors, matrix.rank)
+    else:
+        fitted = kronecker_cp(weight, ks.out_factors, ks.in_factors, matrix.rank)
+    for param, value in zip(matrix.factors, fitted, strict=True):
+        param.copy_(value.to(device=param.device, dtype=param.dtype))
+    approx = matrix.dense_weight().to(torch.float64)
+    w = weight.to(device=approx.device, dtype=torch.float64)
+    norm = torch.linalg.norm(w)
+    return float(torch.linalg.norm(w - approx) / norm) if norm > 0 else float(torch.linalg.norm(approx))
