@@ -1,0 +1,143 @@
+"""Checkpoint helpers: Lightning `ModelCheckpoint` setup, resume, loading and fairseq-style averaging.
+
+Loading policy (torch >= 2.6 defaults `torch.load` to `weights_only=True`): we always load with
+`weights_only=True`. Our Lightning checkpoints contain only tensors and plain containers/values
+(the model and dictionaries are excluded from the hyperparameters), so the safe unpickler suffices and
+no code from a checkpoint file is ever executed. A file that needs more than that is rejected with an
+error naming it instead of falling back to full unpickling.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor, nn
+
+MODEL_PREFIX = "model."  # TranslationModule stores the fairseq model as `self.model`
+
+
+def checkpoint_callbacks(
+    dirpath: str | Path,
+    monitor: str = "valid_bleu",
+    save_top_k: int = 1,
+    every_n_epochs: int = 1,
+    keep_last_epochs: int = 0,
+) -> list[ModelCheckpoint]:
+    """Best-by-`monitor` checkpoints plus `last.ckpt`; optionally the last `keep_last_epochs` epochs too.
+
+    `valid_bleu` is maximised, any loss minimised. `every_n_epochs` must match the module's
+    `bleu_every_n_epochs` when monitoring `valid_bleu` (it is not logged in the other epochs).
+    The per-epoch files (`epoch0007.ckpt`, ...) are what `average_checkpoints` consumes.
+    """
+    mode = "max" if "bleu" in monitor else "min"
+    best = ModelCheckpoint(
+        dirpath=dirpath,
+        filename=f"best-epoch{{epoch:04d}}-{monitor}{{{monitor}:.2f}}",
+        monitor=monitor,
+        mode=mode,
+        save_top_k=save_top_k,
+        every_n_epochs=every_n_epochs,
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    callbacks = [best]
+    if keep_last_epochs > 0:
+        # Monitoring the step with mode="max" keeps exactly the most recent `keep_last_epochs` files.
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=dirpath,
+                filename="epoch{epoch:04d}",
+                monitor="step",
+                mode="max",
+                save_top_k=keep_last_epochs,
+                every_n_epochs=1,
+                auto_insert_metric_name=False,
+            )
+        )
+    return callbacks
+
+
+def last_checkpoint(dirpath: str | Path) -> Path | None:
+    """`dirpath/last.ckpt` if it exists (pass it as `trainer.fit(..., ckpt_path=...)` to resume)."""
+    path = Path(dirpath) / "last.ckpt"
+    return path if path.is_file() else None
+
+
+def epoch_checkpoints(dirpath: str | Path, n: int | None = None) -> list[Path]:
+    """Per-epoch checkpoints written by `checkpoint_callbacks(keep_last_epochs=...)`, oldest first."""
+    paths = sorted(Path(dirpath).glob("epoch[0-9][0-9][0-9][0-9].ckpt"))
+    return paths if n is None else paths[-n:]
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict on CPU with the safe `weights_only=True` unpickler; clear errors otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError depending on damage
+        raise ValueError(f"{path} is not a readable checkpoint (weights_only load failed: {err})") from err
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise ValueError(f"{path} is not a checkpoint with a 'state_dict' entry")
+    return checkpoint
+
+
+def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
+    """The fairseq model's parameters/buffers from a TranslationModule checkpoint (prefix stripped)."""
+    state = checkpoint["state_dict"]
+    return {k[len(MODEL_PREFIX) :]: v for k, v in state.items() if k.startswith(MODEL_PREFIX)}
+
+
+def average_checkpoints(paths: list[str | Path]) -> dict[str, Tensor]:
+    """Parameter-wise mean of the model state dicts of `paths` (as fairseq's average_checkpoints.py)."""
+    if not paths:
+        raise ValueError("average_checkpoints needs at least one checkpoint")
+    total: dict[str, Tensor] = {}
+    dtypes: dict[str, torch.dtype] = {}
+    for path in paths:
+        state = model_state_dict(load_checkpoint(path))
+        if total and set(state) != set(total):
+            diff = sorted(set(state) ^ set(total))
+            raise ValueError(f"{path} has different parameters than {paths[0]}: {', '.join(diff[:5])}")
+        for key, value in state.items():
+            if key not in total:
+                dtypes[key] = value.dtype
+                total[key] = value.double() if value.is_floating_point() else value.clone()
+            elif value.shape != total[key].shape:
+                shapes = f"{tuple(value.shape)}, expected {tuple(total[key].shape)}"
+                raise ValueError(f"{path}: {key} has shape {shapes}")
+            elif value.is_floating_point():
+                total[key] += value.double()
+    # Integer buffers (none in a Transformer) are taken from the first checkpoint, as fairseq does.
+    return {k: (v / len(paths)).to(dtypes[k]) if v.is_floating_point() else v for k, v in total.items()}
+
+
+def save_model_weights(state: dict[str, Tensor], path: str | Path) -> Path:
+    """Write a model-only checkpoint (e.g. averaged weights) that `load_model_weights` reads back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"state_dict": {MODEL_PREFIX + k: v for k, v in state.items()}}, path)
+    return path
+
+
+def load_model_weights(model: nn.Module, path: str | Path) -> None:
+    """Load a checkpoint's model weights into `model` (strict); mismatches are reported with the file name."""
+    state = model_state_dict(load_checkpoint(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in state.keys() & expected.keys() if state[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:5]}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:5]}")
+        for k in sorted(wrong)[:5]:
+            parts.append(f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}")
+        raise ValueError(f"{path} does not match the model: " + "; ".join(parts))
+    model.load_state_dict(state)

@@ -1,0 +1,98 @@
+"""Build fairseq Transformer models from a registered arch name plus plain-value overrides.
+
+fairseq is used for the model definition only; training is done by Lightning (see `module.py`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def transformer_arg_names() -> set[str]:
+    """All option names the fairseq `transformer` model understands (valid override keys)."""
+    from fairseq.models.transformer import TransformerModel
+
+    parser = argparse.ArgumentParser(add_help=False)
+    TransformerModel.add_args(parser)
+    return {action.dest for action in parser._actions if action.dest != "help"}
+
+
+def transformer_args(arch: str, overrides: dict[str, Any] | None = None) -> argparse.Namespace:
+    """fairseq's argparse namespace for `arch`, with `overrides` applied before the arch defaults.
+
+    fairseq arch functions only fill attributes that are not set yet (`getattr(args, k, default)`),
+    so setting the overrides first and then calling the arch function gives "arch defaults + overrides".
+    """
+    from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY
+
+    if arch not in ARCH_CONFIG_REGISTRY or ARCH_MODEL_REGISTRY[arch].__name__ != "TransformerModel":
+        known = sorted(a for a, m in ARCH_MODEL_REGISTRY.items() if m.__name__ == "TransformerModel")
+        raise ValueError(f"unknown Transformer arch {arch!r}; fairseq registers: {', '.join(known)}")
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - transformer_arg_names())
+    if unknown:
+        raise ValueError(f"unknown fairseq Transformer override(s) for arch {arch!r}: {', '.join(unknown)}")
+    args = argparse.Namespace(arch=arch, **overrides)
+    ARCH_CONFIG_REGISTRY[arch](args)
+    return args
+
+
+def use_module_attention_path(model: nn.Module) -> int:
+    """Route fairseq attention through `self.q_proj(x)` calls wherever projections are not `nn.Linear`.
+
+    fairseq's `MultiheadAttention.forward` has a fast path that hands `q_proj.weight` etc. straight to
+    `F.multi_head_attention_forward`; a Kronecker-factored projection has no `.weight`. Setting
+    `skip_embed_dim_check` disables that fast path (and nothing else we use). Returns how many modules
+    were switched.
+    """
+    from fairseq.modules import MultiheadAttention
+
+    switched = 0
+    for module in model.modules():
+        if not isinstance(module, MultiheadAttention):
+            continue
+        projections = (module.q_proj, module.k_proj, module.v_proj, module.out_proj)
+        if not all(type(p) is nn.Linear for p in projections):
+            module._set_skip_embed_dim_check()
+            switched += 1
+    return switched
+
+
+def build_transformer(
+    arch: str,
+    src_dict: Any,
+    tgt_dict: Any,
+    overrides: dict[str, Any] | None = None,
+    policy: dict[str, Any] | None = None,
+    seed: int = 1,
+    init: str = "random",
+) -> tuple[nn.Module, Any]:
+    """Build a fairseq `TransformerModel` for `arch` and optionally shapeshift it.
+
+    Returns `(model, report)`; `report` is the `ShapeshiftReport` from `shapeshifter.surgery.shapeshift`
+    (None for a dense model, i.e. `policy=None`). The seed fixes both fairseq's initialisation and the
+    factor initialisation of the shapeshifted layers.
+    """
+    from fairseq.models.transformer import TransformerModel
+
+    args = transformer_args(arch, overrides)
+    torch.manual_seed(seed)
+    task = SimpleNamespace(source_dictionary=src_dict, target_dictionary=tgt_dict)
+    model = TransformerModel.build_model(args, task)
+    report = None
+    if policy is not None:
+        from shapeshifter.surgery import shapeshift
+
+        report = shapeshift(model, policy, init=init)
+        use_module_attention_path(model)
+    return model, report
+
+
+def unique_parameter_count(model: nn.Module) -> int:
+    """Number of parameters with tied tensors counted once (`nn.Module.parameters()` deduplicates)."""
+    return sum(p.numel() for p in model.parameters())
