@@ -1,0 +1,91 @@
+"""Stage caching: skip a stage when its outputs exist and its inputs + parameters are unchanged.
+
+Each stage writes ``<work_dir>/.stamps/<stage>.json`` holding a SHA-256 of its input files' contents and its
+parameters, and the byte size of every output.  A stage reruns when the stamp is missing, the key differs, or
+an output is missing or has a different size (a truncated/overwritten file), so a half-finished run never
+looks complete: the stamp is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+_CHUNK = 1 << 20
+
+
+class DataError(RuntimeError):
+    """A required input file is missing, unreadable or malformed (the message names the file)."""
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except FileNotFoundError:
+        raise DataError(f"missing input file: {path}") from None
+    return h.hexdigest()
+
+
+def stage_key(inputs: Iterable[Path], params: dict[str, Any]) -> str:
+    """Hash of the inputs' contents (in the given order) and the JSON-encoded parameters."""
+    h = hashlib.sha256()
+    for p in inputs:
+        h.update(str(Path(p).name).encode())
+        h.update(file_digest(Path(p)).encode())
+    h.update(json.dumps(params, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _stamp_path(work_dir: Path, stage: str) -> Path:
+    return work_dir / ".stamps" / f"{stage}.json"
+
+
+def is_fresh(work_dir: Path, stage: str, key: str, outputs: Sequence[Path]) -> bool:
+    stamp = _stamp_path(work_dir, stage)
+    if not stamp.is_file():
+        return False
+    try:
+        rec = json.loads(stamp.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if rec.get("key") != key:
+        return False
+    sizes = rec.get("outputs", {})
+    for out in outputs:
+        if not out.is_file() or sizes.get(str(out)) != out.stat().st_size:
+            return False
+    return True
+
+
+def run_stage(
+    work_dir: Path,
+    stage: str,
+    inputs: Sequence[Path],
+    params: dict[str, Any],
+    outputs: Sequence[Path],
+    fn: Callable[[], None],
+    log: Callable[[str], None] = print,
+) -> bool:
+    """Run ``fn`` unless the stage is fresh; returns True when it ran.  ``fn`` must write all ``outputs``."""
+    key = stage_key(inputs, params)
+    if is_fresh(work_dir, stage, key, outputs):
+        log(f"[{stage}] skipped (up to date)")
+        return False
+    log(f"[{stage}] running")
+    stamp = _stamp_path(work_dir, stage)
+    stamp.unlink(missing_ok=True)
+    fn()
+    missing = [str(o) for o in outputs if not o.is_file()]
+    if missing:
+        raise DataError(f"stage {stage} did not produce: {', '.join(missing)}")
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    rec = {"key": key, "params": params, "outputs": {str(o): o.stat().st_size for o in outputs}}
+    stamp.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str))
+    return True

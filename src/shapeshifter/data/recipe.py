@@ -1,0 +1,288 @@
+"""The translation data recipes (IWSLT'14 De-En, WMT En-Ro, the committed sample) as cached stages.
+
+``prepare_translation_data(cfg)`` runs, each stage skipped when up to date (see :mod:`shapeshifter.data.cache`):
+
+1. ``extract``: raw corpus -> ``tmp/train_all.raw.L`` (+ ``tmp/valid.raw.L`` for WMT) and ``tmp/test.raw.L``
+   (IWSLT: meta lines stripped, ``<seg>`` text, test sets concatenated; optional seeded subsample of train).
+2. ``tokenize``: Moses tokenization (WMT: punctuation normalization + Romanian normalization first).
+3. ``clean_split``: clean-corpus (train only: lengths in [min_len, max_len], ratio <= ratio), lowercase, and
+   for IWSLT every ``valid_every``-th cleaned training pair goes to valid.
+4. ``bpe_learn`` / ``bpe_apply``: joint subword-nmt BPE (or SentencePiece) learned on train.src + train.tgt.
+5. ``binarize``: fairseq data-bin with separate dictionaries.
+
+Layout of ``work_dir`` (L is each language)::
+
+    {split}.raw.L    untokenized text of each pair kept (the reference for sacreBLEU on L = tgt)
+    {split}.L        Moses-tokenized (lowercased if configured) pre-BPE text (tokenized-BLEU reference)
+    {split}.bpe.L    segmented text fed to fairseq
+    bpe.codes | spm.model      subword model
+    data-bin/        dict.L.txt, {split}.{src}-{tgt}.L.{bin,idx}
+    tmp/, raw/       intermediate files, archive extraction
+    .stamps/         one JSON stamp per stage (input hash, parameters, output sizes)
+
+``{split}`` is ``train``, ``valid``, ``test``; all files of a split have the same number of lines.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from shapeshifter.data import iwslt14, wmt18
+from shapeshifter.data.bpe import apply_file, learn_sentencepiece, learn_subword_nmt
+from shapeshifter.data.cache import DataError, run_stage
+from shapeshifter.data.config import SPLITS, PreparedData, SplitFiles, TranslationDataConfig
+from shapeshifter.data.text import clean_corpus, lowercase, moses_tokenize, read_lines, write_lines
+
+Log = Callable[[str], None]
+
+
+def _subsample(n: int, k: int | None, seed: int) -> list[int]:
+    """Sorted seeded sample of ``k`` indices out of ``n`` (all when ``k`` is None or >= n)."""
+    if k is None or k >= n:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), k))
+
+
+def _check_parallel(a: list[str], b: list[str], fa: Path | str, fb: Path | str) -> None:
+    if len(a) != len(b):
+        raise DataError(f"parallel files differ in length: {fa} has {len(a)} lines, {fb} has {len(b)}")
+
+
+def _langs(cfg: TranslationDataConfig) -> tuple[str, str]:
+    assert cfg.src_lang is not None and cfg.tgt_lang is not None
+    return cfg.src_lang, cfg.tgt_lang
+
+
+# ----------------------------------------------------------------------------------------------- extract
+def _iwslt_inputs(cfg: TranslationDataConfig, work: Path, log: Log) -> tuple[Path, str, list[Path]]:
+    src, tgt = _langs(cfg)
+    raw = iwslt14.locate_raw_dir(Path(str(cfg.raw_dir)), work / "raw", cfg.download, log)
+    pair = iwslt14.pair_name(src, tgt, raw)
+    files = [iwslt14.train_file(raw, pair, lang) for lang in (src, tgt)]
+    for s in cfg.test_sets or []:
+        files += [iwslt14.xml_file(raw, s, pair, lang) for lang in (src, tgt)]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"IWSLT raw files missing in {raw}: {', '.join(missing)}")
+    return raw, pair, files
+
+
+def _extract_iwslt(cfg: TranslationDataConfig, raw: Path, pair: str, tmp: Path) -> None:
+    src, tgt = _langs(cfg)
+    fs, ft = iwslt14.train_file(raw, pair, src), iwslt14.train_file(raw, pair, tgt)
+    s, t = iwslt14.read_train(fs, cfg.meta_rule), iwslt14.read_train(ft, cfg.meta_rule)
+    _check_parallel(s, t, fs, ft)
+    keep = _subsample(len(s), cfg.max_train_pairs, cfg.seed)
+    write_lines(tmp / f"train_all.raw.{src}", (s[i] for i in keep))
+    write_lines(tmp / f"train_all.raw.{tgt}", (t[i] for i in keep))
+    test: dict[str, list[str]] = {src: [], tgt: []}
+    for name in cfg.test_sets or []:
+        xs, xt = iwslt14.xml_file(raw, name, pair, src), iwslt14.xml_file(raw, name, pair, tgt)
+        a, b = iwslt14.read_xml(xs), iwslt14.read_xml(xt)
+        _check_parallel(a, b, xs, xt)
+        test[src] += a
+        test[tgt] += b
+    for lang in (src, tgt):
+        write_lines(tmp / f"test.raw.{lang}", test[lang])
+
+
+def _wmt_inputs(cfg: TranslationDataConfig) -> list[Path]:
+    src, tgt = _langs(cfg)
+    raw = Path(str(cfg.raw_dir))
+    files = [f for p in wmt18.find_train_pairs(raw, src, tgt, (cfg.valid_set, cfg.test_set)) for f in p]
+    for s in (cfg.valid_set, cfg.test_set):
+        files += [wmt18.find_eval_file(raw, s, src, tgt, lang) for lang in (src, tgt)]
+    return files
+
+
+def _extract_wmt(cfg: TranslationDataConfig, tmp: Path) -> None:
+    src, tgt = _langs(cfg)
+    raw = Path(str(cfg.raw_dir))
+    s: list[str] = []
+    t: list[str] = []
+    for fs, ft in wmt18.find_train_pairs(raw, src, tgt, (cfg.valid_set, cfg.test_set)):
+        a, b = read_lines(fs), read_lines(ft)
+        _check_parallel(a, b, fs, ft)
+        s += a
+        t += b
+    keep = _subsample(len(s), cfg.max_train_pairs, cfg.seed)
+    write_lines(tmp / f"train_all.raw.{src}", (s[i] for i in keep))
+    write_lines(tmp / f"train_all.raw.{tgt}", (t[i] for i in keep))
+    for split, name in (("valid", cfg.valid_set), ("test", cfg.test_set)):
+        fs, ft = (wmt18.find_eval_file(raw, name, src, tgt, lang) for lang in (src, tgt))
+        a, b = wmt18.read_eval(fs), wmt18.read_eval(ft)
+        _check_parallel(a, b, fs, ft)
+        write_lines(tmp / f"{split}.raw.{src}", a)
+        write_lines(tmp / f"{split}.raw.{tgt}", b)
+
+
+# ---------------------------------------------------------------------------------------------- tokenize
+def _tokenize_lines(cfg: TranslationDataConfig, lines: list[str], lang: str) -> list[str]:
+    if cfg.recipe == "wmt18":
+        if cfg.normalize_punctuation:
+            lines = wmt18.normalize_punctuation(lines, lang)
+        if lang == "ro":
+            lines = [wmt18.normalize_romanian(x, cfg.remove_diacritics) for x in lines]
+    return moses_tokenize(lines, lang, escape=cfg.moses_escape)
+
+
+def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print) -> PreparedData:
+    """Run (or reuse) the configured recipe; returns where the data-bin and text files are.
+
+    With ``cfg.data_bin`` set, that existing fairseq dir is validated and returned instead (text files from
+    ``work_dir`` are included when a previous run left them there).
+    """
+    if isinstance(cfg, dict):
+        cfg = TranslationDataConfig(**cfg)
+    src, tgt = _langs(cfg)
+    work = Path(cfg.work_dir)
+    if cfg.data_bin:
+        return use_existing_data_bin(cfg.data_bin, src, tgt, work_dir=work, log=log)
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = work / "tmp"
+    langs = (src, tgt)
+    parts = ["train_all", "test"] if cfg.recipe != "wmt18" else ["train_all", "valid", "test"]
+
+    # 1. extract
+    raw_parts = [tmp / f"{p}.raw.{lang}" for p in parts for lang in langs]
+    if cfg.recipe == "wmt18":
+        inputs = _wmt_inputs(cfg)
+        extract_fn = lambda: _extract_wmt(cfg, tmp)  # noqa: E731
+    else:
+        raw, pair, inputs = _iwslt_inputs(cfg, work, log)
+        extract_fn = lambda: _extract_iwslt(cfg, raw, pair, tmp)  # noqa: E731
+    p_extract = {"recipe": cfg.recipe, "langs": langs, "meta_rule": cfg.meta_rule, "test_sets": cfg.test_sets,
+                 "max_train_pairs": cfg.max_train_pairs, "seed": cfg.seed}
+    run_stage(work, "extract", inputs, p_extract, raw_parts, extract_fn, log)
+
+    # 2. tokenize
+    tok_parts = [tmp / f"{p}.tok.{lang}" for p in parts for lang in langs]
+
+    def tokenize() -> None:
+        for p in parts:
+            for lang in langs:
+                lines = read_lines(tmp / f"{p}.raw.{lang}")
+                write_lines(tmp / f"{p}.tok.{lang}", _tokenize_lines(cfg, lines, lang))
+
+    p_tok = {"escape": cfg.moses_escape, "recipe": cfg.recipe, "norm_punct": cfg.normalize_punctuation,
+             "no_diacritics": cfg.remove_diacritics}
+    run_stage(work, "tokenize", raw_parts, p_tok, tok_parts, tokenize, log)
+
+    # 3. clean, lowercase, split
+    split_files = {s: SplitFiles(raw={}, tok={}, bpe={}, lines=0) for s in SPLITS}
+    for s in SPLITS:
+        for lang in langs:
+            split_files[s].raw[lang] = work / f"{s}.raw.{lang}"
+            split_files[s].tok[lang] = work / f"{s}.{lang}"
+            split_files[s].bpe[lang] = work / f"{s}.bpe.{lang}"
+    split_outputs = [f for s in SPLITS for d in (split_files[s].raw, split_files[s].tok) for f in d.values()]
+
+    def clean_split() -> None:
+        raw_tr = {lang: read_lines(tmp / f"train_all.raw.{lang}") for lang in langs}
+        tok_tr = {lang: read_lines(tmp / f"train_all.tok.{lang}") for lang in langs}
+        keep = clean_corpus(tok_tr[src], tok_tr[tgt], cfg.min_len, cfg.max_len, cfg.ratio)
+        if cfg.recipe == "wmt18":
+            idx = {"train": keep}
+        else:  # fairseq: awk 'NR%23==0' -> valid (NR counts from 1 over the cleaned corpus)
+            idx = {"train": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every != 0],
+                   "valid": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every == 0]}
+        for lang in langs:
+            tok = [" ".join(x.split()) for x in tok_tr[lang]]  # clean-corpus collapses whitespace
+            if cfg.lowercase:
+                tok = lowercase(tok)
+            for s, ii in idx.items():
+                write_lines(split_files[s].raw[lang], (raw_tr[lang][i] for i in ii))
+                write_lines(split_files[s].tok[lang], (tok[i] for i in ii))
+            for s in [p for p in parts if p != "train_all"]:
+                lines = read_lines(tmp / f"{s}.tok.{lang}")
+                write_lines(split_files[s].tok[lang], lowercase(lines) if cfg.lowercase else lines)
+                write_lines(split_files[s].raw[lang], read_lines(tmp / f"{s}.raw.{lang}"))
+
+    p_clean = {"min_len": cfg.min_len, "max_len": cfg.max_len, "ratio": cfg.ratio, "lowercase": cfg.lowercase,
+               "valid_every": cfg.valid_every, "recipe": cfg.recipe}
+    run_stage(work, "clean_split", tok_parts, p_clean, split_outputs, clean_split, log)
+
+    # 4. subword model
+    train_tok = [split_files["train"].tok[lang] for lang in langs]
+    if cfg.bpe == "subword_nmt":
+        model = work / "bpe.codes"
+        learn = lambda: learn_subword_nmt(train_tok, model, int(cfg.bpe_merges or 0))  # noqa: E731
+        p_learn = {"bpe": cfg.bpe, "merges": cfg.bpe_merges}
+    else:
+        model = work / "spm.model"
+        learn = lambda: learn_sentencepiece(train_tok, work / "spm", cfg.spm_vocab_size, cfg.seed)  # noqa: E731
+        p_learn = {"bpe": cfg.bpe, "vocab_size": cfg.spm_vocab_size, "seed": cfg.seed}
+    run_stage(work, "bpe_learn", train_tok, p_learn, [model], learn, log)
+
+    tok_files = [split_files[s].tok[lang] for s in SPLITS for lang in langs]
+    bpe_files = [split_files[s].bpe[lang] for s in SPLITS for lang in langs]
+
+    def bpe_apply() -> None:
+        for s in SPLITS:
+            for lang in langs:
+                apply_file(cfg.bpe, model, split_files[s].tok[lang], split_files[s].bpe[lang])
+
+    run_stage(work, "bpe_apply", [model, *tok_files], {"bpe": cfg.bpe}, bpe_files, bpe_apply, log)
+
+    # 5. binarize (fairseq imported lazily here)
+    from shapeshifter.data import binarize as fb
+
+    dest = work / "data-bin"
+    bin_files = fb.expected_files(dest, src, tgt, SPLITS)
+    dict_sizes: dict[str, int] = {}
+
+    def do_binarize() -> None:
+        dict_sizes.update(fb.binarize({s: work / f"{s}.bpe" for s in SPLITS}, dest, src, tgt, cfg.threshold,
+                                      cfg.padding_factor, cfg.workers))
+
+    p_bin = {"threshold": cfg.threshold, "padding_factor": cfg.padding_factor, "langs": langs}
+    run_stage(work, "binarize", bpe_files, p_bin, bin_files, do_binarize, log)
+    for lang in langs:
+        if lang not in dict_sizes:
+            dict_sizes[lang] = _dict_size(dest / f"dict.{lang}.txt")
+    for s in SPLITS:
+        split_files[s].lines = _count_lines(split_files[s].bpe[src])
+    return PreparedData(data_bin=dest, src_lang=src, tgt_lang=tgt, work_dir=work, bpe_codes=model, bpe=cfg.bpe,
+                        splits=split_files, dict_sizes=dict_sizes)
+
+
+def _count_lines(path: Path) -> int:
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def _dict_size(path: Path) -> int:
+    """Entries of a fairseq dict file + the 4 special symbols (what ``len(Dictionary.load(path))`` gives)."""
+    return _count_lines(path) + 4
+
+
+def use_existing_data_bin(
+    data_bin: str | Path, src: str, tgt: str, work_dir: str | Path | None = None, log: Log = print
+) -> PreparedData:
+    """Validate a user's existing fairseq data-bin (e.g. ``data-bin/iwslt14.tokenized.de-en``) and wrap it.
+
+    Raises a :class:`DataError` listing the missing files.  Text files are attached when ``work_dir`` has
+    them from an earlier run of the recipe.
+    """
+    from shapeshifter.data.binarize import validate_data_bin
+
+    info = validate_data_bin(data_bin, src, tgt)
+    log(f"[data_bin] using existing {data_bin}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    splits: dict[str, SplitFiles] = {}
+    codes = None
+    if work_dir is not None:
+        w = Path(work_dir)
+        for s in SPLITS:
+            files = SplitFiles(raw={lang: w / f"{s}.raw.{lang}" for lang in (src, tgt)},
+                               tok={lang: w / f"{s}.{lang}" for lang in (src, tgt)},
+                               bpe={lang: w / f"{s}.bpe.{lang}" for lang in (src, tgt)},
+                               lines=info[f"{s}.{src}"])
+            if all(p.is_file() for d in (files.raw, files.tok) for p in d.values()):
+                splits[s] = files
+        codes = next((p for p in (w / "bpe.codes", w / "spm.model") if p.is_file()), None)
+    return PreparedData(data_bin=Path(data_bin), src_lang=src, tgt_lang=tgt,
+                        work_dir=Path(work_dir) if work_dir else None, bpe_codes=codes,
+                        bpe="sentencepiece" if codes is not None and codes.suffix == ".model" else "subword_nmt",
+                        splits=splits, dict_sizes={lang: info[f"dict.{lang}"] for lang in (src, tgt)})
