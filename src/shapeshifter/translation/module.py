@@ -27,7 +27,7 @@ def select_rows(sample: dict, keep: Tensor) -> dict:
     out: dict[str, Any] = {}
     for key, value in sample.items():
         if isinstance(value, dict):
-            out[key] = select_rows(value, keep)
+            out[key] = {k: v[keep] if torch.is_tensor(v) else v for k, v in value.items()}
         elif torch.is_tensor(value) and value.dim() > 0 and value.size(0) == keep.numel():
             out[key] = value[keep]
         else:
@@ -105,7 +105,7 @@ class TranslationModule(L.LightningModule):
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         loss, nll, ntokens = self.compute_loss(batch)
         loss_per_token = loss / ntokens
-        self._train_sums["nll"] = self._train_sums.get("nll", 0.0) + float(nll)
+        self._train_sums["nll"] = self._train_sums.get("nll", 0.0) + float(nll.detach())
         self._train_sums["ntokens"] = self._train_sums.get("ntokens", 0) + ntokens
         log = dict(on_step=True, on_epoch=True, batch_size=ntokens)  # epoch means weighted by tokens
         self.log("train_loss", to_base2(loss_per_token.detach()), prog_bar=True, **log)
