@@ -51,8 +51,11 @@ def apply_subword_nmt(codes: Path, lines: Sequence[str]) -> list[str]:
     return [bpe.process_line(line) for line in lines]
 
 
-def learn_sentencepiece(train_files: Sequence[Path], model_prefix: Path, vocab_size: int, seed: int = 1) -> None:
-    """Train a joint unigram SentencePiece model on the training text (writes ``<prefix>.model``)."""
+def learn_sentencepiece(train_files: Sequence[Path], model_prefix: Path, vocab_size: int) -> None:
+    """Train a joint unigram SentencePiece model on the training text (writes ``<prefix>.model``).
+
+    Training reads every sentence (no input sampling), so the model is deterministic for given text.
+    """
     import sentencepiece as spm
 
     model_prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +65,6 @@ def learn_sentencepiece(train_files: Sequence[Path], model_prefix: Path, vocab_s
         vocab_size=vocab_size,
         character_coverage=1.0,
         model_type="unigram",
-        random_seed=seed,
         hard_vocab_limit=False,  # tiny corpora may not support the requested size
         minloglevel=2,
     )

@@ -2,10 +2,11 @@
 
 Mirrors the first half of fairseq's ``examples/translation/prepare-iwslt14.sh``:
 
-* ``train.tags.de-en.{de,en}``: drop lines containing ``<url>``, ``<talkid>`` or ``<keywords>`` and strip the
-  ``<title>``/``<description>`` tags, keeping their text (``meta_rule="fairseq"``, the default).
-  ``meta_rule="strict"`` instead drops every line that is wholly an XML/meta element (``<speaker>``,
-  ``<reviewer …>``, ``<translator …>``, ``<title>``, ``<description>``, …).
+* ``train.tags.de-en.{de,en}`` (``meta_rule="fairseq"``, the default): drop lines containing ``<url>``,
+  ``<talkid>`` or ``<keywords>`` (prepare-iwslt14.sh) and also ``<speaker>``, ``<reviewer``, ``<translator``,
+  ``<doc``, ``</doc>`` (as fairseq's later IWSLT'17 script does; harmless where absent), and strip the
+  ``<title>``/``<description>`` tags, keeping their text as a training line, as fairseq does.
+  ``meta_rule="strict"`` also drops the ``<title>``/``<description>`` lines and any line that is wholly a tag.
 * ``IWSLT14.TED*.{de,en}.xml``: the text inside ``<seg id="N"> … </seg>`` lines, with ``’`` replaced by ``'``
   (fairseq's sed does this for dev/test only).
 
@@ -31,9 +32,9 @@ ARCHIVE_NAME = "de-en.tgz"
 IWSLT14_TEST_SETS = ("TED.dev2010", "TEDX.dev2012", "TED.tst2010", "TED.tst2011", "TED.tst2012")
 SAMPLE_TEST_SETS = ("TED.dev2010", "TED.tst2010", "TED.tst2011", "TED.tst2012")
 
-_FAIRSEQ_DROP = ("<url>", "<talkid>", "<keywords>")
+_FAIRSEQ_DROP = ("<url>", "<talkid>", "<keywords>", "<speaker>", "<reviewer", "<translator", "<doc", "</doc>")
 _FAIRSEQ_STRIP_RE = re.compile(r"</?(?:title|description)>")
-_STRICT_DROP = _FAIRSEQ_DROP + ("<speaker>", "<reviewer", "<translator", "<title>", "<description>", "<doc")
+_STRICT_DROP = _FAIRSEQ_DROP + ("<title>", "<description>")
 _SEG_RE = re.compile(r'<seg id="[0-9]*">\s*')
 _SEG_END_RE = re.compile(r"\s*</seg>\s*")
 

@@ -212,8 +212,8 @@ def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print
         p_learn = {"bpe": cfg.bpe, "merges": cfg.bpe_merges}
     else:
         model = work / "spm.model"
-        learn = lambda: learn_sentencepiece(train_tok, work / "spm", cfg.spm_vocab_size, cfg.seed)  # noqa: E731
-        p_learn = {"bpe": cfg.bpe, "vocab_size": cfg.spm_vocab_size, "seed": cfg.seed}
+        learn = lambda: learn_sentencepiece(train_tok, work / "spm", cfg.spm_vocab_size)  # noqa: E731
+        p_learn = {"bpe": cfg.bpe, "vocab_size": cfg.spm_vocab_size}
     run_stage(work, "bpe_learn", train_tok, p_learn, [model], learn, log)
 
     tok_files = [split_files[s].tok[lang] for s in SPLITS for lang in langs]
