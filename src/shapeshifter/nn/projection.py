@@ -9,8 +9,11 @@ vec(F_Nk)``, and ``||W - W_hat||_F = ||R - R_hat||_F``. So:
 * order > 2: CP-ALS on ``R`` (tensorly's `parafac`, SVD-initialised, fixed seed). ALS is a local method
   without an optimality guarantee; the returned error says how good the fit is.
 
-Padding is treated as zeros to be matched; rows/columns added by padding are then cropped away, so the
-fit of the real block is what the reported relative error measures.
+When the factor sizes pad the matrix, the padded entries are cropped away and should not be fitted.
+Order 2 then alternates "fill the padding with the current approximation, refit by SVD" (hard
+imputation; each step cannot increase the error on the real block), which recovers an exact cropped
+Kronecker sum. For order > 2 the padding is treated as zeros to be matched. The returned relative error
+is always measured on the real (cropped) block.
 """
 
 from __future__ import annotations
@@ -33,10 +36,38 @@ def rearrange(weight: Tensor, out_factors: tuple[int, ...], in_factors: tuple[in
     return t.permute(perm).reshape([m * n for m, n in zip(out_factors, in_factors, strict=True)])
 
 
-def kronecker_svd(weight: Tensor, out_factors, in_factors, rank: int) -> list[Tensor]:
-    """Optimal order-2 factors ``[(r, m1, n1), (r, m2, n2)]`` by truncated SVD of the rearrangement."""
+def kronecker_svd(weight: Tensor, out_factors, in_factors, rank: int, impute_iters: int = 100) -> list[Tensor]:
+    """Order-2 factors ``[(r, m1, n1), (r, m2, n2)]`` by truncated SVD of the rearrangement.
+
+    Optimal when no padding is needed; with padding, refined by hard imputation of the padded block.
+    """
     (m1, m2), (n1, n2) = out_factors, in_factors
-    r_mat = rearrange(weight.double(), out_factors, in_factors)
+    rows, cols = weight.shape
+    w = weight.double()
+    factors = _svd_factors(rearrange(w, out_factors, in_factors), out_factors, in_factors, rank)
+    if (m1 * m2, n1 * n2) == (rows, cols):
+        return factors
+    prev = None
+    for _ in range(impute_iters):
+        full = _kron2(factors)
+        err = float(torch.linalg.norm(full[:rows, :cols] - w))
+        if prev is not None and prev - err <= 1e-10 * (1 + prev):
+            break
+        prev = err
+        full[:rows, :cols] = w  # keep the real block, impute the padding with the current fit
+        factors = _svd_factors(rearrange(full, out_factors, in_factors), out_factors, in_factors, rank)
+    return factors
+
+
+def _kron2(factors: list[Tensor]) -> Tensor:
+    a, b = factors
+    r, m1, n1 = a.shape
+    _, m2, n2 = b.shape
+    return torch.einsum("rij,rkl->ikjl", a, b).reshape(m1 * m2, n1 * n2)
+
+
+def _svd_factors(r_mat: Tensor, out_factors, in_factors, rank: int) -> list[Tensor]:
+    (m1, m2), (n1, n2) = out_factors, in_factors
     u, s, vh = torch.linalg.svd(r_mat, full_matrices=False)
     k = min(rank, s.numel())
     scale = s[:k].sqrt()

@@ -1,0 +1,62 @@
+"""Which layer type a module is: ``embedding``, ``attention``, ``ffn``, ``output`` or ``other``.
+
+The policy of `shapeshift` and the parameter accounting are keyed by layer type, decided from the module's
+qualified name by regular expressions (first match wins, in the order attention, ffn, output). The
+defaults cover fairseq's Transformer (``self_attn.q_proj``, ``fc1``, ``output_projection``), Hugging Face
+BERT-family encoders (``attention.self.query``, ``intermediate.dense``, ``output.dense``, ``classifier``),
+PyTorch's `nn.TransformerEncoderLayer` (``linear1``), LLaMA-style blocks (``o_proj``, ``up_proj``) and
+this project's own models. Every `nn.Embedding` is an ``embedding``; a linear layer no pattern matches is
+``other``. Pass ``patterns`` to add or replace expressions for a type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from torch import nn
+
+LAYER_TYPES: tuple[str, ...] = ("embedding", "attention", "ffn", "output", "other")
+
+DEFAULT_PATTERNS: dict[str, tuple[str, ...]] = {
+    "attention": (
+        r"(^|\.)(q_proj|k_proj|v_proj|out_proj|o_proj|qkv_proj|query|key|value)$",
+        r"(^|\.)attention\.output\.dense$",
+    ),
+    "ffn": (
+        r"(^|\.)(fc1|fc2|linear1|linear2|up_proj|down_proj|gate_proj|c_fc|w1|w2|w3)$",
+        r"(^|\.)intermediate\.dense$",
+        r"(^|\.)output\.dense$",
+    ),
+    "output": (
+        r"(^|\.)(output_projection|lm_head|classifier|generator)$",
+        r"(^|\.)predictions\.decoder$",
+    ),
+    "embedding": (r"(^|\.)(embed_tokens|embed_positions|word_embeddings|position_embeddings|wte|wpe)$",),
+}
+
+
+class LayerTypeClassifier:
+    """Maps qualified module names to layer types with per-type regular expressions."""
+
+    def __init__(self, patterns: Mapping[str, str | Sequence[str]] | None = None) -> None:
+        merged = {k: list(v) for k, v in DEFAULT_PATTERNS.items()}
+        for layer_type, pats in (patterns or {}).items():
+            if layer_type not in LAYER_TYPES:
+                raise ValueError(f"unknown layer type {layer_type!r} in patterns; expected one of {LAYER_TYPES}")
+            merged[layer_type] = [pats] if isinstance(pats, str) else list(pats)
+        self.patterns = {k: [re.compile(p) for p in v] for k, v in merged.items()}
+
+    def __call__(self, name: str, module: nn.Module | None = None) -> str:
+        if isinstance(module, nn.Embedding) or _is_kronecker_embedding(module):
+            return "embedding"
+        for layer_type in ("attention", "ffn", "output", "embedding"):
+            if any(p.search(name) for p in self.patterns.get(layer_type, ())):
+                return layer_type
+        return "other"
+
+
+def _is_kronecker_embedding(module: nn.Module | None) -> bool:
+    from .nn.embedding import KroneckerEmbedding
+
+    return isinstance(module, KroneckerEmbedding)

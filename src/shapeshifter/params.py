@@ -1,0 +1,130 @@
+"""Parameter accounting by layer type: total, trainable, factorized vs dense, compression.
+
+Shared parameters (tied embeddings, a `TiedKroneckerOutput`'s factors) are counted once, as fairseq
+does. ``dense_equivalent`` is what the same architecture would have with every factorized matrix dense;
+``compression = dense_equivalent / total``.
+
+Command line (builds a model, applies a policy, prints the table)::
+
+    python -m shapeshifter.params --arch transformer_iwslt_de_en --src-vocab 8848 --tgt-vocab 6632 \\
+        --policy embedding.rank=16 attention.rank=1 ffn.rank=1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from .layer_types import LAYER_TYPES, LayerTypeClassifier
+from .nn.factors import KroneckerMatrix
+
+_OWNER = re.compile(r"(\.matrix\.factors\.\d+|\.weight|\.bias)$")
+
+
+def count_parameters(model: nn.Module, patterns: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Counts by layer type. Returns a JSON-able dict (see module docstring for the fields)."""
+    classify = LayerTypeClassifier(patterns)
+    modules = dict(model.named_modules())
+    by_type = {t: {"params": 0, "factorized": 0, "dense": 0, "dense_equivalent": 0} for t in LAYER_TYPES}
+    total = trainable = 0
+    seen_matrices: set[int] = set()
+    for pname, param in model.named_parameters():  # deduplicated: shared parameters appear once
+        owner = _OWNER.sub("", pname)
+        layer_type = classify(owner, modules.get(owner))  # LayerNorms etc. match no pattern: "other"
+        n = param.numel()
+        total += n
+        trainable += n if param.requires_grad else 0
+        entry = by_type[layer_type]
+        entry["params"] += n
+        matrix = modules.get(pname.rsplit(".factors.", 1)[0]) if ".matrix.factors." in pname else None
+        if isinstance(matrix, KroneckerMatrix):
+            entry["factorized"] += n
+            if id(matrix) not in seen_matrices:
+                seen_matrices.add(id(matrix))
+                entry["dense_equivalent"] += matrix.rows * matrix.cols
+        else:
+            entry["dense"] += n
+            entry["dense_equivalent"] += n
+    for entry in by_type.values():
+        entry["compression"] = entry["dense_equivalent"] / entry["params"] if entry["params"] else 1.0
+    dense_equivalent = sum(e["dense_equivalent"] for e in by_type.values())
+    return {
+        "total": total,
+        "trainable": trainable,
+        "factorized": sum(e["factorized"] for e in by_type.values()),
+        "dense_equivalent": dense_equivalent,
+        "compression": dense_equivalent / total if total else 1.0,
+        "by_type": by_type,
+    }
+
+
+def format_table(counts: Mapping[str, Any], dense_total: int | None = None) -> str:
+    """Plain-text table of `count_parameters` output."""
+    rows = [f"{'layer type':12s} {'params':>12s} {'factorized':>12s} {'dense-equiv':>12s} {'compression':>12s}"]
+    for t, e in counts["by_type"].items():
+        if e["dense_equivalent"] == 0:
+            continue
+        rows.append(f"{t:12s} {e['params']:>12,d} {e['factorized']:>12,d} {e['dense_equivalent']:>12,d} "
+                    f"{e['compression']:>11.1f}x")
+    rows.append(f"{'total':12s} {counts['total']:>12,d} {counts['factorized']:>12,d} "
+                f"{counts['dense_equivalent']:>12,d} {counts['compression']:>11.1f}x")
+    if dense_total is not None:
+        rows.append(f"dense model: {dense_total:,d} parameters -> {dense_total / counts['total']:.1f}x fewer")
+    return "\n".join(rows)
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["embedding.rank=16", "ffn=dense"]`` -> nested policy dict."""
+    policy: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"policy assignment must look like TYPE.FIELD=VALUE or TYPE=dense, got {item!r}")
+        key, value = item.split("=", 1)
+        if "." not in key:
+            policy[key] = value if value == "dense" else {"rank": int(value)}
+            continue
+        layer_type, fld = key.split(".", 1)
+        entry = policy.setdefault(layer_type, {})
+        if not isinstance(entry, dict):
+            raise ValueError(f"{layer_type} is both dense and given fields")
+        entry[fld] = value if fld in ("scheme", "path") else int(value)
+    return policy
+
+
+def main(argv: list[str] | None = None) -> None:
+    from .surgery import shapeshift
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arch", default="transformer_iwslt_de_en", help="fairseq architecture name")
+    parser.add_argument("--src-vocab", type=int, default=8848)
+    parser.add_argument("--tgt-vocab", type=int, default=6632)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="fairseq architecture overrides, e.g. encoder_layers=3")
+    parser.add_argument("--policy", nargs="*", default=[], metavar="TYPE.FIELD=VALUE",
+                        help="e.g. embedding.rank=16 embedding.order=2 attention.rank=1 ffn.rank=1")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args(argv)
+
+    from .translation.fairseq_model import build_transformer_for_vocab
+
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    model = build_transformer_for_vocab(args.arch, args.src_vocab, args.tgt_vocab, overrides)
+    dense = count_parameters(model)
+    policy = parse_assignments(args.policy)
+    report = shapeshift(model, policy)
+    counts = count_parameters(model)
+    if args.json:
+        print(json.dumps({"dense": dense, "shapeshifted": counts, "policy": policy}, indent=2))
+        return
+    print(report.summary())
+    print()
+    print(format_table(counts, dense_total=dense["total"]))
+
+
+if __name__ == "__main__":
+    main()
