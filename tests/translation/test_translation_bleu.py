@@ -29,7 +29,9 @@ def test_tokenized_bleu_equals_fairseq_scorer():
     from fairseq.scoring.bleu import BleuConfig, Scorer
 
     d = Dictionary()
-    scorer = Scorer(BleuConfig(pad=d.pad(), eos=d.eos(), unk=d.unk()))  # needs the fairseq.libbleu C extension
+    scorer = Scorer(
+        BleuConfig(pad=d.pad(), eos=d.eos(), unk=d.unk())
+    )  # needs the fairseq.libbleu C extension
     for hyp, ref in zip(HYPS, REFS, strict=True):
         ref_ids = d.encode_line(ref, add_if_not_exist=True).int()
         hyp_ids = d.encode_line(hyp, add_if_not_exist=True).int()

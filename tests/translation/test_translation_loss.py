@@ -12,7 +12,9 @@ from shapeshifter.translation.schedule import InverseSqrtSchedule, inverse_sqrt_
 
 
 def test_label_smoothed_loss_by_hand():
-    lprobs = torch.log_softmax(torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 9.0]]), -1)
+    lprobs = torch.log_softmax(
+        torch.tensor([[2.0, 0.5, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4], [1.0, 1.0, 1.0, 9.0]]), -1
+    )
     target = torch.tensor([0, 3, 1])  # the last row is padding (pad index 1) and must be ignored
     eps, vocab = 0.1, 4
     loss, nll = label_smoothed_nll_loss(lprobs, target, eps, ignore_index=1)
@@ -43,7 +45,9 @@ def test_inverse_sqrt_values():
     lr, warmup = 5e-4, 4000
     assert inverse_sqrt_lr(0, lr, warmup) == 0.0  # fairseq: warmup_init_lr defaults to 0
     assert inverse_sqrt_lr(1000, lr, warmup) == pytest.approx(1.25e-4)
-    assert inverse_sqrt_lr(1000, lr, warmup, warmup_init_lr=1e-7) == pytest.approx(1e-7 + 1000 * (lr - 1e-7) / 4000)
+    assert inverse_sqrt_lr(1000, lr, warmup, warmup_init_lr=1e-7) == pytest.approx(
+        1e-7 + 1000 * (lr - 1e-7) / 4000
+    )
     assert inverse_sqrt_lr(4000, lr, warmup) == pytest.approx(5e-4)
     assert inverse_sqrt_lr(16000, lr, warmup) == pytest.approx(2.5e-4)
     assert inverse_sqrt_lr(100_000, lr, warmup) == pytest.approx(lr * math.sqrt(4000 / 100_000))

@@ -30,7 +30,10 @@ def _dictionary(size: int):
 
 def test_iwslt_arch_has_documented_sizes():
     model, report = build_transformer(
-        "transformer_iwslt_de_en", _dictionary(8848), _dictionary(6632), {"share_decoder_input_output_embed": True}
+        "transformer_iwslt_de_en",
+        _dictionary(8848),
+        _dictionary(6632),
+        {"share_decoder_input_output_embed": True},
     )
     assert report is None
     assert len(model.encoder.layers) == 6 and len(model.decoder.layers) == 6
@@ -43,7 +46,11 @@ def test_iwslt_arch_has_documented_sizes():
 
 def test_base_arch_and_overrides():
     base = transformer_args("transformer")
-    assert (base.encoder_embed_dim, base.encoder_ffn_embed_dim, base.encoder_attention_heads) == (512, 2048, 8)
+    assert (base.encoder_embed_dim, base.encoder_ffn_embed_dim, base.encoder_attention_heads) == (
+        512,
+        2048,
+        8,
+    )
     wmt = transformer_args("transformer_wmt_en_de", {"encoder_layers": 3, "dropout": 0.2})
     assert wmt.encoder_layers == 3 and wmt.decoder_layers == 6 and wmt.dropout == 0.2
 

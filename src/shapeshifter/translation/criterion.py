@@ -7,7 +7,9 @@ import math
 from torch import Tensor
 
 
-def label_smoothed_nll_loss(lprobs: Tensor, target: Tensor, epsilon: float, ignore_index: int) -> tuple[Tensor, Tensor]:
+def label_smoothed_nll_loss(
+    lprobs: Tensor, target: Tensor, epsilon: float, ignore_index: int
+) -> tuple[Tensor, Tensor]:
     """Summed (smoothed loss, plain NLL) over non-padding positions, in nats.
 
     fairseq spreads `epsilon` over the V-1 wrong classes but also gives the true class a share, i.e.

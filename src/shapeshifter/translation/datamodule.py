@@ -175,7 +175,9 @@ class TranslationDataModule(L.LightningDataModule):
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         dataset = self.load_split(name)
         sampler = TokenBatchSampler(self.batches(name), self.seed, shuffle, self._epoch if shuffle else None)
-        return DataLoader(dataset, batch_sampler=sampler, collate_fn=dataset.collater, num_workers=self.num_workers)
+        return DataLoader(
+            dataset, batch_sampler=sampler, collate_fn=dataset.collater, num_workers=self.num_workers
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

@@ -45,7 +45,9 @@ def make_generator(
     )
 
 
-def decode(tokens: torch.Tensor, dictionary: Any, bpe: str | None = "subword_nmt", escape_unk: bool = False) -> str:
+def decode(
+    tokens: torch.Tensor, dictionary: Any, bpe: str | None = "subword_nmt", escape_unk: bool = False
+) -> str:
     """Token ids (padding/eos allowed) -> de-BPE'd whitespace-tokenized string."""
     from fairseq import utils
 
