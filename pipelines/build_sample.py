@@ -217,22 +217,31 @@ def group_docs(pairs: list[Pair]) -> list[list[Pair]]:
     return list(docs.values())
 
 
-def _meta_lines(talkid: int, doc: str, title: tuple[str, str] | None) -> tuple[list[str], list[str]]:
-    """IWSLT-like document header lines for the German and English train files."""
+def _meta_lines(
+    talkid: int, doc: str, title: tuple[str, str] | None, banned: set[str]
+) -> tuple[list[str], list[str]]:
+    """IWSLT-like document header lines for the German and English train files.
+
+    The recipe keeps ``<title>`` text as a training line (as fairseq does), so a title equal to a dev/test
+    sentence (``banned``) is left out to keep the splits disjoint.
+    """
     url = f"<url>https://example.invalid/{doc.replace(':', '/')}</url>"
     de = [url, "<keywords>talks, sample</keywords>", f"<talkid>{talkid}</talkid>"]
     en = list(de)
-    if title is not None and title[0] and title[1] and not BAD_CHARS_RE.search(title[0] + title[1]):
+    ok = title is not None and title[0] and title[1] and not BAD_CHARS_RE.search(title[0] + title[1])
+    if title is not None and ok and title[0] not in banned and title[1] not in banned:
         de.append(f"<title>{title[0]}</title>")
         en.append(f"<title>{title[1]}</title>")
     return de, en
 
 
-def write_train(out: Path, docs: list[list[Pair]], titles: dict[str, tuple[str, str]], start_id: int) -> None:
+def write_train(
+    out: Path, docs: list[list[Pair]], titles: dict[str, tuple[str, str]], start_id: int, banned: set[str]
+) -> None:
     de_lines: list[str] = []
     en_lines: list[str] = []
     for i, d in enumerate(docs):
-        mde, men = _meta_lines(start_id + i, d[0].doc, titles.get(d[0].doc))
+        mde, men = _meta_lines(start_id + i, d[0].doc, titles.get(d[0].doc), banned)
         de_lines += mde
         en_lines += men
         de_lines += [p.de for p in d]
@@ -311,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    write_train(out, train_docs, titles, start_id=1)
+    banned = {side for d in test_docs + dev_docs for p in d for side in (p.de, p.en)}
+    write_train(out, train_docs, titles, start_id=1, banned=banned)
     write_xml(out, "dev2010", dev_docs, start_id=10001)
     # Spread the test documents over the three tst files (the recipe concatenates them in order).
     k = len(test_docs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ def run_stage(
     log(f"[{stage}] running")
     stamp = _stamp_path(work_dir, stage)
     stamp.unlink(missing_ok=True)
+    t0 = time.perf_counter()
     fn()
     missing = [str(o) for o in outputs if not o.is_file()]
     if missing:
@@ -88,4 +90,5 @@ def run_stage(
     stamp.parent.mkdir(parents=True, exist_ok=True)
     rec = {"key": key, "params": params, "outputs": {str(o): o.stat().st_size for o in outputs}}
     stamp.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str))
+    log(f"[{stage}] done in {time.perf_counter() - t0:.1f} s")
     return True
