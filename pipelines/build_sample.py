@@ -293,7 +293,11 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     lo, titles, joined = libreoffice_pairs(args.root)
-    print(f"libreoffice: joined pairs {joined}, unique {len({(p.de, p.en) for p in lo})}")
+    nonempty = {(p.de, p.en) for p in lo if p.de and p.en}
+    n_nonempty = sum(1 for p in lo if p.de and p.en)
+    n4 = sum(1 for de, en in nonempty if len(en.split()) >= 4)
+    print(f"libreoffice: joined (page, id) pairs {joined}, both sides non-empty {n_nonempty}, "
+          f"unique {len(nonempty)}, unique with >= 4 English words {n4}")
     lo = dedup([p for p in lo if keep_pair(p, args.min_en_words_lo, args.max_words)])
     print(f"libreoffice: after filter + dedup {len(lo)}")
     ding, seen = ding_pairs(args.root)

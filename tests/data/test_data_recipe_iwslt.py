@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 from shapeshifter_data_fixtures import sentence_pair, write_iwslt
 
-from shapeshifter.data import DataError, PreparedData, TranslationDataConfig, prepare_translation_data
+from shapeshifter.data import (
+    DataError,
+    PreparedData,
+    TranslationDataConfig,
+    prepare_translation_data,
+    use_existing_data_bin,
+)
 from shapeshifter.data.bpe import debpe
 from shapeshifter.data.text import lowercase, moses_tokenize, read_lines
 
@@ -116,6 +122,13 @@ def test_existing_data_bin_is_validated(prepared, tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         prepare_translation_data({"recipe": "iwslt14", "data_bin": str(tmp_path / "nope")}, log=lambda s: None)
 
+    truncated = tmp_path / "truncated"
+    shutil.copytree(data.data_bin, truncated)
+    with open(truncated / "train.de-en.de.bin", "r+b") as f:
+        f.truncate(8)
+    with pytest.raises(DataError, match=r"train\.de-en\.de\.bin"):
+        use_existing_data_bin(truncated, "de", "en")
+
 
 def test_stages_are_cached_and_rerun_on_changes(tmp_path: Path) -> None:
     write_iwslt(tmp_path / "raw", n_train=30, test_sizes={"TED.dev2010": 2, "TEDX.dev2012": 1, "TED.tst2010": 1,
@@ -129,7 +142,10 @@ def test_stages_are_cached_and_rerun_on_changes(tmp_path: Path) -> None:
 
     all_stages = ["extract", "tokenize", "clean_split", "bpe_learn", "bpe_apply", "binarize"]
     assert run() == all_stages
+    first = prepare_translation_data(_cfg(tmp_path / "raw", tmp_path / "work"), log=lambda s: None)
     assert run() == []
+    skipped = prepare_translation_data(_cfg(tmp_path / "raw", tmp_path / "work"), log=lambda s: None)
+    assert skipped.dict_sizes == first.dict_sizes and skipped.splits == first.splits
     assert run(bpe_merges=20) == ["bpe_learn", "bpe_apply", "binarize"]
     # ratio 2.0 changes no decision here: clean_split reruns but its outputs are unchanged, so nothing else does.
     assert run(bpe_merges=20, ratio=2.0) == ["clean_split"]

@@ -19,7 +19,12 @@ SPLITS = ("train", "valid", "test")
 # corpus is ~27k pairs so fewer merges; 40k is fairseq's WMT recipe default).
 _DEFAULT_MERGES = {"iwslt14": 10000, "sample": 5000, "wmt18": 40000}
 _DEFAULT_LANGS = {"iwslt14": ("de", "en"), "sample": ("de", "en"), "wmt18": ("en", "ro")}
-_DEFAULT_RAW_DIRS = {"iwslt14": "data/raw/iwslt14", "sample": "data/sample/de-en", "wmt18": "data/raw/wmt18_en_ro"}
+# data/cache is git-ignored, so downloaded/extracted raw corpora never end up in a commit.
+_DEFAULT_RAW_DIRS = {
+    "iwslt14": "data/cache/raw/iwslt14",
+    "sample": "data/sample/de-en",
+    "wmt18": "data/cache/raw/wmt18_en_ro",
+}
 
 
 @dataclass
@@ -82,6 +87,8 @@ class TranslationDataConfig:
             from shapeshifter.data.iwslt14 import IWSLT14_TEST_SETS, SAMPLE_TEST_SETS
 
             self.test_sets = list(IWSLT14_TEST_SETS if self.recipe == "iwslt14" else SAMPLE_TEST_SETS)
+        if self.test_sets is not None:
+            self.test_sets = [str(s) for s in self.test_sets]  # OmegaConf ListConfig -> plain list (hashable)
         if self.bpe_merges is None:
             self.bpe_merges = _DEFAULT_MERGES[self.recipe]
         for name in ("bpe_merges", "spm_vocab_size", "min_len", "max_len", "valid_every", "workers"):

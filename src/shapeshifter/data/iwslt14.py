@@ -105,11 +105,22 @@ def download_archive(dest: Path, url: str = IWSLT14_URL, log: Callable[[str], No
 
 
 def extract_archive(archive: Path, dest: Path) -> None:
+    """Extract into a scratch dir first and move it into place, so an interrupted run leaves no partial tree."""
+    scratch = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(scratch, ignore_errors=True)
     try:
         with tarfile.open(archive, "r:*") as tar:
-            tar.extractall(dest, filter="data")
+            tar.extractall(scratch, filter="data")
     except (tarfile.TarError, EOFError, OSError) as e:
+        shutil.rmtree(scratch, ignore_errors=True)
         raise DataError(f"cannot extract {archive} (corrupt archive?): {e}") from None
+    dest.mkdir(parents=True, exist_ok=True)
+    for item in scratch.iterdir():
+        target = dest / item.name
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        item.replace(target)
+    scratch.rmdir()
 
 
 def _is_tag_line(line: str) -> bool:
