@@ -20,6 +20,7 @@ from shapeshifter.translation.checkpoints import (
     save_model_weights,
 )
 from shapeshifter.translation.datamodule import TranslationDataModule
+from shapeshifter.translation.evaluate import evaluate_translation
 from shapeshifter.translation.fairseq_model import build_transformer
 from shapeshifter.translation.generate import detokenize, translate, write_translations
 from shapeshifter.translation.module import TranslationModule
@@ -41,8 +42,19 @@ def _setup(data_bin: Path, overrides: dict, policy: dict | None = None, **module
     return dm, TranslationModule(model, tgt, src, **kwargs)
 
 
-def _trainer(max_epochs: int, ckpt_dir: Path | None = None, **kwargs) -> L.Trainer:
+class BatchOrder(L.Callback):
+    """Records the first sentence id of every training batch, per epoch."""
+
+    def __init__(self) -> None:
+        self.epochs: dict[int, list[int]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.epochs.setdefault(trainer.current_epoch, []).append(int(batch["id"][0]))
+
+
+def _trainer(max_epochs: int, ckpt_dir: Path | None = None, extra=(), **kwargs) -> L.Trainer:
     callbacks = checkpoint_callbacks(ckpt_dir, keep_last_epochs=2) if ckpt_dir else []
+    callbacks += list(extra)
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator="cpu",
@@ -93,16 +105,20 @@ def test_train_steps_then_translate(data_bin, tiny_overrides, tmp_path, shapeshi
 def test_resume_after_interrupt_matches_uninterrupted_run(data_bin, tiny_overrides, tmp_path):
     """2 epochs straight == 1 epoch, stop, resume from last.ckpt for epoch 2 (dropout on)."""
     dm, straight = _setup(data_bin, tiny_overrides)
-    trainer = _trainer(2, tmp_path / "straight")
+    order = BatchOrder()
+    trainer = _trainer(2, tmp_path / "straight", extra=[order])
     trainer.fit(straight, dm)
+    assert order.epochs[0] != order.epochs[1]  # batches are reshuffled per epoch
 
     dm, first = _setup(data_bin, tiny_overrides)
     _trainer(1, tmp_path / "resumed").fit(first, dm)
     ckpt = last_checkpoint(tmp_path / "resumed")
     assert ckpt is not None
     dm, resumed = _setup(data_bin, tiny_overrides)
-    resumed_trainer = _trainer(2, tmp_path / "resumed")
+    resumed_order = BatchOrder()
+    resumed_trainer = _trainer(2, tmp_path / "resumed", extra=[resumed_order])
     resumed_trainer.fit(resumed, dm, ckpt_path=str(ckpt))
+    assert resumed_order.epochs == {1: order.epochs[1]}  # the resumed epoch sees the same batch order
 
     assert resumed_trainer.global_step == trainer.global_step > 0
     opt_steps = {
@@ -134,6 +150,28 @@ def test_checkpoint_averaging_and_loading(data_bin, tiny_overrides, tmp_path):
     load_model_weights(module.model, out)
     for key, value in module.model.state_dict().items():
         torch.testing.assert_close(value, averaged[key])
+
+
+def test_evaluate_translation_report(data_bin, tiny_overrides, tmp_path):
+    import json
+
+    dm, module = _setup(data_bin, tiny_overrides)
+    dm.setup("test")
+    report = evaluate_translation(
+        module.model, dm.test_dataloader(), dm.src_dict, dm.tgt_dict, tmp_path / "eval", "en",
+        raw_references=data_bin / "test.raw.en", tok_references=data_bin / "test.tok.en", beam=2,
+    )  # fmt: skip
+    json.dumps(report)
+    assert report["num_sentences"] == 12 and "case:lc" in report["sacrebleu_signature"]
+    assert 0.0 <= report["tokenized_bleu"] <= 100.0 and 0.0 <= report["sacrebleu"] <= 100.0
+    assert len(read_lines(report["files"]["detok"])) == 12
+
+
+def test_bleu_every_n_epochs(data_bin, tiny_overrides):
+    dm, module = _setup(data_bin, tiny_overrides, bleu_every_n_epochs=2)
+    trainer = _trainer(1, limit_train_batches=1)
+    trainer.fit(module, dm)
+    assert "valid_loss" in trainer.callback_metrics and "valid_bleu" not in trainer.callback_metrics
 
 
 def test_bad_checkpoint_files_are_named(data_bin, tiny_overrides, tmp_path):
