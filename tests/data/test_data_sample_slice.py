@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from shapeshifter.data import TranslationDataConfig, prepare_translation_data
 from shapeshifter.data.iwslt14 import SAMPLE_TEST_SETS, extract_segs, strip_train_meta
 from shapeshifter.data.text import read_lines, write_lines
@@ -43,7 +41,6 @@ def test_committed_sample_is_aligned_and_disjoint() -> None:
         assert not train_set & set(evals[lang])
 
 
-@pytest.mark.slow
 def test_recipe_runs_on_a_slice_of_the_sample(tmp_path: Path) -> None:
     _slice(tmp_path / "raw")
     data = prepare_translation_data(
