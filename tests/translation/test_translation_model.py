@@ -42,6 +42,11 @@ def test_iwslt_arch_has_documented_sizes():
     assert layer.fc1.out_features == 1024
     assert model.decoder.output_projection.weight is model.decoder.embed_tokens.weight
     assert unique_parameter_count(model) == IWSLT_DENSE_PARAMS
+    try:
+        from shapeshifter.params import count_parameters
+    except ImportError:
+        return
+    assert count_parameters(model)["total"] == IWSLT_DENSE_PARAMS
 
 
 def test_base_arch_and_overrides():

@@ -174,6 +174,23 @@ def test_bleu_every_n_epochs(data_bin, tiny_overrides):
     assert "valid_loss" in trainer.callback_metrics and "valid_bleu" not in trainer.callback_metrics
 
 
+def test_checkpoint_hparams_are_plain_for_weights_only_load(data_bin, tiny_overrides, tmp_path):
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(
+        {"betas": [0.9, 0.98], "model": {"arch": "transformer_iwslt_de_en", "policy": None}}
+    )
+    dm, module = _setup(data_bin, tiny_overrides, betas=cfg.betas, model_config=cfg.model)
+    trainer = _trainer(1, tmp_path / "ckpt", limit_train_batches=1)
+    trainer.fit(module, dm)
+    checkpoint = load_checkpoint(last_checkpoint(tmp_path / "ckpt"))  # weights_only=True
+    assert checkpoint["hyper_parameters"]["betas"] == (0.9, 0.98)
+    assert checkpoint["hyper_parameters"]["model_config"] == {
+        "arch": "transformer_iwslt_de_en",
+        "policy": None,
+    }
+
+
 def test_bad_checkpoint_files_are_named(data_bin, tiny_overrides, tmp_path):
     _, module = _setup(data_bin, tiny_overrides)
     junk = tmp_path / "junk.ckpt"

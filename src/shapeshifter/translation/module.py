@@ -10,6 +10,7 @@ the loss that is back-propagated is the smoothed loss in nats per target token.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -34,6 +35,19 @@ def select_rows(sample: dict, keep: Tensor) -> dict:
             out[key] = value
     out["nsentences"] = int(keep.sum())
     return out
+
+
+def plain(value: Any) -> Any:
+    """Recursively turn mappings/sequences (e.g. Hydra's DictConfig/ListConfig) into dicts/lists.
+
+    Checkpoint hyperparameters must be plain Python values so that `torch.load(weights_only=True)`
+    can read the checkpoint back.
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [plain(v) for v in value]
+    return value
 
 
 class TranslationModule(L.LightningModule):
@@ -68,15 +82,20 @@ class TranslationModule(L.LightningModule):
         max_len_b: int = 10,
         lenpen: float = 1.0,
         bpe: str | None = "subword_nmt",
+        model_config: dict | None = None,
     ) -> None:
         super().__init__()
+        # save_hyperparameters reads these locals, so normalise them first (Hydra passes ListConfig etc.).
+        betas = (float(betas[0]), float(betas[1]))
+        model_config = plain(model_config)
         # The model and dictionaries are objects, not hyperparameters; keep the checkpoint free of them.
+        # `model_config` (e.g. arch/overrides/policy) is stored verbatim so the model can be rebuilt.
         self.save_hyperparameters(ignore=["model", "tgt_dict", "src_dict"])
         self.model = model
         self.tgt_dict = tgt_dict
         self.src_dict = src_dict if src_dict is not None else tgt_dict
         self.padding_idx = tgt_dict.pad()
-        self.betas = (float(betas[0]), float(betas[1]))
+        self.betas = betas
         self._step_start: float | None = None
         self._train_sums: dict[str, float] = {}
         self._valid_sums: dict[str, float] = {}
