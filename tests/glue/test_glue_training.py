@@ -61,17 +61,19 @@ def _snli_dm(files: dict[str, Path], **kw: object) -> GlueDataModule:
     )
 
 
-def _trainer(steps: int = 1) -> L.Trainer:
+def _trainer(steps: int = 1, logger: object = False) -> L.Trainer:
     return L.Trainer(
-        max_steps=steps, limit_train_batches=steps, limit_val_batches=2, accelerator="cpu", devices=1, logger=False,
+        max_steps=steps, limit_train_batches=steps, limit_val_batches=2, accelerator="cpu", devices=1, logger=logger,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0,
     )
 
 
-def _fit_one_step(module: GlueClassifierModule, dm: GlueDataModule) -> dict[str, torch.Tensor]:
+def _fit_one_step(
+    module: GlueClassifierModule, dm: GlueDataModule, logger: object = False
+) -> dict[str, torch.Tensor]:
     before = {k: v.detach().clone() for k, v in module.model.state_dict().items()}
-    trainer = _trainer()
+    trainer = _trainer(logger=logger)
     trainer.fit(module, datamodule=dm)
     assert trainer.global_step == 1
     return before
@@ -141,7 +143,9 @@ def test_tiny_bert_dense_one_step_on_snli(snli_head: dict[str, Path], tmp_path: 
 
 
 @pytest.mark.skipif(not HAS_SURGERY, reason="shapeshifter.surgery not available yet")
-def test_tiny_bert_projected_shapeshift_one_step(snli_head: dict[str, Path]) -> None:
+def test_tiny_bert_projected_shapeshift_one_step(snli_head: dict[str, Path], tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
     from shapeshifter.params import count_parameters
 
     torch.manual_seed(0)
@@ -156,7 +160,9 @@ def test_tiny_bert_projected_shapeshift_one_step(snli_head: dict[str, Path]) -> 
     module = GlueClassifierModule(model, dm.spec, lr=1e-3, max_steps=1, shapeshift_report=report)
     errors = module.reconstruction_errors()
     assert errors and all(0.0 <= e <= 1.0 + 1e-6 for e in errors.values())
-    _fit_one_step(module, dm)
+    _fit_one_step(module, dm, logger=CSVLogger(str(tmp_path), name="run"))
+    logged = (tmp_path / "run" / "version_0" / "metrics.csv").read_text()
+    assert "shapeshift/reconstruction_error/encoder.encoder.layer.0.attention.self.query" in logged
     final = module.final_metrics()
     assert "val/accuracy" in final and final["shapeshift/reconstruction_error_max"] == max(errors.values())
 
@@ -196,3 +202,27 @@ def test_regression_module_uses_mse(tmp_path: Path) -> None:
 def test_linear_warmup_decay_schedule() -> None:
     got = [linear_warmup_decay(s, 2, 6) for s in range(7)]
     assert got == pytest.approx([0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0])
+
+
+def test_mnli_two_validation_loaders_logged_separately(tmp_path: Path) -> None:
+    d = tmp_path / "mnli"
+    d.mkdir()
+    header = "premise\thypothesis\tlabel\n"
+    labels = ("entailment", "neutral", "contradiction")
+    train = "".join(f"a man {i}\ta dog {i % 4}\t{labels[i % 3]}\n" for i in range(12))
+    (d / "train.tsv").write_text(header + train)
+    (d / "dev_matched.tsv").write_text(header + "x y\tz\t0\nq r\ts\t1\n")
+    (d / "dev_mismatched.tsv").write_text(header + "x\ty\t2\nq\tr\t2\nu\tv\t2\n")
+    dm = GlueDataModule.from_glue("mnli", data_dir=tmp_path, batch_size=4)
+    model, _ = build_scratch_classifier(dm.vocab_size, 3, d_model=16, n_layers=1, n_heads=2, d_ff=32)
+    module = GlueClassifierModule(model, dm.spec, max_steps=1)
+    _fit_one_step(module, dm)
+    metrics = module.final_metrics()
+    assert set(metrics) == {"val/accuracy_matched", "val/accuracy_mismatched"}
+    model.eval()
+    for split, key in (("validation_matched", "val/accuracy_matched"),
+                       ("validation_mismatched", "val/accuracy_mismatched")):
+        batch = next(iter(dm._loader(split, train=False)))
+        with torch.no_grad():
+            expected = (module(batch).argmax(-1) == batch["labels"]).float().mean().item()
+        assert metrics[key] == pytest.approx(expected)

@@ -257,6 +257,7 @@ def _load_hub(spec: TaskSpec, cache_dir: str | None) -> tuple[dict[str, RawSplit
         return _from_dataset_dict(dd, spec), f"{mode} ({repo})"
     raise FileNotFoundError(
         f"GLUE task {spec.name!r}: could not load from the Hub/cache: " + " | ".join(errors)
+        + "; offline, pass data_dir= a save_to_disk DatasetDict or train/validation TSV/CSV/JSONL files"
     )
 
 
