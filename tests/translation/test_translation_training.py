@@ -138,7 +138,7 @@ def test_resume_after_interrupt_matches_uninterrupted_run(data_bin, tiny_overrid
 
 def test_checkpoint_averaging_and_loading(data_bin, tiny_overrides, tmp_path):
     dm, module = _setup(data_bin, tiny_overrides)
-    _trainer(3, tmp_path / "ckpt").fit(module, dm)
+    _trainer(3, tmp_path / "ckpt", limit_train_batches=2, limit_val_batches=1).fit(module, dm)
     paths = epoch_checkpoints(tmp_path / "ckpt", n=2)
     assert [p.name for p in paths] == ["epoch0001.ckpt", "epoch0002.ckpt"]
     states = [model_state_dict(load_checkpoint(p)) for p in paths]
