@@ -115,6 +115,12 @@ def test_generic_field_and_label_type_errors(tmp_path: Path) -> None:
         load_generic_splits(generic_task("s", "l"), one)
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         read_table(tmp_path / "nope.jsonl")
+    ragged = _write(tmp_path / "r.tsv", "s\tl\na\t0\nb\t1\textra\n")
+    with pytest.raises(ValueError, match=r"data row 2 has more fields than the header \(3 > 2\)"):
+        read_table(ragged)
+    short = _write(tmp_path / "sh.tsv", "s\tt\tl\na\tb\t0\nc\n")
+    with pytest.raises(ValueError, match="field 't' must be text; row 1 holds NoneType"):
+        load_generic_splits(generic_task(["s", "t"], "l"), short)
 
 
 # ------------------------------------------------------------------------------------ local GLUE
@@ -156,6 +162,19 @@ def test_local_glue_saved_datasetdict_mnli(tmp_path: Path) -> None:
     assert dm.validation_split_names == ["validation_matched", "validation_mismatched"]
     loaders = dm.val_dataloader()
     assert isinstance(loaders, list) and [len(dl.dataset) for dl in loaders] == [3, 4]
+
+
+def test_local_glue_original_tsv_column_names(tmp_path: Path) -> None:
+    head = "index\tpromptID\tpairID\tgenre\tsentence1\tsentence2\tgold_label\n"
+    _write(tmp_path / "train.tsv", head + '0\t1\t1e\tgov\tHe said "hi\tHe spoke\tentailment\n'
+           + "1\t2\t2c\tgov\tA\tB\tcontradiction\n")
+    _write(tmp_path / "dev_matched.tsv", head + "0\t3\t3n\tfic\tC\tD\tneutral\n")
+    _write(tmp_path / "dev_mismatched.tsv", head + "0\t4\t4n\tfic\tE\tF\tcontradiction\n")
+    spec, splits = load_glue_splits("mnli", data_dir=tmp_path)
+    assert splits["train"]["premise"] == ['He said "hi', "A"]
+    assert splits["train"]["label"] == [0, 2]
+    assert splits["validation_matched"]["label"] == [1]
+    assert splits["validation_mismatched"]["hypothesis"] == ["F"]
 
 
 def test_local_glue_missing_files_error_names_what_was_tried(tmp_path: Path) -> None:

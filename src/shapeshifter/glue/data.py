@@ -38,6 +38,14 @@ RawSplit = dict[str, list]
 
 _FORMATS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl"}
 #: Alternative file stems accepted for each HF split name in a local GLUE directory.
+#: Column names of the original GLUE distribution (gluebenchmark.com TSVs) -> Hugging Face names; applied
+#: only when the Hugging Face column is absent. CoLA's original TSVs have no header and are not covered.
+ORIGINAL_GLUE_COLUMNS: dict[str, dict[str, str]] = {
+    "mnli": {"sentence1": "premise", "sentence2": "hypothesis", "gold_label": "label"},
+    "mrpc": {"#1 String": "sentence1", "#2 String": "sentence2", "Quality": "label"},
+    "qqp": {"is_duplicate": "label"},
+    "stsb": {"score": "label"},
+}
 _SPLIT_FILE_ALIASES = {
     "validation": ("validation", "dev", "valid"),
     "validation_matched": ("validation_matched", "dev_matched"),
@@ -48,6 +56,7 @@ _SPLIT_FILE_ALIASES = {
     "train": ("train",),
 }
 UNLABELED = -1
+_EXTRA = "\x00extra"  # DictReader key for surplus fields in a row
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -77,7 +86,13 @@ def read_table(path: str | Path, fmt: str | None = None) -> RawSplit:
                     rows.append(obj)
         else:
             kwargs: dict[str, Any] = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
-            rows = list(csv.DictReader(fh, **kwargs))
+            rows = list(csv.DictReader(fh, restkey=_EXTRA, **kwargs))
+            for i, r in enumerate(rows):
+                if _EXTRA in r:
+                    raise ValueError(
+                        f"{path}: data row {i + 1} has more fields than the header "
+                        f"({len(r) - 1 + len(r[_EXTRA])} > {len(r) - 1})"
+                    )
     columns: list[str] = []
     for r in rows:  # union of keys in first-seen order; JSONL rows may differ
         columns.extend(k for k in r if k not in columns)
@@ -210,6 +225,13 @@ def _find_split_file(directory: Path, split: str) -> Path | None:
     return None
 
 
+def _rename_original(spec: TaskSpec, split: RawSplit) -> RawSplit:
+    """Accept the original GLUE TSV column names by renaming them to the Hugging Face ones."""
+    mapping = ORIGINAL_GLUE_COLUMNS.get(spec.name, {})
+    renames = {old: new for old, new in mapping.items() if old in split and new not in split}
+    return {renames.get(k, k): v for k, v in split.items()}
+
+
 def _from_dataset_dict(dd: Any, spec: TaskSpec) -> dict[str, RawSplit]:
     return {name: dd[name].to_dict() for name in dd if name in _wanted_splits(spec)}
 
@@ -229,7 +251,8 @@ def _load_local(spec: TaskSpec, data_dir: Path) -> tuple[dict[str, RawSplit], st
         tried.append(f"{d}/dataset_dict.json")
         found = {s: _find_split_file(d, s) for s in _wanted_splits(spec)}
         if all(found[s] is not None for s in (spec.train_split, *spec.validation_splits)):
-            return {s: read_table(p) for s, p in found.items() if p is not None}, f"split files in {d}"
+            raw = {s: _rename_original(spec, read_table(p)) for s, p in found.items() if p is not None}
+            return raw, f"split files in {d}"
         missing = [s for s in (spec.train_split, *spec.validation_splits) if found[s] is None]
         exts = "/".join(e.lstrip(".") for e in _FORMATS)
         tried.append(f"{d}/{{{','.join(missing)}}}.{{{exts}}} (missing)")
@@ -271,7 +294,8 @@ def load_glue_splits(
 
     ``source="local"`` (or ``"auto"`` with ``data_dir``) reads only ``data_dir`` — a ``save_to_disk``
     DatasetDict or ``train``/``validation`` (``dev``)/``test`` TSV/CSV/JSONL files with the Hugging Face
-    GLUE column names — and never touches the network. ``source="hub"`` (or ``"auto"`` without
+    GLUE column names (or the original GLUE TSV names for MNLI/MRPC/QQP/STS-B, see
+    ``ORIGINAL_GLUE_COLUMNS``) — and never touches the network. ``source="hub"`` (or ``"auto"`` without
     ``data_dir``) calls ``datasets.load_dataset``; with ``HF_DATASETS_OFFLINE=1`` that reads the cache only.
     """
     spec = get_task(task) if isinstance(task, str) else task

@@ -158,7 +158,9 @@ class PretrainedEncoderClassifier(nn.Module):
         super().__init__()
         self.encoder = encoder
         config = getattr(encoder, "config", None)
-        hidden = int(getattr(config, "hidden_size"))  # noqa: B009 - clearer error if missing
+        if config is None or not hasattr(config, "hidden_size"):
+            raise ValueError("encoder must be a Hugging Face model whose config has hidden_size")
+        hidden = int(config.hidden_size)
         if dropout is None:
             dropout = float(getattr(config, "hidden_dropout_prob", 0.1))
         self.dropout = nn.Dropout(dropout)
