@@ -13,16 +13,19 @@ def test_rows_match_dense_table_and_projection(num, dim, order, rank):
     assert table.shape == (num, dim)
     idx = torch.randint(0, num, (3, 11))
     idx[0, 0] = num - 1
-    torch.testing.assert_close(emb(idx), table[idx])
     h = torch.randn(5, dim, dtype=torch.float64)
-    for path in ("factored", "dense"):
+    for path in ("factored", "dense", "auto"):
         emb.matrix.path = path
+        torch.testing.assert_close(emb(idx), table[idx])
         torch.testing.assert_close(emb.project(h), h @ table.T)
+    with torch.no_grad():
+        torch.testing.assert_close(emb(idx), table[idx])
 
 
-def test_padding_row_is_zero_and_gets_no_gradient():
+@pytest.mark.parametrize("path", ["factored", "dense"])
+def test_padding_row_is_zero_and_gets_no_gradient(path):
     torch.manual_seed(0)
-    emb = KroneckerEmbedding(100, 16, rank=2, padding_idx=1)
+    emb = KroneckerEmbedding(100, 16, rank=2, padding_idx=1, path=path)
     idx = torch.tensor([[1, 1, 1]])
     out = emb(idx)
     assert torch.count_nonzero(out) == 0

@@ -47,7 +47,8 @@ class KroneckerEmbedding(nn.Module):
             if not 0 <= padding_idx < num_embeddings:
                 raise ValueError(f"padding_idx {padding_idx} is outside [0, {num_embeddings})")
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
-        self.matrix = KroneckerMatrix(num_embeddings, embedding_dim, rank, order, shape, path, device, dtype)
+        self.matrix = KroneckerMatrix(num_embeddings, embedding_dim, rank, order, shape, path, device, dtype,
+                                      zero_row=padding_idx)
         self.reset_parameters(init_std)
 
     @property
@@ -73,34 +74,32 @@ class KroneckerEmbedding(nn.Module):
 
     def dense_weight(self) -> Tensor:
         """The ``(num_embeddings, embedding_dim)`` table, materialized, padding row zero."""
-        w = self.matrix.dense_weight()
-        if self.padding_idx is not None:
-            keep = torch.ones(self.num_embeddings, 1, device=w.device, dtype=w.dtype)
-            keep[self.padding_idx] = 0
-            w = w * keep
-        return w
+        return self.matrix.dense_weight()
+
+    def choose_path(self, tokens: int) -> str:
+        """Gather rows from the factors, or build the table once and index it (whichever touches less)."""
+        if self.matrix.path != "auto":
+            return self.matrix.path
+        ks = self.matrix.kshape
+        return "factored" if tokens * self.order < ks.padded_out else "dense"
 
     def forward(self, index: Tensor) -> Tensor:
         if index.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"KroneckerEmbedding expects integer indices, got {index.dtype}")
         if not torch.is_grad_enabled():
-            out = F.embedding(index, self.matrix.cached_weight())
-        else:
-            out = kron_rows(index, list(self.matrix.factors))
-            if self.matrix.kshape.padded_in != self.embedding_dim:
-                out = out[..., : self.embedding_dim]
+            return F.embedding(index, self.matrix.cached_weight())
+        if self.choose_path(index.numel()) == "dense":
+            return F.embedding(index, self.matrix.dense_weight())
+        out = kron_rows(index, list(self.matrix.factors))
+        if self.matrix.kshape.padded_in != self.embedding_dim:
+            out = out[..., : self.embedding_dim]
         if self.padding_idx is not None:
             out = out * (index != self.padding_idx).unsqueeze(-1).to(out.dtype)
         return out
 
     def project(self, h: Tensor) -> Tensor:
         """Logits ``h @ E.T`` for ``h`` of shape ``(..., embedding_dim)``, through the factors."""
-        logits = self.matrix.matmul_t(h)
-        if self.padding_idx is not None:
-            keep = torch.ones(self.num_embeddings, device=logits.device, dtype=logits.dtype)
-            keep[self.padding_idx] = 0
-            logits = logits * keep
-        return logits
+        return self.matrix.matmul_t(h)
 
     @classmethod
     def from_dense(

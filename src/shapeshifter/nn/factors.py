@@ -55,6 +55,7 @@ class KroneckerMatrix(nn.Module):
         path: Path = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        zero_row: int | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(rank, int) or rank < 1:
@@ -62,6 +63,7 @@ class KroneckerMatrix(nn.Module):
         if path not in ("auto", "factored", "dense"):
             raise ValueError(f"path must be 'auto', 'factored' or 'dense', got {path!r}")
         self.path = path
+        self.zero_row = zero_row  # a row pinned to zero (an embedding's padding_idx)
         self._cache: tuple[tuple, Tensor] | None = None
         self.rows, self.cols, self.rank = rows, cols, rank
         self.kshape: KroneckerShape = resolve_shape(rows, cols, order, shape)
@@ -84,7 +86,14 @@ class KroneckerMatrix(nn.Module):
 
     def dense_weight(self) -> Tensor:
         """The represented ``rows x cols`` matrix, materialized (differentiable)."""
-        return self.full_weight()[: self.rows, : self.cols]
+        w = self.full_weight()[: self.rows, : self.cols]
+        return w if self.zero_row is None else w * self._row_keep(w)[:, None]
+
+    def _row_keep(self, like: Tensor) -> Tensor:
+        """Mask of length `rows` zeroing `zero_row` (a product, so no gradient flows through that row)."""
+        keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
+        keep[self.zero_row] = 0
+        return keep
 
     def choose_path(self, batch: int) -> Literal["factored", "dense"]:
         """The cheaper path for ``batch`` input rows, in GEMM multiply-add units (forward estimate)."""
@@ -125,6 +134,8 @@ class KroneckerMatrix(nn.Module):
         y = kron_apply(x2, list(self.factors))
         if self.kshape.padded_out != self.rows:
             y = y[:, : self.rows]
+        if self.zero_row is not None:
+            y = y * self._row_keep(y)
         return y.reshape(*lead, self.rows)
 
     @property

@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -76,20 +77,22 @@ def kron_apply(x: Tensor, factors: Sequence[Tensor]) -> Tensor:
 def kron_rows(index: Tensor, factors: Sequence[Tensor]) -> Tensor:
     """Rows ``W[index]`` of the Kronecker sum, each built from one row of every factor.
 
-    ``index`` is any integer tensor; the result has shape ``index.shape + (prod(n_j),)``.
+    ``index`` is any integer tensor; the result has shape ``index.shape + (prod(n_j),)``. The factor rows
+    are gathered with `F.embedding`, whose backward is a fast dense scatter-add.
     """
     flat = index.reshape(-1)
-    radices = [f.shape[1] for f in factors]
+    rank = factors[0].shape[0]
     digits = []
     rem = flat
-    for m_j in reversed(radices):
-        digits.append(rem % m_j)
-        rem = torch.div(rem, m_j, rounding_mode="floor")
+    for f in reversed(factors):
+        digits.append(rem % f.shape[1])
+        rem = torch.div(rem, f.shape[1], rounding_mode="floor")
     digits.reverse()
-    rows = factors[0][:, digits[0], :].transpose(0, 1)  # (T, r, n_1)
-    for f, d in zip(factors[1:], digits[1:], strict=True):
-        g = f[:, d, :].transpose(0, 1)  # (T, r, n_j)
-        rows = (rows[:, :, :, None] * g[:, :, None, :]).reshape(rows.shape[0], rows.shape[1], -1)
+    rows = None
+    for f, d in zip(factors, digits, strict=True):
+        _, m_j, n_j = f.shape
+        g = F.embedding(d, f.transpose(0, 1).reshape(m_j, rank * n_j)).view(-1, rank, n_j)  # (T, r, n_j)
+        rows = g if rows is None else (rows[:, :, :, None] * g[:, :, None, :]).reshape(g.shape[0], rank, -1)
     return rows.sum(1).reshape(*index.shape, -1)
 
 
