@@ -93,7 +93,8 @@ class TranslationModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model", "tgt_dict", "src_dict"])
         self.model = model
         self.tgt_dict = tgt_dict
-        self.src_dict = src_dict if src_dict is not None else tgt_dict
+        # fairseq encoders keep their dictionary; only used to print sources.
+        self.src_dict = src_dict if src_dict is not None else model.encoder.dictionary
         self.padding_idx = tgt_dict.pad()
         self.betas = betas
         self._step_start: float | None = None
