@@ -1,0 +1,62 @@
+"""Turn the ``shapeshift`` config node into a `shapeshift` policy.
+
+The node is composed from three sweep axes (config groups): ``layers`` (which layer types are factorized),
+``rank`` and ``scheme`` (reshape scheme and order), plus optional per-type overrides such as the paper's
+higher-rank embeddings::
+
+    shapeshift:
+      layers: [attention, ffn]      # or [] for the dense baseline
+      rank: 1
+      order: 2
+      scheme: balanced              # balanced | exact | [[m_1..m_N], [n_1..n_N]]
+      init: random                  # random | project
+      per_type: {embedding: {rank: 16}}   # fields merged over the defaults for that type
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shapeshifter.layer_types import LAYER_TYPES
+from shapeshifter.surgery import parse_policy
+
+ALIASES = {"attn": "attention", "emb": "embedding", "embeddings": "embedding", "out": "output"}
+
+
+def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A policy dict (validated), or None when nothing is factorized (the dense baseline)."""
+    if node is None:
+        return None
+    node = dict(node)
+    unknown = set(node) - {"layers", "rank", "order", "scheme", "init", "per_type", "path", "name", "layers_name",
+                           "scheme_name"}
+    if unknown:
+        raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
+    layers = node.get("layers") or []
+    if isinstance(layers, str):
+        layers = [layers]
+    types = []
+    for name in layers:
+        name = ALIASES.get(name, name)
+        if name == "all":
+            types.extend(t for t in LAYER_TYPES if t != "other")
+        elif name in LAYER_TYPES:
+            types.append(name)
+        else:
+            raise ValueError(f"shapeshift.layers: unknown layer type {name!r}; use {LAYER_TYPES} or 'all'")
+    if not types:
+        return None
+    base = {"rank": node.get("rank", 1), "order": node.get("order", 2), "scheme": node.get("scheme", "balanced"),
+            "path": node.get("path", "auto")}
+    per_type = dict(node.get("per_type") or {})
+    bad = set(per_type) - set(LAYER_TYPES)
+    if bad:
+        raise ValueError(f"shapeshift.per_type: unknown layer type(s) {sorted(bad)}")
+    policy: dict[str, Any] = {}
+    for t in dict.fromkeys(types):
+        spec = dict(base)
+        spec.update(dict(per_type.get(t) or {}))
+        policy[t] = spec
+    parse_policy(policy)  # fail now, before data preparation or training
+    return policy

@@ -1,0 +1,101 @@
+"""Run records: one JSON file per run with config, parameters, metrics, timings, versions and git commit.
+
+Tables and plots are generated from these records only. A record's ``config_hash`` identifies the run
+(the resolved config minus fields that do not change results, such as output paths), so a sweep can skip
+runs whose record already exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# Keys that name where things go, not what is computed: left out of the config hash.
+NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths"}
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Stable short hash of the result-defining part of a resolved config."""
+    semantic = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    blob = json.dumps(semantic, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def git_commit(repo: Path | None = None) -> str | None:
+    """HEAD commit of the repository (with ``-dirty`` when the tree has changes), None outside git."""
+    cwd = str(repo or Path(__file__).resolve().parents[3])
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty else "")
+
+
+def versions(packages: Iterable[str] = ("torch", "lightning", "hydra-core", "ve-fairseq", "sacrebleu", "wandb",
+                                         "transformers", "datasets", "numpy")) -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+                            "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def new_record(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    """The common header of every record; the caller adds params, metrics and timings."""
+    return {
+        "kind": kind,
+        "config_hash": config_hash(config),
+        "config": dict(config),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "git_commit": git_commit(),
+        "versions": versions(),
+        "machine": machine(),
+        "status": "running",
+    }
+
+
+def write_record(record: Mapping[str, Any], path: Path) -> Path:
+    """Write atomically (a crash never leaves half a record behind)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+    return path
+
+
+def load_records(root: Path, pattern: str = "**/*.json") -> list[dict[str, Any]]:
+    """Every finished record under ``root``, sorted by path (deterministic order for tables)."""
+    records = []
+    for path in sorted(Path(root).glob(pattern)):
+        try:
+            rec = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"run record {path} is not valid JSON: {err}") from err
+        if isinstance(rec, dict) and rec.get("status") == "done":
+            rec["_path"] = str(path)
+            records.append(rec)
+    return records

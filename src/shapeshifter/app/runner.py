@@ -1,0 +1,48 @@
+"""Dispatch a composed config to its pipeline, with the skip-if-done and record bookkeeping."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from shapeshifter.app.records import config_hash
+
+log = logging.getLogger("shapeshifter")
+
+
+def record_path(cfg: DictConfig) -> Path:
+    """Where this run's record lives: ``<records>/<group>/<name>-<config hash>.json``."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return Path(cfg.run.records) / str(cfg.run.group) / f"{cfg.run.name}-{config_hash(config)}.json"
+
+
+def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    kind = cfg.data.get("kind")
+    path = record_path(cfg)
+    if cfg.run.skip_done and path.is_file():
+        try:
+            existing = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            existing = {}
+        if existing.get("status") == "done":
+            log.info("skipping %s: record %s is complete", cfg.run.name, path)
+            existing["_path"] = str(path)
+            return existing
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if kind == "translation":
+        from shapeshifter.app.translation import run_translation
+
+        record = run_translation(cfg, out_dir, path)
+        record["objective"] = record["metrics"]["test"]["tokenized_bleu"]
+    elif kind == "glue":
+        from shapeshifter.app.glue import run_glue
+
+        record = run_glue(cfg, out_dir, path)
+    else:
+        raise ValueError(f"data.kind must be 'translation' or 'glue', got {kind!r} (config group data={cfg.data})")
+    record["_path"] = str(path)
+    return record

@@ -1,0 +1,144 @@
+"""Tables and plots generated from run records only (never from live runs).
+
+Every output is stamped with the config hashes of the records it was built from, and is byte-identical
+when rebuilt from the same records (rows are sorted, floats formatted, no timestamps).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    fmt: Callable[[Any], str] = str
+
+
+def _num(fmt: str) -> Callable[[Any], str]:
+    return lambda v: "–" if v is None else format(v, fmt)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float | None]:
+    return (values[0], None) if len(values) == 1 else (statistics.mean(values), statistics.stdev(values))
+
+
+def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> list[dict[str, Any]]:
+    """One row per configuration (seeds averaged), with ratios against the ``baseline`` configuration."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(rec["config"]["shapeshift"]["name"], []).append(rec)
+    rows = []
+    for name, recs in groups.items():
+        bleu = _mean_std([r["metrics"]["test"]["tokenized_bleu"] for r in recs])
+        sacre = _mean_std([r["metrics"]["test"].get("sacrebleu") or 0.0 for r in recs])
+        first = recs[0]
+        rows.append({
+            "config": name,
+            "seeds": len(recs),
+            "params": first["params"]["total"],
+            "reduction": first["params"]["reduction_vs_dense"],
+            "bleu": bleu[0], "bleu_std": bleu[1],
+            "sacrebleu": sacre[0], "sacrebleu_std": sacre[1],
+            "train_s_per_step": statistics.mean(r["timings"]["train_s"] / max(1, r["timings"]["train_steps"])
+                                                for r in recs),
+            "test_generate_s": statistics.mean(r["timings"]["test_generate_s"] for r in recs),
+            "copy_bleu": (first["metrics"].get("copy_baseline") or {}).get("tokenized_bleu"),
+            "hashes": sorted(r["config_hash"] for r in recs),
+        })
+    base = next((r for r in rows if r["config"] == baseline), None)
+    for row in rows:
+        row["bleu_drop_pct"] = (100 * (base["bleu"] - row["bleu"]) / base["bleu"]) if base and base["bleu"] else None
+        row["train_time_ratio"] = row["train_s_per_step"] / base["train_s_per_step"] if base else None
+        row["infer_time_ratio"] = row["test_generate_s"] / base["test_generate_s"] if base else None
+    rows.sort(key=lambda r: (r["config"] != baseline, -r["params"], r["config"]))
+    return rows
+
+
+TRANSLATION_COLUMNS = [
+    Column("config", "configuration"),
+    Column("params", "params", lambda v: f"{v:,}"),
+    Column("reduction", "fewer params (×)", _num(".1f")),
+    Column("bleu", "BLEU (tok)", _num(".2f")),
+    Column("sacrebleu", "sacreBLEU", _num(".2f")),
+    Column("bleu_drop_pct", "rel. BLEU drop (%)", _num(".1f")),
+    Column("train_time_ratio", "train time/step (× dense)", _num(".2f")),
+    Column("infer_time_ratio", "test decoding time (× dense)", _num(".2f")),
+]
+
+
+def _cell(row: dict[str, Any], col: Column) -> str:
+    value = row.get(col.key)
+    text = col.fmt(value) if value is not None else "–"
+    std = row.get(f"{col.key}_std")
+    return f"{text} ± {std:.2f}" if std is not None else text
+
+
+def to_markdown(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    lines = ["| " + " | ".join(c.header for c in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(_cell(r, c) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption: str) -> str:
+    def esc(text: str) -> str:
+        return text.replace("_", r"\_").replace("%", r"\%").replace("×", r"$\times$").replace("±", r"$\pm$")
+
+    lines = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "r" * (len(columns) - 1) + "}",
+             r"\toprule", " & ".join(esc(c.header) for c in columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(esc(_cell(r, c)) for c in columns) + r" \\" for r in rows]
+    lines += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{esc(caption)}}}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([c.key for c in columns])
+    for r in rows:
+        writer.writerow([r.get(c.key) if not isinstance(r.get(c.key), float) else f"{r[c.key]:.6g}" for c in columns])
+    return buf.getvalue()
+
+
+def stamp(records: Sequence[dict[str, Any]]) -> str:
+    """A line naming the records a table was built from."""
+    hashes = sorted(r["config_hash"] for r in records)
+    commits = sorted({str(r.get("git_commit")) for r in records})
+    return f"Built from {len(records)} run record(s): {', '.join(hashes)} (code: {', '.join(commits)})"
+
+
+def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: str = "bleu",
+                           ylabel: str = "test BLEU (tokenized)", baseline: float | None = None,
+                           baseline_label: str = "copy source") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+    xs = [r["params"] for r in rows]
+    ys = [r[metric] for r in rows]
+    ax.scatter(xs, ys, zorder=3)
+    for r, x, y in zip(rows, xs, ys, strict=True):
+        ax.annotate(r["config"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=baseline_label)
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("total parameters (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # fixed metadata so re-rendering the same records gives the same bytes
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path

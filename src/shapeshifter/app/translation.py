@@ -1,0 +1,162 @@
+"""One translation run: prepare data, build (and shapeshift) a fairseq Transformer, train with Lightning,
+evaluate with beam search, and write the run record.
+
+Order of work is chosen so that a bad config fails before anything expensive: the policy, the model
+overrides and the data config are validated first; data preparation is cached; a run whose record is
+already complete is skipped; a run with a ``last.ckpt`` resumes from it.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from shapeshifter.app.loggers import finish_wandb, make_loggers
+from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.records import new_record, write_record
+from shapeshifter.params import count_parameters
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def data_config(cfg: DictConfig):
+    """`TranslationDataConfig` from the ``data`` node (validated on construction)."""
+    from shapeshifter.data import TranslationDataConfig
+
+    fields = {k: v for k, v in _plain(cfg.data).items() if k not in ("kind", "name_in_tables")}
+    return TranslationDataConfig(**fields)
+
+
+def copy_baseline(prepared, split: str = "test") -> dict[str, float]:
+    """BLEU of copying the source sentence as the translation: the floor every model must clear."""
+    from shapeshifter.translation.bleu import read_lines, sacrebleu_detok, tokenized_bleu
+
+    files = prepared.splits[split]
+    src_tok, ref_tok = read_lines(files.tok[prepared.src_lang]), read_lines(files.tok[prepared.tgt_lang])
+    src_raw, ref_raw = read_lines(files.raw[prepared.src_lang]), read_lines(files.raw[prepared.tgt_lang])
+    return {"tokenized_bleu": tokenized_bleu(src_tok, ref_tok).score,
+            "sacrebleu": sacrebleu_detok(src_raw, ref_raw, lowercase=True).score}
+
+
+def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
+    import lightning as L
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from shapeshifter.data import prepare_translation_data
+    from shapeshifter.translation.checkpoints import (
+        average_checkpoints,
+        checkpoint_callbacks,
+        epoch_checkpoints,
+        last_checkpoint,
+        load_model_weights,
+    )
+    from shapeshifter.translation.datamodule import TranslationDataModule
+    from shapeshifter.translation.evaluate import evaluate_translation
+    from shapeshifter.translation.fairseq_model import build_transformer, transformer_args
+    from shapeshifter.translation.module import TranslationModule
+
+    config = _plain(cfg)
+    # 1. validate everything cheap first
+    policy = policy_from_config(cfg.shapeshift)
+    overrides = _plain(cfg.arch.overrides) or {}
+    transformer_args(cfg.arch.name, overrides)  # unknown arch / override keys fail here
+    dcfg = data_config(cfg)
+    record = new_record(config, kind="translation")
+    record["policy"] = policy
+    write_record(record, record_path)
+
+    # 2. data (cached stages)
+    t0 = time.perf_counter()
+    prepared = prepare_translation_data(dcfg)
+    record["timings"] = {"data_s": time.perf_counter() - t0}
+
+    # 3. model
+    dm = TranslationDataModule(str(prepared.data_bin), prepared.src_lang, prepared.tgt_lang,
+                               max_tokens=cfg.batching.max_tokens, max_sentences=cfg.batching.max_sentences,
+                               seed=cfg.seed, max_source_positions=cfg.arch.max_positions,
+                               max_target_positions=cfg.arch.max_positions)
+    src_dict, tgt_dict = dm.load_dictionaries()
+    dense_model, _ = build_transformer(cfg.arch.name, src_dict, tgt_dict, overrides, None, seed=cfg.seed)
+    dense_counts = count_parameters(dense_model)
+    del dense_model
+    model, report = build_transformer(cfg.arch.name, src_dict, tgt_dict, overrides, policy, seed=cfg.seed,
+                                      init=cfg.shapeshift.get("init", "random"))
+    counts = count_parameters(model)
+    record["params"] = {"dense_model_total": dense_counts["total"], **counts,
+                        "reduction_vs_dense": dense_counts["total"] / counts["total"]}
+    record["shapeshift_report"] = report.to_dict() if report is not None else None
+    write_record(record, record_path)
+
+    module = TranslationModule(
+        model, tgt_dict, src_dict, lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps,
+        weight_decay=cfg.optim.weight_decay, warmup_updates=cfg.optim.warmup_updates,
+        warmup_init_lr=cfg.optim.warmup_init_lr, label_smoothing=cfg.optim.label_smoothing, seed=cfg.seed,
+        bleu_every_n_epochs=cfg.eval.bleu_every_n_epochs, bleu_max_sentences=cfg.eval.bleu_max_sentences,
+        beam=cfg.eval.beam, max_len_a=cfg.eval.max_len_a, max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen,
+        bpe=prepared.bpe, model_config={"arch": cfg.arch.name, "overrides": overrides, "policy": policy},
+    )
+
+    # 4. train (resuming from last.ckpt when a previous attempt was interrupted)
+    ckpt_dir = out_dir / "checkpoints"
+    monitors_bleu = "bleu" in cfg.ckpt.monitor
+    callbacks = checkpoint_callbacks(ckpt_dir, monitor=cfg.ckpt.monitor,
+                                     every_n_epochs=cfg.eval.bleu_every_n_epochs if monitors_bleu else 1,
+                                     keep_last_epochs=cfg.ckpt.average_last)
+    if cfg.trainer.get("progress_bar", "rich") == "rich":
+        callbacks.append(RichProgressBar())
+    loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)
+    trainer_kwargs = {k: v for k, v in _plain(cfg.trainer).items() if k != "progress_bar"}
+    trainer = L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
+                        gradient_clip_val=cfg.optim.clip_norm or None, enable_progress_bar=True,
+                        **trainer_kwargs)
+    resume = last_checkpoint(ckpt_dir) if cfg.run.resume else None
+    record["resumed_from"] = str(resume) if resume else None
+    t0 = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    finally:
+        finish_wandb()
+    train_s = time.perf_counter() - t0
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    record["timings"].update({
+        "train_s": train_s, "train_steps": trainer.global_step,
+        "train_step_s": metrics.get("train_step_s_epoch"), "train_wps": metrics.get("train_wps_epoch"),
+    })
+
+    # 5. pick the weights to evaluate: average of the last N epochs, or the best checkpoint
+    if cfg.ckpt.average_last and len(epoch_checkpoints(ckpt_dir)) > 1:
+        state = average_checkpoints(epoch_checkpoints(ckpt_dir, cfg.ckpt.average_last))
+        module.model.load_state_dict(state)
+        record["evaluated_weights"] = f"average of last {cfg.ckpt.average_last} epochs"
+    else:
+        best = callbacks[0].best_model_path
+        if best:
+            load_model_weights(module.model, best)
+        record["evaluated_weights"] = best or "final"
+
+    # 6. evaluate on test with beam search; time inference
+    dm.setup("test")
+    module.model.eval()
+    t0 = time.perf_counter()
+    test = evaluate_translation(
+        module.model, dm.test_dataloader(), src_dict, tgt_dict, out_dir / "translations", prepared.tgt_lang,
+        raw_references=prepared.reference("test", "raw") if prepared.splits else None,
+        tok_references=prepared.reference("test", "tok") if prepared.splits else None,
+        lowercase=bool(dcfg.lowercase), name="test", beam=cfg.eval.beam, max_len_a=cfg.eval.max_len_a,
+        max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen, bpe=prepared.bpe,
+    )
+    record["timings"]["test_generate_s"] = time.perf_counter() - t0
+    record["metrics"] = {
+        "valid": {k: v for k, v in metrics.items() if k.startswith("valid")},
+        "test": test,
+        "copy_baseline": copy_baseline(prepared) if prepared.splits else None,
+    }
+    record["status"] = "done"
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_record(record, record_path)
+    return record
