@@ -1,0 +1,324 @@
+"""One GLUE-style classification run: load a GLUE task or the user's own files, build a from-scratch encoder
+or a pretrained BERT, shapeshift it, train with Lightning, evaluate, and write the run record.
+
+As in the translation run, everything cheap is validated first (policy, arch, data and ``glue`` nodes, the
+task name, file paths) so that a bad config fails before a record is written or a Trainer is built. The
+``glue`` node holds GLUE-only settings; missing keys take the defaults in `GLUE_DEFAULTS`::
+
+    glue:
+      batch_size: 32          # training batch size
+      eval_batch_size: 256
+      max_length: 128         # tokens per (pair) example, specials included
+      min_count: 1            # word tokenizer (from-scratch models): minimum count in the training split
+      max_vocab: 30000
+      max_examples: null      # int: keep the first N rows of every split (affordable subsets)
+      warmup_steps: null      # null: warmup_ratio * total steps
+      warmup_ratio: 0.1
+      num_workers: 0
+
+The optimiser reads ``optim.lr``, ``optim.betas``, ``optim.eps``, ``optim.weight_decay`` and
+``optim.clip_norm``; the schedule length is ``trainer.max_steps`` when positive, else
+``trainer.max_epochs`` x batches per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from shapeshifter.app.loggers import finish_wandb, make_loggers
+from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.records import new_record, write_record
+from shapeshifter.params import count_parameters
+
+ROOT = Path(__file__).resolve().parents[3]
+
+GLUE_DEFAULTS: dict[str, Any] = {
+    "batch_size": 32,
+    "eval_batch_size": 256,
+    "max_length": 128,
+    "min_count": 1,
+    "max_vocab": 30000,
+    "max_examples": None,
+    "warmup_steps": None,
+    "warmup_ratio": 0.1,
+    "num_workers": 0,
+}
+DATA_KEYS = {"kind", "name", "name_in_tables", "task", "source", "data_dir", "cache_dir", "train", "validation",
+             "test", "fmt", "text_fields", "label_field", "regression", "label_names"}
+ARCH_KEYS = {
+    "scratch": {"kind", "name", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "activation"},
+    "pretrained": {"kind", "name", "name_or_path", "config", "tokenizer", "dropout"},
+}
+
+
+def _plain(node: Any) -> Any:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _path(value: str | None) -> Path | None:
+    """A data path as given, or relative to the repository root when it does not exist from the cwd."""
+    if value is None:
+        return None
+    p = Path(value)
+    if not p.exists() and not p.is_absolute() and (ROOT / p).exists():
+        return ROOT / p
+    return p
+
+
+def glue_settings(cfg: DictConfig) -> dict[str, Any]:
+    """The ``glue`` node over `GLUE_DEFAULTS`; an unknown key is an error (typos would be silently ignored)."""
+    node = _plain(cfg.get("glue")) or {}
+    unknown = set(node) - set(GLUE_DEFAULTS)
+    if unknown:
+        raise ValueError(f"glue config: unknown key(s) {sorted(unknown)}; known: {sorted(GLUE_DEFAULTS)}")
+    settings = {**GLUE_DEFAULTS, **node}
+    for key in ("batch_size", "eval_batch_size", "max_length"):
+        if not isinstance(settings[key], int) or settings[key] < 1:
+            raise ValueError(f"glue.{key} must be a positive integer, got {settings[key]!r}")
+    if settings["max_examples"] is not None and (not isinstance(settings["max_examples"], int)
+                                                 or settings["max_examples"] < 1):
+        raise ValueError(f"glue.max_examples must be null or a positive integer, got {settings['max_examples']!r}")
+    return settings
+
+
+def check_arch(cfg: DictConfig) -> dict[str, Any]:
+    """The ``arch`` node of a GLUE run, checked: ``kind`` is ``scratch`` or ``pretrained`` with known fields."""
+    arch = _plain(cfg.arch) or {}
+    kind = arch.get("kind")
+    if kind not in ARCH_KEYS:
+        raise ValueError(f"arch {arch.get('name')!r} is not a GLUE encoder (arch.kind={kind!r}); use "
+                         "arch=encoder_small, arch=bert_pretrained or arch=bert_tiny_random (or experiment=glue/...)")
+    unknown = set(arch) - ARCH_KEYS[kind]
+    if unknown:
+        raise ValueError(f"arch ({kind}): unknown key(s) {sorted(unknown)}; known: {sorted(ARCH_KEYS[kind])}")
+    if kind == "pretrained" and (arch.get("name_or_path") is None) == (arch.get("config") is None):
+        raise ValueError("arch (pretrained): set exactly one of name_or_path (weights to load) or config "
+                         "(a BertConfig for a randomly initialised encoder)")
+    if kind == "pretrained" and arch.get("name_or_path") is None and arch.get("tokenizer", "word") != "word":
+        raise ValueError("arch (pretrained) with a config and no weights needs tokenizer: word")
+    return arch
+
+
+def check_data(cfg: DictConfig) -> dict[str, Any]:
+    """The ``data`` node, checked without reading any data: a known GLUE task, or generic files that exist.
+
+    Returns ``{"spec": TaskSpec | None, **node}``; the spec of a GLUE task is resolved here so that a bad
+    task name fails before anything is written.
+    """
+    from shapeshifter.glue.tasks import generic_task, get_task
+
+    data = _plain(cfg.data) or {}
+    unknown = set(data) - DATA_KEYS
+    if unknown:
+        raise ValueError(f"data (glue): unknown key(s) {sorted(unknown)}; known: {sorted(DATA_KEYS)}")
+    task, train = data.get("task"), data.get("train")
+    if (task is None) == (train is None):
+        raise ValueError("data (glue): set exactly one of data.task (a GLUE task, e.g. cola) or data.train "
+                         "(your own training file, with data.text_fields / data.label_field)")
+    if task is not None:
+        spec = get_task(task)  # ValueError naming the known tasks
+        source = data.get("source", "auto")
+        if source not in ("auto", "local", "hub"):
+            raise ValueError(f"data.source must be auto, local or hub, got {source!r}")
+        if source == "local" and not data.get("data_dir"):
+            raise ValueError("data.source=local needs data.data_dir (a folder of train/validation files)")
+        if data.get("data_dir") and not _path(data["data_dir"]).is_dir():
+            raise FileNotFoundError(f"data.data_dir {data['data_dir']!r} is not a directory")
+        return {**data, "spec": spec}
+    fields = data.get("text_fields")
+    if not fields:
+        raise ValueError("data (glue files): data.text_fields is required (one or two column names)")
+    spec = generic_task(fields if isinstance(fields, str) else tuple(fields), data.get("label_field") or "label",
+                        name=str(data.get("name") or "custom"), regression=bool(data.get("regression")),
+                        label_names=data.get("label_names"))
+    for split in ("train", "validation", "test"):
+        p = _path(data.get(split))
+        if p is not None and not p.is_file():
+            raise FileNotFoundError(f"data.{split}: file not found: {data[split]}")
+    return {**data, "spec": spec}
+
+
+def load_datamodule(data: dict[str, Any], arch: dict[str, Any], settings: dict[str, Any], seed: int):
+    """A `GlueDataModule` with the tokenizer the arch needs (word vocabulary, or the pretrained one)."""
+    from shapeshifter.glue.data import GlueDataModule
+
+    tokenizer = None
+    tok_name = arch.get("tokenizer", "word") if arch["kind"] == "pretrained" else "word"
+    if tok_name != "word":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tok_name)
+    kwargs = {"tokenizer": tokenizer, "max_length": settings["max_length"], "batch_size": settings["batch_size"],
+              "eval_batch_size": settings["eval_batch_size"], "num_workers": settings["num_workers"],
+              "min_count": settings["min_count"], "max_vocab": settings["max_vocab"],
+              "max_examples": settings["max_examples"], "seed": seed}
+    if data.get("task") is not None:
+        return GlueDataModule.from_glue(data["task"], data_dir=_path(data.get("data_dir")),
+                                        source=data.get("source", "auto"), cache_dir=data.get("cache_dir"), **kwargs)
+    fields = data["text_fields"]
+    return GlueDataModule.from_files(
+        fields if isinstance(fields, str) else tuple(fields), _path(data["train"]), _path(data.get("validation")),
+        _path(data.get("test")), label_field=data.get("label_field") or "label",
+        regression=bool(data.get("regression")), label_names=data.get("label_names"), fmt=data.get("fmt"),
+        name=str(data.get("name") or "custom"), **kwargs)
+
+
+def build_model(arch: dict[str, Any], dm: Any, max_length: int):
+    """The dense classifier (shapeshifted afterwards, so that the dense size is counted on the same model)."""
+    from shapeshifter.glue.models import PretrainedEncoderClassifier, TransformerEncoderClassifier
+
+    num_labels = dm.spec.num_labels
+    if arch["kind"] == "scratch":
+        kw = {k: arch[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout", "activation") if k in arch}
+        return TransformerEncoderClassifier(vocab_size=dm.vocab_size, num_labels=num_labels, max_len=max_length,
+                                            pad_id=dm.pad_id, **kw)
+    if arch.get("name_or_path") is not None:
+        return PretrainedEncoderClassifier.from_pretrained(arch["name_or_path"], num_labels,
+                                                           dropout=arch.get("dropout"))
+    config = dict(arch["config"])
+    config.update(vocab_size=dm.vocab_size, pad_token_id=dm.pad_id)
+    if config.get("max_position_embeddings", 512) < max_length:
+        raise ValueError(f"arch.config.max_position_embeddings={config['max_position_embeddings']} is below "
+                         f"glue.max_length={max_length}")
+    return PretrainedEncoderClassifier.from_config(config, num_labels, arch.get("dropout"))
+
+
+def main_metric(spec: Any) -> str:
+    """The task's headline metric key (MNLI: ``accuracy_matched``), as logged under ``val/`` and ``test/``."""
+    from shapeshifter.glue.tasks import split_tag
+
+    tag = split_tag(spec, spec.validation_splits[0]) if spec.validation_splits else None
+    return spec.metrics[0] + (f"_{tag}" if tag else "")
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+
+    from shapeshifter.glue.models import apply_shapeshift
+    from shapeshifter.glue.module import GlueClassifierModule
+
+    config = _plain(cfg)
+    # 1. validate everything cheap first: nothing is written when the config is wrong
+    policy = policy_from_config(cfg.shapeshift)
+    arch = check_arch(cfg)
+    data = check_data(cfg)
+    settings = glue_settings(cfg)
+    init = "random" if arch["kind"] == "scratch" else "project"
+    record = new_record(config, kind="glue")
+    record["policy"] = policy
+    record["shapeshift_init"] = init
+    write_record(record, record_path)
+
+    # 2. data: read, check fields and labels, build the tokenizer (errors here still precede the Trainer)
+    L.seed_everything(cfg.seed, verbose=False)
+    t0 = time.perf_counter()
+    dm = load_datamodule(data, arch, settings, cfg.seed)
+    dm.setup()
+    spec = dm.spec
+    record["task"] = {"name": spec.name, "num_labels": spec.num_labels, "regression": spec.is_regression,
+                      "label_names": list(spec.label_names) if spec.label_names else None,
+                      "examples": {s: len(d) for s, d in dm.datasets.items()}, "vocab_size": dm.vocab_size}
+    record["timings"] = {"data_s": time.perf_counter() - t0}
+
+    # 3. model: count dense, then shapeshift in place
+    model = build_model(arch, dm, settings["max_length"])
+    dense_counts = count_parameters(model)
+    report = apply_shapeshift(model, policy, init=init)
+    counts = count_parameters(model)
+    record["params"] = {"dense_model_total": dense_counts["total"], **counts,
+                        "reduction_vs_dense": dense_counts["total"] / counts["total"]}
+    record["shapeshift_report"] = report.to_dict() if report is not None else None
+    write_record(record, record_path)
+
+    steps_per_epoch = math.ceil(len(dm.datasets[spec.train_split]) / settings["batch_size"])
+    max_steps = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else \
+        cfg.trainer.max_epochs * steps_per_epoch
+    warmup = settings["warmup_steps"]
+    warmup = int(settings["warmup_ratio"] * max_steps) if warmup is None else int(warmup)
+    module = GlueClassifierModule(
+        model, spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_steps=warmup,
+        max_steps=max_steps, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps, shapeshift_report=report,
+        validation_splits=dm.validation_split_names, test_splits=dm.test_split_names,
+    )
+    record["schedule"] = {"max_steps": max_steps, "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
+
+    # 4. train, keeping the best validation checkpoint (and last.ckpt for resuming)
+    ckpt_dir = out_dir / "checkpoints"
+    metric = main_metric(spec)
+    has_val = bool(dm.validation_split_names)
+    ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=f"val/{metric}" if has_val else None,
+                           mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
+    progress = cfg.trainer.get("progress_bar", "rich")
+    callbacks: list = [ckpt]
+    if progress == "rich":
+        callbacks.append(RichProgressBar())
+    loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)
+    trainer_kwargs = {k: v for k, v in _plain(cfg.trainer).items() if k != "progress_bar"}
+    trainer_kwargs["max_steps"] = max_steps
+    if not has_val:
+        trainer_kwargs["limit_val_batches"] = 0
+    trainer = L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
+                        gradient_clip_val=cfg.optim.clip_norm or None,
+                        enable_progress_bar=progress not in (None, False, "none", "off", "false"), **trainer_kwargs)
+    last = ckpt_dir / "last.ckpt"
+    resume = last if cfg.run.resume and last.is_file() else None
+    record["resumed_from"] = str(resume) if resume else None
+    try:
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        train_s = time.perf_counter() - t0
+        record["timings"].update({"train_s": train_s, "train_steps": trainer.global_step,
+                                  "train_step_s": train_s / max(1, trainer.global_step)})
+
+        # 5. evaluate the best checkpoint (final weights without validation data)
+        best = ckpt.best_model_path or None
+        record["evaluated_weights"] = best or "final"
+        module.metrics.clear()
+        if has_val:
+            t0 = time.perf_counter()
+            trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False)
+            record["timings"]["validate_s"] = time.perf_counter() - t0
+        if dm.test_split_names:
+            t0 = time.perf_counter()
+            trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
+            test_s = time.perf_counter() - t0
+            n_test = sum(len(dm.datasets[s]) for s in dm.test_split_names)
+            record["timings"].update({"test_s": test_s, "test_examples_per_s": n_test / test_s if test_s else None})
+    finally:
+        finish_wandb()
+
+    scores = module.metrics
+    majority = {} if spec.is_regression else {
+        s: _finite(dm.majority_rate(s)) for s in (*dm.validation_split_names, *dm.test_split_names)}
+    record["metrics"] = {
+        "validation": {k.removeprefix("val/"): v for k, v in scores.items() if k.startswith("val/")},
+        "test": {k.removeprefix("test/"): v for k, v in scores.items() if k.startswith("test/")},
+        "majority_rate": majority,
+        "main_metric": metric,
+    }
+    errors = module.reconstruction_errors()
+    record["reconstruction_errors"] = errors
+    if errors:
+        record["reconstruction_error_summary"] = {"mean": sum(errors.values()) / len(errors),
+                                                  "max": max(errors.values())}
+    # sweeps maximise the test score when the test split is labelled (GLUE hides it: validation then)
+    for stage in ("test", "validation"):
+        if metric in record["metrics"][stage]:
+            record["objective"], record["objective_split"] = record["metrics"][stage][metric], stage
+            break
+    else:
+        record["objective"], record["objective_split"] = None, None
+    record["status"] = "done"
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_record(record, record_path)
+    return record
