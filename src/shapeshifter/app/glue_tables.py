@@ -1,0 +1,71 @@
+"""GLUE/SNLI demo tables from run records only: accuracy, size and speed of each shapeshift configuration.
+
+Rows average over seeds; ratios are against the ``dense`` configuration of the same records, so the table
+says how much smaller and how much slower (or faster) each Shapeshifter model is than its dense twin.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from shapeshifter.app.tables import Column
+
+
+def _num(fmt: str):
+    return lambda v: "–" if v is None else format(v, fmt)
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return (values[0], None) if len(values) == 1 else (statistics.mean(values), statistics.stdev(values))
+
+
+def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> list[dict[str, Any]]:
+    """One row per (task, shapeshift config): the main metric (in %) on the objective split and on validation."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rec in records:
+        key = (rec.get("task", {}).get("name", "?"), rec["config"]["shapeshift"]["name"])
+        groups.setdefault(key, []).append(rec)
+    rows = []
+    for (task, name), recs in groups.items():
+        first = recs[0]
+        split = first.get("objective_split") or "test"
+        metric = first["metrics"]["main_metric"]
+        score = _mean_std([100 * r["objective"] for r in recs if r.get("objective") is not None])
+        val = _mean_std([100 * r["metrics"]["validation"][metric] for r in recs
+                         if metric in r["metrics"]["validation"]])
+        majority = (first["metrics"].get("majority_rate") or {})
+        maj_split = next((s for s in majority if s.startswith(split[:4])), None)
+        rows.append({
+            "task": task, "config": name, "seeds": len(recs), "metric": metric, "split": split,
+            "params": first["params"]["total"], "reduction": first["params"]["reduction_vs_dense"],
+            "score": score[0], "score_std": score[1], "val_score": val[0], "val_score_std": val[1],
+            "majority": 100 * majority[maj_split] if maj_split and majority[maj_split] is not None else None,
+            "train_step_s": statistics.mean(r["timings"]["train_step_s"] for r in recs),
+            "test_s": statistics.mean(r["timings"].get("test_s") or float("nan") for r in recs),
+            "hashes": sorted(r["config_hash"] for r in recs),
+        })
+    for row in rows:
+        base = next((r for r in rows if r["task"] == row["task"] and r["config"] == baseline), None)
+        row["train_time_ratio"] = row["train_step_s"] / base["train_step_s"] if base else None
+        row["test_time_ratio"] = row["test_s"] / base["test_s"] if base and base["test_s"] else None
+        row["score_drop"] = (base["score"] - row["score"]) if base and base["score"] is not None else None
+    rows.sort(key=lambda r: (r["task"], r["config"] != baseline, -r["params"], r["config"]))
+    return rows
+
+
+GLUE_COLUMNS = [
+    Column("task", "task"),
+    Column("config", "configuration"),
+    Column("params", "params", lambda v: f"{v:,}"),
+    Column("reduction", "fewer params (×)", _num(".1f")),
+    Column("metric", "metric"),
+    Column("score", "test (%)", _num(".1f")),
+    Column("val_score", "valid (%)", _num(".1f")),
+    Column("majority", "majority class (%)", _num(".1f")),
+    Column("train_time_ratio", "train time/step (× dense)", _num(".2f")),
+    Column("test_time_ratio", "test time (× dense)", _num(".2f")),
+]
