@@ -1,0 +1,133 @@
+"""The GLUE side of the Hydra app end to end: compose ``conf/train.yaml`` as the CLI would, run one tiny job.
+
+Covers a GLUE task read from local files (``experiment=glue/scratch data=glue data.task=cola``), a
+shapeshifted tiny BERT with projected init, the user's own TSV files, a bad task name (fails before any
+record or Trainer) and the skip of a finished run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from shapeshifter.app.runner import record_path, run_job  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+WORDS = "the a cat dog sat ran on under mat log quickly slowly big small red blue".split()
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread, and a shared CI machine is not oversubscribed."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _compose(tmp_path: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=[
+            "trainer.max_epochs=1", "trainer.progress_bar=none", "logger.wandb.enabled=false",
+            "+trainer.enable_model_summary=false", f"run.records={tmp_path / 'records'}", *overrides,
+        ])
+
+
+def _sentences(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 8))) for _ in range(n)]
+
+
+@pytest.fixture()
+def cola_dir(tmp_path: Path) -> Path:
+    """CoLA-format TSVs (Hugging Face column names), test labels hidden as -1 like GLUE's."""
+    d = tmp_path / "glue" / "cola"
+    d.mkdir(parents=True)
+    for split, n in (("train", 48), ("validation", 24), ("test", 16)):
+        rows = [f"{s}\t{-1 if split == 'test' else i % 2}\t{i}" for i, s in enumerate(_sentences(n, len(split)))]
+        (d / f"{split}.tsv").write_text("sentence\tlabel\tidx\n" + "\n".join(rows) + "\n")
+    return tmp_path / "glue"
+
+
+def test_glue_task_from_local_files_then_skip_when_done(tmp_path: Path, cola_dir: Path) -> None:
+    cfg = _compose(tmp_path, "experiment=glue/scratch", "data=glue", "data.task=cola", "data.source=local",
+                   f"data.data_dir={cola_dir}", "glue.batch_size=16", "glue.min_count=1")
+    assert cfg.data.kind == "glue" and cfg.arch.kind == "scratch"  # command-line data= wins over the experiment's
+    record = run_job(cfg, tmp_path / "out")
+    assert record["status"] == "done" and record["kind"] == "glue"
+    assert record["task"]["name"] == "cola" and record["task"]["examples"]["train"] == 48
+    assert record["metrics"]["main_metric"] == "mcc"
+    assert "mcc" in record["metrics"]["validation"] and record["metrics"]["test"] == {}  # hidden test labels
+    assert record["objective_split"] == "validation"
+    assert record["objective"] == record["metrics"]["validation"]["mcc"]
+    assert record["params"]["reduction_vs_dense"] == pytest.approx(1.0) and record["policy"] is None
+    assert record["timings"]["train_steps"] == 3 and record["metrics"]["majority_rate"]["validation"] == 0.5
+
+    path = Path(record["_path"])
+    before = path.read_text()
+    again = run_job(cfg, tmp_path / "out")  # same config: skipped, record untouched
+    assert path.read_text() == before and again["config_hash"] == record["config_hash"]
+
+
+def test_shapeshifted_tiny_bert_records_reconstruction_errors(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, "experiment=glue/snli_demo", "arch=bert_tiny_random", "shapeshift=glue_r4_emb32",
+                   "glue.max_examples=64", "glue.batch_size=32")
+    record = run_job(cfg, tmp_path / "out")
+    assert record["status"] == "done" and record["shapeshift_init"] == "project"
+    errors = record["reconstruction_errors"]
+    assert any("attention.self.query" in k for k in errors) and any("word_embeddings" in k for k in errors)
+    assert all(0.0 <= e <= 1.5 for e in errors.values())
+    assert record["reconstruction_error_summary"]["max"] == pytest.approx(max(errors.values()))
+    assert record["params"]["reduction_vs_dense"] > 1.0
+    assert set(record["metrics"]["test"]) == {"accuracy", "macro_f1"} and record["objective_split"] == "test"
+    assert record["metrics"]["majority_rate"]["test"] > 0.25
+
+
+def test_own_tsv_files(tmp_path: Path) -> None:
+    files = {}
+    for split, n in (("train", 40), ("dev", 20)):
+        a, b = _sentences(n, 1 + len(split)), _sentences(n, 7 + len(split))
+        rows = [f"{x}\t{y}\t{['yes', 'no', 'maybe'][i % 3]}" for i, (x, y) in enumerate(zip(a, b, strict=True))]
+        files[split] = tmp_path / f"{split}.tsv"
+        files[split].write_text("question\tanswer\tverdict\n" + "\n".join(rows) + "\n")
+    cfg = _compose(tmp_path, "experiment=glue/scratch", "data=glue_files", f"data.train={files['train']}",
+                   f"data.validation={files['dev']}", "data.text_fields=[question,answer]",
+                   "data.label_field=verdict", "shapeshift=glue_paper", "glue.batch_size=16")
+    record = run_job(cfg, tmp_path / "out")
+    assert record["status"] == "done"
+    assert record["task"]["label_names"] == ["maybe", "no", "yes"] and record["task"]["num_labels"] == 3
+    assert record["objective_split"] == "validation" and 0.0 <= record["objective"] <= 1.0
+    layers = {r["name"]: r["status"] for r in record["shapeshift_report"]["layers"]}
+    assert layers["layers.0.fc1"] == "factorized" and layers["classifier"] == "dense"
+
+
+def test_bad_task_fails_before_training(tmp_path: Path) -> None:
+    cfg = _compose(tmp_path, "experiment=glue/scratch", "data=glue", "data.task=colaa", "data.source=local",
+                   f"data.data_dir={tmp_path}")
+    with pytest.raises(ValueError, match="unknown GLUE task 'colaa'.*cola"):
+        run_job(cfg, tmp_path / "out")
+    path = record_path(cfg)
+    assert not path.exists() or json.loads(path.read_text())["status"] != "done"
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_missing_field_fails_before_training(tmp_path: Path) -> None:
+    train = tmp_path / "train.tsv"
+    train.write_text("text\tlabel\n" + "\n".join(f"{s}\t{i % 2}" for i, s in enumerate(_sentences(8, 0))) + "\n")
+    cfg = _compose(tmp_path, "experiment=glue/scratch", "data=glue_files", f"data.train={train}",
+                   "data.text_fields=[sentence]")
+    with pytest.raises(ValueError, match=r"missing field\(s\) \['sentence'\]"):
+        run_job(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / "checkpoints").exists()
+    assert json.loads(record_path(cfg).read_text())["status"] == "running"  # never "done"
