@@ -94,6 +94,27 @@ def test_shapeshifted_tiny_bert_records_reconstruction_errors(tmp_path: Path) ->
     assert record["metrics"]["majority_rate"]["test"] > 0.25
 
 
+def test_pretrained_encoder_from_local_folder(tmp_path: Path) -> None:
+    """``arch=bert_pretrained`` with a ``save_pretrained`` folder: HF tokenizer, weights loaded, projected init."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted({w for s in _sentences(64, 3) for w in s.split()} | set(WORDS))
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
+    folder = tmp_path / "tiny-bert"
+    BertTokenizerFast(vocab=vocab).save_pretrained(folder)
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=64)).save_pretrained(folder)
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"text": s, "label": i % 2}) + "\n" for i, s in enumerate(_sentences(32, 5))))
+    cfg = _compose(tmp_path, "experiment=glue/pretrained", "data=glue_files", f"data.train={train}",
+                   "data.text_fields=text", f"arch.name_or_path={folder}", "shapeshift=glue_paper",
+                   "glue.max_length=32")
+    record = run_job(cfg, tmp_path / "out")
+    assert record["status"] == "done" and record["shapeshift_init"] == "project"
+    assert record["task"]["vocab_size"] == len(vocab) and record["objective"] is None  # no validation/test files
+    assert record["reconstruction_errors"] and record["params"]["reduction_vs_dense"] > 1.0
+
+
 def test_own_tsv_files(tmp_path: Path) -> None:
     files = {}
     for split, n in (("train", 40), ("dev", 20)):

@@ -235,6 +235,9 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
     dense_counts = count_parameters(model)
     report = apply_shapeshift(model, policy, init=init)
     counts = count_parameters(model)
+    # from_pretrained returns the encoder in eval mode and Lightning keeps each submodule's mode: without this
+    # fine-tuning would run without dropout
+    model.train()
     record["params"] = {"dense_model_total": dense_counts["total"], **counts,
                         "reduction_vs_dense": dense_counts["total"] / counts["total"]}
     record["shapeshift_report"] = report.to_dict() if report is not None else None
