@@ -27,8 +27,8 @@ def glue_table(records_dir: Path, out_dir: Path, title: str) -> str:
     rows = glue_rows(records)
     md = f"## {title}\n\n" + to_markdown(rows, GLUE_COLUMNS)
     md += "\nScores are the task's main metric on the test split (validation when the test labels are hidden), " \
-          "evaluated at the best validation checkpoint; time ratios are per training step and for the whole " \
-          "test pass, against the dense model.\n"
+          "evaluated at the best validation checkpoint. Time ratios against the dense model: training wall time " \
+          "per step (per-epoch validation included) and the whole test pass.\n"
     md += f"\n{stamp(records)}\n"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "table.md").write_text(md)
