@@ -6,7 +6,7 @@ PIP     := $(BIN)/pip install -c constraints.txt
 STAMP   := $(VENV)/.setup-stamp
 SCALE   ?= full
 
-.PHONY: setup test lint format bench-layers params demo demo-glue tables clean
+.PHONY: setup test lint format bench-layers params demo demo-glue clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,8 +31,19 @@ format: $(STAMP)
 bench-layers: $(STAMP)
 	$(BIN)/python pipelines/bench_layers.py --out results/bench/layers.json
 
+# The embedded default: dense + two Shapeshifter Transformers on the bundled De->En sample, then the table.
+demo: $(STAMP)
+	@start=$$(date +%s); \
+	$(BIN)/python pipelines/train.py -m experiment=demo shapeshift=dense,r8_emb64,paper && \
+	$(BIN)/python pipelines/tables.py demo --records results/demo/records/demo --out results/demo && \
+	echo "make demo: $$(( $$(date +%s) - start )) s wall"
+
+demo-glue: $(STAMP)
+	bash pipelines/demo_glue.sh
+
 params: $(STAMP)
-	$(BIN)/python -m shapeshifter.params --preset iwslt
+	$(BIN)/python -m shapeshifter.params --arch transformer_iwslt_de_en --src-vocab 8848 --tgt-vocab 6632 \
+		--policy embedding.rank=16 attention.rank=1 ffn.rank=2
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

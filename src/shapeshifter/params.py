@@ -22,6 +22,7 @@ from torch import nn
 
 from .layer_types import LAYER_TYPES, LayerTypeClassifier
 from .nn.factors import KroneckerMatrix
+from .surgery import parse_policy
 
 _OWNER = re.compile(r"(\.matrix\.factors\.\d+|\.weight|\.bias)$")
 
@@ -93,7 +94,21 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         if not isinstance(entry, dict):
             raise ValueError(f"{layer_type} is both dense and given fields")
         entry[fld] = value if fld in ("scheme", "path") else int(value)
+    parse_policy(policy)
     return policy
+
+
+def yaml_value(text: str) -> Any:
+    """``"3"`` -> 3, ``"0.1"`` -> 0.1, ``"true"`` -> True, anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -104,18 +119,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--src-vocab", type=int, default=8848)
     parser.add_argument("--tgt-vocab", type=int, default=6632)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="fairseq architecture overrides, e.g. encoder_layers=3")
+                        help="fairseq architecture overrides, e.g. encoder_layers=3 "
+                             "(share_decoder_input_output_embed defaults to true, as in the IWSLT recipe)")
     parser.add_argument("--policy", nargs="*", default=[], metavar="TYPE.FIELD=VALUE",
                         help="e.g. embedding.rank=16 embedding.order=2 attention.rank=1 ffn.rank=1")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
 
-    from .translation.fairseq_model import build_transformer_for_vocab
+    from .translation.fairseq_model import build_transformer, placeholder_dictionary
 
-    overrides = dict(kv.split("=", 1) for kv in args.set)
-    model = build_transformer_for_vocab(args.arch, args.src_vocab, args.tgt_vocab, overrides)
-    dense = count_parameters(model)
+    overrides: dict[str, Any] = {"share_decoder_input_output_embed": True}
+    for kv in args.set:
+        key, value = kv.split("=", 1)
+        overrides[key] = yaml_value(value)
+    src, tgt = placeholder_dictionary(args.src_vocab), placeholder_dictionary(args.tgt_vocab)
     policy = parse_assignments(args.policy)
+    model, _ = build_transformer(args.arch, src, tgt, overrides)
+    dense = count_parameters(model)
     report = shapeshift(model, policy)
     counts = count_parameters(model)
     if args.json:

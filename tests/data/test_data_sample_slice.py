@@ -6,7 +6,8 @@ from pathlib import Path
 
 from shapeshifter.data import TranslationDataConfig, prepare_translation_data
 from shapeshifter.data.iwslt14 import SAMPLE_TEST_SETS, extract_segs, strip_train_meta
-from shapeshifter.data.text import read_lines, write_lines
+from shapeshifter.data.smoke import slice_iwslt_raw
+from shapeshifter.data.text import read_lines
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "de-en"
 N_TRAIN_LINES, N_SEGS = 300, 30
@@ -14,13 +15,7 @@ N_TRAIN_LINES, N_SEGS = 300, 30
 
 def _slice(dst: Path) -> None:
     """First 300 train.tags lines and the first 30 segments of each dev/test file, same formats."""
-    for lang in ("de", "en"):
-        write_lines(dst / f"train.tags.de-en.{lang}", read_lines(SAMPLE / f"train.tags.de-en.{lang}")[:N_TRAIN_LINES])
-        for name in SAMPLE_TEST_SETS:
-            lines = read_lines(SAMPLE / f"IWSLT14.{name}.de-en.{lang}.xml")
-            seg_idx = [i for i, x in enumerate(lines) if "<seg id" in x]
-            drop = set(seg_idx[N_SEGS:])
-            write_lines(dst / f"IWSLT14.{name}.de-en.{lang}.xml", [x for i, x in enumerate(lines) if i not in drop])
+    slice_iwslt_raw(dst, SAMPLE, N_TRAIN_LINES, N_SEGS)
 
 
 def test_committed_sample_is_aligned_and_disjoint() -> None:

@@ -96,3 +96,15 @@ def build_transformer(
 def unique_parameter_count(model: nn.Module) -> int:
     """Number of parameters with tied tensors counted once (`nn.Module.parameters()` deduplicates)."""
     return sum(p.numel() for p in model.parameters())
+
+
+def placeholder_dictionary(size: int) -> Any:
+    """A fairseq `Dictionary` with exactly `size` symbols (specials included), for sizing models only."""
+    from fairseq.data import Dictionary
+
+    d = Dictionary()
+    if size < len(d):
+        raise ValueError(f"a fairseq dictionary has at least {len(d)} symbols (specials), got size {size}")
+    for i in range(size - len(d)):
+        d.add_symbol(f"<sym{i}>")
+    return d

@@ -1,0 +1,28 @@
+"""Small slices of a raw IWSLT'14-format corpus, same formats, for smoke runs and tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shapeshifter.data.iwslt14 import SAMPLE_TEST_SETS
+from shapeshifter.data.text import read_lines, write_lines
+
+SAMPLE_RAW = Path(__file__).resolve().parents[3] / "data" / "sample" / "de-en"
+
+
+def slice_iwslt_raw(dst: Path, src: Path = SAMPLE_RAW, n_train_lines: int = 300, n_segs: int = 30,
+                    test_sets: tuple[str, ...] = tuple(SAMPLE_TEST_SETS), pair: tuple[str, str] = ("de", "en")) -> Path:
+    """Copy the first ``n_train_lines`` lines of ``train.tags.*`` and the first ``n_segs`` segments of each
+    dev/test XML file from ``src`` to ``dst`` (the XML structure around the segments is kept)."""
+    src_lang, tgt_lang = pair
+    dst.mkdir(parents=True, exist_ok=True)
+    for lang in pair:
+        name = f"train.tags.{src_lang}-{tgt_lang}.{lang}"
+        write_lines(dst / name, read_lines(src / name)[:n_train_lines])
+        for test_set in test_sets:
+            fname = f"IWSLT14.{test_set}.{src_lang}-{tgt_lang}.{lang}.xml"
+            lines = read_lines(src / fname)
+            seg_idx = [i for i, x in enumerate(lines) if "<seg id" in x]
+            drop = set(seg_idx[n_segs:])
+            write_lines(dst / fname, [x for i, x in enumerate(lines) if i not in drop])
+    return dst

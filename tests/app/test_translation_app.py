@@ -1,0 +1,94 @@
+"""The Hydra app end to end on a slice of the committed sample: records, skip-done, resume, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.runner import record_path, run_job
+from shapeshifter.data.smoke import slice_iwslt_raw
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+TINY = [
+    "arch=transformer_demo", "arch.overrides.encoder_layers=1", "arch.overrides.decoder_layers=1",
+    "arch.overrides.encoder_embed_dim=32", "arch.overrides.decoder_embed_dim=32",
+    "arch.overrides.encoder_ffn_embed_dim=64", "arch.overrides.decoder_ffn_embed_dim=64",
+    "arch.overrides.encoder_attention_heads=2", "arch.overrides.decoder_attention_heads=2",
+    "trainer.max_epochs=1", "trainer.progress_bar=none", "trainer.log_every_n_steps=1",
+    "logger.wandb.enabled=false", "optim.warmup_updates=10", "batching.max_tokens=1024",
+    "eval.beam=2", "eval.bleu_max_sentences=8", "data.bpe_merges=200",
+]
+
+
+def compose_cfg(tmp: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=[
+            f"data.raw_dir={tmp / 'raw'}", f"data.work_dir={tmp / 'work'}", f"run.records={tmp / 'records'}",
+            *TINY, *overrides])
+
+
+@pytest.fixture(scope="module")
+def raw(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    slice_iwslt_raw(root / "raw", n_train_lines=240, n_segs=6)
+    return root
+
+
+def test_dense_and_shapeshifted_runs_write_records_and_skip_when_done(raw: Path, tmp_path: Path) -> None:
+    cfg = compose_cfg(raw, "shapeshift=paper")
+    record = run_job(cfg, tmp_path / "run")
+    assert record["status"] == "done"
+    saved = json.loads(Path(record["_path"]).read_text())
+    assert saved["config_hash"] == record["config_hash"]
+    assert saved["params"]["reduction_vs_dense"] == saved["params"]["dense_model_total"] / saved["params"]["total"] > 2
+    assert saved["params"]["by_type"]["attention"]["factorized"] > 0
+    assert saved["shapeshift_report"]["unhandled"] == []
+    test = saved["metrics"]["test"]
+    assert test["num_sentences"] == 24 and 0 <= test["tokenized_bleu"] <= 100
+    assert "nrefs:1" in test["sacrebleu_signature"]
+    assert saved["metrics"]["copy_baseline"]["tokenized_bleu"] >= 0
+    assert saved["timings"]["train_steps"] > 0 and saved["versions"]["torch"]
+    assert Path(test["files"]["tsv"]).is_file() if "tsv" in test["files"] else test["files"]
+    # same config again: skipped, record untouched
+    mtime = Path(record["_path"]).stat().st_mtime_ns
+    again = run_job(compose_cfg(raw, "shapeshift=paper"), tmp_path / "run")
+    assert Path(again["_path"]).stat().st_mtime_ns == mtime
+    # a different config is a different record
+    dense = run_job(compose_cfg(raw), tmp_path / "dense")
+    assert dense["config_hash"] != record["config_hash"]
+    assert dense["params"]["reduction_vs_dense"] == 1.0
+
+
+def test_bad_configs_fail_before_training(raw: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown fairseq Transformer override"):
+        run_job(compose_cfg(raw, "+arch.overrides.encoder_layerz=3"), tmp_path / "a")
+    with pytest.raises(ValueError, match="unknown layer type"):
+        run_job(compose_cfg(raw, "shapeshift=sweep", "shapeshift.layers=[mlp]"), tmp_path / "b")
+    missing = compose_cfg(raw, f"data.raw_dir={tmp_path / 'nowhere'}", f"data.work_dir={tmp_path / 'w2'}")
+    with pytest.raises(Exception, match="nowhere"):
+        run_job(missing, tmp_path / "c")
+    assert not record_path(missing).exists() or json.loads(record_path(missing).read_text())["status"] != "done"
+
+
+def test_sweep_axes_compose_into_a_policy(tmp_path: Path) -> None:
+    cfg = compose_cfg(tmp_path, "shapeshift=sweep", "rank=4", "scheme=exact3", "layers=attn_ffn")
+    policy = policy_from_config(cfg.shapeshift)
+    assert policy == {"attention": {"rank": 4, "order": 3, "scheme": "exact", "path": "auto"},
+                      "ffn": {"rank": 4, "order": 3, "scheme": "exact", "path": "auto"}}
+    assert cfg.shapeshift.name == "sweep-attn_ffn-r4-exact3"
+    assert policy_from_config(compose_cfg(tmp_path).shapeshift) is None
+    paper = policy_from_config(compose_cfg(tmp_path, "shapeshift=paper").shapeshift)
+    assert paper["embedding"]["rank"] == 16 and paper["attention"]["rank"] == 1
+
+
+def test_experiment_files_override_defaults(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        demo = compose("train", overrides=["experiment=demo"])
+        paper = compose("train", overrides=["experiment=iwslt14_paper"])
+    assert demo.optim.lr == 1e-3 and demo.arch.overrides.encoder_embed_dim == 128
+    assert paper.optim.lr == 2e-3 and paper.batching.max_sentences == 128
