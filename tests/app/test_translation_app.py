@@ -90,5 +90,5 @@ def test_experiment_files_override_defaults(tmp_path: Path) -> None:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         demo = compose("train", overrides=["experiment=demo"])
         paper = compose("train", overrides=["experiment=iwslt14_paper"])
-    assert demo.optim.lr == 1e-3 and demo.arch.overrides.encoder_embed_dim == 128
+    assert demo.optim.lr == 3e-3 and demo.arch.overrides.encoder_embed_dim == 128
     assert paper.optim.lr == 2e-3 and paper.batching.max_sentences == 128
