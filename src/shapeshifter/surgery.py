@@ -10,6 +10,7 @@ replaced safely; they are listed in the report as unhandled, never skipped silen
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -48,10 +49,14 @@ Policy = dict[str, LayerSpec | None]
 def parse_policy(policy: Mapping[str, Any] | None) -> Policy:
     """Normalise a policy mapping: values ``"dense"``/None, a `LayerSpec`, or a dict of its fields.
 
-    Layer types not mentioned stay dense; an unknown layer type or field is an error.
+    Layer types not mentioned stay dense; an unknown layer type or field is an error. The reserved key
+    ``"exclude"`` (regexes of module names to keep dense) is validated here and read by `shapeshift`.
     """
     out: Policy = {t: None for t in LAYER_TYPES}
     for layer_type, spec in dict(policy or {}).items():
+        if layer_type == "exclude":
+            _exclude_patterns(spec)
+            continue
         if layer_type not in LAYER_TYPES:
             raise ValueError(f"policy: unknown layer type {layer_type!r}; expected one of {LAYER_TYPES}")
         if spec is None or spec == "dense":
@@ -75,6 +80,17 @@ def parse_policy(policy: Mapping[str, Any] | None) -> Policy:
         out[layer_type] = LayerSpec(int(fields["rank"]), int(fields.get("order", 2)), scheme,
                                     fields.get("path", "auto"))
     return out
+
+
+def _exclude_patterns(value: Any) -> list[re.Pattern[str]]:
+    """Compile the policy's ``exclude`` entry (a regex or a list of them)."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    try:
+        return [re.compile(str(p)) for p in items]
+    except re.error as err:
+        raise ValueError(f"policy['exclude']: bad regular expression: {err}") from err
 
 
 @dataclass
@@ -151,6 +167,9 @@ def shapeshift(
 ) -> ShapeshiftReport:
     """Replace the model's linear and embedding layers per ``policy``, in place; returns a report.
 
+    ``policy`` maps layer types to specs (see `parse_policy`); its optional ``"exclude"`` entry lists
+    regexes of module names that stay dense (e.g. BERT's 2-row ``token_type_embeddings``).
+
     ``init="random"`` draws factors whose product matches the std of the weight being replaced (so the
     model keeps its own init scale); ``init="project"`` fits the factors to the current (pretrained) weight
     with `from_dense` and records the relative reconstruction error per layer.
@@ -158,6 +177,7 @@ def shapeshift(
     if init not in ("random", "project"):
         raise ValueError(f"init must be 'random' or 'project', got {init!r}")
     spec_by_type = parse_policy(policy)
+    excluded = _exclude_patterns((policy or {}).get("exclude"))
     classify = LayerTypeClassifier(patterns)
     parents = _parents(model)
     report = ShapeshiftReport()
@@ -176,6 +196,8 @@ def shapeshift(
         rec = LayerRecord(name, "embedding", "embedding", (rows, cols), "dense", rows * cols, rows * cols)
         if spec is None:
             rec.reason = "policy: dense"
+        elif any(p.search(name) for p in excluded):
+            rec.reason = "policy: excluded"
         elif module.max_norm is not None or module.sparse or module.scale_grad_by_freq:
             rec.status, rec.reason = "unhandled", "max_norm/sparse/scale_grad_by_freq are not supported"
         else:
@@ -209,6 +231,8 @@ def shapeshift(
                 rec.rank, rec.order, rec.factors = new_emb.rank, new_emb.order, str(new_emb.kshape)
         elif spec_by_type[layer_type] is None:
             rec.reason = "policy: dense"
+        elif any(p.search(name) for p in excluded):
+            rec.reason = "policy: excluded"
         else:
             new, err = _make_linear(module, spec_by_type[layer_type], init)
             replacements[id(module)] = new

@@ -194,3 +194,15 @@ def test_hf_bert_is_shapeshifted_by_default_patterns():
     assert report.unhandled == []
     out = model(input_ids=torch.randint(0, 100, (2, 6)))
     assert out.last_hidden_state.shape == (2, 6, 32)
+
+
+def test_exclude_keeps_matching_modules_dense():
+    model = nn.ModuleDict({"embed_tokens": nn.Embedding(100, 16), "token_type_embeddings": nn.Embedding(2, 16),
+                           "fc1": nn.Linear(16, 32)})
+    report = shapeshift(model, {"embedding": {"rank": 2}, "ffn": {"rank": 1},
+                                "exclude": [r"token_type_embeddings$"]})
+    assert isinstance(model["embed_tokens"], KroneckerEmbedding)
+    assert type(model["token_type_embeddings"]) is nn.Embedding
+    assert {r.name: r.reason for r in report.layers}["token_type_embeddings"] == "policy: excluded"
+    with pytest.raises(ValueError, match="bad regular expression"):
+        parse_policy({"exclude": ["("]})

@@ -11,6 +11,7 @@ higher-rank embeddings::
       scheme: balanced              # balanced | exact | [[m_1..m_N], [n_1..n_N]]
       init: random                  # random | project
       per_type: {embedding: {rank: 16}}   # fields merged over the defaults for that type
+      exclude: [token_type_embeddings$]   # module-name regexes that stay dense
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     node = dict(node)
     unknown = set(node) - {"layers", "rank", "order", "scheme", "init", "per_type", "path", "name", "layers_name",
-                           "scheme_name"}
+                           "scheme_name", "exclude"}
     if unknown:
         raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
     layers = node.get("layers") or []
@@ -58,5 +59,7 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         spec = dict(base)
         spec.update(dict(per_type.get(t) or {}))
         policy[t] = spec
+    if node.get("exclude"):
+        policy["exclude"] = list(node["exclude"])
     parse_policy(policy)  # fail now, before data preparation or training
     return policy
