@@ -60,9 +60,13 @@ def cola_dir(tmp_path: Path) -> Path:
     return tmp_path / "glue"
 
 
-def test_glue_task_from_local_files_then_skip_when_done(tmp_path: Path, cola_dir: Path) -> None:
-    cfg = _compose(tmp_path, "experiment=glue/scratch", "data=glue", "data.task=cola", "data.source=local",
-                   f"data.data_dir={cola_dir}", "glue.batch_size=16", "glue.min_count=1")
+def _cola_overrides(data_dir: Path) -> list[str]:
+    return ["experiment=glue/scratch", "data=glue", "data.task=cola", "data.source=local", f"data.data_dir={data_dir}",
+            "glue.batch_size=16", "glue.min_count=1"]
+
+
+def test_glue_task_from_local_files_skip_if_done_fresh_if_changed(tmp_path: Path, cola_dir: Path) -> None:
+    cfg = _compose(tmp_path, *_cola_overrides(cola_dir))
     assert cfg.data.kind == "glue" and cfg.arch.kind == "scratch"  # command-line data= wins over the experiment's
     record = run_job(cfg, tmp_path / "out")
     assert record["status"] == "done" and record["kind"] == "glue"
@@ -78,6 +82,11 @@ def test_glue_task_from_local_files_then_skip_when_done(tmp_path: Path, cola_dir
     before = path.read_text()
     again = run_job(cfg, tmp_path / "out")  # same config: skipped, record untouched
     assert path.read_text() == before and again["config_hash"] == record["config_hash"]
+
+    # same run name and output folder, another config: trains afresh instead of resuming the other's last.ckpt
+    other = run_job(_compose(tmp_path, *_cola_overrides(cola_dir), "optim.lr=1e-3"), tmp_path / "out")
+    assert other["config_hash"] != record["config_hash"] and other["resumed_from"] is None
+    assert (tmp_path / "out" / f"checkpoints.{record['config_hash']}" / "last.ckpt").is_file()
 
 
 def test_shapeshifted_tiny_bert_records_reconstruction_errors(tmp_path: Path) -> None:

@@ -188,6 +188,25 @@ def build_model(arch: dict[str, Any], dm: Any, max_length: int):
     return PretrainedEncoderClassifier.from_config(config, num_labels, arch.get("dropout"))
 
 
+def claim_checkpoint_dir(ckpt_dir: Path, config_hash: str) -> Path:
+    """The run's checkpoint folder, marked with its config hash so that only the same config resumes from it.
+
+    The output folder is named after ``run.name``, which does not change with e.g. the learning rate: a
+    folder left there by another config (or by an unmarked older run) is moved aside to
+    ``checkpoints.<its hash>`` (kept, not deleted) instead of being resumed.
+    """
+    mark = ckpt_dir / "CONFIG_HASH"
+    owner = mark.read_text().strip() if mark.is_file() else "unmarked"
+    if ckpt_dir.is_dir() and owner != config_hash and any(ckpt_dir.iterdir()):
+        aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}"), 1
+        while aside.exists():
+            aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}.{n}"), n + 1
+        ckpt_dir.rename(aside)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    mark.write_text(config_hash + "\n")
+    return ckpt_dir
+
+
 def main_metric(spec: Any) -> str:
     """The task's headline metric key (MNLI: ``accuracy_matched``), as logged under ``val/`` and ``test/``."""
     from shapeshifter.glue.tasks import split_tag
@@ -256,7 +275,7 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
     record["schedule"] = {"max_steps": max_steps, "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
 
     # 4. train, keeping the best validation checkpoint (and last.ckpt for resuming)
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = claim_checkpoint_dir(out_dir / "checkpoints", record["config_hash"])
     metric = main_metric(spec)
     has_val = bool(dm.validation_split_names)
     ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=f"val/{metric}" if has_val else None,
