@@ -1,0 +1,227 @@
+"""Table 1 (time overhead): whole-model training step and prediction, dense vs Shapeshifter, same process.
+
+Every model is a fairseq ``transformer_iwslt_de_en`` (8,848 / 6,632 vocabulary, tied decoder embeddings) built by
+`build_transformer`; the Shapeshifter ones differ only by their policy. Per repetition, in rotating order, each
+model runs on the same fixed batch:
+
+* a training step: forward + label-smoothed loss + backward + Adam step (train mode, dropout on);
+* a teacher-forced forward pass under ``no_grad`` (eval mode);
+* beam search of a fixed sentence batch with the output length pinned (``min_len == max_len``), so every model
+  decodes exactly the same number of steps whatever its (untrained) weights prefer.
+
+Medians over repetitions are written as a run record (same header as `records.new_record`) under
+``<records>/<group>/`` and the table is regenerated from all such records.
+
+    python pipelines/bench_model.py --scale smoke                 # small arch, about a minute on CPU
+    python pipelines/bench_model.py --scale full [--device cuda]  # the real arch, 4,096-token batches
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from shapeshifter.app.paper_tables import build_table1  # noqa: E402
+from shapeshifter.app.records import config_hash, new_record, write_record  # noqa: E402
+from shapeshifter.translation.criterion import label_smoothed_nll_loss  # noqa: E402
+from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary  # noqa: E402
+
+log = logging.getLogger("shapeshifter.bench_model")
+
+SRC_VOCAB, TGT_VOCAB = 8848, 6632
+SCALES: dict[str, dict[str, Any]] = {
+    # small enough for a minute on 2 CPU cores; same vocabulary so the embedding/output shapes are the paper's
+    "smoke": {"arch": "transformer_iwslt_de_en", "tokens": 1024, "sentence_len": 32, "reps": 7, "warmup": 1,
+              "threads": 1, "decode_sentences": 8, "decode_len": 10, "beam": 2, "ranks": [1, 2, 4],
+              "overrides": {"share_decoder_input_output_embed": True, "encoder_layers": 1, "decoder_layers": 1,
+                            "encoder_embed_dim": 64, "decoder_embed_dim": 64, "encoder_ffn_embed_dim": 128,
+                            "decoder_ffn_embed_dim": 128, "encoder_attention_heads": 2,
+                            "decoder_attention_heads": 2}},
+    "full": {"arch": "transformer_iwslt_de_en", "tokens": 4096, "sentence_len": 32, "reps": 10, "warmup": 2,
+             "threads": None, "decode_sentences": 32, "decode_len": 32, "beam": 5, "ranks": [1, 2, 4, 8],
+             "overrides": {"share_decoder_input_output_embed": True}},
+}
+EMBEDDING_RANK = 16  # the paper's policy: rank 16 for the (tied) embeddings, rank r in attention/FFN
+
+
+def policies(ranks: list[int]) -> dict[str, dict[str, Any] | None]:
+    """Dense plus one policy per attention/FFN rank (embedding rank 16); rank 1 is the paper's policy."""
+    from shapeshifter.app.policy import policy_from_config
+
+    out: dict[str, dict[str, Any] | None] = {"dense": None}
+    for r in ranks:  # same construction as conf/shapeshift/paper.yaml with the attention/FFN rank swept
+        out[f"r{r}-emb{EMBEDDING_RANK}"] = policy_from_config(
+            {"layers": ["all"], "rank": r, "per_type": {"embedding": {"rank": EMBEDDING_RANK}}})
+    return out
+
+
+def make_batch(tokens: int, sentence_len: int, src_vocab: int, tgt_vocab: int, nspecial: int, eos: int,
+               seed: int) -> dict[str, torch.Tensor]:
+    """A fixed batch of ``tokens // sentence_len`` sentence pairs of equal length (no padding to skew timings)."""
+    g = torch.Generator().manual_seed(seed)
+    n = max(1, tokens // sentence_len)
+    src = torch.randint(nspecial, src_vocab, (n, sentence_len), generator=g)
+    tgt = torch.randint(nspecial, tgt_vocab, (n, sentence_len), generator=g)
+    src[:, -1] = eos
+    tgt[:, -1] = eos
+    prev = torch.cat([torch.full((n, 1), eos), tgt[:, :-1]], dim=1)
+    return {"src_tokens": src, "src_lengths": torch.full((n,), sentence_len), "prev_output_tokens": prev,
+            "target": tgt}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device: torch.device) -> float:
+    _sync(device)
+    t0 = time.perf_counter()
+    fn()
+    _sync(device)
+    return time.perf_counter() - t0
+
+
+class Bench:
+    """One model with its optimizer, generator and the closures that are timed."""
+
+    def __init__(self, model: torch.nn.Module, batch: dict[str, torch.Tensor], tgt_dict: Any, cfg: dict[str, Any],
+                 device: torch.device) -> None:
+        from fairseq.sequence_generator import SequenceGenerator
+
+        self.model = model.to(device)
+        self.batch = {k: v.to(device) for k, v in batch.items()}
+        self.pad = tgt_dict.pad()
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], betas=(0.9, 0.98), eps=1e-8)
+        n = cfg["decode_sentences"]
+        self.decode_sample = {"id": torch.arange(n, device=device),
+                              "net_input": {"src_tokens": self.batch["src_tokens"][:n],
+                                            "src_lengths": self.batch["src_lengths"][:n]}}
+        self.generator = SequenceGenerator([self.model], tgt_dict, beam_size=cfg["beam"], max_len_a=0,
+                                           max_len_b=cfg["decode_len"], min_len=cfg["decode_len"])
+        self.label_smoothing = cfg["label_smoothing"]
+
+    def train_step(self) -> None:
+        self.model.train()
+        self.opt.zero_grad(set_to_none=True)
+        b = self.batch
+        out = self.model(b["src_tokens"], b["src_lengths"], b["prev_output_tokens"])
+        lprobs = self.model.get_normalized_probs(out, log_probs=True)
+        loss, _ = label_smoothed_nll_loss(lprobs.view(-1, lprobs.size(-1)), b["target"].view(-1),
+                                          self.label_smoothing, self.pad)
+        (loss / b["target"].numel()).backward()
+        self.opt.step()
+
+    @torch.no_grad()
+    def forward(self) -> None:
+        self.model.eval()
+        b = self.batch
+        out = self.model(b["src_tokens"], b["src_lengths"], b["prev_output_tokens"])
+        self.model.get_normalized_probs(out, log_probs=True)
+
+    @torch.no_grad()
+    def beam(self) -> None:
+        self.model.eval()
+        self.generator.generate([self.model], self.decode_sample)
+
+
+def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, Any]]:
+    """Median seconds per measurement and model, interleaved over repetitions in rotating order."""
+    from shapeshifter.params import count_parameters
+
+    src_dict, tgt_dict = placeholder_dictionary(SRC_VOCAB), placeholder_dictionary(TGT_VOCAB)
+    batch = make_batch(cfg["tokens"], cfg["sentence_len"], SRC_VOCAB, TGT_VOCAB, tgt_dict.nspecial, tgt_dict.eos(),
+                       cfg["seed"])
+    benches: dict[str, Bench] = {}
+    results: dict[str, dict[str, Any]] = {}
+    for name, policy in cfg["policies"].items():
+        model, _ = build_transformer(cfg["arch"], src_dict, tgt_dict, cfg["overrides"], policy, seed=cfg["seed"])
+        results[name] = {"policy": policy, "params": count_parameters(model)["total"],
+                         "times": {"train_step_s": [], "forward_s": [], "beam_s": []}}
+        benches[name] = Bench(model, batch, tgt_dict, cfg, device)
+    names = list(benches)
+    measurements = {"train_step_s": "train_step", "forward_s": "forward", "beam_s": "beam"}
+    for rep in range(cfg["warmup"] + cfg["reps"]):
+        order = names[rep % len(names):] + names[:rep % len(names)]
+        for key, method in measurements.items():
+            # the models run back to back for each measurement, so a load spike on a shared machine hits a
+            # whole repetition rather than one model; ratios are then taken within the repetition
+            times = {name: _timed(getattr(benches[name], method), device) for name in order}
+            if rep >= cfg["warmup"]:
+                for name, value in times.items():
+                    results[name]["times"][key].append(value)
+        log.info("repetition %d/%d done", rep + 1, cfg["warmup"] + cfg["reps"])
+    dense = results["dense"]
+    for res in results.values():
+        res["median"] = {k: statistics.median(v) for k, v in res["times"].items()}
+        res["min"] = {k: min(v) for k, v in res["times"].items()}
+        res["reduction_vs_dense"] = dense["params"] / res["params"]
+    for res in results.values():
+        # median over repetitions of the paired (same repetition) ratio; min-time ratio kept as a cross-check
+        res["ratio_to_dense"] = {k: statistics.median(t / d for t, d in zip(v, dense["times"][k], strict=True))
+                                 for k, v in res["times"].items()}
+        res["min_ratio_to_dense"] = {k: res["min"][k] / dense["min"][k] for k in res["min"]}
+    return results
+
+
+def bench_config(scale: str, device: str, seed: int, reps: int | None = None) -> dict[str, Any]:
+    """The result-defining settings of one benchmark run (hashed into the record name)."""
+    s = dict(SCALES[scale])
+    ranks = s.pop("ranks")
+    cfg = {"table": "table1", "scale": scale, "device": device, "seed": seed, "lr": 5.0e-4, "label_smoothing": 0.1,
+           "src_vocab": SRC_VOCAB, "tgt_vocab": TGT_VOCAB, **s,
+           "policies": policies(ranks)}
+    if reps is not None:
+        cfg["reps"] = reps
+    if cfg["threads"] is None:  # full scale: the machine's default thread count, recorded
+        cfg["threads"] = torch.get_num_threads()
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="smoke")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=None, help="override the scale's number of repetitions")
+    parser.add_argument("--records", type=Path, default=Path("results/records"))
+    parser.add_argument("--tables", type=Path, default=Path("results/tables"))
+    parser.add_argument("--force", action="store_true", help="rerun even when a finished record exists")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+
+    cfg = bench_config(args.scale, args.device, args.seed, args.reps)
+    group = "table1" if args.scale == "full" else f"table1-{args.scale}"
+    path = args.records / group / f"bench-{args.device}-s{args.seed}-{config_hash(cfg)}.json"
+    if path.is_file() and not args.force and json.loads(path.read_text()).get("status") == "done":
+        log.info("skipping: %s is complete (use --force to rerun)", path)
+    else:
+        torch.manual_seed(args.seed)
+        torch.set_num_threads(cfg["threads"])  # smoke: 1 thread, steadier on a shared machine
+        record = new_record(cfg, kind="bench_model")
+        write_record(record, path)
+        t0 = time.perf_counter()
+        record["results"] = run_bench(cfg, torch.device(args.device))
+        record["timings"] = {"bench_s": time.perf_counter() - t0}
+        record["status"] = "done"
+        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_record(record, path)
+        log.info("record: %s", path)
+    out = args.tables if args.scale == "full" else args.tables / args.scale
+    print(build_table1(args.records / group, out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
