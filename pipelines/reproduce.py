@@ -1,0 +1,105 @@
+"""Reproduce one of the paper's tables: launch the runs it still lacks, then rebuild it from the records.
+
+    python pipelines/reproduce.py 1 --scale smoke          # Table 1, time overhead (pipelines/bench_model.py)
+    python pipelines/reproduce.py 2 --scale smoke          # Table 2, IWSLT'14 quality vs size
+    python pipelines/reproduce.py embedding --scale smoke  # embedding compression, order x rank
+    python pipelines/reproduce.py ablation --scale smoke   # rank x scheme x layers
+    python pipelines/reproduce.py 2_wmt --scale full       # Table 2 on WMT En-Ro (needs the WMT data)
+    python pipelines/reproduce.py tables                   # rebuild every table from existing records only
+
+``--scale smoke``: tiny Transformer, a slice of the committed sample, 1 epoch on CPU (minutes per table);
+``--scale full``: the paper's data and arch on a GPU (``trainer=gpu``). Runs whose record is "done" for the
+same config hash are skipped; failed ones are retried; if any job fails, the others still run, the failures
+are listed at the end and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from shapeshifter.app.paper_tables import build_all, build_table  # noqa: E402
+from shapeshifter.app.sweep import grid_jobs, run_grid, summary  # noqa: E402
+
+log = logging.getLogger("shapeshifter")
+
+CONF = ROOT / "conf"
+# table id on the command line -> (table name in records/outputs, experiment file)
+TABLES = {
+    "2": ("table2", "table2/iwslt14"),
+    "2_wmt": ("table2_wmt", "table2/wmt18"),
+    "embedding": ("embedding_table", "embedding_table/iwslt14"),
+    "ablation": ("ablation", "ablation/iwslt14"),
+}
+SMOKE_SLICE = {"n_train_lines": 1500, "n_segs": 30}  # conf/data/sample_smoke.yaml documents the same sizes
+
+
+def ensure_smoke_data(raw_dir: Path) -> None:
+    """Write the sliced sample used by ``data=sample_smoke`` unless it is already there."""
+    from shapeshifter.data.smoke import slice_iwslt_raw
+
+    if not (raw_dir / "train.tags.de-en.de").is_file():
+        slice_iwslt_raw(raw_dir, **SMOKE_SLICE)
+
+
+def reproduce_translation(table: str, scale: str, records: Path, tables: Path, outputs: Path,
+                          extra: list[str] | None = None, dry_run: bool = False) -> int:
+    """Run the missing jobs of a translation table, rebuild it; 1 if any job failed (after running the rest)."""
+    name, experiment = TABLES[table]
+    base = [f"+scale={scale}", f"run.records={records}", *(extra or [])]
+    jobs = grid_jobs(CONF, experiment, base)
+    if dry_run:
+        print("\n".join("python pipelines/train.py " + shlex.join(job) for job in jobs))
+        return 0
+    if scale == "smoke":
+        raw = next((Path(o.split("=", 1)[1]) for o in base if o.startswith("data.raw_dir=")),
+                   ROOT / "data/cache/sample_smoke/raw")
+        ensure_smoke_data(raw)
+    outcomes = run_grid(CONF, jobs, outputs)
+    print(summary(outcomes))
+    try:
+        print(build_table(name, scale, records, tables))
+    except FileNotFoundError as err:
+        print(f"no table: {err}")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(f"{len(failed)} job(s) failed; rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("table", choices=["1", *TABLES, "tables"])
+    parser.add_argument("--scale", choices=["smoke", "full"], default="smoke")
+    parser.add_argument("--records", type=Path, default=Path("results/records"))
+    parser.add_argument("--tables", type=Path, default=Path("results/tables"))
+    parser.add_argument("--outputs", type=Path, default=Path("outputs"))
+    parser.add_argument("--device", default=None, help="Table 1 only: cpu or cuda (default: cuda when available)")
+    parser.add_argument("--dry-run", action="store_true", help="print the jobs (as train.py commands) and exit")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.table == "tables":
+        built = build_all(args.records, args.tables)
+        print("rebuilt: " + (", ".join(built) if built else "nothing (no finished records)"))
+        return 0
+    if args.table == "1":
+        cmd = [sys.executable, str(ROOT / "pipelines/bench_model.py"), "--scale", args.scale,
+               "--records", str(args.records), "--tables", str(args.tables)]
+        if args.device:
+            cmd += ["--device", args.device]
+        return 0 if args.dry_run else subprocess.call(cmd)
+    return reproduce_translation(args.table, args.scale, args.records, args.tables, args.outputs, args.overrides,
+                                 args.dry_run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

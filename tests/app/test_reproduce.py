@@ -1,0 +1,114 @@
+"""Paper tables from records (byte-identical rebuilds) and the reproduce grid's skip / resume / retry logic."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from shapeshifter.app import translation
+from shapeshifter.app.paper_tables import build_all, group_name
+from shapeshifter.app.records import new_record, write_record
+from shapeshifter.data.smoke import slice_iwslt_raw
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_reproduce():
+    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "pipelines" / "reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _translation_record(name: str, seed: int, params: int, bleu: float, policy: dict | None) -> dict:
+    rec = new_record({"shapeshift": {"name": name}, "seed": seed, "data": {"name": "synthetic"}}, "translation")
+    rec.update(status="done", policy=policy,
+               params={"total": params, "dense_model_total": 1000, "reduction_vs_dense": 1000 / params},
+               timings={"train_s": 10.0 + seed, "train_steps": 10, "test_generate_s": 2.0 + params / 1000},
+               metrics={"test": {"tokenized_bleu": bleu + seed, "sacrebleu": bleu}, "copy_baseline": {
+                   "tokenized_bleu": 1.5, "sacrebleu": 1.0}})
+    return rec
+
+
+def _bench_record(seed: int) -> dict:
+    results = {}
+    for name, params, slow in (("dense", 1000, 1.0), ("r1-emb16", 50, 1.2), ("r4-emb16", 60, 1.3)):
+        times = {"train_step_s": 0.1 * slow, "forward_s": 0.05 * slow, "beam_s": 0.2 * slow + 0.001 * seed}
+        results[name] = {"params": params, "reduction_vs_dense": 1000 / params, "median": times,
+                         "ratio_to_dense": {k: slow + 0.01 * seed for k in times}}
+    rec = new_record({"table": "table1", "scale": "smoke", "device": "cpu", "seed": seed, "arch": "a", "tokens": 64,
+                      "beam": 2, "decode_sentences": 2, "decode_len": 4, "reps": 3, "threads": 1}, "bench_model")
+    rec.update(status="done", results=results)
+    return rec
+
+
+def test_tables_rebuild_byte_identical_from_the_same_records(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    paper = {"embedding": {"rank": 16, "order": 2, "scheme": "balanced"},
+             "attention": {"rank": 1, "order": 2, "scheme": "balanced"}}
+    for seed in (1, 2):
+        for name, params, bleu, policy in (("dense", 1000, 30.0, None), ("paper", 80, 28.0, paper)):
+            rec = _translation_record(name, seed, params, bleu, policy)
+            write_record(rec, records / group_name("table2", "smoke") / f"{name}-s{seed}-{rec['config_hash']}.json")
+        rec = _bench_record(seed)
+        write_record(rec, records / group_name("table1", "smoke") / f"bench-s{seed}-{rec['config_hash']}.json")
+    unfinished = _translation_record("broken", 1, 10, 1.0, paper) | {"status": "running"}
+    write_record(unfinished, records / "table2-smoke" / "broken.json")
+
+    assert build_all(records, tmp_path / "a") == ["smoke/table1", "smoke/table2"]
+    assert build_all(records, tmp_path / "b") == ["smoke/table1", "smoke/table2"]
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert {f.suffix for f in files} == {".md", ".tex", ".csv", ".png"}
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    md = (tmp_path / "a" / "smoke" / "table2.md").read_text()
+    assert "Built from 4 run record(s)" in md and "broken" not in md
+    assert "29.50 ± 0.71" in md  # dense: mean ± std of two seeds
+    t1 = (tmp_path / "a" / "smoke" / "table1.md").read_text()
+    assert "+17% training and +13% prediction" in t1 and "1.21 ± 0.01" in t1
+    assert r"\toprule" in (tmp_path / "a" / "smoke" / "table1.tex").read_text()
+
+
+@pytest.fixture()
+def smoke_env(tmp_path: Path) -> tuple[object, list[str], Path]:
+    slice_iwslt_raw(tmp_path / "raw", n_train_lines=240, n_segs=6)
+    extra = [f"data.raw_dir={tmp_path / 'raw'}", f"data.work_dir={tmp_path / 'work'}", "data.bpe_merges=200",
+             "eval.bleu_max_sentences=4", "optim.warmup_updates=5"]
+    return _load_reproduce(), extra, tmp_path
+
+
+def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monkeypatch, capsys) -> None:
+    reproduce, extra, tmp = smoke_env
+    records, tables, outputs = tmp / "records", tmp / "tables", tmp / "outputs"
+    real = translation.run_translation
+
+    def crash_paper(cfg, out_dir, path):
+        if cfg.shapeshift.name == "paper":
+            raise RuntimeError("simulated crash in the paper job")
+        return real(cfg, out_dir, path)
+
+    # 1. one job crashes: the others still run, the failure is reported, exit status 1
+    monkeypatch.setattr(translation, "run_translation", crash_paper)
+    assert reproduce.reproduce_translation("2", "smoke", records, tables, outputs, extra) == 1
+    out = capsys.readouterr()
+    assert "simulated crash" in out.out and "1 job(s) failed" in out.err and "2 ran, 0 skipped, 1 failed" in out.out
+    group = records / "table2-smoke"
+    done = {p.name: p.stat().st_mtime_ns for p in group.glob("*.json") if json.loads(p.read_text())["status"] == "done"}
+    assert len(done) == 2 and (tables / "smoke" / "table2.md").is_file()
+
+    # 2. simulate a run killed midway: its record is left "running"; the failed job is retried too
+    killed = next(p for p in group.glob("*dense*.json"))
+    write_record(json.loads(killed.read_text()) | {"status": "running"}, killed)
+    monkeypatch.setattr(translation, "run_translation", real)
+    assert reproduce.reproduce_translation("2", "smoke", records, tables, outputs, extra) == 0
+    assert "2 ran, 1 skipped, 0 failed" in capsys.readouterr().out
+    after = {p.name: p.stat().st_mtime_ns for p in group.glob("*.json")}
+    assert all(json.loads(p.read_text())["status"] == "done" for p in group.glob("*.json")) and len(after) == 3
+    untouched = [n for n in done if n != killed.name]
+    assert [after[n] == done[n] for n in untouched] == [True] and after[killed.name] != done[killed.name]
+    assert json.loads(killed.read_text())["resumed_from"].endswith("last.ckpt")  # continued, not restarted
+    md = (tables / "smoke" / "table2.md").read_text()
+    assert "| dense |" in md and "| paper |" in md and "| r8-emb64 |" in md
