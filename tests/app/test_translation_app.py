@@ -92,3 +92,25 @@ def test_experiment_files_override_defaults(tmp_path: Path) -> None:
         paper = compose("train", overrides=["experiment=iwslt14_paper"])
     assert demo.optim.lr == 3e-3 and demo.arch.overrides.encoder_embed_dim == 128
     assert paper.optim.lr == 2e-3 and paper.batching.max_sentences == 128
+
+
+def test_evaluate_entry_point_rebuilds_model_from_run_dir(raw: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg(raw, "shapeshift=r8_emb64", "ckpt.monitor=valid_loss")
+    run_dir = tmp_path / "run"
+    run_job(cfg, run_dir)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # what Hydra writes for pipelines/train.py runs
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "evaluate.py"
+    done = subprocess.run([sys.executable, str(script), str(run_dir), "--split", "valid", "--beam", "1"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result_file,) = (run_dir / "eval").glob("valid-*.json")
+    result = json.loads(result_file.read_text())
+    assert result["num_sentences"] > 0 and "sacrebleu_signature" in result
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nope")], capture_output=True, text=True)
+    assert missing.returncode != 0 and "config.yaml not found" in missing.stderr
