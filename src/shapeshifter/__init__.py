@@ -1,6 +1,24 @@
-"""Shapeshifter: Transformers whose weight matrices are sums of Kronecker products of small factors."""
+"""Shapeshifter: Transformers whose weight matrices are sums of Kronecker products of small factors.
 
-from shapeshifter.params import count_parameters
-from shapeshifter.surgery import LayerSpec, ShapeshiftReport, parse_policy, shapeshift
+The top-level names are loaded lazily, so ``import shapeshifter.data`` (text recipes) does not pay for torch.
+"""
 
-__all__ = ["LayerSpec", "ShapeshiftReport", "count_parameters", "parse_policy", "shapeshift"]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "shapeshift": "shapeshifter.surgery",
+    "parse_policy": "shapeshifter.surgery",
+    "LayerSpec": "shapeshifter.surgery",
+    "ShapeshiftReport": "shapeshifter.surgery",
+    "count_parameters": "shapeshifter.params",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'shapeshifter' has no attribute {name!r}")
