@@ -112,3 +112,21 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
     assert json.loads(killed.read_text())["resumed_from"].endswith("last.ckpt")  # continued, not restarted
     md = (tables / "smoke" / "table2.md").read_text()
     assert "| dense |" in md and "| paper |" in md and "| r8-emb64 |" in md
+
+
+def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> None:
+    from shapeshifter.app.sweep import compose_cfg, grid_jobs
+
+    conf = ROOT / "conf"
+    ablation = grid_jobs(conf, "ablation/iwslt14", ["+scale=smoke"])
+    assert len(ablation) == 1 + 2 * 2 * 3 and "shapeshift=dense" in ablation[0]
+    dense = compose_cfg(conf, ablation[0])
+    assert dense.shapeshift.layers == [] and dense.run.group == "ablation-smoke" and dense.data.name == "sample_smoke"
+    embedding = grid_jobs(conf, "embedding_table/iwslt14", ["+scale=full"])
+    assert len(embedding) == 1 + 2 * 3
+    last = compose_cfg(conf, embedding[-1])
+    assert last.shapeshift.layers == ["embedding"] and last.shapeshift.order == 3 and last.shapeshift.rank == 16
+    assert last.run.group == "embedding_table" and last.trainer.accelerator == "gpu"
+    table2 = [compose_cfg(conf, job) for job in grid_jobs(conf, "table2/iwslt14", ["+scale=full"])]
+    assert [c.shapeshift.name for c in table2] == ["dense", "paper", "r8-emb64"]
+    assert table2[1].optim.lr == 2e-3 and table2[1].batching.max_sentences == 128
