@@ -116,47 +116,61 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
                         **trainer_kwargs)
     resume = last_checkpoint(ckpt_dir) if cfg.run.resume else None
     record["resumed_from"] = str(resume) if resume else None
-    t0 = time.perf_counter()
     try:
+        t0 = time.perf_counter()
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        train_s = time.perf_counter() - t0
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        record["timings"].update({
+            "train_s": train_s, "train_steps": trainer.global_step,
+            "train_step_s": metrics.get("train_step_s_epoch"), "train_wps": metrics.get("train_wps_epoch"),
+        })
+
+        # 5. pick the weights to evaluate: average of the last N epochs, or the best checkpoint
+        if cfg.ckpt.average_last and len(epoch_checkpoints(ckpt_dir)) > 1:
+            state = average_checkpoints(epoch_checkpoints(ckpt_dir, cfg.ckpt.average_last))
+            module.model.load_state_dict(state)
+            record["evaluated_weights"] = f"average of last {cfg.ckpt.average_last} epochs"
+        else:
+            best = callbacks[0].best_model_path
+            if best:
+                load_model_weights(module.model, best)
+            record["evaluated_weights"] = best or "final"
+
+        # 6. evaluate on test with beam search; time inference
+        dm.setup("test")
+        module.model.eval()
+        t0 = time.perf_counter()
+        test = evaluate_translation(
+            module.model, dm.test_dataloader(), src_dict, tgt_dict, out_dir / "translations", prepared.tgt_lang,
+            raw_references=prepared.reference("test", "raw") if prepared.splits else None,
+            tok_references=prepared.reference("test", "tok") if prepared.splits else None,
+            lowercase=bool(dcfg.lowercase), name="test", beam=cfg.eval.beam, max_len_a=cfg.eval.max_len_a,
+            max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen, bpe=prepared.bpe,
+        )
+        record["timings"]["test_generate_s"] = time.perf_counter() - t0
+        record["metrics"] = {
+            "valid": {k: v for k, v in metrics.items() if k.startswith("valid")},
+            "test": test,
+            "copy_baseline": copy_baseline(prepared) if prepared.splits else None,
+        }
+        log_summary(loggers, record)
     finally:
-        finish_wandb()
-    train_s = time.perf_counter() - t0
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    record["timings"].update({
-        "train_s": train_s, "train_steps": trainer.global_step,
-        "train_step_s": metrics.get("train_step_s_epoch"), "train_wps": metrics.get("train_wps_epoch"),
-    })
-
-    # 5. pick the weights to evaluate: average of the last N epochs, or the best checkpoint
-    if cfg.ckpt.average_last and len(epoch_checkpoints(ckpt_dir)) > 1:
-        state = average_checkpoints(epoch_checkpoints(ckpt_dir, cfg.ckpt.average_last))
-        module.model.load_state_dict(state)
-        record["evaluated_weights"] = f"average of last {cfg.ckpt.average_last} epochs"
-    else:
-        best = callbacks[0].best_model_path
-        if best:
-            load_model_weights(module.model, best)
-        record["evaluated_weights"] = best or "final"
-
-    # 6. evaluate on test with beam search; time inference
-    dm.setup("test")
-    module.model.eval()
-    t0 = time.perf_counter()
-    test = evaluate_translation(
-        module.model, dm.test_dataloader(), src_dict, tgt_dict, out_dir / "translations", prepared.tgt_lang,
-        raw_references=prepared.reference("test", "raw") if prepared.splits else None,
-        tok_references=prepared.reference("test", "tok") if prepared.splits else None,
-        lowercase=bool(dcfg.lowercase), name="test", beam=cfg.eval.beam, max_len_a=cfg.eval.max_len_a,
-        max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen, bpe=prepared.bpe,
-    )
-    record["timings"]["test_generate_s"] = time.perf_counter() - t0
-    record["metrics"] = {
-        "valid": {k: v for k, v in metrics.items() if k.startswith("valid")},
-        "test": test,
-        "copy_baseline": copy_baseline(prepared) if prepared.splits else None,
-    }
+        finish_wandb()  # one W&B run per job, closed even when the job fails
     record["status"] = "done"
     record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     write_record(record, record_path)
     return record
+
+
+def log_summary(loggers: list, record: dict[str, Any]) -> None:
+    """Send the final test metrics and parameter counts to every logger (W&B summary, CSV)."""
+    test = record["metrics"]["test"]
+    summary = {"test_tokenized_bleu": test["tokenized_bleu"], "params_total": record["params"]["total"],
+               "params_reduction_vs_dense": record["params"]["reduction_vs_dense"],
+               "test_generate_s": record["timings"]["test_generate_s"]}
+    if test.get("sacrebleu") is not None:
+        summary["test_sacrebleu"] = test["sacrebleu"]
+    for logger in loggers:
+        logger.log_metrics(summary)
+        logger.save()
