@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .factors import KroneckerMatrix, Path
+from .factors import FactorizedModule, KroneckerMatrix, Path
 from .functional import kron_rows
-from .shapes import KroneckerShape, ShapeSpec
+from .shapes import ShapeSpec
 
 
-class KroneckerEmbedding(nn.Module):
+class KroneckerEmbedding(FactorizedModule):
     """Lookup of rows of ``E = crop(sum_k F_1k ⊗ ... ⊗ F_Nk)`` of shape (num_embeddings, embedding_dim).
 
     A row is built from one row of each factor (the mixed-radix digits of its index), so the table is
@@ -50,23 +50,6 @@ class KroneckerEmbedding(nn.Module):
         self.matrix = KroneckerMatrix(num_embeddings, embedding_dim, rank, order, shape, path, device, dtype,
                                       zero_row=padding_idx)
         self.reset_parameters(init_std)
-
-    @property
-    def factors(self) -> nn.ParameterList:
-        """The N factor tensors, the j-th of shape ``(rank, m_j, n_j)``."""
-        return self.matrix.factors
-
-    @property
-    def rank(self) -> int:
-        return self.matrix.rank
-
-    @property
-    def order(self) -> int:
-        return self.matrix.order
-
-    @property
-    def kshape(self) -> KroneckerShape:
-        return self.matrix.kshape
 
     @torch.no_grad()
     def reset_parameters(self, init_std: float | None = None, generator: torch.Generator | None = None) -> None:

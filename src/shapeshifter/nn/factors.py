@@ -156,6 +156,29 @@ class KroneckerMatrix(nn.Module):
         )
 
 
+class FactorizedModule(nn.Module):
+    """Base of the layers that read a `KroneckerMatrix` held as ``self.matrix``: the shared accessors."""
+
+    matrix: KroneckerMatrix
+
+    @property
+    def factors(self) -> nn.ParameterList:
+        """The N factor tensors, the j-th of shape ``(rank, m_j, n_j)``."""
+        return self.matrix.factors
+
+    @property
+    def rank(self) -> int:
+        return self.matrix.rank
+
+    @property
+    def order(self) -> int:
+        return self.matrix.order
+
+    @property
+    def kshape(self) -> KroneckerShape:
+        return self.matrix.kshape
+
+
 def default_linear_std(in_features: int) -> float:
     """Std of PyTorch's default `nn.Linear` init, U(-1/sqrt(in), 1/sqrt(in))."""
     return 1.0 / math.sqrt(3.0 * in_features)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .factors import KroneckerMatrix, Path, default_linear_std
-from .shapes import KroneckerShape, ShapeSpec
+from .factors import FactorizedModule, KroneckerMatrix, Path, default_linear_std
+from .shapes import ShapeSpec
 
 
-class KroneckerLinear(nn.Module):
+class KroneckerLinear(FactorizedModule):
     """``y = x @ W.T + b`` with ``W = crop(sum_{k<rank} F_1k ⊗ ... ⊗ F_Nk)`` of shape (out, in).
 
     Args:
@@ -40,23 +40,6 @@ class KroneckerLinear(nn.Module):
         self.matrix = KroneckerMatrix(out_features, in_features, rank, order, shape, path, device, dtype)
         self.bias = nn.Parameter(torch.empty(out_features, device=device, dtype=dtype)) if bias else None
         self.reset_parameters(init_std)
-
-    @property
-    def factors(self) -> nn.ParameterList:
-        """The N factor tensors, the j-th of shape ``(rank, m_j, n_j)``."""
-        return self.matrix.factors
-
-    @property
-    def rank(self) -> int:
-        return self.matrix.rank
-
-    @property
-    def order(self) -> int:
-        return self.matrix.order
-
-    @property
-    def kshape(self) -> KroneckerShape:
-        return self.matrix.kshape
 
     @torch.no_grad()
     def reset_parameters(self, init_std: float | None = None, generator: torch.Generator | None = None) -> None:
