@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.records import new_record, write_record
+from shapeshifter.app.records import claim_checkpoint_dir, new_record, write_record
 from shapeshifter.params import count_parameters
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -186,25 +186,6 @@ def build_model(arch: dict[str, Any], dm: Any, max_length: int):
         raise ValueError(f"arch.config.max_position_embeddings={config['max_position_embeddings']} is below "
                          f"glue.max_length={max_length}")
     return PretrainedEncoderClassifier.from_config(config, num_labels, arch.get("dropout"))
-
-
-def claim_checkpoint_dir(ckpt_dir: Path, config_hash: str) -> Path:
-    """The run's checkpoint folder, marked with its config hash so that only the same config resumes from it.
-
-    The output folder is named after ``run.name``, which does not change with e.g. the learning rate: a
-    folder left there by another config (or by an unmarked older run) is moved aside to
-    ``checkpoints.<its hash>`` (kept, not deleted) instead of being resumed.
-    """
-    mark = ckpt_dir / "CONFIG_HASH"
-    owner = mark.read_text().strip() if mark.is_file() else "unmarked"
-    if ckpt_dir.is_dir() and owner != config_hash and any(ckpt_dir.iterdir()):
-        aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}"), 1
-        while aside.exists():
-            aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}.{n}"), n + 1
-        ckpt_dir.rename(aside)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    mark.write_text(config_hash + "\n")
-    return ckpt_dir
 
 
 def main_metric(spec: Any) -> str:

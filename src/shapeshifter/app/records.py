@@ -99,3 +99,22 @@ def load_records(root: Path, pattern: str = "**/*.json") -> list[dict[str, Any]]
             rec["_path"] = str(path)
             records.append(rec)
     return records
+
+
+def claim_checkpoint_dir(ckpt_dir: Path, config_hash: str) -> Path:
+    """The run's checkpoint folder, marked with its config hash so that only the same config resumes from it.
+
+    The output folder is named after ``run.name``, which does not change with e.g. the learning rate: a
+    folder left there by another config (or by an unmarked older run) is moved aside to
+    ``checkpoints.<its hash>`` (kept, not deleted) instead of being resumed.
+    """
+    mark = ckpt_dir / "CONFIG_HASH"
+    owner = mark.read_text().strip() if mark.is_file() else "unmarked"
+    if ckpt_dir.is_dir() and owner != config_hash and any(ckpt_dir.iterdir()):
+        aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}"), 1
+        while aside.exists():
+            aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}.{n}"), n + 1
+        ckpt_dir.rename(aside)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    mark.write_text(config_hash + "\n")
+    return ckpt_dir

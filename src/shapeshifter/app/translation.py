@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.records import new_record, write_record
+from shapeshifter.app.records import claim_checkpoint_dir, new_record, write_record
 from shapeshifter.params import count_parameters
 
 
@@ -102,7 +102,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     )
 
     # 4. train (resuming from last.ckpt when a previous attempt was interrupted)
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = claim_checkpoint_dir(out_dir / "checkpoints", record["config_hash"])
     monitors_bleu = "bleu" in cfg.ckpt.monitor
     callbacks = checkpoint_callbacks(ckpt_dir, monitor=cfg.ckpt.monitor,
                                      every_n_epochs=cfg.eval.bleu_every_n_epochs if monitors_bleu else 1,
