@@ -50,6 +50,10 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
             "train_s_per_step": statistics.mean(r["timings"]["train_s"] / max(1, r["timings"]["train_steps"])
                                                 for r in recs),
             "test_generate_s": statistics.mean(r["timings"]["test_generate_s"] for r in recs),
+            # per generated token: a weaker model may emit longer outputs, which is not a per-step cost
+            "generate_s_per_token": statistics.mean(
+                r["timings"]["test_generate_s"] / max(1, r["metrics"]["test"]["tokenized_bleu_detail"]["sys_len"])
+                for r in recs),
             "copy_bleu": (first["metrics"].get("copy_baseline") or {}).get("tokenized_bleu"),
             "hashes": sorted(r["config_hash"] for r in recs),
         })
@@ -58,6 +62,7 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
         row["bleu_drop_pct"] = (100 * (base["bleu"] - row["bleu"]) / base["bleu"]) if base and base["bleu"] else None
         row["train_time_ratio"] = row["train_s_per_step"] / base["train_s_per_step"] if base else None
         row["infer_time_ratio"] = row["test_generate_s"] / base["test_generate_s"] if base else None
+        row["infer_token_ratio"] = row["generate_s_per_token"] / base["generate_s_per_token"] if base else None
     rows.sort(key=lambda r: (r["config"] != baseline, -r["params"], r["config"]))
     return rows
 
@@ -71,6 +76,7 @@ TRANSLATION_COLUMNS = [
     Column("bleu_drop_pct", "rel. BLEU drop (%)", _num(".1f")),
     Column("train_time_ratio", "train time/step (× dense)", _num(".2f")),
     Column("infer_time_ratio", "test decoding time (× dense)", _num(".2f")),
+    Column("infer_token_ratio", "decoding time per output token (× dense)", _num(".2f")),
 ]
 
 

@@ -86,9 +86,9 @@ class KroneckerEmbedding(FactorizedModule):
             out = out * (index != self.padding_idx).unsqueeze(-1).to(out.dtype)
         return out
 
-    def project(self, h: Tensor) -> Tensor:
-        """Logits ``h @ E.T`` for ``h`` of shape ``(..., embedding_dim)``, through the factors."""
-        return self.matrix.matmul_t(h)
+    def project(self, h: Tensor, bias: Tensor | None = None) -> Tensor:
+        """Logits ``h @ E.T (+ bias)`` for ``h`` of shape ``(..., embedding_dim)``, through the factors."""
+        return self.matrix.matmul_t(h, bias)
 
     @classmethod
     def from_dense(
@@ -132,8 +132,7 @@ class TiedKroneckerOutput(nn.Module):
         self.in_features, self.out_features = embedding.embedding_dim, embedding.num_embeddings
 
     def forward(self, h: Tensor) -> Tensor:
-        y = self.embedding.project(h)
-        return y if self.bias is None else y + self.bias
+        return self.embedding.project(h, self.bias)
 
     def dense_weight(self) -> Tensor:
         return self.embedding.dense_weight()

@@ -113,21 +113,22 @@ class KroneckerMatrix(nn.Module):
 
     def cached_weight(self) -> Tensor:
         """Materialized W, detached, rebuilt only when a factor changed (in place or replaced)."""
-        key = tuple((f.data_ptr(), f._version, f.device, f.dtype) for f in self.factors)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, self.dense_weight().detach())
-        return self._cache[1]
+        key = tuple((f._version, f.data_ptr()) for f in self.factors)
+        cache = self._cache
+        if cache is None or cache[0] != key:
+            cache = self._cache = (key, self.dense_weight().detach())
+        return cache[1]
 
-    def matmul_t(self, x: Tensor) -> Tensor:
-        """``x @ W.T`` for ``x`` of shape ``(..., cols)``; returns ``(..., rows)``."""
+    def matmul_t(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        """``x @ W.T (+ bias)`` for ``x`` of shape ``(..., cols)``; returns ``(..., rows)``."""
         if x.shape[-1] != self.cols:
             raise ValueError(f"expected input with last dim {self.cols}, got shape {tuple(x.shape)}")
         if not torch.is_grad_enabled():
-            return F.linear(x, self.cached_weight())
+            return F.linear(x, self.cached_weight(), bias)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.cols)
         if self.choose_path(x2.shape[0]) == "dense":
-            return F.linear(x, self.dense_weight())
+            return F.linear(x, self.dense_weight(), bias)
         pad = self.kshape.padded_in - self.cols
         if pad:
             x2 = F.pad(x2, (0, pad))
@@ -136,6 +137,8 @@ class KroneckerMatrix(nn.Module):
             y = y[:, : self.rows]
         if self.zero_row is not None:
             y = y * self._row_keep(y)
+        if bias is not None:
+            y = y + bias
         return y.reshape(*lead, self.rows)
 
     @property

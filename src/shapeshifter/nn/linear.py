@@ -54,8 +54,7 @@ class KroneckerLinear(FactorizedModule):
         return self.matrix.dense_weight()
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.matrix.matmul_t(x)
-        return y if self.bias is None else y + self.bias
+        return self.matrix.matmul_t(x, self.bias)
 
     @classmethod
     def from_dense(
