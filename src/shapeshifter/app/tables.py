@@ -30,6 +30,17 @@ def _mean_std(values: list[float]) -> tuple[float, float | None]:
     return (values[0], None) if len(values) == 1 else (statistics.mean(values), statistics.stdev(values))
 
 
+def _per_token(recs: Sequence[dict[str, Any]]) -> float | None:
+    """Mean test decoding seconds per generated token; None when a record lacks the output length."""
+    values = []
+    for r in recs:
+        sys_len = (r["metrics"]["test"].get("tokenized_bleu_detail") or {}).get("sys_len")
+        if not sys_len:
+            return None
+        values.append(r["timings"]["test_generate_s"] / sys_len)
+    return statistics.mean(values)
+
+
 def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> list[dict[str, Any]]:
     """One row per configuration (seeds averaged), with ratios against the ``baseline`` configuration."""
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -51,9 +62,7 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
                                                 for r in recs),
             "test_generate_s": statistics.mean(r["timings"]["test_generate_s"] for r in recs),
             # per generated token: a weaker model may emit longer outputs, which is not a per-step cost
-            "generate_s_per_token": statistics.mean(
-                r["timings"]["test_generate_s"] / max(1, r["metrics"]["test"]["tokenized_bleu_detail"]["sys_len"])
-                for r in recs),
+            "generate_s_per_token": _per_token(recs),
             "copy_bleu": (first["metrics"].get("copy_baseline") or {}).get("tokenized_bleu"),
             "hashes": sorted(r["config_hash"] for r in recs),
         })
@@ -62,7 +71,8 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
         row["bleu_drop_pct"] = (100 * (base["bleu"] - row["bleu"]) / base["bleu"]) if base and base["bleu"] else None
         row["train_time_ratio"] = row["train_s_per_step"] / base["train_s_per_step"] if base else None
         row["infer_time_ratio"] = row["test_generate_s"] / base["test_generate_s"] if base else None
-        row["infer_token_ratio"] = row["generate_s_per_token"] / base["generate_s_per_token"] if base else None
+        per_token = row["generate_s_per_token"], base["generate_s_per_token"] if base else None
+        row["infer_token_ratio"] = per_token[0] / per_token[1] if None not in per_token else None
     rows.sort(key=lambda r: (r["config"] != baseline, -r["params"], r["config"]))
     return rows
 
