@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows  # noqa: E402
 from shapeshifter.app.records import load_records  # noqa: E402
-from shapeshifter.app.tables import plot_quality_vs_params, stamp, to_csv, to_latex, to_markdown  # noqa: E402
+from shapeshifter.app.tables import plot_quality_vs_params, stamp, to_markdown, write_table_files  # noqa: E402
 
 
 def glue_table(records_dir: Path, out_dir: Path, title: str) -> str:
@@ -30,10 +30,7 @@ def glue_table(records_dir: Path, out_dir: Path, title: str) -> str:
           "evaluated at the best validation checkpoint. Time ratios against the dense model: training wall time " \
           "per step (per-epoch validation included) and the whole test pass.\n"
     md += f"\n{stamp(records)}\n"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "table.md").write_text(md)
-    (out_dir / "table.tex").write_text(to_latex(rows, GLUE_COLUMNS, f"{title}. {stamp(records)}"))
-    (out_dir / "table.csv").write_text(to_csv(rows, GLUE_COLUMNS))
+    write_table_files(out_dir, md, rows, GLUE_COLUMNS, f"{title}. {stamp(records)}")
     majority = rows[0].get("majority")
     metric = rows[0]["metric"]
     plot_quality_vs_params(rows, out_dir / "accuracy_vs_params.png", metric="score",

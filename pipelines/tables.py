@@ -20,10 +20,9 @@ from shapeshifter.app.tables import (  # noqa: E402
     TRANSLATION_COLUMNS,
     plot_quality_vs_params,
     stamp,
-    to_csv,
-    to_latex,
     to_markdown,
     translation_rows,
+    write_table_files,
 )
 
 
@@ -37,10 +36,7 @@ def translation_table(records_dir: Path, out_dir: Path, title: str) -> str:
     if copy is not None:
         md += f"\nCopy-the-source baseline on the same test split: BLEU (tok) {copy:.2f}.\n"
     md += f"\n{stamp(records)}\n"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "table.md").write_text(md)
-    (out_dir / "table.tex").write_text(to_latex(rows, TRANSLATION_COLUMNS, f"{title}. {stamp(records)}"))
-    (out_dir / "table.csv").write_text(to_csv(rows, TRANSLATION_COLUMNS))
+    write_table_files(out_dir, md, rows, TRANSLATION_COLUMNS, f"{title}. {stamp(records)}")
     plot_quality_vs_params(rows, out_dir / "bleu_vs_params.png", baseline=copy)
     return md
 

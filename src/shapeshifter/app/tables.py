@@ -124,6 +124,15 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
     return buf.getvalue()
 
 
+def write_table_files(out_dir: Path, markdown: str, rows: Sequence[dict[str, Any]], columns: Sequence[Column],
+                      caption: str) -> None:
+    """``table.md`` (as given), ``table.tex`` (booktabs, with ``caption``) and ``table.csv`` in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "table.md").write_text(markdown)
+    (out_dir / "table.tex").write_text(to_latex(rows, columns, caption))
+    (out_dir / "table.csv").write_text(to_csv(rows, columns))
+
+
 def stamp(records: Sequence[dict[str, Any]]) -> str:
     """A line naming the records a table was built from."""
     hashes = sorted(r["config_hash"] for r in records)
