@@ -207,7 +207,7 @@ def shapeshift(
         report.layers.append(rec)
 
     for name, module in named:
-        if not isinstance(module, nn.Linear) or isinstance(module, (KroneckerLinear,)):
+        if not isinstance(module, nn.Linear):
             continue
         out_f, in_f = module.weight.shape
         n_bias = 0 if module.bias is None else out_f
