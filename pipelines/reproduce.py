@@ -5,10 +5,12 @@
     python pipelines/reproduce.py embedding --scale smoke  # embedding compression, order x rank
     python pipelines/reproduce.py ablation --scale smoke   # rank x scheme x layers
     python pipelines/reproduce.py 2_wmt --scale full       # Table 2 on WMT En-Ro (needs the WMT data)
+    python pipelines/reproduce.py glue --scale smoke       # GLUE: tasks x configs, from scratch and pretrained
     python pipelines/reproduce.py tables                   # rebuild every table from existing records only
 
-``--scale smoke``: tiny Transformer, a slice of the committed sample, 1 epoch on CPU (minutes per table);
-``--scale full``: the paper's data and arch on a GPU (``trainer=gpu``). Runs whose record is "done" for the
+``--scale smoke``: tiny Transformer, a slice of the committed sample, 1 epoch on CPU (minutes per table; the
+GLUE table uses the committed SNLI sample and a tiny local BERT); ``--scale full``: the paper's data and arch on
+a GPU (``trainer=gpu``). Runs whose record is "done" for the
 same config hash are skipped; failed ones are retried; if any job fails, the others still run, the failures
 are listed at the end and the exit status is 1.
 """
@@ -20,6 +22,7 @@ import logging
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,12 +34,23 @@ from shapeshifter.app.sweep import grid_jobs, run_grid, summary  # noqa: E402
 log = logging.getLogger("shapeshifter")
 
 CONF = ROOT / "conf"
-# table id on the command line -> (table name in records/outputs, experiment file)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A table's runs: the grids of its experiment files, composed with ``+scale=<scale config>``."""
+
+    table: str                        # table name in records/ and tables/
+    experiments: tuple[str, ...]      # experiment files whose grids (each with its dense baseline) fill the table
+    smoke_scale: str = "smoke"        # conf/scale file used for SCALE=smoke
+
+
 TABLES = {
-    "2": ("table2", "table2/iwslt14"),
-    "2_wmt": ("table2_wmt", "table2/wmt18"),
-    "embedding": ("embedding_table", "embedding_table/iwslt14"),
-    "ablation": ("ablation", "ablation/iwslt14"),
+    "2": Grid("table2", ("table2/iwslt14",)),
+    "2_wmt": Grid("table2_wmt", ("table2/wmt18",)),
+    "embedding": Grid("embedding_table", ("embedding_table/iwslt14",)),
+    "ablation": Grid("ablation", ("ablation/iwslt14",)),
+    "glue": Grid("glue_table", ("glue_table/scratch", "glue_table/pretrained"), smoke_scale="smoke_glue"),
 }
 SMOKE_SLICE = {"n_train_lines": 1500, "n_segs": 30}  # conf/data/sample_smoke.yaml documents the same sizes
 
@@ -49,23 +63,51 @@ def ensure_smoke_data(raw_dir: Path) -> None:
         slice_iwslt_raw(raw_dir, **SMOKE_SLICE)
 
 
-def reproduce_translation(table: str, scale: str, records: Path, tables: Path, outputs: Path,
-                          extra: list[str] | None = None, dry_run: bool = False) -> int:
-    """Run the missing jobs of a translation table, rebuild it; 1 if any job failed (after running the rest)."""
-    name, experiment = TABLES[table]
-    base = [f"+scale={scale}", f"run.records={records}", *(extra or [])]
-    jobs = grid_jobs(CONF, experiment, base)
+def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
+    """Write the tiny local BERT that the GLUE table's pretrained half loads at SCALE=smoke."""
+    import json
+
+    from shapeshifter.glue.smoke import write_tiny_bert
+
+    rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()]
+    write_tiny_bert(dest, (f"{r['sentence1']} {r['sentence2']}" for r in rows))
+
+
+def prepare_smoke_inputs(jobs: list[list[str]]) -> None:
+    """Make what smoke jobs read and the repo does not ship: the sliced sample and the tiny BERT."""
+    from shapeshifter.app.sweep import compose_cfg
+
+    seen: set[str] = set()
+    for job in jobs:
+        cfg = compose_cfg(CONF, job)
+        if cfg.data.name == "sample_smoke" and cfg.data.raw_dir not in seen:
+            seen.add(cfg.data.raw_dir)
+            ensure_smoke_data(_abs(cfg.data.raw_dir))
+        path = cfg.get("scale", {}).get("glue_pretrained")
+        if cfg.data.kind == "glue" and path and path not in seen:
+            seen.add(path)
+            ensure_smoke_bert(_abs(path), _abs(cfg.data.train))
+
+
+def _abs(path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else ROOT / path
+
+
+def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs: Path,
+                   extra: list[str] | None = None, dry_run: bool = False) -> int:
+    """Run the missing jobs of a table, rebuild it; 1 if any job failed (after running the rest)."""
+    grid = TABLES[table]
+    base = [f"+scale={grid.smoke_scale if scale == 'smoke' else scale}", f"run.records={records}", *(extra or [])]
+    jobs = [job for experiment in grid.experiments for job in grid_jobs(CONF, experiment, base)]
     if dry_run:
         print("\n".join("python pipelines/train.py " + shlex.join(job) for job in jobs))
         return 0
     if scale == "smoke":
-        raw = next((Path(o.split("=", 1)[1]) for o in base if o.startswith("data.raw_dir=")),
-                   ROOT / "data/cache/sample_smoke/raw")
-        ensure_smoke_data(raw)
+        prepare_smoke_inputs(jobs)
     outcomes = run_grid(CONF, jobs, outputs)
     print(summary(outcomes))
     try:
-        print(build_table(name, scale, records, tables))
+        print(build_table(grid.table, scale, records, tables))
     except FileNotFoundError as err:
         print(f"no table: {err}")
     failed = [o for o in outcomes if o.status == "failed"]
@@ -97,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.device:
             cmd += ["--device", args.device]
         return 0 if args.dry_run else subprocess.call(cmd)
-    return reproduce_translation(args.table, args.scale, args.records, args.tables, args.outputs, args.overrides,
+    return reproduce_grid(args.table, args.scale, args.records, args.tables, args.outputs, args.overrides,
                                  args.dry_run)
 
 

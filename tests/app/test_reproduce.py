@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _load_reproduce():
     spec = importlib.util.spec_from_file_location("reproduce", ROOT / "pipelines" / "reproduce.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -45,6 +47,16 @@ def _bench_record(seed: int) -> dict:
     return rec
 
 
+def _glue_record(name: str, kind: str, seed: int, params: int, acc: float) -> dict:
+    rec = new_record({"shapeshift": {"name": name}, "arch": {"kind": kind}, "seed": seed}, "glue")
+    rec.update(status="done", task={"name": "rte"}, objective=acc, objective_split="validation",
+               params={"total": params, "reduction_vs_dense": 1000 / params},
+               timings={"train_step_s": 0.1 + params / 1e4, "test_s": 1.0},
+               metrics={"main_metric": "accuracy", "validation": {"accuracy": acc},
+                        "majority_rate": {"validation": 0.5}})
+    return rec
+
+
 def test_tables_rebuild_byte_identical_from_the_same_records(tmp_path: Path) -> None:
     records = tmp_path / "records"
     paper = {"embedding": {"rank": 16, "order": 2, "scheme": "balanced"},
@@ -55,11 +67,15 @@ def test_tables_rebuild_byte_identical_from_the_same_records(tmp_path: Path) -> 
             write_record(rec, records / group_name("table2", "smoke") / f"{name}-s{seed}-{rec['config_hash']}.json")
         rec = _bench_record(seed)
         write_record(rec, records / group_name("table1", "smoke") / f"bench-s{seed}-{rec['config_hash']}.json")
+        for kind in ("scratch", "pretrained"):
+            for name, params, acc in (("dense", 1000, 0.6), ("glue-paper", 40, 0.55)):
+                rec = _glue_record(name, kind, seed, params, acc + (0.1 if kind == "pretrained" else 0) + seed / 100)
+                write_record(rec, records / "glue_table-smoke" / f"{kind}-{name}-{rec['config_hash']}.json")
     unfinished = _translation_record("broken", 1, 10, 1.0, paper) | {"status": "running"}
     write_record(unfinished, records / "table2-smoke" / "broken.json")
 
-    assert build_all(records, tmp_path / "a") == ["smoke/table1", "smoke/table2"]
-    assert build_all(records, tmp_path / "b") == ["smoke/table1", "smoke/table2"]
+    built = ["smoke/table1", "smoke/table2", "smoke/glue_table"]
+    assert build_all(records, tmp_path / "a") == built and build_all(records, tmp_path / "b") == built
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert {f.suffix for f in files} == {".md", ".tex", ".csv", ".png"}
     for f in files:
@@ -70,6 +86,12 @@ def test_tables_rebuild_byte_identical_from_the_same_records(tmp_path: Path) -> 
     t1 = (tmp_path / "a" / "smoke" / "table1.md").read_text()
     assert "+17% training and +13% prediction" in t1 and "1.21 ± 0.01" in t1
     assert r"\toprule" in (tmp_path / "a" / "smoke" / "table1.tex").read_text()
+    glue = (tmp_path / "a" / "smoke" / "glue_table.md").read_text().splitlines()
+    rows = [line for line in glue if line.startswith("| rte")]
+    # scratch rows before pretrained, dense first in each; the ratio is against the dense of the same init
+    assert [r.split(" | ")[1:3] for r in rows] == [["scratch", "dense"], ["scratch", "glue-paper"],
+                                                    ["pretrained", "dense"], ["pretrained", "glue-paper"]]
+    assert "| 71.5 ± 0.71 |" in rows[2] and "| 25.0 |" in rows[3]
 
 
 @pytest.fixture()
@@ -92,7 +114,7 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
 
     # 1. one job crashes: the others still run, the failure is reported, exit status 1
     monkeypatch.setattr(translation, "run_translation", crash_paper)
-    assert reproduce.reproduce_translation("2", "smoke", records, tables, outputs, extra) == 1
+    assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, extra) == 1
     out = capsys.readouterr()
     assert "simulated crash" in out.out and "1 job(s) failed" in out.err and "2 ran, 0 skipped, 1 failed" in out.out
     group = records / "table2-smoke"
@@ -103,7 +125,7 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
     killed = next(p for p in group.glob("*dense*.json"))
     write_record(json.loads(killed.read_text()) | {"status": "running"}, killed)
     monkeypatch.setattr(translation, "run_translation", real)
-    assert reproduce.reproduce_translation("2", "smoke", records, tables, outputs, extra) == 0
+    assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, extra) == 0
     assert "2 ran, 1 skipped, 0 failed" in capsys.readouterr().out
     after = {p.name: p.stat().st_mtime_ns for p in group.glob("*.json")}
     assert all(json.loads(p.read_text())["status"] == "done" for p in group.glob("*.json")) and len(after) == 3
@@ -127,6 +149,23 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
     last = compose_cfg(conf, embedding[-1])
     assert last.shapeshift.layers == ["embedding"] and last.shapeshift.order == 3 and last.shapeshift.rank == 16
     assert last.run.group == "embedding_table" and last.trainer.accelerator == "gpu"
+    reproduce = _load_reproduce()
+    for scale in ("smoke_glue", "full"):
+        experiments = reproduce.TABLES["glue"].experiments
+        jobs = [job for exp in experiments for job in grid_jobs(conf, exp, [f"+scale={scale}"])]
+        cfgs = [compose_cfg(conf, job) for job in jobs]
+        names = {c.run.name for c in cfgs}
+        assert len(names) == len(cfgs) == (6 if scale == "smoke_glue" else 48)  # one run (and name) per job
+        pretrained = [c for c in cfgs if c.arch.kind == "pretrained"]
+        assert {c.optim.lr for c in pretrained} == {2e-5} and {c.optim.lr for c in cfgs} - {2e-5} == {5e-4}
+        if scale == "smoke_glue":
+            assert {c.data.name for c in cfgs} == {"snli_sample"}
+            assert {c.run.group for c in cfgs} == {"glue_table-smoke"}
+            assert {c.arch.name_or_path for c in pretrained} == {"data/cache/smoke_bert"}
+        else:
+            assert {c.data.task for c in cfgs} == {"cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte"}
+            assert {c.arch.name_or_path for c in pretrained} == {"bert-base-uncased"}
+            assert {c.trainer.accelerator for c in cfgs} == {"gpu"}
     table2 = [compose_cfg(conf, job) for job in grid_jobs(conf, "table2/iwslt14", ["+scale=full"])]
     assert [c.shapeshift.name for c in table2] == ["dense", "paper", "r8-emb64"]
     assert table2[1].optim.lr == 2e-3 and table2[1].batching.max_sentences == 128

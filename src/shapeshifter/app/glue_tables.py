@@ -10,37 +10,33 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from shapeshifter.app.tables import Column
+from shapeshifter.app.tables import Column, fmt_num, mean_std
 
 
-def _num(fmt: str):
-    return lambda v: "–" if v is None else format(v, fmt)
-
-
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return (values[0], None) if len(values) == 1 else (statistics.mean(values), statistics.stdev(values))
+def setting(record: dict[str, Any]) -> str:
+    """``scratch`` (random init) or ``pretrained`` (factors projected from a pretrained checkpoint)."""
+    return "scratch" if record["config"]["arch"].get("kind") == "scratch" else "pretrained"
 
 
 def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> list[dict[str, Any]]:
-    """One row per (task, shapeshift config): the main metric (in %) on the objective split and on validation."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    """One row per (task, setting, shapeshift config): the main metric (in %) on the objective split and on
+    validation; ratios are against the baseline config of the same task and setting."""
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for rec in records:
-        key = (rec.get("task", {}).get("name", "?"), rec["config"]["shapeshift"]["name"])
+        key = (rec.get("task", {}).get("name", "?"), setting(rec), rec["config"]["shapeshift"]["name"])
         groups.setdefault(key, []).append(rec)
     rows = []
-    for (task, name), recs in groups.items():
+    for (task, init, name), recs in groups.items():
         first = recs[0]
         split = first.get("objective_split") or "test"
         metric = first["metrics"]["main_metric"]
-        score = _mean_std([100 * r["objective"] for r in recs if r.get("objective") is not None])
-        val = _mean_std([100 * r["metrics"]["validation"][metric] for r in recs
+        score = mean_std([100 * r["objective"] for r in recs if r.get("objective") is not None])
+        val = mean_std([100 * r["metrics"]["validation"][metric] for r in recs
                          if metric in r["metrics"]["validation"]])
         majority = (first["metrics"].get("majority_rate") or {})
         maj_split = next((s for s in majority if s.startswith(split[:4])), None)
         rows.append({
-            "task": task, "config": name, "seeds": len(recs), "metric": metric, "split": split,
+            "task": task, "setting": init, "config": name, "seeds": len(recs), "metric": metric, "split": split,
             "params": first["params"]["total"], "reduction": first["params"]["reduction_vs_dense"],
             "score": score[0], "score_std": score[1], "val_score": val[0], "val_score_std": val[1],
             "majority": 100 * majority[maj_split] if maj_split and majority[maj_split] is not None else None,
@@ -49,11 +45,12 @@ def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> lis
             "hashes": sorted(r["config_hash"] for r in recs),
         })
     for row in rows:
-        base = next((r for r in rows if r["task"] == row["task"] and r["config"] == baseline), None)
+        key = (row["task"], row["setting"], baseline)
+        base = next((r for r in rows if (r["task"], r["setting"], r["config"]) == key), None)
         row["train_time_ratio"] = row["train_step_s"] / base["train_step_s"] if base else None
         row["test_time_ratio"] = row["test_s"] / base["test_s"] if base and base["test_s"] else None
         row["score_drop"] = (base["score"] - row["score"]) if base and base["score"] is not None else None
-    rows.sort(key=lambda r: (r["task"], r["config"] != baseline, -r["params"], r["config"]))
+    rows.sort(key=lambda r: (r["task"], r["setting"] != "scratch", r["config"] != baseline, -r["params"], r["config"]))
     return rows
 
 
@@ -61,11 +58,11 @@ GLUE_COLUMNS = [
     Column("task", "task"),
     Column("config", "configuration"),
     Column("params", "params", lambda v: f"{v:,}"),
-    Column("reduction", "fewer params (×)", _num(".1f")),
+    Column("reduction", "fewer params (×)", fmt_num(".1f")),
     Column("metric", "metric"),
-    Column("score", "test (%)", _num(".1f")),
-    Column("val_score", "valid (%)", _num(".1f")),
-    Column("majority", "majority class (%)", _num(".1f")),
-    Column("train_time_ratio", "train time/step (× dense)", _num(".2f")),
-    Column("test_time_ratio", "test time (× dense)", _num(".2f")),
+    Column("score", "test (%)", fmt_num(".1f")),
+    Column("val_score", "valid (%)", fmt_num(".1f")),
+    Column("majority", "majority class (%)", fmt_num(".1f")),
+    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
+    Column("test_time_ratio", "test time (× dense)", fmt_num(".2f")),
 ]

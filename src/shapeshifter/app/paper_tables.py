@@ -1,5 +1,5 @@
 """The paper's tables rebuilt from run records only: Table 1 (time overhead), Table 2 (quality vs size),
-the embedding-compression table and the ablation (rank x scheme x layers).
+the embedding-compression table, the ablation (rank x scheme x layers) and the GLUE table.
 
 Records live under ``<records>/<group>/``; the group of a table is its id at full scale and ``<id>-smoke`` at
 smoke scale (see ``conf/scale/``). Outputs go to ``<tables>/`` (full) or ``<tables>/smoke/`` as Markdown,
@@ -9,17 +9,18 @@ gives the same bytes: rows are sorted, floats formatted, no timestamps.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows
 from shapeshifter.app.records import load_records
 from shapeshifter.app.tables import (
     TRANSLATION_COLUMNS,
     Column,
-    _num,
+    fmt_num,
+    mean_std,
     plot_quality_vs_params,
     stamp,
     to_csv,
@@ -46,20 +47,16 @@ def write_outputs(out_dir: Path, name: str, title: str, rows: Sequence[dict[str,
     return md
 
 
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
-    return (values[0], None) if len(values) == 1 else (statistics.mean(values), statistics.stdev(values))
-
-
 # -- Table 1: time overhead ----------------------------------------------------------------------------------
 TABLE1_COLUMNS = [
     Column("config", "configuration"),
     Column("device", "device"),
     Column("params", "params", lambda v: f"{v:,}"),
-    Column("reduction", "fewer params (×)", _num(".1f")),
-    Column("train_ms", "train step (ms)", _num(".1f")),
-    Column("train_ratio", "train step (× dense)", _num(".2f")),
-    Column("forward_ratio", "forward, no grad (× dense)", _num(".2f")),
-    Column("beam_ratio", "beam search (× dense)", _num(".2f")),
+    Column("reduction", "fewer params (×)", fmt_num(".1f")),
+    Column("train_ms", "train step (ms)", fmt_num(".1f")),
+    Column("train_ratio", "train step (× dense)", fmt_num(".2f")),
+    Column("forward_ratio", "forward, no grad (× dense)", fmt_num(".2f")),
+    Column("beam_ratio", "beam search (× dense)", fmt_num(".2f")),
 ]
 
 
@@ -77,9 +74,9 @@ def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for (device, name), results in groups.items():
         row: dict[str, Any] = {"config": name, "device": device, "rank": _policy_rank(name), "seeds": len(results),
                                "params": results[0]["params"], "reduction": results[0]["reduction_vs_dense"]}
-        row["train_ms"], row["train_ms_std"] = _mean_std([1000 * r["median"]["train_step_s"] for r in results])
+        row["train_ms"], row["train_ms_std"] = mean_std([1000 * r["median"]["train_step_s"] for r in results])
         for key, src in (("train_ratio", "train_step_s"), ("forward_ratio", "forward_s"), ("beam_ratio", "beam_s")):
-            row[key], row[f"{key}_std"] = _mean_std([r["ratio_to_dense"][src] for r in results])
+            row[key], row[f"{key}_std"] = mean_std([r["ratio_to_dense"][src] for r in results])
         rows.append(row)
     rows.sort(key=lambda r: (r["device"], r["rank"], r["config"]))
     return rows
@@ -202,8 +199,64 @@ def build_translation_table(name: str, records_dir: Path, out_dir: Path) -> str:
     return md
 
 
+# -- GLUE table ------------------------------------------------------------------------------------------------
+GLUE_TABLE_COLUMNS = [*GLUE_COLUMNS[:1], Column("setting", "init"), *GLUE_COLUMNS[1:]]
+
+
+def plot_glue_scores(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+    """Score against total parameters, one panel per task, one marker per setting (scratch / pretrained)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in rows})
+    cols = min(4, len(tasks))
+    nrows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), dpi=120, squeeze=False)
+    for ax, task in zip(axes.flat, tasks, strict=False):  # extra panels are hidden below
+        for marker, init in (("o", "scratch"), ("s", "pretrained")):
+            pts = [r for r in rows if r["task"] == task and r["setting"] == init and r["score"] is not None]
+            if pts:
+                ax.scatter([r["params"] for r in pts], [r["score"] for r in pts], marker=marker, label=init, zorder=3)
+                for r in pts:
+                    ax.annotate(r["config"], (r["params"], r["score"]), textcoords="offset points", xytext=(3, 3),
+                                fontsize=6)
+        majority = next((r["majority"] for r in rows if r["task"] == task and r.get("majority") is not None), None)
+        if majority is not None:
+            ax.axhline(majority, color="grey", linestyle="--", linewidth=1, label="majority class")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_title(f"{task} ({next(r['metric'] for r in rows if r['task'] == task)})", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.set_xlabel("total parameters", fontsize=8)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def build_glue_table(records_dir: Path, out_dir: Path) -> str:
+    records = [r for r in load_records(records_dir) if r.get("kind") == "glue"]
+    if not records:
+        raise FileNotFoundError(f"no finished GLUE records under {records_dir}")
+    rows = glue_rows(records)
+    notes = ("Scores: the task's main metric (%) on the test split, or validation where test labels are hidden, at "
+             "the best validation checkpoint. init: scratch = random init (factors drawn to the dense layer's "
+             "variance); pretrained = factors projected from the pretrained checkpoint, then fine-tuned. Time "
+             "ratios are against the dense model of the same task and init.")
+    md = write_outputs(out_dir, "glue_table", "GLUE: tasks × {dense, Shapeshifter}, from scratch and projected "
+                       "from pretrained", rows, GLUE_TABLE_COLUMNS, records, notes)
+    plot_glue_scores(rows, out_dir / "glue_table_score_vs_params.png")
+    return md
+
+
 # -- everything ------------------------------------------------------------------------------------------------
-TABLE_IDS = ("table1", *TRANSLATION_TABLES)
+TABLE_IDS = ("table1", *TRANSLATION_TABLES, "glue_table")
 SCALES = ("full", "smoke")
 
 
@@ -221,6 +274,8 @@ def build_table(table: str, scale: str, records_root: Path, tables_root: Path) -
     out = tables_dir(tables_root, scale)
     if table == "table1":
         return build_table1(records_dir, out)
+    if table == "glue_table":
+        return build_glue_table(records_dir, out)
     return build_translation_table(table, records_dir, out)
 
 

@@ -22,11 +22,15 @@ class Column:
     fmt: Callable[[Any], str] = str
 
 
-def _num(fmt: str) -> Callable[[Any], str]:
+def fmt_num(fmt: str) -> Callable[[Any], str]:
+    """A cell formatter: ``format(v, fmt)``, or a dash for a missing value."""
     return lambda v: "–" if v is None else format(v, fmt)
 
 
-def _mean_std(values: list[float]) -> tuple[float, float | None]:
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std over seeds; std is None for a single value (nothing to report), both None for none."""
+    if not values:
+        return None, None
     return (values[0], None) if len(values) == 1 else (statistics.mean(values), statistics.stdev(values))
 
 
@@ -48,8 +52,8 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
         groups.setdefault(rec["config"]["shapeshift"]["name"], []).append(rec)
     rows = []
     for name, recs in groups.items():
-        bleu = _mean_std([r["metrics"]["test"]["tokenized_bleu"] for r in recs])
-        sacre = _mean_std([r["metrics"]["test"].get("sacrebleu") or 0.0 for r in recs])
+        bleu = mean_std([r["metrics"]["test"]["tokenized_bleu"] for r in recs])
+        sacre = mean_std([r["metrics"]["test"].get("sacrebleu") or 0.0 for r in recs])
         first = recs[0]
         rows.append({
             "config": name,
@@ -80,13 +84,13 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
 TRANSLATION_COLUMNS = [
     Column("config", "configuration"),
     Column("params", "params", lambda v: f"{v:,}"),
-    Column("reduction", "fewer params (×)", _num(".1f")),
-    Column("bleu", "BLEU (tok)", _num(".2f")),
-    Column("sacrebleu", "sacreBLEU", _num(".2f")),
-    Column("bleu_drop_pct", "rel. BLEU drop (%)", _num(".1f")),
-    Column("train_time_ratio", "train time/step (× dense)", _num(".2f")),
-    Column("infer_time_ratio", "test decoding time (× dense)", _num(".2f")),
-    Column("infer_token_ratio", "decoding time per output token (× dense)", _num(".2f")),
+    Column("reduction", "fewer params (×)", fmt_num(".1f")),
+    Column("bleu", "BLEU (tok)", fmt_num(".2f")),
+    Column("sacrebleu", "sacreBLEU", fmt_num(".2f")),
+    Column("bleu_drop_pct", "rel. BLEU drop (%)", fmt_num(".1f")),
+    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
+    Column("infer_time_ratio", "test decoding time (× dense)", fmt_num(".2f")),
+    Column("infer_token_ratio", "decoding time per output token (× dense)", fmt_num(".2f")),
 ]
 
 
