@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.records import claim_checkpoint_dir, new_record, write_record
+from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.params import count_parameters
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -297,31 +298,32 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
             test_s = time.perf_counter() - t0
             n_test = sum(len(dm.datasets[s]) for s in dm.test_split_names)
             record["timings"].update({"test_s": test_s, "test_examples_per_s": n_test / test_s if test_s else None})
-    finally:
-        finish_wandb()
 
-    scores = module.metrics
-    majority = {} if spec.is_regression else {
-        s: _finite(dm.majority_rate(s)) for s in (*dm.validation_split_names, *dm.test_split_names)}
-    record["metrics"] = {
-        "validation": {k.removeprefix("val/"): v for k, v in scores.items() if k.startswith("val/")},
-        "test": {k.removeprefix("test/"): v for k, v in scores.items() if k.startswith("test/")},
-        "majority_rate": majority,
-        "main_metric": metric,
-    }
-    errors = module.reconstruction_errors()
-    record["reconstruction_errors"] = errors
-    if errors:
-        record["reconstruction_error_summary"] = {"mean": sum(errors.values()) / len(errors),
-                                                  "max": max(errors.values())}
-    # sweeps maximise the test score when the test split is labelled (GLUE hides it: validation then)
-    for stage in ("test", "validation"):
-        if metric in record["metrics"][stage]:
-            record["objective"], record["objective_split"] = record["metrics"][stage][metric], stage
-            break
-    else:
-        record["objective"], record["objective_split"] = None, None
-    record["status"] = "done"
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    write_record(record, record_path)
+        scores = module.metrics
+        majority = {} if spec.is_regression else {
+            s: _finite(dm.majority_rate(s)) for s in (*dm.validation_split_names, *dm.test_split_names)}
+        record["metrics"] = {
+            "validation": {k.removeprefix("val/"): v for k, v in scores.items() if k.startswith("val/")},
+            "test": {k.removeprefix("test/"): v for k, v in scores.items() if k.startswith("test/")},
+            "majority_rate": majority,
+            "main_metric": metric,
+        }
+        errors = module.reconstruction_errors()
+        record["reconstruction_errors"] = errors
+        if errors:
+            record["reconstruction_error_summary"] = {"mean": sum(errors.values()) / len(errors),
+                                                      "max": max(errors.values())}
+        # sweeps maximise the test score when the test split is labelled (GLUE hides it: validation then)
+        for stage in ("test", "validation"):
+            if metric in record["metrics"][stage]:
+                record["objective"], record["objective_split"] = record["metrics"][stage][metric], stage
+                break
+        else:
+            record["objective"], record["objective_split"] = None, None
+        record["status"] = "done"
+        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_record(record, record_path)
+        attach_record(record)  # the final record also goes to the W&B run, before it is closed
+    finally:
+        finish_wandb()  # one W&B run per job, closed even when the job fails
     return record
