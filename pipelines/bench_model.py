@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from shapeshifter.app.paper_tables import build_table1  # noqa: E402
 from shapeshifter.app.records import config_hash, new_record, write_record  # noqa: E402
+from shapeshifter.app.wandb_records import attach_record  # noqa: E402
 from shapeshifter.translation.criterion import label_smoothed_nll_loss  # noqa: E402
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary  # noqa: E402
 
@@ -189,6 +190,22 @@ def bench_config(scale: str, device: str, seed: int, reps: int | None = None) ->
     return cfg
 
 
+def log_to_wandb(record: dict, project: str, group: str, name: str) -> None:
+    """One W&B run per benchmark record, in the table's group, holding the record (so Table 1 can be rebuilt
+    from a W&B project like the other tables); W&B trouble is a warning, the local record is already written."""
+    import os
+
+    try:
+        import wandb
+
+        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
+        with wandb.init(project=project, group=group, name=name, config=record["config"], mode=mode,
+                        dir=str(Path("outputs") / group), tags=["table1", "bench_model"]):
+            attach_record(record)
+    except Exception as err:  # noqa: BLE001 -- the measurement is done and saved; logging it is best effort
+        log.warning("W&B logging of %s failed: %s: %s", name, type(err).__name__, err)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=sorted(SCALES), default="smoke")
@@ -198,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=Path, default=Path("results/records"))
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
     parser.add_argument("--force", action="store_true", help="rerun even when a finished record exists")
+    parser.add_argument("--wandb", action=argparse.BooleanOptionalAction, default=None,
+                        help="log the record to W&B (offline unless WANDB_API_KEY is set); default: on at full "
+                             "scale, off at smoke scale, as for the training runs")
+    parser.add_argument("--wandb-project", default="shapeshifter")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -218,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_record(record, path)
         log.info("record: %s", path)
+        if args.wandb if args.wandb is not None else args.scale == "full":
+            log_to_wandb(record, args.wandb_project, group, path.stem.rsplit("-", 1)[0])
     out = args.tables if args.scale == "full" else args.tables / args.scale
     print(build_table1(args.records / group, out))
     return 0

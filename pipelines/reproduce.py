@@ -7,6 +7,8 @@
     python pipelines/reproduce.py 2_wmt --scale full       # Table 2 on WMT En-Ro (needs the WMT data)
     python pipelines/reproduce.py glue --scale smoke       # GLUE: tasks x configs, from scratch and pretrained
     python pipelines/reproduce.py tables                   # rebuild every table from existing records only
+    python pipelines/reproduce.py tables --from-wandb ENTITY/PROJECT --records results/wandb_records
+                                                           # ... from the records kept in a W&B project
 
 ``--scale smoke``: tiny Transformer, a slice of the committed sample, 1 epoch on CPU (minutes per table; the
 GLUE table uses the committed SNLI sample and a tiny local BERT); ``--scale full``: the paper's data and arch on
@@ -126,10 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", type=Path, default=Path("outputs"))
     parser.add_argument("--device", default=None, help="Table 1 only: cpu or cuda (default: cuda when available)")
     parser.add_argument("--dry-run", action="store_true", help="print the jobs (as train.py commands) and exit")
+    parser.add_argument("--from-wandb", metavar="ENTITY/PROJECT", default=None,
+                        help="tables only: first fetch the run records kept in this W&B project into --records")
+    parser.add_argument("--wandb-group", default=None, help="with --from-wandb: only the runs of this W&B group")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.from_wandb and args.table != "tables":
+        parser.error("--from-wandb rebuilds tables from records only: use it with the 'tables' target")
     if args.table == "tables":
+        if args.from_wandb:
+            from shapeshifter.app.wandb_records import fetch_records
+
+            fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
+            print(f"fetched {len(fetched)} record(s) from W&B project {args.from_wandb} into {args.records}")
         built = build_all(args.records, args.tables)
         print("rebuilt: " + (", ".join(built) if built else "nothing (no finished records)"))
         return 0

@@ -249,3 +249,30 @@ def test_attach_to_a_real_offline_wandb_run(records, tmp_path, monkeypatch) -> N
     [log] = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     data = log.read_bytes()
     assert RECORD_FILE.encode() in data and b"config_hash" in data and rec["config_hash"].encode() in data
+
+
+def test_reproduce_tables_from_wandb_cli(records, tmp_path, monkeypatch, capsys) -> None:
+    import importlib.util
+    import sys
+
+    import wandb
+
+    local = tmp_path / "local"
+    runs = []
+    for i, rec in enumerate(records):
+        write_record(rec, _local_path(local, rec))
+        runs.append(FakeRun(f"id{i}", rec["config"]["run"]["name"], GROUP, _attached(rec, tmp_path, monkeypatch)))
+    monkeypatch.setattr(wandb, "Api", lambda *a, **k: FakeApi(runs))
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("reproduce_cli", root / "pipelines" / "reproduce.py")
+    reproduce = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, reproduce)
+    spec.loader.exec_module(reproduce)
+
+    args = ["tables", "--from-wandb", "me/shapeshifter", "--records", str(tmp_path / "w"), "--tables"]
+    assert reproduce.main([*args, str(tmp_path / "t-wandb")]) == 0
+    assert "fetched 4 record(s) from W&B project me/shapeshifter" in capsys.readouterr().out
+    assert reproduce.main(["tables", "--records", str(local), "--tables", str(tmp_path / "t-local")]) == 0
+    assert _tree(tmp_path / "t-wandb") == _tree(tmp_path / "t-local") != {}
+    with pytest.raises(SystemExit):
+        reproduce.main(["2", "--from-wandb", "me/shapeshifter"])

@@ -1,0 +1,36 @@
+"""Multirun launchers (conf/launcher): joblib processes locally, submitit on SLURM; neither changes a run's hash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from shapeshifter.app.records import config_hash
+from shapeshifter.app.sweep import compose_cfg
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+@pytest.mark.parametrize(("launcher", "target"), [
+    ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
+])
+def test_launcher_is_a_hydra_setting_only(launcher: str, target: str) -> None:
+    import fairseq  # noqa: F401  (registers its own ConfigStore groups: ours must not collide)
+
+    base = ["experiment=table2/iwslt14", "+scale=smoke", "shapeshift=paper"]
+    plain = compose_cfg(CONF, base, hydra_config=True)
+    launched = compose_cfg(CONF, [*base, f"launcher={launcher}"], hydra_config=True)
+    assert launched.hydra.launcher._target_ == target
+    assert plain.hydra.launcher._target_ != target
+    strip = lambda c: {k: v for k, v in OmegaConf.to_container(c, resolve=False).items() if k != "hydra"}  # noqa: E731
+    assert strip(plain) == strip(launched)
+    assert config_hash(strip(plain)) == config_hash(strip(launched))
+
+
+def test_slurm_jobs_get_one_gpu_and_resubmission() -> None:
+    cfg = compose_cfg(CONF, ["experiment=table2/iwslt14", "+scale=full", "launcher=slurm"], hydra_config=True)
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.max_num_timeout > 0
+    assert cfg.trainer.accelerator == "gpu" and cfg.run.resume
