@@ -14,13 +14,17 @@
 # %% [markdown]
 # # Shapeshifter: our tables next to the paper's quoted figures
 #
-# Everything here is read from run records (`results/records/`); nothing is trained. Build the records with
+# Everything here is read from run records; nothing is trained. Build the records with
 # `make reproduce-table-N SCALE=smoke|full` (README: "Reproducing the paper's tables"). Smoke-scale numbers test
-# the pipeline only. Runs as a plain script too: `.venv/bin/python notebooks/results.py`.
+# the pipeline only. The records and tables folders default to `results/records` and `results/tables`; set
+# `SHAPESHIFTER_RECORDS` / `SHAPESHIFTER_TABLES` to read others (CI runs this notebook on fresh smoke records with
+# `pipelines/run_notebook.py`). Runs as a plain script too: `.venv/bin/python notebooks/results.py`.
 
 # %%
+import os
 from pathlib import Path
 
+from shapeshifter.app.glue_tables import glue_rows
 from shapeshifter.app.paper_tables import (
     PAPER_PARAM_REDUCTION,
     PAPER_PREDICT_OVERHEAD,
@@ -33,21 +37,26 @@ from shapeshifter.app.paper_tables import (
     tables_dir,
 )
 from shapeshifter.app.records import load_records
+from shapeshifter.app.tables import translation_rows
 
 ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent
-RECORDS, TABLES = ROOT / "results" / "records", ROOT / "results" / "tables"
-print(f"records under {RECORDS}")
+RECORDS = Path(os.environ.get("SHAPESHIFTER_RECORDS", ROOT / "results" / "records"))
+TABLES = Path(os.environ.get("SHAPESHIFTER_TABLES", ROOT / "results" / "tables"))
+print(f"records under {RECORDS}, tables to {TABLES}")
+built = []
 
 # %% [markdown]
-# ## All tables (Markdown, as written to `results/tables/`)
+# ## All tables (Markdown, as written to the tables folder)
 
 # %%
 for scale in SCALES:
     for table in TABLE_IDS:
         try:
             print(f"### scale: {scale}\n\n" + build_table(table, scale, RECORDS, TABLES))
+            built.append(f"{scale}/{table}")
         except FileNotFoundError:
             print(f"{scale}/{table}: no finished records yet\n")
+print("built:", ", ".join(built) or "nothing")
 
 # %% [markdown]
 # ## Table 1 against the paper: training +17%, prediction +13% (quoted)
@@ -62,6 +71,26 @@ for scale in SCALES:
               f"(paper {PAPER_TRAIN_OVERHEAD:+.0%}), beam search {row['beam_ratio'] - 1:+.0%} "
               f"(paper prediction {PAPER_PREDICT_OVERHEAD:+.0%}), {row['reduction']:.1f}× fewer parameters "
               f"(paper {PAPER_PARAM_REDUCTION})")
+
+# %% [markdown]
+# ## Size and quality: does each configuration reach the paper's ">10× fewer parameters"?
+#
+# The paper quotes >10× fewer total parameters with little BLEU loss; each row gives our reduction and the
+# relative BLEU (or GLUE score) change against the dense model of the same table.
+
+# %%
+for scale in SCALES:
+    for table in ("table2", "table2_wmt", "embedding_table", "ablation"):
+        recs = [r for r in load_records(RECORDS / group_name(table, scale)) if r.get("kind") == "translation"]
+        for row in translation_rows(recs) if recs else []:
+            drop = "–" if row["bleu_drop_pct"] is None else f"{-row['bleu_drop_pct']:+.1f}%"
+            verdict = ">10×" if row["reduction"] > 10 else "≤10×"
+            print(f"{scale:>5} {table:>15} {row['config']:>26}: {row['reduction']:6.1f}× fewer ({verdict}), "
+                  f"BLEU {row['bleu']:.2f} ({drop} vs dense)")
+    recs = [r for r in load_records(RECORDS / group_name("glue_table", scale)) if r.get("kind") == "glue"]
+    for row in glue_rows(recs) if recs else []:
+        print(f"{scale:>5} {'glue_table':>15} {row['task']}/{row['setting']}/{row['config']}: "
+              f"{row['reduction']:.1f}× fewer, {row['metric']} {row['score']:.1f}")
 
 # %% [markdown]
 # ## Plots

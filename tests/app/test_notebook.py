@@ -1,0 +1,52 @@
+"""The results notebook executes (jupytext -> nbclient) on records and writes exactly what `make tables` writes."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import nbformat
+
+from shapeshifter.app.paper_tables import build_all
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run_notebook_module():
+    spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "pipelines" / "run_notebook.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_results_notebook_rebuilds_the_committed_tables(tmp_path: Path) -> None:
+    runner = _run_notebook_module()
+    records = ROOT / "results" / "records"
+    out = tmp_path / "results.ipynb"
+    env = [f"SHAPESHIFTER_RECORDS={records}", f"SHAPESHIFTER_TABLES={tmp_path / 'nb'}"]
+    args = [str(ROOT / "notebooks" / "results.py"), "--out", str(out), "--env", env[0], "--env", env[1]]
+    assert runner.main(args) == 0
+    built = build_all(records, tmp_path / "make")
+    assert "full/table1" in built and "smoke/glue_table" in built
+    assert _tree(tmp_path / "nb") == _tree(tmp_path / "make")
+    text = "\n".join(o.get("text", "") for c in nbformat.read(out, 4).cells if c.cell_type == "code"
+                     for o in c.outputs)
+    assert "(paper +17%)" in text and "built: full/table1" in text
+    images = [o for c in nbformat.read(out, 4).cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) == len(list((tmp_path / "make").rglob("*.png")))
+
+
+def test_a_failing_cell_fails_the_run_and_keeps_the_notebook(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "broken.py"
+    source.write_text("# %%\nprint('before')\n\n# %%\nraise ValueError('no records of that kind')\n")
+    out = tmp_path / "broken.ipynb"
+    assert _run_notebook_module().main([str(source), "--out", str(out)]) == 1
+    assert "a cell failed" in capsys.readouterr().err
+    cells = nbformat.read(out, 4).cells
+    assert cells[0].outputs[0]["text"] == "before\n" and cells[1].outputs[0]["ename"] == "ValueError"
