@@ -24,11 +24,11 @@ def run_notebook(source: Path, out: Path, env: dict[str, str], timeout: int = 60
 
     nb = jupytext.read(source)
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
-    os.environ.update(env)  # the kernel inherits this process's environment
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    kernel_env = {**os.environ, **env}  # given to the kernel only; this process's environment is left alone
+    kernel_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
     try:
-        client.execute()
+        client.execute(env=kernel_env)
     finally:
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -50,3 +51,13 @@ def test_a_failing_cell_fails_the_run_and_keeps_the_notebook(tmp_path: Path, cap
     assert "a cell failed" in capsys.readouterr().err
     cells = nbformat.read(out, 4).cells
     assert cells[0].outputs[0]["text"] == "before\n" and cells[1].outputs[0]["ename"] == "ValueError"
+
+
+def test_kernel_environment_does_not_leak_into_the_caller(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("SHAPESHIFTER_PROBE", raising=False)
+    source = tmp_path / "env.py"
+    source.write_text("# %%\nimport os\nprint(os.environ['SHAPESHIFTER_PROBE'])\n")
+    out = tmp_path / "env.ipynb"
+    assert _run_notebook_module().main([str(source), "--out", str(out), "--env", "SHAPESHIFTER_PROBE=42"]) == 0
+    assert nbformat.read(out, 4).cells[0].outputs[0]["text"] == "42\n"
+    assert "SHAPESHIFTER_PROBE" not in os.environ
