@@ -149,6 +149,13 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
     last = compose_cfg(conf, embedding[-1])
     assert last.shapeshift.layers == ["embedding"] and last.shapeshift.order == 3 and last.shapeshift.rank == 16
     assert last.run.group == "embedding_table" and last.trainer.accelerator == "gpu"
+    # reproduce.py and `train.py -m` put a job in the same folder, so either resumes the other's checkpoints
+    from shapeshifter.app.sweep import job_dir
+
+    for job in (ablation[3], *grid_jobs(conf, "glue_table/pretrained", ["+scale=smoke_glue"])):
+        cfg = compose_cfg(conf, job, hydra_config=True)
+        assert job_dir(cfg) == Path(cfg.hydra.sweep.dir) / cfg.hydra.sweep.subdir
+
     reproduce = _load_reproduce()
     for scale in ("smoke_glue", "full"):
         experiments = reproduce.TABLES["glue"].experiments

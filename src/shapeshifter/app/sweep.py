@@ -75,8 +75,14 @@ def is_done(path: Path) -> bool:
         return False
 
 
+def job_dir(cfg: DictConfig, outputs: Path = Path("outputs")) -> Path:
+    """A job's output folder: the one ``train.py -m`` uses (``hydra.sweep.dir``/``subdir``), so either command
+    resumes the other's checkpoints; another config under the same name is moved aside by claim_checkpoint_dir."""
+    return Path(outputs) / str(cfg.run.group) / str(cfg.run.name)
+
+
 def run_grid(conf_dir: Path, jobs: Sequence[Sequence[str]], outputs: Path = Path("outputs")) -> list[Outcome]:
-    """Run every job not yet done; each job's output dir is ``<outputs>/<group>/<name>-<config hash>``."""
+    """Run every job not yet done; each job's output dir is ``<outputs>/<group>/<name>`` as under Hydra."""
     outcomes = []
     for i, overrides in enumerate(jobs, 1):
         out = Outcome(overrides=list(overrides), status="failed")
@@ -89,7 +95,7 @@ def run_grid(conf_dir: Path, jobs: Sequence[Sequence[str]], outputs: Path = Path
                 out.status = "skipped"
             else:
                 log.info("[%d/%d] running %s", i, len(jobs), cfg.run.name)
-                run_dir = Path(outputs) / str(cfg.run.group) / f"{cfg.run.name}-{path.stem.rsplit('-', 1)[-1]}"
+                run_dir = job_dir(cfg, outputs)
                 record = run_job(cfg, run_dir)
                 out.status = "ran" if record.get("status") == "done" else "failed"
         except Exception as err:  # one failed job must not stop the grid; it is reported by the caller
