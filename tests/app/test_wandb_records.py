@@ -116,12 +116,18 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_fetched_records_rebuild_the_same_tables_byte_for_byte(records, tmp_path, monkeypatch, caplog) -> None:
-    local = tmp_path / "local"
+def _local_and_attached(records: list[dict], local: Path, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list:
+    """Write the records locally and return fake W&B runs holding what attach_record left for each."""
     runs = []
     for i, rec in enumerate(records):
         write_record(rec, _local_path(local, rec))
-        runs.append(FakeRun(f"id{i}", rec["config"]["run"]["name"], GROUP, _attached(rec, tmp_path, monkeypatch)))
+        runs.append(FakeRun(f"id{i}", rec["config"]["run"]["name"], GROUP, _attached(rec, tmp, monkeypatch)))
+    return runs
+
+
+def test_fetched_records_rebuild_the_same_tables_byte_for_byte(records, tmp_path, monkeypatch, caplog) -> None:
+    local = tmp_path / "local"
+    runs = _local_and_attached(records, local, tmp_path, monkeypatch)
     runs.append(FakeRun("nofile", "crashed", GROUP, None))  # listed by the server with size 0
     runs.append(FakeRun("unlisted", "old", GROUP, None, listed=False))
     runs.append(FakeRun("other", "elsewhere", "another-group", b"not even json"))
@@ -258,10 +264,7 @@ def test_reproduce_tables_from_wandb_cli(records, tmp_path, monkeypatch, capsys)
     import wandb
 
     local = tmp_path / "local"
-    runs = []
-    for i, rec in enumerate(records):
-        write_record(rec, _local_path(local, rec))
-        runs.append(FakeRun(f"id{i}", rec["config"]["run"]["name"], GROUP, _attached(rec, tmp_path, monkeypatch)))
+    runs = _local_and_attached(records, local, tmp_path, monkeypatch)
     monkeypatch.setattr(wandb, "Api", lambda *a, **k: FakeApi(runs))
     root = Path(__file__).resolve().parents[2]
     spec = importlib.util.spec_from_file_location("reproduce_cli", root / "pipelines" / "reproduce.py")

@@ -22,6 +22,8 @@ from shapeshifter.app.tables import (
     fmt_num,
     mean_std,
     plot_quality_vs_params,
+    pyplot,
+    save_figure,
     stamp,
     to_csv,
     to_latex,
@@ -45,6 +47,14 @@ def write_outputs(out_dir: Path, name: str, title: str, rows: Sequence[dict[str,
     (out_dir / f"{name}.tex").write_text(to_latex(rows, columns, caption))
     (out_dir / f"{name}.csv").write_text(to_csv(rows, columns))
     return md
+
+
+def finished_records(records_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """The finished records of one kind; FileNotFoundError when there are none (that table is not built)."""
+    records = [r for r in load_records(records_dir) if r.get("kind") == kind]
+    if not records:
+        raise FileNotFoundError(f"no finished {kind} records under {records_dir}")
+    return records
 
 
 # -- Table 1: time overhead ----------------------------------------------------------------------------------
@@ -84,12 +94,7 @@ def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Time ratios to dense against the attention/FFN rank, one line per measurement and device."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.8), dpi=120)
     for device in sorted({r["device"] for r in rows}):
         pts = [r for r in rows if r["device"] == device and r["config"] != "dense"]
         xs = [r["rank"] for r in pts]
@@ -106,17 +111,11 @@ def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     ax.set_ylabel("time (× dense)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def build_table1(records_dir: Path, out_dir: Path) -> str:
-    records = [r for r in load_records(records_dir) if r.get("kind") == "bench_model"]
-    if not records:
-        raise FileNotFoundError(f"no finished bench_model records under {records_dir}")
+    records = finished_records(records_dir, "bench_model")
     rows = table1_rows(records)
     cfg = records[0]["config"]
     notes = (f"Whole {cfg['arch']} model ({'small variant, ' if cfg.get('scale') == 'smoke' else ''}"
@@ -182,9 +181,7 @@ def _policy_columns(record: dict[str, Any]) -> dict[str, Any]:
 
 def build_translation_table(name: str, records_dir: Path, out_dir: Path) -> str:
     spec = TRANSLATION_TABLES[name]
-    records = [r for r in load_records(records_dir) if r.get("kind") == "translation"]
-    if not records:
-        raise FileNotFoundError(f"no finished translation records under {records_dir}")
+    records = finished_records(records_dir, "translation")
     rows = translation_rows(records)
     by_name = {r["config"]["shapeshift"]["name"]: r for r in sorted(records, key=lambda r: r["config_hash"])}
     for row in rows:
@@ -205,15 +202,12 @@ GLUE_TABLE_COLUMNS = [*GLUE_COLUMNS[:1], Column("setting", "init"), *GLUE_COLUMN
 
 def plot_glue_scores(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     """Score against total parameters, one panel per task, one marker per setting (scratch / pretrained)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     tasks = sorted({r["task"] for r in rows})
     cols = min(4, len(tasks))
     nrows = -(-len(tasks) // cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), dpi=120, squeeze=False)
+    fig, axes = pyplot().subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), dpi=120, squeeze=False)
     for ax, task in zip(axes.flat, tasks, strict=False):  # extra panels are hidden below
         for marker, init in (("o", "scratch"), ("s", "pretrained")):
             pts = [r for r in rows if r["task"] == task and r["setting"] == init and r["score"] is not None]
@@ -226,24 +220,18 @@ def plot_glue_scores(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         if majority is not None:
             ax.axhline(majority, color="grey", linestyle="--", linewidth=1, label="majority class")
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_title(f"{task} ({next(r['metric'] for r in rows if r['task'] == task)})", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.set_xlabel("total parameters", fontsize=8)
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def build_glue_table(records_dir: Path, out_dir: Path) -> str:
-    records = [r for r in load_records(records_dir) if r.get("kind") == "glue"]
-    if not records:
-        raise FileNotFoundError(f"no finished GLUE records under {records_dir}")
+    records = finished_records(records_dir, "glue")
     rows = glue_rows(records)
     notes = ("Scores: the task's main metric (%) on the test split, or validation where test labels are hidden, at "
              "the best validation checkpoint. init: scratch = random init (factors drawn to the dense layer's "

@@ -144,15 +144,31 @@ def stamp(records: Sequence[dict[str, Any]]) -> str:
     return f"Built from {len(records)} run record(s): {', '.join(hashes)} (code: {', '.join(commits)})"
 
 
-def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: str = "bleu",
-                           ylabel: str = "test BLEU (tokenized)", baseline: float | None = None,
-                           baseline_label: str = "copy source") -> Path:
+def pyplot() -> Any:
+    """matplotlib.pyplot on the non-interactive Agg backend (tables are built on headless machines)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=120)
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write and close a figure; fixed metadata so the same records give the same bytes."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: str = "bleu",
+                           ylabel: str = "test BLEU (tokenized)", baseline: float | None = None,
+                           baseline_label: str = "copy source") -> Path:
+    fig, ax = pyplot().subplots(figsize=(5.5, 3.8), dpi=120)
     xs = [r["params"] for r in rows]
     ys = [r[metric] for r in rows]
     ax.scatter(xs, ys, zorder=3)
@@ -165,9 +181,4 @@ def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: s
     ax.set_xlabel("total parameters (log scale)")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # fixed metadata so re-rendering the same records gives the same bytes
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
