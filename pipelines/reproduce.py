@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
 
             fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
             print(f"fetched {len(fetched)} record(s) from W&B project {args.from_wandb} into {args.records}")
-        built = build_all(args.records, args.tables)
+        try:
+            built = build_all(args.records, args.tables)
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 1
         print("rebuilt: " + (", ".join(built) if built else "nothing (no finished records)"))
         return 0
     if args.table == "1":

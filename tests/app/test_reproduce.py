@@ -176,3 +176,24 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
     table2 = [compose_cfg(conf, job) for job in grid_jobs(conf, "table2/iwslt14", ["+scale=full"])]
     assert [c.shapeshift.name for c in table2] == ["dense", "paper", "r8-emb64"]
     assert table2[1].optim.lr == 2e-3 and table2[1].batching.max_sentences == 128
+
+
+def test_rows_only_average_records_that_differ_in_the_seed(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    good = _translation_record("dense", 1, 1000, 30.0, None)
+    write_record(good, records / "table2-smoke" / f"dense-s1-{good['config_hash']}.json")
+    for reps, seed in ((3, 1), (10, 2)):  # same table and device, different repetition counts
+        rec = _bench_record(seed)
+        rec["config"]["reps"] = reps
+        write_record(rec, records / "table1-smoke" / f"bench-s{seed}-reps{reps}.json")
+    expected = r"built smoke/table2; not built:\nsmoke/table1: row 'Table 1 on cpu'.*\['reps'\]"
+    with pytest.raises(ValueError, match=expected):
+        build_all(records, tmp_path / "tables")
+    assert (tmp_path / "tables" / "smoke" / "table2.md").is_file()  # the consistent table is still written
+    assert not (tmp_path / "tables" / "smoke" / "table1.md").exists()
+
+    lr = _translation_record("dense", 2, 1000, 31.0, None)
+    lr["config"]["optim"] = {"lr": 1e-3}
+    write_record(lr, records / "table2-smoke" / f"dense-s2-{lr['config_hash']}.json")
+    with pytest.raises(ValueError, match=r"row 'dense'.*differ in \['optim'\]"):
+        build_all(records, tmp_path / "tables")

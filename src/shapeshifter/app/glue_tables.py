@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from shapeshifter.app.tables import Column, fmt_num, mean_std
+from shapeshifter.app.tables import Column, check_seed_replicas, fmt_num, mean_std
 
 
 def setting(record: dict[str, Any]) -> str:
@@ -27,6 +27,7 @@ def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> lis
         groups.setdefault(key, []).append(rec)
     rows = []
     for (task, init, name), recs in groups.items():
+        check_seed_replicas(recs, f"{task}/{init}/{name}")
         first = recs[0]
         split = first.get("objective_split") or "test"
         metric = first["metrics"]["main_metric"]

@@ -19,6 +19,7 @@ from shapeshifter.app.records import load_records
 from shapeshifter.app.tables import (
     TRANSLATION_COLUMNS,
     Column,
+    check_seed_replicas,
     fmt_num,
     mean_std,
     plot_quality_vs_params,
@@ -76,6 +77,8 @@ def _policy_rank(name: str) -> int:
 
 def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (device, policy); ratios averaged over the records (seeds) with ± std when several."""
+    for device in {rec["config"]["device"] for rec in records}:
+        check_seed_replicas([rec for rec in records if rec["config"]["device"] == device], f"Table 1 on {device}")
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in records:
         for name, res in rec["results"].items():
@@ -268,13 +271,22 @@ def build_table(table: str, scale: str, records_root: Path, tables_root: Path) -
 
 
 def build_all(records_root: Path, tables_root: Path) -> list[str]:
-    """Rebuild every table that has finished records; returns ``<scale>/<table>`` of those written."""
-    built = []
+    """Rebuild every table that has finished records; returns ``<scale>/<table>`` of those written.
+
+    A table whose records are inconsistent is not written; the others still are, then a ValueError lists
+    every such table.
+    """
+    built, problems = [], []
     for scale in SCALES:
         for table in TABLE_IDS:
             try:
                 build_table(table, scale, records_root, tables_root)
             except FileNotFoundError:
                 continue
+            except ValueError as err:
+                problems.append(f"{scale}/{table}: {err}")
+                continue
             built.append(f"{scale}/{table}")
+    if problems:
+        raise ValueError(f"built {', '.join(built) or 'nothing'}; not built:\n" + "\n".join(problems))
     return built

@@ -34,6 +34,25 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return (values[0], None) if len(values) == 1 else (statistics.mean(values), statistics.stdev(values))
 
 
+def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
+    """Records averaged into one row must differ only in their seed (and output paths): a row that silently
+    mixed, say, two learning rates or repetition counts would report a mean ± std of different experiments."""
+    from shapeshifter.app.records import NON_SEMANTIC_KEYS
+
+    def settings(rec: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in rec["config"].items() if k not in NON_SEMANTIC_KEYS | {"seed"}}
+
+    first = settings(records[0])
+    for rec in records[1:]:
+        other = settings(rec)
+        if other != first:
+            keys = sorted(k for k in first.keys() | other.keys() if first.get(k) != other.get(k))
+            raise ValueError(
+                f"row {row!r}: records {records[0].get('_path', records[0]['config_hash'])} and "
+                f"{rec.get('_path', rec['config_hash'])} differ in {keys}, not only in the seed; move the outdated "
+                f"record out of the records folder (or give the configurations different names)")
+
+
 def _per_token(recs: Sequence[dict[str, Any]]) -> float | None:
     """Mean test decoding seconds per generated token; None when a record lacks the output length."""
     values = []
@@ -52,6 +71,7 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
         groups.setdefault(rec["config"]["shapeshift"]["name"], []).append(rec)
     rows = []
     for name, recs in groups.items():
+        check_seed_replicas(recs, name)
         bleu = mean_std([r["metrics"]["test"]["tokenized_bleu"] for r in recs])
         sacre = mean_std([r["metrics"]["test"].get("sacrebleu") or 0.0 for r in recs])
         first = recs[0]
