@@ -197,3 +197,27 @@ def test_rows_only_average_records_that_differ_in_the_seed(tmp_path: Path) -> No
     write_record(lr, records / "table2-smoke" / f"dense-s2-{lr['config_hash']}.json")
     with pytest.raises(ValueError, match=r"row 'dense'.*differ in \['optim'\]"):
         build_all(records, tmp_path / "tables")
+
+
+def test_pareto_front() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from shapeshifter.app.tables import pareto_front
+
+    rows = [{"config": "dense", "params": 1000, "bleu": 30.0}, {"config": "a", "params": 100, "bleu": 29.0},
+            {"config": "b", "params": 120, "bleu": 28.0}, {"config": "c", "params": 50, "bleu": 20.0},
+            {"config": "d", "params": 100, "bleu": 29.0}, {"config": "e", "params": 10, "bleu": None}]
+    assert [r["config"] for r in pareto_front(rows)] == ["c", "a", "d", "dense"]  # b loses to a; ties both stay
+
+    @given(st.lists(st.tuples(st.integers(1, 50), st.integers(0, 50)), min_size=1, max_size=12))
+    def check(points: list[tuple[int, int]]) -> None:
+        rows = [{"config": str(i), "params": p, "bleu": float(b)} for i, (p, b) in enumerate(points)]
+        front = pareto_front(rows)
+        on = {r["config"] for r in front}
+        for r in rows:
+            beats = [o for o in rows if o["params"] <= r["params"] and o["bleu"] >= r["bleu"] and o is not r
+                     and (o["params"], o["bleu"]) != (r["params"], r["bleu"])]
+            assert (r["config"] in on) == (not beats)
+
+    check()

@@ -22,6 +22,7 @@ from shapeshifter.app.tables import (
     check_seed_replicas,
     fmt_num,
     mean_std,
+    pareto_front,
     plot_quality_vs_params,
     pyplot,
     save_figure,
@@ -191,6 +192,8 @@ def build_translation_table(name: str, records_dir: Path, out_dir: Path) -> str:
         row.update(_policy_columns(by_name[row["config"]]))
     notes = f"Ratios are against the dense baseline of the same table; the paper reports {PAPER_PARAM_REDUCTION} " \
             "fewer parameters for its rank policy (quoted)."
+    front = pareto_front(rows)
+    notes += f" Pareto front (fewer parameters vs higher BLEU): {', '.join(r['config'] for r in front)}."
     copy = rows[0].get("copy_bleu")
     if copy is not None:
         notes += f" Copy-the-source BLEU (tok) on the same test split: {copy:.2f}."

@@ -164,6 +164,18 @@ def stamp(records: Sequence[dict[str, Any]]) -> str:
     return f"Built from {len(records)} run record(s): {', '.join(hashes)} (code: {', '.join(commits)})"
 
 
+def pareto_front(rows: Sequence[dict[str, Any]], metric: str = "bleu") -> list[dict[str, Any]]:
+    """The rows no other row beats on both size and quality (fewer or equal parameters and a higher or equal
+    ``metric``, strictly better on one), sorted by parameters: the configurations worth choosing from a sweep."""
+    scored = [r for r in rows if r.get(metric) is not None]
+
+    def dominated(r: dict[str, Any]) -> bool:
+        return any(o["params"] <= r["params"] and o[metric] >= r[metric]
+                   and (o["params"] < r["params"] or o[metric] > r[metric]) for o in scored)
+
+    return sorted((r for r in scored if not dominated(r)), key=lambda r: (r["params"], r["config"]))
+
+
 def pyplot() -> Any:
     """matplotlib.pyplot on the non-interactive Agg backend (tables are built on headless machines)."""
     import matplotlib
@@ -194,8 +206,13 @@ def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: s
     ax.scatter(xs, ys, zorder=3)
     for r, x, y in zip(rows, xs, ys, strict=True):
         ax.annotate(r["config"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    front = pareto_front(rows, metric)
+    if len(front) > 1:
+        ax.step([r["params"] for r in front], [r[metric] for r in front], where="post", color="C1", linewidth=1,
+                zorder=2, label="Pareto front")
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=baseline_label)
+    if baseline is not None or len(front) > 1:
         ax.legend(loc="lower right", fontsize=8)
     ax.set_xscale("log")
     ax.set_xlabel("total parameters (log scale)")
