@@ -165,6 +165,7 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
         assert len(names) == len(cfgs) == (6 if scale == "smoke_glue" else 48)  # one run (and name) per job
         pretrained = [c for c in cfgs if c.arch.kind == "pretrained"]
         assert {c.optim.lr for c in pretrained} == {2e-5} and {c.optim.lr for c in cfgs} - {2e-5} == {5e-4}
+        assert {c.run.records for c in cfgs} == {"results/records"}
         if scale == "smoke_glue":
             assert {c.data.name for c in cfgs} == {"snli_sample"}
             assert {c.run.group for c in cfgs} == {"glue_table-smoke"}
