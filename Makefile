@@ -62,7 +62,7 @@ tables: $(STAMP)
 # rebuild them all from the records alone and require the same bytes, and execute the results notebook on them
 # (its tables must match too). CI runs this after `make test`; a few minutes on 2 CPU cores.
 SMOKE_DIR    ?= build/smoke
-SMOKE_TABLES := 1 2 embedding ablation glue
+SMOKE_TABLES := 1 2 2_wmt embedding ablation glue
 .PHONY: smoke
 smoke: $(STAMP)
 	rm -rf $(SMOKE_DIR)
