@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from shapeshifter.app.paper_tables import build_table1  # noqa: E402
-from shapeshifter.app.records import config_hash, new_record, write_record  # noqa: E402
+from shapeshifter.app.records import config_hash, finish_record, new_record, write_record  # noqa: E402
 from shapeshifter.app.wandb_records import attach_record  # noqa: E402
 from shapeshifter.translation.criterion import label_smoothed_nll_loss  # noqa: E402
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary  # noqa: E402
@@ -235,9 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         record["results"] = run_bench(cfg, torch.device(args.device))
         record["timings"] = {"bench_s": time.perf_counter() - t0}
-        record["status"] = "done"
-        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_record(record, path)
+        finish_record(record, path)
         log.info("record: %s", path)
         if args.wandb if args.wandb is not None else args.scale == "full":
             log_to_wandb(record, args.wandb_project, group, path.stem.rsplit("-", 1)[0])

@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.records import claim_checkpoint_dir, new_record, write_record
+from shapeshifter.app.records import claim_checkpoint_dir, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.params import count_parameters
 
@@ -320,9 +320,7 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
                 break
         else:
             record["objective"], record["objective_split"] = None, None
-        record["status"] = "done"
-        record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        write_record(record, record_path)
+        finish_record(record, record_path)
         attach_record(record)  # the final record also goes to the W&B run, before it is closed
     finally:
         finish_wandb()  # one W&B run per job, closed even when the job fails

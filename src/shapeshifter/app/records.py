@@ -87,6 +87,13 @@ def write_record(record: Mapping[str, Any], path: Path) -> Path:
     return path
 
 
+def finish_record(record: dict[str, Any], path: Path) -> Path:
+    """Mark a run's record "done" (what makes sweeps skip it and tables use it) and write it."""
+    record["status"] = "done"
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return write_record(record, path)
+
+
 def load_records(root: Path, pattern: str = "**/*.json") -> list[dict[str, Any]]:
     """Every finished record under ``root``, sorted by path (deterministic order for tables)."""
     records = []
