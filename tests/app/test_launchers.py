@@ -26,8 +26,25 @@ def test_launcher_is_a_hydra_setting_only(launcher: str, target: str) -> None:
     assert launched.hydra.launcher._target_ == target
     assert plain.hydra.launcher._target_ != target
     strip = lambda c: {k: v for k, v in OmegaConf.to_container(c, resolve=False).items() if k != "hydra"}  # noqa: E731
-    assert strip(plain) == strip(launched)
-    assert config_hash(strip(plain)) == config_hash(strip(launched))
+    assert {k: v for k, v in strip(plain).items() if k != "run"} == {k: v for k, v in strip(launched).items()
+                                                                    if k != "run"}
+    assert config_hash(strip(plain)) == config_hash(strip(launched))  # the same runs, skipped when done
+
+
+def test_local_jobs_share_the_cores(monkeypatch, tmp_path: Path) -> None:
+    import torch
+
+    from shapeshifter.app import runner
+
+    cfg = compose_cfg(CONF, ["experiment=table2/iwslt14", "+scale=smoke", "launcher=local"])
+    assert cfg.run.threads == 1
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    monkeypatch.setattr(runner, "record_path", lambda c: Path("/nonexistent/record.json"))
+    cfg.data.kind = "neither"  # stop right after the thread setting, before any data work
+    with pytest.raises(ValueError, match="data.kind"):
+        runner.run_job(cfg, tmp_path / "out")
+    assert seen == [1]
 
 
 def test_slurm_jobs_get_one_gpu_and_resubmission() -> None:

@@ -33,6 +33,11 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             existing["_path"] = str(path)
             return existing
     out_dir.mkdir(parents=True, exist_ok=True)
+    threads = cfg.run.get("threads")
+    if threads:  # parallel local jobs: each takes its share of the cores instead of all of them
+        import torch
+
+        torch.set_num_threads(int(threads))
     if kind == "translation":
         from shapeshifter.app.translation import run_translation
 
