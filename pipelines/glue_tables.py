@@ -34,7 +34,8 @@ def glue_table(records_dir: Path, out_dir: Path, title: str) -> str:
     majority = rows[0].get("majority")
     metric = rows[0]["metric"]
     plot_quality_vs_params(rows, out_dir / "accuracy_vs_params.png", metric="score",
-                           ylabel=f"test {metric} (%)", baseline=majority, baseline_label="majority class")
+                           ylabel=f"test {metric} (%)", baseline=majority, baseline_label="majority class",
+                           source=stamp(records))
     return md
 
 

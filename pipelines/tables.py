@@ -37,7 +37,7 @@ def translation_table(records_dir: Path, out_dir: Path, title: str) -> str:
         md += f"\nCopy-the-source baseline on the same test split: BLEU (tok) {copy:.2f}.\n"
     md += f"\n{stamp(records)}\n"
     write_table_files(out_dir, md, rows, TRANSLATION_COLUMNS, f"{title}. {stamp(records)}")
-    plot_quality_vs_params(rows, out_dir / "bleu_vs_params.png", baseline=copy)
+    plot_quality_vs_params(rows, out_dir / "bleu_vs_params.png", baseline=copy, source=stamp(records))
     return md
 
 

@@ -86,6 +86,13 @@ def test_tables_rebuild_byte_identical_from_the_same_records(tmp_path: Path) -> 
     t1 = (tmp_path / "a" / "smoke" / "table1.md").read_text()
     assert "+17% training and +13% prediction" in t1 and "1.21 ± 0.01" in t1
     assert r"\toprule" in (tmp_path / "a" / "smoke" / "table1.tex").read_text()
+    # every output names its records: the stamp in md/tex and the PNG's Description, per-row hashes in the CSV
+    from PIL import Image
+
+    for png in (tmp_path / "a").rglob("*.png"):
+        assert Image.open(png).info["Description"].startswith("Built from "), png
+    csv_head, csv_dense = (tmp_path / "a" / "smoke" / "table2.csv").read_text().splitlines()[:2]
+    assert csv_head.endswith(",config_hashes") and len(csv_dense.rsplit(",", 1)[1].split()) == 2  # two seeds
     glue = (tmp_path / "a" / "smoke" / "glue_table.md").read_text().splitlines()
     rows = [line for line in glue if line.startswith("| rte")]
     # scratch rows before pretrained, dense first in each; the ratio is against the dense of the same init

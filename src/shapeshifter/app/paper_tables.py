@@ -83,11 +83,12 @@ def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in records:
         for name, res in rec["results"].items():
-            groups.setdefault((rec["config"]["device"], name), []).append(res)
+            groups.setdefault((rec["config"]["device"], name), []).append(res | {"hash": rec["config_hash"]})
     rows = []
     for (device, name), results in groups.items():
         row: dict[str, Any] = {"config": name, "device": device, "rank": _policy_rank(name), "seeds": len(results),
-                               "params": results[0]["params"], "reduction": results[0]["reduction_vs_dense"]}
+                               "params": results[0]["params"], "reduction": results[0]["reduction_vs_dense"],
+                               "hashes": sorted(r["hash"] for r in results)}
         row["train_ms"], row["train_ms_std"] = mean_std([1000 * r["median"]["train_step_s"] for r in results])
         for key, src in (("train_ratio", "train_step_s"), ("forward_ratio", "forward_s"), ("beam_ratio", "beam_s")):
             row[key], row[f"{key}_std"] = mean_std([r["ratio_to_dense"][src] for r in results])
@@ -96,7 +97,7 @@ def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path, source: str = "") -> Path:
     """Time ratios to dense against the attention/FFN rank, one line per measurement and device."""
     fig, ax = pyplot().subplots(figsize=(5.5, 3.8), dpi=120)
     for device in sorted({r["device"] for r in rows}):
@@ -115,7 +116,7 @@ def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     ax.set_ylabel("time (× dense)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    return save_figure(fig, path)
+    return save_figure(fig, path, source)
 
 
 def build_table1(records_dir: Path, out_dir: Path) -> str:
@@ -131,7 +132,7 @@ def build_table1(records_dir: Path, out_dir: Path) -> str:
              f"policy (quoted, not measured here).")
     md = write_outputs(out_dir, "table1", "Table 1: time overhead of Shapeshifter vs dense", rows, TABLE1_COLUMNS,
                        records, notes)
-    plot_time_ratio_vs_rank(rows, out_dir / "table1_time_ratio_vs_rank.png")
+    plot_time_ratio_vs_rank(rows, out_dir / "table1_time_ratio_vs_rank.png", stamp(records))
     return md
 
 
@@ -198,7 +199,7 @@ def build_translation_table(name: str, records_dir: Path, out_dir: Path) -> str:
     if copy is not None:
         notes += f" Copy-the-source BLEU (tok) on the same test split: {copy:.2f}."
     md = write_outputs(out_dir, name, spec.title, rows, spec.columns, records, notes)
-    plot_quality_vs_params(rows, out_dir / f"{name}_bleu_vs_params.png", baseline=copy)
+    plot_quality_vs_params(rows, out_dir / f"{name}_bleu_vs_params.png", baseline=copy, source=stamp(records))
     return md
 
 
@@ -206,7 +207,7 @@ def build_translation_table(name: str, records_dir: Path, out_dir: Path) -> str:
 GLUE_TABLE_COLUMNS = [*GLUE_COLUMNS[:1], Column("setting", "init"), *GLUE_COLUMNS[1:]]
 
 
-def plot_glue_scores(rows: Sequence[dict[str, Any]], path: Path) -> Path:
+def plot_glue_scores(rows: Sequence[dict[str, Any]], path: Path, source: str = "") -> Path:
     """Score against total parameters, one panel per task, one marker per setting (scratch / pretrained)."""
     from matplotlib.ticker import NullFormatter
 
@@ -233,7 +234,7 @@ def plot_glue_scores(rows: Sequence[dict[str, Any]], path: Path) -> Path:
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
-    return save_figure(fig, path)
+    return save_figure(fig, path, source)
 
 
 def build_glue_table(records_dir: Path, out_dir: Path) -> str:
@@ -245,7 +246,7 @@ def build_glue_table(records_dir: Path, out_dir: Path) -> str:
              "ratios are against the dense model of the same task and init.")
     md = write_outputs(out_dir, "glue_table", "GLUE: tasks × {dense, Shapeshifter}, from scratch and projected "
                        "from pretrained", rows, GLUE_TABLE_COLUMNS, records, notes)
-    plot_glue_scores(rows, out_dir / "glue_table_score_vs_params.png")
+    plot_glue_scores(rows, out_dir / "glue_table_score_vs_params.png", stamp(records))
     return md
 
 

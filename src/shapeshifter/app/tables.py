@@ -142,9 +142,11 @@ def to_latex(rows: Sequence[dict[str, Any]], columns: Sequence[Column], caption:
 def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow([c.key for c in columns])
+    provenance = any("hashes" in r for r in rows)  # each row names the records it averages
+    writer.writerow([c.key for c in columns] + (["config_hashes"] if provenance else []))
     for r in rows:
-        writer.writerow([r.get(c.key) if not isinstance(r.get(c.key), float) else f"{r[c.key]:.6g}" for c in columns])
+        cells = [r.get(c.key) if not isinstance(r.get(c.key), float) else f"{r[c.key]:.6g}" for c in columns]
+        writer.writerow(cells + ([" ".join(r.get("hashes", []))] if provenance else []))
     return buf.getvalue()
 
 
@@ -186,20 +188,21 @@ def pyplot() -> Any:
     return plt
 
 
-def save_figure(fig: Any, path: Path) -> Path:
-    """Lay out, write and close a figure; fixed metadata so the same records give the same bytes."""
+def save_figure(fig: Any, path: Path, source: str = "") -> Path:
+    """Lay out, write and close a figure. ``source`` (the records' `stamp`) goes into the PNG's Description
+    field; no software version or date is written, so the same records give the same bytes."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, metadata={"Software": None})
+    fig.savefig(path, metadata={"Software": None, "Description": source or None})
     plt.close(fig)
     return path
 
 
 def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: str = "bleu",
                            ylabel: str = "test BLEU (tokenized)", baseline: float | None = None,
-                           baseline_label: str = "copy source") -> Path:
+                           baseline_label: str = "copy source", source: str = "") -> Path:
     fig, ax = pyplot().subplots(figsize=(5.5, 3.8), dpi=120)
     xs = [r["params"] for r in rows]
     ys = [r[metric] for r in rows]
@@ -218,4 +221,4 @@ def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: s
     ax.set_xlabel("total parameters (log scale)")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    return save_figure(fig, path)
+    return save_figure(fig, path, source)
