@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="tables only: first fetch the run records kept in this W&B project into --records")
     parser.add_argument("--wandb-group", default=None, help="with --from-wandb: only the runs of this W&B group")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # Hydra overrides may also follow the options
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.from_wandb and args.table != "tables":
         parser.error("--from-wandb rebuilds tables from records only: use it with the 'tables' target")

@@ -229,3 +229,47 @@ def test_pareto_front() -> None:
             assert (r["config"] in on) == (not beats)
 
     check()
+
+
+def test_a_sweep_killed_midway_finishes_only_the_missing_runs(smoke_env) -> None:
+    """The real thing: SIGKILL the reproduce process once its first job is done, then rerun the same command."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    _, extra, tmp = smoke_env
+    cmd = [sys.executable, str(ROOT / "pipelines" / "reproduce.py"), "2", "--scale", "smoke",
+           "--records", str(tmp / "records"), "--tables", str(tmp / "tables"), "--outputs", str(tmp / "outputs"),
+           *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    group = tmp / "records" / "table2-smoke"
+
+    def done() -> dict[str, int]:
+        out = {}
+        for p in group.glob("*.json"):
+            try:
+                if json.loads(p.read_text()).get("status") == "done":
+                    out[p.name] = p.stat().st_mtime_ns
+            except json.JSONDecodeError:  # being replaced atomically right now
+                pass
+        return out
+
+    log = (tmp / "killed.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not done() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, (tmp / "killed.log").read_text()[-3000:]
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    log.close()
+    before = done()
+    assert 1 <= len(before) < 3, "the sweep should have been killed after its first job and before the last"
+
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert f"{3 - len(before)} ran, {len(before)} skipped, 0 failed" in rerun.stdout
+    after = done()
+    assert len(after) == 3 and all(after[name] == mtime for name, mtime in before.items())  # finished ones untouched
+    assert "| paper |" in (tmp / "tables" / "smoke" / "table2.md").read_text()
