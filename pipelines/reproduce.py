@@ -140,7 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_wandb:
             from shapeshifter.app.wandb_records import fetch_records
 
-            fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
+            try:
+                fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
+            except Exception as err:  # wandb's own errors (no API key, unknown project, network) and ours
+                print(f"could not fetch run records from W&B project {args.from_wandb}: {type(err).__name__}: {err}"
+                      "\n(the W&B API needs WANDB_API_KEY or `wandb login`; local records were not changed)",
+                      file=sys.stderr)
+                return 1
             print(f"fetched {len(fetched)} record(s) from W&B project {args.from_wandb} into {args.records}")
         try:
             built = build_all(args.records, args.tables)

@@ -279,3 +279,12 @@ def test_reproduce_tables_from_wandb_cli(records, tmp_path, monkeypatch, capsys)
     assert _tree(tmp_path / "t-wandb") == _tree(tmp_path / "t-local") != {}
     with pytest.raises(SystemExit):
         reproduce.main(["2", "--from-wandb", "me/shapeshifter"])
+
+    def no_key(*args, **kwargs):
+        raise RuntimeError("No API key configured")
+
+    monkeypatch.setattr(wandb, "Api", no_key)
+    before = _tree(tmp_path / "w")
+    assert reproduce.main([*args, str(tmp_path / "t-x")]) == 1
+    assert "could not fetch run records from W&B project me/shapeshifter" in capsys.readouterr().err
+    assert _tree(tmp_path / "w") == before and not (tmp_path / "t-x").exists()
