@@ -71,8 +71,12 @@ def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
 
     from shapeshifter.glue.smoke import write_tiny_bert
 
+    if not train_file.is_file():
+        raise FileNotFoundError(f"the GLUE smoke table reads its vocabulary from {train_file} (data.train), which is "
+                                "missing; the committed SNLI sample lives in data/snli/")
     rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()]
-    write_tiny_bert(dest, (f"{r['sentence1']} {r['sentence2']}" for r in rows))
+    write_tiny_bert(dest, (f"{r['sentence1']} {r['sentence2']}" for r in rows),
+                    source=f"{train_file.name}:{train_file.stat().st_size}")
 
 
 def prepare_smoke_inputs(jobs: list[list[str]]) -> None:
@@ -105,7 +109,11 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
         print("\n".join("python pipelines/train.py " + shlex.join(job) for job in jobs))
         return 0
     if scale == "smoke":
-        prepare_smoke_inputs(jobs)
+        try:
+            prepare_smoke_inputs(jobs)
+        except FileNotFoundError as err:
+            print(f"cannot prepare the smoke inputs: {err}", file=sys.stderr)
+            return 2
     outcomes = run_grid(CONF, jobs, outputs)
     print(summary(outcomes))
     try:

@@ -36,14 +36,16 @@ def wordpiece_vocab(texts: Iterable[str], max_words: int = 2000) -> list[str]:
 
 
 def write_tiny_bert(dest: Path, texts: Iterable[str], hidden: int = 32, layers: int = 2, heads: int = 2,
-                    ffn: int = 64, max_positions: int = 128, max_words: int = 2000, seed: int = 0) -> Path:
-    """Save a randomly initialised ``BertModel`` and its WordPiece tokenizer to ``dest`` (skipped when done)."""
+                    ffn: int = 64, max_positions: int = 128, max_words: int = 2000, seed: int = 0,
+                    source: str = "") -> Path:
+    """Save a randomly initialised ``BertModel`` and its WordPiece tokenizer to ``dest``; skipped when ``dest``
+    already holds one made with the same settings and ``source`` (a name for where ``texts`` came from)."""
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     dest = Path(dest)
     settings = {"hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn, "max_positions": max_positions,
-                "max_words": max_words, "seed": seed}
+                "max_words": max_words, "seed": seed, "source": source}
     done = dest / DONE
     if done.is_file() and json.loads(done.read_text()) == settings:
         return dest
