@@ -1,9 +1,10 @@
-"""Regenerate tables and plots from run records only (no training).
+"""Regenerate the demo tables and plots from run records only (no training).
 
-    python pipelines/tables.py demo --records results/demo/records --out results/demo
+    python pipelines/tables.py demo --records results/demo/records/demo --out results/demo
+    python pipelines/tables.py demo-glue --records results/demo_glue/records --out results/demo_glue
 
-Writes ``table.md``, ``table.tex`` (booktabs), ``table.csv`` and ``bleu_vs_params.png`` and prints the
-Markdown table.
+Writes ``table.md``, ``table.tex`` (booktabs), ``table.csv`` and the quality-vs-size plot, and prints the
+Markdown table. The paper's tables are rebuilt by ``pipelines/reproduce.py tables`` (``make tables``).
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shapeshifter.app.records import load_records  # noqa: E402
+from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows  # noqa: E402
+from shapeshifter.app.paper_tables import finished_records  # noqa: E402
 from shapeshifter.app.tables import (  # noqa: E402
     TRANSLATION_COLUMNS,
+    Column,
     plot_quality_vs_params,
     stamp,
     to_markdown,
@@ -25,29 +29,54 @@ from shapeshifter.app.tables import (  # noqa: E402
     write_table_files,
 )
 
+GLUE_NOTE = ("Scores are the task's main metric on the test split (validation when the test labels are hidden), "
+             "evaluated at the best validation checkpoint. Time ratios against the dense model: training wall time "
+             "per step (per-epoch validation included) and the whole test pass.")
+
+
+def write_demo_table(out_dir: Path, title: str, rows: list[dict[str, Any]], columns: list[Column],
+                     records: list[dict[str, Any]], note: str | None, plot: str, **plot_kwargs: Any) -> str:
+    """``table.md/.tex/.csv`` and the plot ``plot`` in ``out_dir``; returns the Markdown."""
+    md = f"## {title}\n\n" + to_markdown(rows, columns) + (f"\n{note}\n" if note else "") + f"\n{stamp(records)}\n"
+    write_table_files(out_dir, md, rows, columns, f"{title}. {stamp(records)}")
+    plot_quality_vs_params(rows, out_dir / plot, source=stamp(records), **plot_kwargs)
+    return md
+
 
 def translation_table(records_dir: Path, out_dir: Path, title: str) -> str:
-    records = [r for r in load_records(records_dir) if r.get("kind") == "translation"]
-    if not records:
-        raise SystemExit(f"no finished translation run records under {records_dir}")
+    records = finished_records(records_dir, "translation")
     rows = translation_rows(records)
     copy = rows[0].get("copy_bleu")
-    md = f"## {title}\n\n" + to_markdown(rows, TRANSLATION_COLUMNS)
-    if copy is not None:
-        md += f"\nCopy-the-source baseline on the same test split: BLEU (tok) {copy:.2f}.\n"
-    md += f"\n{stamp(records)}\n"
-    write_table_files(out_dir, md, rows, TRANSLATION_COLUMNS, f"{title}. {stamp(records)}")
-    plot_quality_vs_params(rows, out_dir / "bleu_vs_params.png", baseline=copy, source=stamp(records))
-    return md
+    note = None if copy is None else f"Copy-the-source baseline on the same test split: BLEU (tok) {copy:.2f}."
+    return write_demo_table(out_dir, title, rows, TRANSLATION_COLUMNS, records, note, "bleu_vs_params.png",
+                            baseline=copy)
+
+
+def glue_table(records_dir: Path, out_dir: Path, title: str) -> str:
+    records = finished_records(records_dir, "glue")
+    rows = glue_rows(records)
+    return write_demo_table(out_dir, title, rows, GLUE_COLUMNS, records, GLUE_NOTE, "accuracy_vs_params.png",
+                            metric="score", ylabel=f"test {rows[0]['metric']} (%)", baseline=rows[0].get("majority"),
+                            baseline_label="majority class")
+
+
+DEMOS = {
+    "demo": (translation_table, "Demo: German→English sample, dense vs Shapeshifter"),
+    "demo-glue": (glue_table, "Demo: SNLI sample, dense vs Shapeshifter encoders trained from scratch"),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("table", choices=["demo"])
-    parser.add_argument("--records", type=Path, default=Path("results/demo/records"))
-    parser.add_argument("--out", type=Path, default=Path("results/demo"))
+    parser.add_argument("table", choices=sorted(DEMOS))
+    parser.add_argument("--records", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    print(translation_table(args.records, args.out, "Demo: German→English sample, dense vs Shapeshifter"))
+    build, title = DEMOS[args.table]
+    try:
+        print(build(args.records, args.out, title))
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from err
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The results notebook executes (jupytext -> nbclient) on records and writes exactly what `make tables` writes."""
+"""Committed outputs rebuilt from their records: the results notebook (jupytext -> nbclient) and the demo tables."""
 
 from __future__ import annotations
 
@@ -61,3 +61,19 @@ def test_kernel_environment_does_not_leak_into_the_caller(tmp_path: Path, monkey
     assert _run_notebook_module().main([str(source), "--out", str(out), "--env", "SHAPESHIFTER_PROBE=42"]) == 0
     assert nbformat.read(out, 4).cells[0].outputs[0]["text"] == "42\n"
     assert "SHAPESHIFTER_PROBE" not in os.environ
+
+
+def test_demo_tables_rebuild_the_committed_ones(tmp_path: Path) -> None:
+    import subprocess
+
+    for demo, records, committed in (("demo", "results/demo/records/demo", "results/demo"),
+                                     ("demo-glue", "results/demo_glue/records", "results/demo_glue")):
+        out = tmp_path / demo
+        subprocess.run([sys.executable, str(ROOT / "pipelines" / "tables.py"), demo, "--records", str(ROOT / records),
+                        "--out", str(out)], check=True, capture_output=True)
+        written = _tree(out)
+        assert len(written) == 4 and all((ROOT / committed / name).read_bytes() == data
+                                         for name, data in written.items()), demo
+    missing = subprocess.run([sys.executable, str(ROOT / "pipelines" / "tables.py"), "demo", "--records",
+                              str(tmp_path / "none"), "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert missing.returncode == 1 and "no finished translation records" in missing.stderr
