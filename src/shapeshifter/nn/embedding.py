@@ -100,19 +100,15 @@ class KroneckerEmbedding(FactorizedModule):
         **kwargs,
     ) -> tuple[KroneckerEmbedding, float]:
         """Best rank-``rank`` Kronecker-sum approximation of a trained table; returns (layer, rel. error)."""
-        from .projection import project_into
+        from .projection import dense_source, project_into
 
-        if isinstance(weight_or_embedding, nn.Embedding):
-            weight = weight_or_embedding.weight
+        table = isinstance(weight_or_embedding, nn.Embedding)
+        if table:
             kwargs.setdefault("padding_idx", weight_or_embedding.padding_idx)
-        else:
-            weight = weight_or_embedding
-        if weight.dim() != 2:
-            raise ValueError(f"from_dense expects a 2-D table, got shape {tuple(weight.shape)}")
+        weight = dense_source(weight_or_embedding.weight if table else weight_or_embedding, "table")
         layer = cls(weight.shape[0], weight.shape[1], rank, order, shape, device=weight.device,
                     dtype=weight.dtype, **kwargs)
-        error = project_into(layer.matrix, weight.detach())
-        return layer, error
+        return layer, project_into(layer.matrix, weight)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, padding_idx={self.padding_idx}"

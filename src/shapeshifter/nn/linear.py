@@ -70,18 +70,15 @@ class KroneckerLinear(FactorizedModule):
         Order 2 is exact and optimal (Van Loan-Pitsianis rearrangement + truncated SVD); order > 2 uses
         CP-ALS on the rearranged tensor (see `shapeshifter.nn.projection`). The bias is copied.
         """
-        from .projection import project_into
+        from .projection import dense_source, project_into
 
-        if isinstance(weight_or_linear, nn.Linear):
-            weight, bias = weight_or_linear.weight, weight_or_linear.bias
-        else:
-            weight, bias = weight_or_linear, None
-        if weight.dim() != 2:
-            raise ValueError(f"from_dense expects a 2-D weight, got shape {tuple(weight.shape)}")
+        linear = isinstance(weight_or_linear, nn.Linear)
+        weight = dense_source(weight_or_linear.weight if linear else weight_or_linear)
+        bias = weight_or_linear.bias if linear else None
         out_f, in_f = weight.shape
         layer = cls(in_f, out_f, rank, order, shape, bias=bias is not None, device=weight.device,
                     dtype=weight.dtype, **kwargs)
-        error = project_into(layer.matrix, weight.detach())
+        error = project_into(layer.matrix, weight)
         if bias is not None:
             with torch.no_grad():
                 layer.bias.copy_(bias)

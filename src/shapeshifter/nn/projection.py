@@ -100,6 +100,13 @@ def kronecker_cp(weight: Tensor, out_factors, in_factors, rank: int, n_iter_max:
     return factors
 
 
+def dense_source(weight: Tensor, what: str = "weight") -> Tensor:
+    """The trained matrix a ``from_dense`` starts from: 2-D, detached (projection is not part of any graph)."""
+    if weight.dim() != 2:
+        raise ValueError(f"from_dense expects a 2-D {what}, got shape {tuple(weight.shape)}")
+    return weight.detach()
+
+
 @torch.no_grad()
 def project_into(matrix: KroneckerMatrix, weight: Tensor) -> float:
     """Overwrite ``matrix``'s factors with the best fit to ``weight``; returns ||W - W_hat|| / ||W||."""
