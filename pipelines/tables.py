@@ -24,9 +24,8 @@ from shapeshifter.app.tables import (  # noqa: E402
     Column,
     plot_quality_vs_params,
     stamp,
-    to_markdown,
     translation_rows,
-    write_table_files,
+    write_table,
 )
 
 GLUE_NOTE = ("Scores are the task's main metric on the test split (validation when the test labels are hidden), "
@@ -37,8 +36,7 @@ GLUE_NOTE = ("Scores are the task's main metric on the test split (validation wh
 def write_demo_table(out_dir: Path, title: str, rows: list[dict[str, Any]], columns: list[Column],
                      records: list[dict[str, Any]], note: str | None, plot: str, **plot_kwargs: Any) -> str:
     """``table.md/.tex/.csv`` and the plot ``plot`` in ``out_dir``; returns the Markdown."""
-    md = f"## {title}\n\n" + to_markdown(rows, columns) + (f"\n{note}\n" if note else "") + f"\n{stamp(records)}\n"
-    write_table_files(out_dir, md, rows, columns, f"{title}. {stamp(records)}")
+    md = write_table(out_dir, "table", title, rows, columns, records, note or "", caption=f"{title}. {stamp(records)}")
     plot_quality_vs_params(rows, out_dir / plot, source=stamp(records), **plot_kwargs)
     return md
 

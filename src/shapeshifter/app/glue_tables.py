@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from shapeshifter.app.tables import Column, check_seed_replicas, fmt_num, mean_std
+from shapeshifter.app.tables import PARAMS_COLUMN, REDUCTION_COLUMN, Column, check_seed_replicas, fmt_num, mean_std
 
 
 def setting(record: dict[str, Any]) -> str:
@@ -58,8 +58,8 @@ def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> lis
 GLUE_COLUMNS = [
     Column("task", "task"),
     Column("config", "configuration"),
-    Column("params", "params", lambda v: f"{v:,}"),
-    Column("reduction", "fewer params (×)", fmt_num(".1f")),
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
     Column("metric", "metric"),
     Column("score", "test (%)", fmt_num(".1f")),
     Column("val_score", "valid (%)", fmt_num(".1f")),

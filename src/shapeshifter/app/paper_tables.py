@@ -17,6 +17,8 @@ from typing import Any
 from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows
 from shapeshifter.app.records import load_records
 from shapeshifter.app.tables import (
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
     TRANSLATION_COLUMNS,
     Column,
     check_seed_replicas,
@@ -27,28 +29,14 @@ from shapeshifter.app.tables import (
     pyplot,
     save_figure,
     stamp,
-    to_csv,
-    to_latex,
-    to_markdown,
     translation_rows,
+    write_table,
 )
 
 # Figures quoted from the paper (not measured here); shown beside our measurements.
 PAPER_TRAIN_OVERHEAD = 0.17
 PAPER_PREDICT_OVERHEAD = 0.13
 PAPER_PARAM_REDUCTION = ">10×"
-
-
-def write_outputs(out_dir: Path, name: str, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[Column],
-                  records: Sequence[dict[str, Any]], notes: str = "") -> str:
-    """Write ``<name>.md/.tex/.csv`` and return the Markdown."""
-    md = f"## {title}\n\n" + to_markdown(rows, columns) + (f"\n{notes}\n" if notes else "") + f"\n{stamp(records)}\n"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.md").write_text(md)
-    caption = f"{title}. {notes} {stamp(records)}".replace("  ", " ")
-    (out_dir / f"{name}.tex").write_text(to_latex(rows, columns, caption))
-    (out_dir / f"{name}.csv").write_text(to_csv(rows, columns))
-    return md
 
 
 def finished_records(records_dir: Path, kind: str) -> list[dict[str, Any]]:
@@ -63,8 +51,8 @@ def finished_records(records_dir: Path, kind: str) -> list[dict[str, Any]]:
 TABLE1_COLUMNS = [
     Column("config", "configuration"),
     Column("device", "device"),
-    Column("params", "params", lambda v: f"{v:,}"),
-    Column("reduction", "fewer params (×)", fmt_num(".1f")),
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
     Column("train_ms", "train step (ms)", fmt_num(".1f")),
     Column("train_ratio", "train step (× dense)", fmt_num(".2f")),
     Column("forward_ratio", "forward, no grad (× dense)", fmt_num(".2f")),
@@ -130,7 +118,7 @@ def build_table1(records_dir: Path, out_dir: Path) -> str:
              f"attention/FFN/output, rank 16 for the embeddings (r1 is the paper's policy). The paper reports "
              f"+{PAPER_TRAIN_OVERHEAD:.0%} training and +{PAPER_PREDICT_OVERHEAD:.0%} prediction time for its "
              f"policy (quoted, not measured here).")
-    md = write_outputs(out_dir, "table1", "Table 1: time overhead of Shapeshifter vs dense", rows, TABLE1_COLUMNS,
+    md = write_table(out_dir, "table1", "Table 1: time overhead of Shapeshifter vs dense", rows, TABLE1_COLUMNS,
                        records, notes)
     plot_time_ratio_vs_rank(rows, out_dir / "table1_time_ratio_vs_rank.png", stamp(records))
     return md
@@ -198,7 +186,7 @@ def build_translation_table(name: str, records_dir: Path, out_dir: Path) -> str:
     copy = rows[0].get("copy_bleu")
     if copy is not None:
         notes += f" Copy-the-source BLEU (tok) on the same test split: {copy:.2f}."
-    md = write_outputs(out_dir, name, spec.title, rows, spec.columns, records, notes)
+    md = write_table(out_dir, name, spec.title, rows, spec.columns, records, notes)
     plot_quality_vs_params(rows, out_dir / f"{name}_bleu_vs_params.png", baseline=copy, source=stamp(records))
     return md
 
@@ -244,7 +232,7 @@ def build_glue_table(records_dir: Path, out_dir: Path) -> str:
              "the best validation checkpoint. init: scratch = random init (factors drawn to the dense layer's "
              "variance); pretrained = factors projected from the pretrained checkpoint, then fine-tuned. Time "
              "ratios are against the dense model of the same task and init.")
-    md = write_outputs(out_dir, "glue_table", "GLUE: tasks × {dense, Shapeshifter}, from scratch and projected "
+    md = write_table(out_dir, "glue_table", "GLUE: tasks × {dense, Shapeshifter}, from scratch and projected "
                        "from pretrained", rows, GLUE_TABLE_COLUMNS, records, notes)
     plot_glue_scores(rows, out_dir / "glue_table_score_vs_params.png", stamp(records))
     return md

@@ -23,10 +23,14 @@ from typing import Any
 NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths"}
 
 
+def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The result-defining part of a resolved config: what the hash covers and seed replicas must share."""
+    return {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """Stable short hash of the result-defining part of a resolved config."""
-    semantic = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
-    blob = json.dumps(semantic, sort_keys=True, default=str)
+    blob = json.dumps(semantic_config(config), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.app.records import semantic_config
+
 
 @dataclass(frozen=True)
 class Column:
@@ -37,10 +39,8 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
 def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
     """Records averaged into one row must differ only in their seed (and output paths): a row that silently
     mixed, say, two learning rates or repetition counts would report a mean ± std of different experiments."""
-    from shapeshifter.app.records import NON_SEMANTIC_KEYS
-
     def settings(rec: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in rec["config"].items() if k not in NON_SEMANTIC_KEYS | {"seed"}}
+        return {k: v for k, v in semantic_config(rec["config"]).items() if k != "seed"}
 
     first = settings(records[0])
     for rec in records[1:]:
@@ -101,10 +101,14 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense")
     return rows
 
 
+# the size columns every table shows
+PARAMS_COLUMN = Column("params", "params", lambda v: f"{v:,}")
+REDUCTION_COLUMN = Column("reduction", "fewer params (×)", fmt_num(".1f"))
+
 TRANSLATION_COLUMNS = [
     Column("config", "configuration"),
-    Column("params", "params", lambda v: f"{v:,}"),
-    Column("reduction", "fewer params (×)", fmt_num(".1f")),
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
     Column("bleu", "BLEU (tok)", fmt_num(".2f")),
     Column("sacrebleu", "sacreBLEU", fmt_num(".2f")),
     Column("bleu_drop_pct", "rel. BLEU drop (%)", fmt_num(".1f")),
@@ -150,13 +154,18 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
     return buf.getvalue()
 
 
-def write_table_files(out_dir: Path, markdown: str, rows: Sequence[dict[str, Any]], columns: Sequence[Column],
-                      caption: str) -> None:
-    """``table.md`` (as given), ``table.tex`` (booktabs, with ``caption``) and ``table.csv`` in ``out_dir``."""
+def write_table(out_dir: Path, name: str, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[Column],
+                records: Sequence[dict[str, Any]], notes: str = "", caption: str | None = None) -> str:
+    """Write ``<name>.md/.tex/.csv`` (the LaTeX caption defaults to title, notes and the records' stamp) and
+    return the Markdown."""
+    md = f"## {title}\n\n" + to_markdown(rows, columns) + (f"\n{notes}\n" if notes else "") + f"\n{stamp(records)}\n"
+    if caption is None:
+        caption = f"{title}. {notes} {stamp(records)}".replace("  ", " ")
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "table.md").write_text(markdown)
-    (out_dir / "table.tex").write_text(to_latex(rows, columns, caption))
-    (out_dir / "table.csv").write_text(to_csv(rows, columns))
+    (out_dir / f"{name}.md").write_text(md)
+    (out_dir / f"{name}.tex").write_text(to_latex(rows, columns, caption))
+    (out_dir / f"{name}.csv").write_text(to_csv(rows, columns))
+    return md
 
 
 def stamp(records: Sequence[dict[str, Any]]) -> str:
