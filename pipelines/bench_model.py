@@ -32,6 +32,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from shapeshifter.app.loggers import wandb_mode  # noqa: E402
 from shapeshifter.app.paper_tables import build_table1  # noqa: E402
 from shapeshifter.app.records import config_hash, finish_record, new_record, write_record  # noqa: E402
 from shapeshifter.app.wandb_records import attach_record  # noqa: E402
@@ -193,13 +194,10 @@ def bench_config(scale: str, device: str, seed: int, reps: int | None = None) ->
 def log_to_wandb(record: dict, project: str, group: str, name: str) -> None:
     """One W&B run per benchmark record, in the table's group, holding the record (so Table 1 can be rebuilt
     from a W&B project like the other tables); W&B trouble is a warning, the local record is already written."""
-    import os
-
     try:
         import wandb
 
-        mode = "online" if os.environ.get("WANDB_API_KEY") else "offline"
-        with wandb.init(project=project, group=group, name=name, config=record["config"], mode=mode,
+        with wandb.init(project=project, group=group, name=name, config=record["config"], mode=wandb_mode(),
                         dir=str(Path("outputs") / group), tags=["table1", "bench_model"]):
             attach_record(record)
     except Exception as err:  # noqa: BLE001 -- the measurement is done and saved; logging it is best effort

@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 
+def wandb_mode(configured: str | None = None) -> str:
+    """The W&B mode a run uses: the configured one, else online only when an API key is set."""
+    return configured or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+
+
 def make_loggers(cfg: Any, out_dir: Path, run_name: str, group: str | None, config: dict) -> list:
     """Lightning loggers: CSV always; W&B when ``logger.wandb.enabled`` (default offline mode)."""
     from lightning.pytorch.loggers import CSVLogger
@@ -16,7 +21,7 @@ def make_loggers(cfg: Any, out_dir: Path, run_name: str, group: str | None, conf
     if wb is not None and wb.get("enabled", True):
         from lightning.pytorch.loggers import WandbLogger
 
-        mode = wb.get("mode") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+        mode = wandb_mode(wb.get("mode"))
         os.environ.setdefault("WANDB_MODE", mode)
         os.environ.setdefault("WANDB_SILENT", "true")
         loggers.append(WandbLogger(project=wb.get("project", "shapeshifter"), name=run_name, group=group,
