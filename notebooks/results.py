@@ -31,6 +31,7 @@ from shapeshifter.app.paper_tables import (
     PAPER_TRAIN_OVERHEAD,
     SCALES,
     TABLE_IDS,
+    TRANSLATION_TABLES,
     build_table,
     group_name,
     table1_rows,
@@ -80,7 +81,7 @@ for scale in SCALES:
 
 # %%
 for scale in SCALES:
-    for table in ("table2", "table2_wmt", "embedding_table", "ablation"):
+    for table in TRANSLATION_TABLES:
         recs = [r for r in load_records(RECORDS / group_name(table, scale)) if r.get("kind") == "translation"]
         for row in translation_rows(recs) if recs else []:
             drop = "–" if row["bleu_drop_pct"] is None else f"{-row['bleu_drop_pct']:+.1f}%"
