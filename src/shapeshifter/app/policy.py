@@ -31,7 +31,7 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     node = dict(node)
     unknown = set(node) - {"layers", "rank", "order", "scheme", "init", "per_type", "path", "name", "layers_name",
-                           "scheme_name", "exclude"}
+                           "scheme_name", "exclude", "init_from"}
     if unknown:
         raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
     layers = node.get("layers") or []

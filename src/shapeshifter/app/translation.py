@@ -44,6 +44,65 @@ def copy_baseline(prepared, split: str = "test") -> dict[str, float]:
             "sacrebleu": sacrebleu_detok(src_raw, ref_raw, lowercase=True).score}
 
 
+def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
+    """The trained dense checkpoint named by ``shapeshift.init_from`` (a ``.ckpt`` file or a run folder).
+
+    A run folder resolves to its best checkpoint (``checkpoints/best-*.ckpt``), the weights that run was
+    evaluated with. Checked before any data is prepared: a missing source is an error naming the path.
+    """
+    source = cfg.shapeshift.get("init_from")
+    if not source:
+        return None
+    if cfg.shapeshift.get("init", "random") != "project":
+        raise ValueError("shapeshift.init_from needs shapeshift.init=project (the factors are fitted to its weights)")
+    path = Path(str(source))
+    if path.is_dir():
+        best = sorted((path / "checkpoints").glob("best-*.ckpt"))
+        if len(best) != 1:
+            raise FileNotFoundError(f"shapeshift.init_from: expected one checkpoints/best-*.ckpt in {path}, "
+                                    f"found {len(best)} (train the dense run first)")
+        path = best[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"shapeshift.init_from: no checkpoint at {path} (train the dense run first)")
+    return path
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def stopping_callbacks(cfg: DictConfig) -> list:
+    """Early stopping on the checkpoint monitor when ``ckpt.patience`` is set (epochs without improvement)."""
+    patience = cfg.ckpt.get("patience")
+    if not patience:
+        return []
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    mode = "max" if "bleu" in cfg.ckpt.monitor else "min"
+    return [EarlyStopping(monitor=cfg.ckpt.monitor, mode=mode, patience=int(patience), check_finite=True)]
+
+
+def training_summary(trainer: Any, callbacks: list) -> dict[str, Any]:
+    """How many epochs ran and why training stopped (early stopping, max_epochs or max_steps)."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    early = stopper is not None and stopper.stopped_epoch > 0
+    max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+    reason = "early_stopping" if early else ("max_steps" if max_steps and trainer.global_step >= max_steps
+                                             else "max_epochs")
+    out = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "stopped_by": reason}
+    if stopper is not None:
+        out.update(patience=stopper.patience, best_score=float(stopper.best_score))
+    return out
+
+
 def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.callbacks import RichProgressBar
@@ -67,8 +126,14 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     overrides = _plain(cfg.arch.overrides) or {}
     transformer_args(cfg.arch.name, overrides)  # unknown arch / override keys fail here
     dcfg = data_config(cfg)
+    init_from = dense_source_checkpoint(cfg)
+    factor_lr_scale = float(cfg.optim.get("factor_lr_scale", 1.0))
+    if not factor_lr_scale > 0:
+        raise ValueError(f"optim.factor_lr_scale must be > 0, got {factor_lr_scale!r}")
     record = new_record(config, kind="translation")
     record["policy"] = policy
+    if init_from is not None:
+        record["init_from"] = {"path": str(init_from), "sha256": file_sha256(init_from)}
     write_record(record, record_path)
 
     # 2. data (cached stages)
@@ -86,7 +151,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     dense_counts = count_parameters(dense_model)
     del dense_model
     model, report = build_transformer(cfg.arch.name, src_dict, tgt_dict, overrides, policy, seed=cfg.seed,
-                                      init=cfg.shapeshift.get("init", "random"))
+                                      init=cfg.shapeshift.get("init", "random"), init_from=init_from)
     counts = count_parameters(model)
     record["params"] = {"dense_model_total": dense_counts["total"], **counts,
                         "reduction_vs_dense": dense_counts["total"] / counts["total"]}
@@ -100,6 +165,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
         bleu_every_n_epochs=cfg.eval.bleu_every_n_epochs, bleu_max_sentences=cfg.eval.bleu_max_sentences,
         beam=cfg.eval.beam, max_len_a=cfg.eval.max_len_a, max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen,
         bpe=prepared.bpe, model_config={"arch": cfg.arch.name, "overrides": overrides, "policy": policy},
+        factor_lr_scale=factor_lr_scale,
     )
 
     # 4. train (resuming from last.ckpt when a previous attempt was interrupted)
@@ -108,6 +174,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     callbacks = checkpoint_callbacks(ckpt_dir, monitor=cfg.ckpt.monitor,
                                      every_n_epochs=cfg.eval.bleu_every_n_epochs if monitors_bleu else 1,
                                      keep_last_epochs=cfg.ckpt.average_last)
+    callbacks += stopping_callbacks(cfg)
     if cfg.trainer.get("progress_bar", "rich") == "rich":
         callbacks.append(RichProgressBar())
     loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)
@@ -122,6 +189,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
         train_s = time.perf_counter() - t0
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        record["training"] = training_summary(trainer, callbacks)
         record["timings"].update({
             "train_s": train_s, "train_steps": trainer.global_step,
             "train_step_s": metrics.get("train_step_s_epoch"), "train_wps": metrics.get("train_wps_epoch"),

@@ -71,12 +71,14 @@ def build_transformer(
     policy: dict[str, Any] | None = None,
     seed: int = 1,
     init: str = "random",
+    init_from: Any = None,
 ) -> tuple[nn.Module, Any]:
     """Build a fairseq `TransformerModel` for `arch` and optionally shapeshift it.
 
     Returns `(model, report)`; `report` is the `ShapeshiftReport` from `shapeshifter.surgery.shapeshift`
     (None for a dense model, i.e. `policy=None`). The seed fixes both fairseq's initialisation and the
-    factor initialisation of the shapeshifted layers.
+    factor initialisation of the shapeshifted layers. ``init_from`` (a checkpoint of the dense model) loads
+    trained weights before the surgery, so ``init="project"`` fits the factors to them.
     """
     from fairseq.models.transformer import TransformerModel
 
@@ -84,6 +86,10 @@ def build_transformer(
     torch.manual_seed(seed)
     task = SimpleNamespace(source_dictionary=src_dict, target_dictionary=tgt_dict)
     model = TransformerModel.build_model(args, task)
+    if init_from is not None:
+        from shapeshifter.translation.checkpoints import load_model_weights
+
+        load_model_weights(model, init_from)
     report = None
     if policy is not None:
         from shapeshifter.surgery import shapeshift

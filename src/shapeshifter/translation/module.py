@@ -50,6 +50,23 @@ def plain(value: Any) -> Any:
     return value
 
 
+def factor_param_groups(model: nn.Module, lr: float, factor_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """Optimizer groups: factor parameters (``….matrix.factors.N``) at ``lr * factor_lr_scale``, the rest at ``lr``.
+
+    Adam moves every entry by about ``lr`` per step, whatever its scale. A factor's entries have a different
+    scale than the dense weight they stand for (``factor_std``), so the same ``lr`` changes a factorized
+    matrix by a different relative amount per step; the scale lets a run correct for that. With the
+    default 1.0 there is one group, as before.
+    """
+    named = list(model.named_parameters())
+    factors = [p for n, p in named if ".matrix.factors." in n]
+    if factor_lr_scale == 1.0 or not factors:
+        return [{"params": [p for _, p in named]}]
+    ids = {id(p) for p in factors}
+    rest = [p for _, p in named if id(p) not in ids]
+    return [{"params": rest}, {"params": factors, "lr": lr * factor_lr_scale}]
+
+
 class TranslationModule(L.LightningModule):
     """Label-smoothed cross-entropy training, validation loss every epoch and beam-search `valid_bleu`.
 
@@ -83,6 +100,7 @@ class TranslationModule(L.LightningModule):
         lenpen: float = 1.0,
         bpe: str | None = "subword_nmt",
         model_config: dict | None = None,
+        factor_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         # save_hyperparameters reads these locals, so normalise them first (Hydra passes ListConfig etc.).
@@ -102,6 +120,8 @@ class TranslationModule(L.LightningModule):
         self._valid_sums: dict[str, float] = {}
         self._bleu_pairs: list[tuple[str, str]] = []
         InverseSqrtSchedule(lr, warmup_updates, warmup_init_lr)  # fail on bad schedule args at build time
+        if not factor_lr_scale > 0:
+            raise ValueError(f"optim.factor_lr_scale must be > 0, got {factor_lr_scale!r}")
 
     # -- loss ------------------------------------------------------------------------------------------
     def compute_loss(self, sample: dict) -> tuple[Tensor, Tensor, int]:
@@ -186,9 +206,8 @@ class TranslationModule(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=hp.lr, betas=self.betas, eps=hp.eps, weight_decay=hp.weight_decay
-        )
+        groups = factor_param_groups(self.model, hp.lr, hp.get("factor_lr_scale", 1.0))
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=self.betas, eps=hp.eps, weight_decay=hp.weight_decay)
         schedule = InverseSqrtSchedule(hp.lr, hp.warmup_updates, hp.warmup_init_lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
