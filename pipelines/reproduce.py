@@ -45,6 +45,7 @@ class Grid:
     table: str                        # table name in records/ and tables/
     experiments: tuple[str, ...]      # experiment files whose grids (each with its dense baseline) fill the table
     smoke_scale: str = "smoke"        # conf/scale file used for SCALE=smoke
+    full_scale: str = "full"          # conf/scale file used for SCALE=full (cpu: a study sized for CPUs)
 
 
 TABLES = {
@@ -53,6 +54,7 @@ TABLES = {
     "embedding": Grid("embedding_table", ("embedding_table/iwslt14",)),
     "ablation": Grid("ablation", ("ablation/iwslt14",)),
     "glue": Grid("glue_table", ("glue_table/scratch", "glue_table/pretrained"), smoke_scale="smoke_glue"),
+    "quality": Grid("quality", ("quality/grid_10x", "quality/grid_narrow", "quality/grid_sizes"), full_scale="cpu"),
 }
 SMOKE_SLICE = {"n_train_lines": 1500, "n_segs": 30}  # conf/data/sample_smoke.yaml documents the same sizes
 
@@ -103,7 +105,8 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
                    extra: list[str] | None = None, dry_run: bool = False) -> int:
     """Run the missing jobs of a table, rebuild it; 1 if any job failed (after running the rest)."""
     grid = TABLES[table]
-    base = [f"+scale={grid.smoke_scale if scale == 'smoke' else scale}", f"run.records={records}", *(extra or [])]
+    base = [f"+scale={grid.smoke_scale if scale == 'smoke' else grid.full_scale}", f"run.records={records}",
+            f"run.outputs={outputs}", *(extra or [])]
     jobs = [job for experiment in grid.experiments for job in grid_jobs(CONF, experiment, base)]
     if dry_run:
         print("\n".join("python pipelines/train.py " + shlex.join(job) for job in jobs))
