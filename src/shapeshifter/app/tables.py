@@ -42,6 +42,15 @@ def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
     def settings(rec: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in semantic_config(rec["config"]).items() if k != "seed"}
 
+    seen: dict[Any, dict[str, Any]] = {}
+    for rec in records:
+        seed = rec["config"].get("seed")
+        if seed in seen:
+            raise ValueError(
+                f"row {row!r}: records {seen[seed].get('_path', seen[seed]['config_hash'])} and "
+                f"{rec.get('_path', rec['config_hash'])} are the same configuration and seed ({seed}); a duplicate "
+                f"is not a second seed: remove one of them")
+        seen[seed] = rec
     first = settings(records[0])
     for rec in records[1:]:
         other = settings(rec)
@@ -64,11 +73,17 @@ def _per_token(recs: Sequence[dict[str, Any]]) -> float | None:
     return statistics.mean(values)
 
 
-def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> list[dict[str, Any]]:
-    """One row per configuration (seeds averaged), with ratios against the ``baseline`` configuration."""
+def policy_name(record: dict[str, Any]) -> str:
+    return record["config"]["shapeshift"]["name"]
+
+
+def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
+                     label: Callable[[dict[str, Any]], str] = policy_name) -> list[dict[str, Any]]:
+    """One row per configuration (``label`` of its records; seeds averaged), with ratios against the
+    ``baseline`` configuration."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        groups.setdefault(rec["config"]["shapeshift"]["name"], []).append(rec)
+        groups.setdefault(label(rec), []).append(rec)
     rows = []
     for name, recs in groups.items():
         check_seed_replicas(recs, name)

@@ -89,17 +89,20 @@ def stopping_callbacks(cfg: DictConfig) -> list:
 
 
 def training_summary(trainer: Any, callbacks: list) -> dict[str, Any]:
-    """How many epochs ran and why training stopped (early stopping, max_epochs or max_steps)."""
-    from lightning.pytorch.callbacks import EarlyStopping
+    """Epochs run, why training stopped (early stopping, max_epochs or max_steps) and the best monitored value
+    (the one of the checkpoint that is evaluated)."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor not in (None, "step")), None)
     early = stopper is not None and stopper.stopped_epoch > 0
     max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
     reason = "early_stopping" if early else ("max_steps" if max_steps and trainer.global_step >= max_steps
                                              else "max_epochs")
-    out = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "stopped_by": reason}
-    if stopper is not None:
-        out.update(patience=stopper.patience, best_score=float(stopper.best_score))
+    out = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "stopped_by": reason,
+           "patience": stopper.patience if stopper is not None else None}
+    if best is not None and best.best_model_score is not None:
+        out.update(monitor=best.monitor, best=float(best.best_model_score))
     return out
 
 
