@@ -170,16 +170,17 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
 
 
 def write_table(out_dir: Path, name: str, title: str, rows: Sequence[dict[str, Any]], columns: Sequence[Column],
-                records: Sequence[dict[str, Any]], notes: str = "", caption: str | None = None) -> str:
-    """Write ``<name>.md/.tex/.csv`` (the LaTeX caption defaults to title, notes and the records' stamp) and
-    return the Markdown."""
+                records: Sequence[dict[str, Any]], notes: str = "", caption: str | None = None,
+                csv_columns: Sequence[Column] | None = None) -> str:
+    """Write ``<name>.md/.tex/.csv`` (the LaTeX caption defaults to title, notes and the records' stamp; the CSV
+    has ``csv_columns`` when given, else the table's) and return the Markdown."""
     md = f"## {title}\n\n" + to_markdown(rows, columns) + (f"\n{notes}\n" if notes else "") + f"\n{stamp(records)}\n"
     if caption is None:
         caption = f"{title}. {notes} {stamp(records)}".replace("  ", " ")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{name}.md").write_text(md)
     (out_dir / f"{name}.tex").write_text(to_latex(rows, columns, caption))
-    (out_dir / f"{name}.csv").write_text(to_csv(rows, columns))
+    (out_dir / f"{name}.csv").write_text(to_csv(rows, csv_columns or columns))
     return md
 
 

@@ -1,0 +1,139 @@
+"""The quality study's table: converged models at matched parameter budgets, one row per configuration.
+
+Rows come from the records of ``experiment=quality/grid_*`` (group ``quality``): the dense model, Shapeshifter of
+order 2 and 3 at several sizes, Shapeshifter fitted to the trained dense model (``init_from``), narrow dense
+models, low-rank and PHM layers. Each row averages the seeds of one configuration; every ratio is against the
+dense model of the same study.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shapeshifter.app.tables import (
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
+    Column,
+    fmt_num,
+    mean_std,
+    pareto_front,
+    pyplot,
+    save_figure,
+    stamp,
+    translation_rows,
+    write_table,
+)
+
+DENSE_ARCH_LABEL = "d128"  # label of the full-width architecture; other labels are narrow dense baselines
+
+QUALITY_COLUMNS = [
+    Column("method", "method"),
+    Column("config", "configuration"),
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
+    Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
+    Column("bleu", "BLEU (tok, test)", fmt_num(".2f")),
+    Column("sacrebleu", "sacreBLEU (test)", fmt_num(".2f")),
+    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
+    Column("epochs", "epochs", fmt_num(".1f")),
+    Column("stopped_by", "stopped by"),
+    Column("seeds", "seeds", str),
+]
+# The CSV other tools read: the columns the study promises, then the rest of the table.
+CSV_COLUMNS = [Column(k, k) for k in ("method", "config", "params", "reduction_vs_dense", "bleu", "bleu_std",
+                                      "sacrebleu", "valid_loss", "valid_loss_std", "train_time_ratio", "epochs",
+                                      "stopped_by", "seeds")]
+
+
+def arch_label(record: dict[str, Any]) -> str:
+    return str(record["config"]["arch"].get("label") or DENSE_ARCH_LABEL)
+
+
+def method(record: dict[str, Any]) -> str:
+    """The family a run belongs to, read from its policy and architecture."""
+    policy = record.get("policy") or {}
+    if not policy:
+        return "dense" if arch_label(record) == DENSE_ARCH_LABEL else "narrow dense"
+    spec = next(v for k, v in policy.items() if k != "exclude")
+    if spec.get("kind") == "lowrank":
+        return "low-rank"
+    if str(spec.get("scheme", "")).startswith("phm"):
+        return "PHM"
+    if record["config"]["shapeshift"].get("init") == "project":
+        return "Shapeshifter, projected from dense"
+    return f"Shapeshifter o{spec.get('order', 2)}"
+
+
+def config_label(record: dict[str, Any]) -> str:
+    """Row name: the policy's name, or ``dense-<arch label>`` for a narrow dense model."""
+    name = record["config"]["shapeshift"]["name"]
+    label = arch_label(record)
+    return name if label == DENSE_ARCH_LABEL else f"{name}-{label}"
+
+
+def quality_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`translation_rows` per configuration, plus method, best valid loss and how training ended."""
+    rows = translation_rows(records, baseline="dense", label=config_label)
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        by_label.setdefault(config_label(rec), []).append(rec)
+    for row in rows:
+        recs = by_label[row["config"]]
+        training = [r.get("training") or {} for r in recs]
+        row["method"] = method(recs[0])
+        row["reduction_vs_dense"] = row["reduction"]
+        row["valid_loss"], row["valid_loss_std"] = mean_std([t["best"] for t in training if "best" in t])
+        row["epochs"] = mean_std([t["epochs"] for t in training if "epochs" in t])[0]
+        row["stopped_by"] = ", ".join(sorted({t.get("stopped_by", "?") for t in training}))
+    rows.sort(key=lambda r: (r["method"] != "dense", -r["params"], r["method"], r["config"]))
+    return rows
+
+
+def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: float | None, source: str) -> Path:
+    """BLEU against parameters, one colour and marker per method, each method's Pareto front as a line.
+
+    Points carry no text labels (they would overlap at equal budgets); the legend names the methods and the
+    top axis marks the reductions against dense.
+    """
+    fig, ax = pyplot().subplots(figsize=(7.0, 4.4), dpi=120)
+    markers = "osD^vP*X"
+    for i, name in enumerate(sorted({r["method"] for r in rows})):
+        pts = [r for r in rows if r["method"] == name and r["bleu"] is not None]
+        ax.errorbar([r["params"] for r in pts], [r["bleu"] for r in pts], yerr=[r["bleu_std"] or 0 for r in pts],
+                    fmt=markers[i % len(markers)], color=f"C{i}", label=name, capsize=2, zorder=3)
+        front = pareto_front(pts)
+        if len(front) > 1:
+            ax.plot([r["params"] for r in front], [r["bleu"] for r in front], color=f"C{i}", linewidth=1, zorder=2)
+    if copy_bleu is not None:
+        ax.axhline(copy_bleu, color="grey", linestyle="--", linewidth=1, label="copy the source")
+    ax.set_xscale("log")
+    ax.set_xlabel("total parameters (log scale)")
+    ax.set_ylabel("test BLEU (tokenized)")
+    ax.grid(True, alpha=0.3)
+    dense = next((r for r in rows if r["method"] == "dense"), None)
+    if dense is not None:
+        top = ax.secondary_xaxis("top", functions=(lambda p: p, lambda p: p))
+        marks = [m for m in (1, 3, 10, 25, 100) if dense["params"] / m >= min(r["params"] for r in rows) * 0.9]
+        top.set_xticks([dense["params"] / m for m in marks], [f"{m}×" for m in marks])
+        top.minorticks_off()
+        top.set_xlabel("fewer parameters than dense", fontsize=8)
+    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    return save_figure(fig, path, source)
+
+
+def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
+    """Write ``quality.md/.tex/.csv`` and ``quality_bleu_vs_params.png``; returns the Markdown."""
+    rows = quality_rows(records)
+    copy = rows[0].get("copy_bleu")
+    notes = ("Each configuration trained until its validation loss stopped improving (early stopping, see "
+             "'stopped by'), the best-validation checkpoint evaluated with beam search on the test split; mean ± "
+             "std over seeds. Configurations differ only in the method and its size (and seed).")
+    if copy is not None:
+        notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
+    md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
+                     rows, QUALITY_COLUMNS, records, notes, csv_columns=CSV_COLUMNS)
+    plot_bleu_vs_params(rows, out_dir / "quality_bleu_vs_params.png", copy, stamp(records))
+    return md
+
