@@ -8,6 +8,7 @@ dense model of the same study.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from shapeshifter.app.tables import (
 )
 
 DENSE_ARCH_LABEL = "d128"  # label of the full-width architecture; other labels are narrow dense baselines
+BUDGETS = (1, 3, 5, 10, 25, 50, 100)  # the study's parameter reductions; rows are grouped by the nearest one
+METHOD_ORDER = ("dense", "Shapeshifter o2", "Shapeshifter o3", "Shapeshifter, projected from dense", "low-rank",
+                "PHM", "narrow dense")
 
 QUALITY_COLUMNS = [
     Column("method", "method"),
@@ -87,25 +91,33 @@ def quality_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         row["valid_loss"], row["valid_loss_std"] = mean_std([t["best"] for t in training if "best" in t])
         row["epochs"] = mean_std([t["epochs"] for t in training if "epochs" in t])[0]
         row["stopped_by"] = ", ".join(sorted({t.get("stopped_by", "?") for t in training}))
-    rows.sort(key=lambda r: (r["method"] != "dense", -r["params"], r["method"], r["config"]))
+        row["budget"] = min(BUDGETS, key=lambda b: abs(math.log(row["reduction"] / b)))
+    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
+    rows.sort(key=lambda r: (r["budget"], rank.get(r["method"], len(rank)), -r["params"], r["config"]))
     return rows
 
 
 def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: float | None, source: str) -> Path:
     """BLEU against parameters, one colour and marker per method, each method's Pareto front as a line.
 
-    Points carry no text labels (they would overlap at equal budgets); the legend names the methods and the
-    top axis marks the reductions against dense.
+    Points carry no text labels (they would overlap at equal budgets): methods at one budget are spread
+    sideways by a few percent of the x axis, the legend (outside the axes) names them, and the top axis marks
+    the reductions against dense.
     """
-    fig, ax = pyplot().subplots(figsize=(7.0, 4.4), dpi=120)
+    fig, ax = pyplot().subplots(figsize=(8.0, 4.2), dpi=120)
     markers = "osD^vP*X"
-    for i, name in enumerate(sorted({r["method"] for r in rows})):
-        pts = [r for r in rows if r["method"] == name and r["bleu"] is not None]
-        ax.errorbar([r["params"] for r in pts], [r["bleu"] for r in pts], yerr=[r["bleu_std"] or 0 for r in pts],
-                    fmt=markers[i % len(markers)], color=f"C{i}", label=name, capsize=2, zorder=3)
+    present = [m for m in METHOD_ORDER if any(r["method"] == m for r in rows)]
+    present += sorted({r["method"] for r in rows} - set(present))
+    for i, name in enumerate(present):
+        pts = sorted((r for r in rows if r["method"] == name and r["bleu"] is not None), key=lambda r: r["params"])
+        dodge = 1.0 if name == "dense" else 1.0 + 0.035 * (i - len(present) / 2)
+        ax.errorbar([r["params"] * dodge for r in pts], [r["bleu"] for r in pts],
+                    yerr=[r["bleu_std"] or 0 for r in pts], fmt=markers[i % len(markers)], color=f"C{i}", label=name,
+                    capsize=2, zorder=3)
         front = pareto_front(pts)
         if len(front) > 1:
-            ax.plot([r["params"] for r in front], [r["bleu"] for r in front], color=f"C{i}", linewidth=1, zorder=2)
+            ax.plot([r["params"] * dodge for r in front], [r["bleu"] for r in front], color=f"C{i}", linewidth=1,
+                    zorder=2)
     if copy_bleu is not None:
         ax.axhline(copy_bleu, color="grey", linestyle="--", linewidth=1, label="copy the source")
     ax.set_xscale("log")
@@ -115,11 +127,12 @@ def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: f
     dense = next((r for r in rows if r["method"] == "dense"), None)
     if dense is not None:
         top = ax.secondary_xaxis("top", functions=(lambda p: p, lambda p: p))
-        marks = [m for m in (1, 3, 10, 25, 100) if dense["params"] / m >= min(r["params"] for r in rows) * 0.9]
-        top.set_xticks([dense["params"] / m for m in marks], [f"{m}×" for m in marks])
+        smallest = min(r["params"] for r in rows)
+        marks = [b for b in BUDGETS if dense["params"] / b >= smallest * 0.8]
+        top.set_xticks([dense["params"] / b for b in marks], [f"{b}×" for b in marks])
         top.minorticks_off()
         top.set_xlabel("fewer parameters than dense", fontsize=8)
-    ax.legend(loc="upper left", fontsize=7, framealpha=0.9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
     return save_figure(fig, path, source)
 
 
@@ -129,7 +142,8 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     copy = rows[0].get("copy_bleu")
     notes = ("Each configuration trained until its validation loss stopped improving (early stopping, see "
              "'stopped by'), the best-validation checkpoint evaluated with beam search on the test split; mean ± "
-             "std over seeds. Configurations differ only in the method and its size (and seed).")
+             "std over seeds. Configurations differ only in the method and its size (and seed). Plot: lines join "
+             "each method's Pareto front; points at one budget are spread sideways by a few percent.")
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",

@@ -1,0 +1,79 @@
+"""The quality study's table: rows per configuration, methods, seeds, duplicates, CSV columns, plot."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from shapeshifter.app.quality_table import build_quality_table, method, quality_rows
+
+
+def record(name: str, seed: int, bleu: float, params: int, *, label: str | None = None, order: int = 2,
+           init: str = "random", kind: str | None = None, scheme: str = "balanced", best: float = 5.0,
+           step_s: float = 0.5) -> dict:
+    policy = None
+    if name != "dense":
+        spec = {"rank": 8, "order": order, "scheme": scheme, "path": "auto"} | ({"kind": kind} if kind else {})
+        policy = {t: dict(spec) for t in ("embedding", "attention", "ffn", "output")}
+    arch = {"name": "transformer_iwslt_de_en"} | ({"label": label} if label else {})
+    config = {"seed": seed, "arch": arch, "shapeshift": {"name": name, "init": init}, "optim": {"lr": 3e-3}}
+    return {
+        "kind": "translation", "status": "done", "config_hash": f"{name}{label or ''}{seed}", "config": config,
+        "policy": policy, "git_commit": "abc",
+        "params": {"total": params, "reduction_vs_dense": 1000 / params},
+        "metrics": {"test": {"tokenized_bleu": bleu, "sacrebleu": bleu + 0.1},
+                    "copy_baseline": {"tokenized_bleu": 3.0}},
+        "timings": {"train_s": step_s * 100, "train_steps": 100, "test_generate_s": 10.0},
+        "training": {"epochs": 20, "stopped_by": "early_stopping", "best": best},
+    }
+
+
+def study() -> list[dict]:
+    return [
+        record("dense", 1, 20.0, 1000, best=4.0), record("dense", 2, 22.0, 1000, best=4.2),
+        record("dense", 1, 6.0, 100, label="d20"),
+        record("o2-r8-emb29", 1, 15.0, 100, step_s=0.4), record("o2-r8-emb29", 2, 17.0, 100, step_s=0.6),
+        record("o3-r16-emb235", 1, 14.0, 100, order=3),
+        record("o2-r8-emb29-proj", 1, 16.0, 100, init="project"),
+        record("lowrank-r8", 1, 12.0, 100, kind="lowrank"),
+        record("phm8", 1, 13.0, 110, scheme="phm8"),
+    ]
+
+
+def test_rows_per_configuration_with_methods_seed_means_and_ratios() -> None:
+    rows = {r["config"]: r for r in quality_rows(study())}
+    assert set(rows) == {"dense", "dense-d20", "o2-r8-emb29", "o3-r16-emb235", "o2-r8-emb29-proj", "lowrank-r8",
+                         "phm8"}
+    assert rows["dense"]["method"] == "dense" and rows["dense-d20"]["method"] == "narrow dense"
+    assert rows["o3-r16-emb235"]["method"] == "Shapeshifter o3"
+    assert rows["o2-r8-emb29-proj"]["method"] == "Shapeshifter, projected from dense"
+    assert rows["lowrank-r8"]["method"] == "low-rank" and rows["phm8"]["method"] == "PHM"
+    assert rows["dense"]["bleu"] == pytest.approx(21.0) and rows["dense"]["seeds"] == 2
+    assert rows["dense"]["valid_loss"] == pytest.approx(4.1)
+    assert rows["o2-r8-emb29"]["train_time_ratio"] == pytest.approx(1.0)
+    assert rows["dense-d20"]["seeds"] == 1  # a narrow dense run is not averaged into the dense row
+
+
+def test_duplicate_record_is_an_error_not_a_second_seed() -> None:
+    records = study() + [record("o2-r8-emb29", 1, 3.0, 100)]
+    with pytest.raises(ValueError, match="same configuration and seed"):
+        quality_rows(records)
+
+
+def test_writes_table_csv_with_the_promised_columns_and_a_plot(tmp_path: Path) -> None:
+    build_quality_table(study(), tmp_path)
+    rows = list(csv.DictReader((tmp_path / "quality.csv").open()))
+    assert {"method", "params", "reduction_vs_dense", "bleu", "seeds"} <= set(rows[0])
+    assert rows[0]["method"] == "dense" and float(rows[0]["bleu"]) == pytest.approx(21.0)
+    assert (tmp_path / "quality_bleu_vs_params.png").stat().st_size > 1000
+    md = (tmp_path / "quality.md").read_text()
+    assert "Copying the source scores 3.00" in md
+    first = (tmp_path / "quality.csv").read_bytes()
+    build_quality_table(list(reversed(study())), tmp_path)
+    assert (tmp_path / "quality.csv").read_bytes() == first  # record order does not change the output
+
+
+def test_method_of_a_policy_without_kind_is_kronecker() -> None:
+    assert method(record("o2-r1-emb6", 1, 1.0, 10)) == "Shapeshifter o2"
