@@ -223,6 +223,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
         record["timings"]["test_generate_s"] = time.perf_counter() - t0
         record["metrics"] = {
             "valid": {k: v for k, v in metrics.items() if k.startswith("valid")},
+            "train": {k: v for k, v in metrics.items() if k in ("train_loss_epoch", "train_nll_loss_epoch")},
             "test": test,
             "copy_baseline": copy_baseline(prepared) if prepared.splits else None,
         }
