@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.app.quality_table import build_quality_table, method, quality_rows
+from shapeshifter.app.quality_table import build_quality_table, method, quality_rows, why_rows
 
 
 def record(name: str, seed: int, bleu: float, params: int, *, label: str | None = None, order: int = 2,
@@ -77,3 +77,24 @@ def test_writes_table_csv_with_the_promised_columns_and_a_plot(tmp_path: Path) -
 
 def test_method_of_a_policy_without_kind_is_kronecker() -> None:
     assert method(record("o2-r1-emb6", 1, 1.0, 10)) == "Shapeshifter o2"
+
+
+def why_record(name: str, best: float, **config: object) -> dict:
+    rec = record(name, 1, 10.0, 100, best=best)
+    rec["config"]["optim"]["factor_lr_scale"] = config.get("flr", 1.0)
+    rec["config"]["arch"]["overrides"] = {"dropout": config.get("dropout", 0.1)}
+    rec["config"]["shapeshift"]["rank"] = config.get("rank", 8)
+    rec["config_hash"] = f"{name}-{sorted(config.items())}"
+    rec["metrics"]["train"] = {"train_loss_epoch": best - 0.5}
+    return rec
+
+
+def test_why_rows_name_each_change_and_its_effect_on_valid_loss() -> None:
+    records = [why_record("o2-r8-emb29", 5.0), why_record("o2-r8-emb29", 4.8, flr=0.3),
+               why_record("o2-r4-emb42", 5.2, rank=4), why_record("o2-r8-emb29", 4.9, dropout=0.0)]
+    rows = why_rows(records)
+    assert [r["change"] for r in rows] == ["base", "optim.factor_lr_scale: 1.0 → 0.3",
+                                           "arch.overrides.dropout: 0.1 → 0.0", "shapeshift.rank: 8 → 4"]
+    assert [round(r["delta"], 3) for r in rows] == [0.0, -0.2, -0.1, 0.2]
+    with pytest.raises(FileNotFoundError, match="base record"):
+        why_rows(records[1:])
