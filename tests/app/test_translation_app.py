@@ -75,6 +75,28 @@ def test_bad_configs_fail_before_training(raw: Path, tmp_path: Path) -> None:
     assert not record_path(missing).exists() or json.loads(record_path(missing).read_text())["status"] != "done"
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("optim.lr=0", "optim.lr must be a positive number"),
+    ("optim.warmup_updates=0", "optim.warmup_updates"),
+    ("+optim.factor_lr_scale=-1", "optim.factor_lr_scale"),
+    ("trainer.max_epochs=0", "trains nothing"),
+    ("+shapeshift.init_from=/no/such/run", "shapeshift.init_from needs shapeshift.init=project"),
+])
+def test_bad_schedules_and_sources_fail_before_any_record(raw: Path, tmp_path: Path, override: str,
+                                                          message: str) -> None:
+    cfg = compose_cfg(raw, "shapeshift=sweep", override)
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        run_job(cfg, tmp_path / "run")
+    assert not record_path(cfg).exists()
+
+
+def test_init_from_a_missing_dense_run_names_it(raw: Path, tmp_path: Path) -> None:
+    cfg = compose_cfg(raw, "shapeshift=sweep", "shapeshift.init=project", f"+shapeshift.init_from={tmp_path / 'dense'}")
+    with pytest.raises(FileNotFoundError, match="train the dense run first"):
+        run_job(cfg, tmp_path / "run")
+    assert not record_path(cfg).exists()
+
+
 def test_sweep_axes_compose_into_a_policy(tmp_path: Path) -> None:
     cfg = compose_cfg(tmp_path, "shapeshift=sweep", "rank=4", "scheme=exact3", "layers=attn_ffn")
     policy = policy_from_config(cfg.shapeshift)

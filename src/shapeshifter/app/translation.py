@@ -67,6 +67,19 @@ def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
     return path
 
 
+def validate_schedule(cfg: DictConfig) -> float:
+    """Fail before any work on a schedule that cannot train; returns the factor lr scale."""
+    checks = {"optim.lr": (cfg.optim.lr, lambda v: v > 0), "optim.warmup_updates": (cfg.optim.warmup_updates,
+              lambda v: v >= 1), "optim.factor_lr_scale": (cfg.optim.get("factor_lr_scale", 1.0), lambda v: v > 0)}
+    for key, (value, ok) in checks.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or not ok(value):
+            raise ValueError(f"{key} must be a positive number (warmup_updates >= 1), got {value!r}")
+    if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1 and (cfg.trainer.get("max_steps") or -1) <= 0:
+        raise ValueError(f"trainer.max_epochs must be >= 1 (or set trainer.max_steps), got {cfg.trainer.max_epochs}: "
+                         "a run that trains nothing would be recorded as done")
+    return float(cfg.optim.get("factor_lr_scale", 1.0))
+
+
 def file_sha256(path: Path) -> str:
     import hashlib
 
@@ -130,9 +143,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     transformer_args(cfg.arch.name, overrides)  # unknown arch / override keys fail here
     dcfg = data_config(cfg)
     init_from = dense_source_checkpoint(cfg)
-    factor_lr_scale = float(cfg.optim.get("factor_lr_scale", 1.0))
-    if not factor_lr_scale > 0:
-        raise ValueError(f"optim.factor_lr_scale must be > 0, got {factor_lr_scale!r}")
+    factor_lr_scale = validate_schedule(cfg)
     record = new_record(config, kind="translation")
     record["policy"] = policy
     if init_from is not None:
