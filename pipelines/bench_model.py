@@ -54,15 +54,15 @@ SCALES: dict[str, dict[str, Any]] = {
              "threads": None, "decode_sentences": 32, "decode_len": 32, "beam": 5, "ranks": [1, 2, 4, 8],
              "overrides": {"share_decoder_input_output_embed": True}},
 }
-EMBEDDING_RANK = 16  # the paper's policy: rank 16 for the (tied) embeddings, rank r in attention/FFN
+EMBEDDING_RANK = 16  # rank 16 for the (tied) embeddings, rank r in attention/FFN (rN-emb16)
 
 
 def policies(ranks: list[int]) -> dict[str, dict[str, Any] | None]:
-    """Dense plus one policy per attention/FFN rank (embedding rank 16); rank 1 is the paper's policy."""
+    """Dense plus one policy per attention/FFN rank (embedding rank 16): r1-emb16, r2-emb16, ..."""
     from shapeshifter.app.policy import policy_from_config
 
     out: dict[str, dict[str, Any] | None] = {"dense": None}
-    for r in ranks:  # same construction as conf/shapeshift/paper.yaml with the attention/FFN rank swept
+    for r in ranks:  # same construction as conf/shapeshift/r1_emb16.yaml with the attention/FFN rank swept
         out[f"r{r}-emb{EMBEDDING_RANK}"] = policy_from_config(
             {"layers": ["all"], "rank": r, "per_type": {"embedding": {"rank": EMBEDDING_RANK}}})
     return out

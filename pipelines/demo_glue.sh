@@ -10,5 +10,5 @@ PYTHON="${PYTHON:-.venv/bin/python}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export HF_DATASETS_OFFLINE="${HF_DATASETS_OFFLINE:-1}" HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 
-"$PYTHON" pipelines/train.py -m experiment=glue/snli_demo shapeshift=dense,glue_r4_emb32,glue_paper "$@"
+"$PYTHON" pipelines/train.py -m experiment=glue/snli_demo shapeshift=dense,glue_r4_emb32,glue_r1_emb16 "$@"
 "$PYTHON" pipelines/tables.py demo-glue --records results/demo_glue/records --out results/demo_glue

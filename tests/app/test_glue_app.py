@@ -116,7 +116,7 @@ def test_pretrained_encoder_from_local_folder(tmp_path: Path) -> None:
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps({"text": s, "label": i % 2}) + "\n" for i, s in enumerate(_sentences(32, 5))))
     cfg = _compose(tmp_path, "experiment=glue/pretrained", "data=glue_files", f"data.train={train}",
-                   "data.text_fields=text", f"arch.name_or_path={folder}", "shapeshift=glue_paper",
+                   "data.text_fields=text", f"arch.name_or_path={folder}", "shapeshift=glue_r1_emb16",
                    "glue.max_length=32")
     record = run_job(cfg, tmp_path / "out")
     assert record["status"] == "done" and record["shapeshift_init"] == "project"
@@ -133,7 +133,7 @@ def test_own_tsv_files(tmp_path: Path) -> None:
         files[split].write_text("question\tanswer\tverdict\n" + "\n".join(rows) + "\n")
     cfg = _compose(tmp_path, "experiment=glue/scratch", "data=glue_files", f"data.train={files['train']}",
                    f"data.validation={files['dev']}", "data.text_fields=[question,answer]",
-                   "data.label_field=verdict", "shapeshift=glue_paper", "glue.batch_size=16")
+                   "data.label_field=verdict", "shapeshift=glue_r1_emb16", "glue.batch_size=16")
     record = run_job(cfg, tmp_path / "out")
     assert record["status"] == "done"
     assert record["task"]["label_names"] == ["maybe", "no", "yes"] and record["task"]["num_labels"] == 3

@@ -20,7 +20,7 @@ CONF = Path(__file__).resolve().parents[2] / "conf"
 def test_launcher_is_a_hydra_setting_only(launcher: str, target: str) -> None:
     import fairseq  # noqa: F401  (registers its own ConfigStore groups: ours must not collide)
 
-    base = ["experiment=table2/iwslt14", "+scale=smoke", "shapeshift=paper"]
+    base = ["experiment=table2/iwslt14", "+scale=smoke", "shapeshift=r1_emb16"]
     plain = compose_cfg(CONF, base, hydra_config=True)
     launched = compose_cfg(CONF, [*base, f"launcher={launcher}"], hydra_config=True)
     assert launched.hydra.launcher._target_ == target

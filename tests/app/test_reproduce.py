@@ -62,13 +62,13 @@ def test_tables_rebuild_byte_identical_from_the_same_records(tmp_path: Path) -> 
     paper = {"embedding": {"rank": 16, "order": 2, "scheme": "balanced"},
              "attention": {"rank": 1, "order": 2, "scheme": "balanced"}}
     for seed in (1, 2):
-        for name, params, bleu, policy in (("dense", 1000, 30.0, None), ("paper", 80, 28.0, paper)):
+        for name, params, bleu, policy in (("dense", 1000, 30.0, None), ("r1-emb16", 80, 28.0, paper)):
             rec = _translation_record(name, seed, params, bleu, policy)
             write_record(rec, records / group_name("table2", "smoke") / f"{name}-s{seed}-{rec['config_hash']}.json")
         rec = _bench_record(seed)
         write_record(rec, records / group_name("table1", "smoke") / f"bench-s{seed}-{rec['config_hash']}.json")
         for kind in ("scratch", "pretrained"):
-            for name, params, acc in (("dense", 1000, 0.6), ("glue-paper", 40, 0.55)):
+            for name, params, acc in (("dense", 1000, 0.6), ("glue-r1-emb16", 40, 0.55)):
                 rec = _glue_record(name, kind, seed, params, acc + (0.1 if kind == "pretrained" else 0) + seed / 100)
                 write_record(rec, records / "glue_table-smoke" / f"{kind}-{name}-{rec['config_hash']}.json")
     unfinished = _translation_record("broken", 1, 10, 1.0, paper) | {"status": "running"}
@@ -96,8 +96,8 @@ def test_tables_rebuild_byte_identical_from_the_same_records(tmp_path: Path) -> 
     glue = (tmp_path / "a" / "smoke" / "glue_table.md").read_text().splitlines()
     rows = [line for line in glue if line.startswith("| rte")]
     # scratch rows before pretrained, dense first in each; the ratio is against the dense of the same init
-    assert [r.split(" | ")[1:3] for r in rows] == [["scratch", "dense"], ["scratch", "glue-paper"],
-                                                    ["pretrained", "dense"], ["pretrained", "glue-paper"]]
+    assert [r.split(" | ")[1:3] for r in rows] == [["scratch", "dense"], ["scratch", "glue-r1-emb16"],
+                                                    ["pretrained", "dense"], ["pretrained", "glue-r1-emb16"]]
     assert "| 71.5 ± 0.71 |" in rows[2] and "| 25.0 |" in rows[3]
 
 
@@ -115,8 +115,8 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
     real = translation.run_translation
 
     def crash_paper(cfg, out_dir, path):
-        if cfg.shapeshift.name == "paper":
-            raise RuntimeError("simulated crash in the paper job")
+        if cfg.shapeshift.name == "r1-emb16":
+            raise RuntimeError("simulated crash in the r1-emb16 job")
         return real(cfg, out_dir, path)
 
     # 1. one job crashes: the others still run, the failure is reported, exit status 1
@@ -140,7 +140,7 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
     assert [after[n] == done[n] for n in untouched] == [True] and after[killed.name] != done[killed.name]
     assert json.loads(killed.read_text())["resumed_from"].endswith("last.ckpt")  # continued, not restarted
     md = (tables / "smoke" / "table2.md").read_text()
-    assert "| dense |" in md and "| paper |" in md and "| r8-emb64 |" in md
+    assert "| dense |" in md and "| r1-emb16 |" in md and "| r8-emb64 |" in md
 
 
 def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> None:
@@ -182,7 +182,7 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
             assert {c.arch.name_or_path for c in pretrained} == {"bert-base-uncased"}
             assert {c.trainer.accelerator for c in cfgs} == {"gpu"}
     table2 = [compose_cfg(conf, job) for job in grid_jobs(conf, "table2/iwslt14", ["+scale=full"])]
-    assert [c.shapeshift.name for c in table2] == ["dense", "paper", "r8-emb64"]
+    assert [c.shapeshift.name for c in table2] == ["dense", "r1-emb16", "r8-emb64"]
     assert table2[1].optim.lr == 2e-3 and table2[1].batching.max_sentences == 128
 
 
@@ -272,4 +272,4 @@ def test_a_sweep_killed_midway_finishes_only_the_missing_runs(smoke_env) -> None
     assert f"{3 - len(before)} ran, {len(before)} skipped, 0 failed" in rerun.stdout
     after = done()
     assert len(after) == 3 and all(after[name] == mtime for name, mtime in before.items())  # finished ones untouched
-    assert "| paper |" in (tmp / "tables" / "smoke" / "table2.md").read_text()
+    assert "| r1-emb16 |" in (tmp / "tables" / "smoke" / "table2.md").read_text()

@@ -40,7 +40,7 @@ def raw(tmp_path_factory) -> Path:
 
 
 def test_dense_and_shapeshifted_runs_write_records_and_skip_when_done(raw: Path, tmp_path: Path) -> None:
-    cfg = compose_cfg(raw, "shapeshift=paper")
+    cfg = compose_cfg(raw, "shapeshift=r1_emb16")
     record = run_job(cfg, tmp_path / "run")
     assert record["status"] == "done"
     saved = json.loads(Path(record["_path"]).read_text())
@@ -56,7 +56,7 @@ def test_dense_and_shapeshifted_runs_write_records_and_skip_when_done(raw: Path,
     assert Path(test["files"]["tsv"]).is_file() if "tsv" in test["files"] else test["files"]
     # same config again: skipped, record untouched
     mtime = Path(record["_path"]).stat().st_mtime_ns
-    again = run_job(compose_cfg(raw, "shapeshift=paper"), tmp_path / "run")
+    again = run_job(compose_cfg(raw, "shapeshift=r1_emb16"), tmp_path / "run")
     assert Path(again["_path"]).stat().st_mtime_ns == mtime
     # a different config is a different record
     dense = run_job(compose_cfg(raw), tmp_path / "dense")
@@ -104,7 +104,7 @@ def test_sweep_axes_compose_into_a_policy(tmp_path: Path) -> None:
                       "ffn": {"rank": 4, "order": 3, "scheme": "exact", "path": "auto"}}
     assert cfg.shapeshift.name == "sweep-attn_ffn-r4-exact3"
     assert policy_from_config(compose_cfg(tmp_path).shapeshift) is None
-    paper = policy_from_config(compose_cfg(tmp_path, "shapeshift=paper").shapeshift)
+    paper = policy_from_config(compose_cfg(tmp_path, "shapeshift=r1_emb16").shapeshift)
     assert paper["embedding"]["rank"] == 16 and paper["attention"]["rank"] == 1
 
 

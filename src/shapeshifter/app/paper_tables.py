@@ -116,7 +116,7 @@ def build_table1(records_dir: Path, out_dir: Path) -> str:
              f"{cfg['tokens']:,}-token batch; beam {cfg['beam']} over {cfg['decode_sentences']} sentences, "
              f"{cfg['decode_len']} steps); ratios are medians of same-repetition ratios over {cfg['reps']} "
              f"interleaved repetitions ({cfg['threads']} CPU thread(s) when on CPU); rN-emb16 = rank N in "
-             f"attention/FFN/output, rank 16 for the embeddings (r1 is the paper's policy). The paper reports "
+             f"attention/FFN/output, rank 16 for the embeddings. The paper reports "
              f"+{PAPER_TRAIN_OVERHEAD:.0%} training and +{PAPER_PREDICT_OVERHEAD:.0%} prediction time for its "
              f"policy (quoted, not measured here).")
     md = write_table(out_dir, "table1", "Table 1: time overhead of Shapeshifter vs dense", rows, TABLE1_COLUMNS,

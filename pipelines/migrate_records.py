@@ -1,0 +1,70 @@
+"""Rename a policy in existing run records (e.g. ``paper`` -> ``r1-emb16``), re-hash them and rename their files.
+
+    python pipelines/migrate_records.py results/records results/demo/records --rename paper=r1-emb16
+
+The policy's name is part of the config hash, so a renamed policy would otherwise re-run every finished job.
+Each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash`` recomputed and the file
+renamed to ``<run.name>-<hash>.json``; ``migrated_from`` keeps the old hash. A target file that exists with other
+content is an error (nothing is overwritten). Rebuild the tables afterwards (``make tables``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shapeshifter.app.records import config_hash, write_record
+
+
+def rename_policy(record: dict, old: str, new: str) -> bool:
+    """Rename policy ``old`` to ``new`` in one record, in place; False when the record does not use it."""
+    config = record["config"]
+    if config.get("shapeshift", {}).get("name") != old:
+        return False
+    config["shapeshift"]["name"] = new
+    run = config.get("run", {})
+    run["name"] = "-".join(new if part == old else part for part in _split_name(run.get("name", ""), old))
+    record.setdefault("migrated_from", []).append(record["config_hash"])
+    record["config_hash"] = config_hash(config)
+    return True
+
+
+def _split_name(name: str, policy: str) -> list[str]:
+    """``data-<policy>-s1`` -> ``["data", policy, "s1"]``; the policy name may itself contain dashes."""
+    head, sep, tail = name.partition(f"-{policy}-")
+    return [head, policy, tail] if sep else [name]
+
+
+def migrate(roots: list[Path], renames: dict[str, str]) -> list[tuple[Path, Path]]:
+    moved = []
+    for root in roots:
+        for path in sorted(root.rglob("*.json")):
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict) or "config" not in record:
+                continue
+            if not any(rename_policy(record, old, new) for old, new in renames.items()):
+                continue
+            target = path.with_name(f"{record['config']['run']['name']}-{record['config_hash']}.json")
+            if target.exists() and json.loads(target.read_text()) != record:
+                raise FileExistsError(f"{target} exists with other content; not overwriting it (from {path})")
+            write_record(record, target)
+            path.unlink()
+            moved.append((path, target))
+    return moved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("roots", nargs="+", type=Path, help="records folders (searched recursively)")
+    parser.add_argument("--rename", action="append", required=True, metavar="OLD=NEW")
+    args = parser.parse_args(argv)
+    renames = dict(item.split("=", 1) for item in args.rename)
+    for old, new in migrate(args.roots, renames):
+        print(f"{old} -> {new.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
