@@ -48,7 +48,7 @@ class LayerTypeClassifier:
         self.patterns = {k: [re.compile(p) for p in v] for k, v in merged.items()}
 
     def __call__(self, name: str, module: nn.Module | None = None) -> str:
-        if isinstance(module, nn.Embedding) or _is_kronecker_embedding(module):
+        if isinstance(module, nn.Embedding) or _is_factored_embedding(module):
             return "embedding"
         for layer_type in ("attention", "ffn", "output", "embedding"):
             if any(p.search(name) for p in self.patterns.get(layer_type, ())):
@@ -56,7 +56,7 @@ class LayerTypeClassifier:
         return "other"
 
 
-def _is_kronecker_embedding(module: nn.Module | None) -> bool:
-    from .nn.embedding import KroneckerEmbedding
+def _is_factored_embedding(module: nn.Module | None) -> bool:
+    from .nn.embedding import FactoredEmbedding
 
-    return isinstance(module, KroneckerEmbedding)
+    return isinstance(module, FactoredEmbedding)

@@ -1,7 +1,8 @@
 """Parameter accounting by layer type: total, trainable, factorized vs dense, compression.
 
-Shared parameters (tied embeddings, a `TiedKroneckerOutput`'s factors) are counted once, as fairseq
-does. ``dense_equivalent`` is what the same architecture would have with every factorized matrix dense;
+Shared parameters (tied embeddings, a `TiedOutput`'s factors) are counted once, as fairseq does. The
+factors of every kind of `FactoredMatrix` (Kronecker, PHM, low rank) count as ``factorized``;
+``dense_equivalent`` is what the same architecture would have with every factorized matrix dense;
 ``compression = dense_equivalent / total``.
 
 Command line (builds a model, applies a policy, prints the table)::
@@ -21,7 +22,7 @@ from typing import Any
 from torch import nn
 
 from .layer_types import LAYER_TYPES, LayerTypeClassifier
-from .nn.factors import KroneckerMatrix
+from .nn.factors import FactoredMatrix
 from .surgery import parse_policy
 
 _OWNER = re.compile(r"(\.matrix\.factors\.\d+|\.weight|\.bias)$")
@@ -43,7 +44,7 @@ def count_parameters(model: nn.Module, patterns: Mapping[str, Any] | None = None
         entry = by_type[layer_type]
         entry["params"] += n
         matrix = modules.get(pname.rsplit(".factors.", 1)[0]) if ".matrix.factors." in pname else None
-        if isinstance(matrix, KroneckerMatrix):
+        if isinstance(matrix, FactoredMatrix):
             entry["factorized"] += n
             if id(matrix) not in seen_matrices:
                 seen_matrices.add(id(matrix))
@@ -93,7 +94,7 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         entry = policy.setdefault(layer_type, {})
         if not isinstance(entry, dict):
             raise ValueError(f"{layer_type} is both dense and given fields")
-        entry[fld] = value if fld in ("scheme", "path") else int(value)
+        entry[fld] = value if fld in ("scheme", "path", "kind") else int(value)
     parse_policy(policy)
     return policy
 
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="fairseq architecture overrides, e.g. encoder_layers=3 "
                              "(share_decoder_input_output_embed defaults to true, as in the IWSLT recipe)")
     parser.add_argument("--policy", nargs="*", default=[], metavar="TYPE.FIELD=VALUE",
-                        help="e.g. embedding.rank=16 embedding.order=2 attention.rank=1 ffn.rank=1")
+                        help="e.g. embedding.rank=16 embedding.order=2 attention.rank=1 ffn.rank=1 "
+                             "(low rank: ffn.kind=lowrank; PHM: attention.rank=4 attention.scheme=phm4)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
 

@@ -1,11 +1,15 @@
-"""`shapeshift`: replace a model's `nn.Linear` / `nn.Embedding` layers by Kronecker-factored ones in place.
+"""`shapeshift`: replace a model's `nn.Linear` / `nn.Embedding` layers by factorized ones in place.
 
-The policy says, per layer type (see `shapeshifter.layer_types`), whether to keep the layer dense or which
-rank / order / reshape scheme to use. Tied weights stay tied: an output projection whose weight *is* an
-embedding's weight becomes a `TiedKroneckerOutput` reading the factorized embedding (it follows the
-``embedding`` policy, since one matrix cannot have two). Matrices that live outside `nn.Linear` /
-`nn.Embedding` (fused ``in_proj_weight`` of `nn.MultiheadAttention`, GPT-2's ``Conv1D``, ...) cannot be
-replaced safely; they are listed in the report as unhandled, never skipped silently.
+The policy says, per layer type (see `shapeshifter.layer_types`), whether to keep the layer dense or how
+to factorize it: a Kronecker sum (``kind: kronecker``, the default; rank / order / reshape scheme, PHM
+being the scheme ``phm<n>``) or a low-rank product (``kind: lowrank``; rank), e.g.
+``{"embedding": {"rank": 64, "kind": "lowrank"}, "attention": {"rank": 4, "scheme": "phm4"}}``.
+
+Tied weights stay tied: an output projection whose weight *is* an embedding's weight becomes a
+`TiedOutput` reading the factorized embedding (it follows the ``embedding`` policy, since one matrix
+cannot have two). Matrices that live outside `nn.Linear` / `nn.Embedding` (fused ``in_proj_weight`` of
+`nn.MultiheadAttention`, GPT-2's ``Conv1D``, ...) cannot be replaced safely; they are listed in the
+report as unhandled, never skipped silently.
 """
 
 from __future__ import annotations
@@ -19,28 +23,54 @@ import torch
 from torch import nn
 
 from .layer_types import LAYER_TYPES, LayerTypeClassifier
-from .nn.embedding import KroneckerEmbedding, TiedKroneckerOutput
+from .nn.embedding import FactoredEmbedding, KroneckerEmbedding, TiedOutput
 from .nn.factors import Path
-from .nn.linear import KroneckerLinear
-from .nn.shapes import ShapeSpec
+from .nn.linear import FactoredLinear, KroneckerLinear
+from .nn.lowrank import LowRankEmbedding, LowRankLinear
+from .nn.shapes import ShapeSpec, check_scheme_rank
 
 Init = Literal["random", "project"]
+Kind = Literal["kronecker", "lowrank"]
+
+# The layer classes of each kind: (linear, embedding).
+LAYER_CLASSES: dict[str, tuple[type[FactoredLinear], type[FactoredEmbedding]]] = {
+    "kronecker": (KroneckerLinear, KroneckerEmbedding),
+    "lowrank": (LowRankLinear, LowRankEmbedding),
+}
+SPEC_FIELDS = ("rank", "order", "scheme", "path", "kind")
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """How to factorize one layer type."""
+    """How to factorize one layer type.
+
+    ``kind="kronecker"`` (default): a rank-``rank`` sum of order-``order`` Kronecker products reshaped by
+    ``scheme`` (``"phm<n>"`` is PHM and needs rank n, order 2). ``kind="lowrank"``: ``W = U @ V`` of inner
+    size ``rank``; it has no order or scheme, so those must stay at their defaults.
+    """
 
     rank: int
     order: int = 2
     scheme: ShapeSpec = "balanced"
     path: Path = "auto"
+    kind: Kind = "kronecker"
 
     def __post_init__(self) -> None:
         if not isinstance(self.rank, int) or self.rank < 1:
             raise ValueError(f"rank must be a positive integer, got {self.rank!r}")
         if not isinstance(self.order, int) or self.order < 2:
             raise ValueError(f"order must be an integer >= 2, got {self.order!r}")
+        if self.kind not in LAYER_CLASSES:
+            raise ValueError(f"kind must be one of {sorted(LAYER_CLASSES)}, got {self.kind!r}")
+        if self.kind == "lowrank" and (self.order, self.scheme) != (2, "balanced"):
+            raise ValueError(f"kind 'lowrank' has no order or reshape scheme, got order={self.order}, "
+                             f"scheme={self.scheme!r}; leave them at their defaults (2, 'balanced')")
+        check_scheme_rank(self.scheme, self.rank, self.order)
+
+    @property
+    def layer_args(self) -> tuple[Any, ...]:
+        """The positional arguments after the matrix size, for the layer classes of this kind."""
+        return (self.rank,) if self.kind == "lowrank" else (self.rank, self.order, self.scheme)
 
 
 Policy = dict[str, LayerSpec | None]
@@ -61,25 +91,27 @@ def parse_policy(policy: Mapping[str, Any] | None) -> Policy:
             raise ValueError(f"policy: unknown layer type {layer_type!r}; expected one of {LAYER_TYPES}")
         if spec is None or spec == "dense":
             continue
-        if isinstance(spec, LayerSpec):
-            out[layer_type] = spec
-            continue
-        if not isinstance(spec, Mapping):
-            raise ValueError(f"policy[{layer_type!r}] must be 'dense' or a mapping with rank/order/scheme, "
-                             f"got {spec!r}")
-        fields = dict(spec)
-        unknown = set(fields) - {"rank", "order", "scheme", "path"}
-        if unknown:
-            raise ValueError(f"policy[{layer_type!r}]: unknown field(s) {sorted(unknown)}; "
-                             f"allowed: rank, order, scheme, path")
-        if "rank" not in fields:
-            raise ValueError(f"policy[{layer_type!r}] needs a 'rank' (or the value 'dense')")
-        scheme = fields.get("scheme", "balanced")
-        if not isinstance(scheme, str):  # explicit ((m..), (n..)) possibly as lists from YAML
-            scheme = tuple(tuple(int(v) for v in part) for part in scheme)
-        out[layer_type] = LayerSpec(int(fields["rank"]), int(fields.get("order", 2)), scheme,
-                                    fields.get("path", "auto"))
+        out[layer_type] = spec if isinstance(spec, LayerSpec) else _spec_from_mapping(layer_type, spec)
     return out
+
+
+def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
+    """A `LayerSpec` from a policy entry such as ``{"rank": 4, "kind": "lowrank"}`` (from YAML or code)."""
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"policy[{layer_type!r}] must be 'dense' or a mapping with rank/order/scheme, "
+                         f"got {spec!r}")
+    fields = dict(spec)
+    unknown = set(fields) - set(SPEC_FIELDS)
+    if unknown:
+        raise ValueError(f"policy[{layer_type!r}]: unknown field(s) {sorted(unknown)}; "
+                         f"allowed: {', '.join(SPEC_FIELDS)}")
+    if "rank" not in fields:
+        raise ValueError(f"policy[{layer_type!r}] needs a 'rank' (or the value 'dense')")
+    scheme = fields.get("scheme", "balanced")
+    if not isinstance(scheme, str):  # explicit ((m..), (n..)) possibly as lists from YAML
+        scheme = tuple(tuple(int(v) for v in part) for part in scheme)
+    return LayerSpec(int(fields["rank"]), int(fields.get("order", 2)), scheme, fields.get("path", "auto"),
+                     fields.get("kind", "kronecker"))
 
 
 def _exclude_patterns(value: Any) -> list[re.Pattern[str]]:
@@ -106,7 +138,8 @@ class LayerRecord:
     params_after: int
     rank: int | None = None
     order: int | None = None
-    factors: str | None = None
+    factors: str | None = None  # factor sizes: "32x16 ⊗ 16x32" (Kronecker), "6632x20 · 20x512" (low rank)
+    factorization: str | None = None  # kronecker | lowrank
     reconstruction_error: float | None = None
     reason: str | None = None
 
@@ -176,112 +209,137 @@ def shapeshift(
     """
     if init not in ("random", "project"):
         raise ValueError(f"init must be 'random' or 'project', got {init!r}")
-    spec_by_type = parse_policy(policy)
-    excluded = _exclude_patterns((policy or {}).get("exclude"))
-    classify = LayerTypeClassifier(patterns)
-    parents = _parents(model)
-    report = ShapeshiftReport()
-    replacements: dict[int, nn.Module] = {}
-
+    surgery = _Surgery(parse_policy(policy), _exclude_patterns((policy or {}).get("exclude")),
+                       LayerTypeClassifier(patterns), init)
     named = list(model.named_modules())
     owner_of_weight = {id(m.weight): (n, m) for n, m in named if isinstance(m, nn.Embedding)}
     fused_parents = {id(c) for _, m in named if isinstance(m, nn.MultiheadAttention) for c in m.children()}
-
+    report = ShapeshiftReport()
     # Embeddings first, so tied output projections can point at their replacement.
-    for name, module in named:
-        if not isinstance(module, nn.Embedding):
-            continue
-        rows, cols = module.weight.shape
-        spec = spec_by_type["embedding"]
-        rec = LayerRecord(name, "embedding", "embedding", (rows, cols), "dense", rows * cols, rows * cols)
-        if spec is None:
-            rec.reason = "policy: dense"
-        elif any(p.search(name) for p in excluded):
-            rec.reason = "policy: excluded"
-        elif module.max_norm is not None or module.sparse or module.scale_grad_by_freq:
-            rec.status, rec.reason = "unhandled", "max_norm/sparse/scale_grad_by_freq are not supported"
-        else:
-            new, err = _make_embedding(module, spec, init)
-            replacements[id(module)] = new
-            _fill(rec, new, err)
-        report.layers.append(rec)
+    report.layers += [surgery.embedding(n, m) for n, m in named if isinstance(m, nn.Embedding)]
+    report.layers += [surgery.linear(n, m, owner_of_weight.get(id(m.weight)), id(m) in fused_parents)
+                      for n, m in named if isinstance(m, nn.Linear)]
+    parents = _parents(model)
+    for module_id, new in surgery.replacements.items():
+        for parent, attr in parents.get(module_id, []):
+            setattr(parent, attr, new)
+    report.layers += _unhandled_parameters(model, named, surgery)
+    return report
 
-    for name, module in named:
-        if not isinstance(module, nn.Linear):
-            continue
+
+@dataclass
+class _Surgery:
+    """The settings of one `shapeshift` call and the replacements decided so far (by module id)."""
+
+    specs: Policy
+    excluded: list[re.Pattern[str]]
+    classify: LayerTypeClassifier
+    init: Init
+    replacements: dict[int, nn.Module] = field(default_factory=dict)
+
+    def skip_reason(self, name: str, spec: LayerSpec | None) -> str | None:
+        """Why the policy keeps this layer dense, or None when it is to be factorized."""
+        if spec is None:
+            return "policy: dense"
+        if any(p.search(name) for p in self.excluded):
+            return "policy: excluded"
+        return None
+
+    def embedding(self, name: str, module: nn.Embedding) -> LayerRecord:
+        rows, cols = module.weight.shape
+        spec = self.specs["embedding"]
+        rec = LayerRecord(name, "embedding", "embedding", (rows, cols), "dense", rows * cols, rows * cols)
+        rec.reason = self.skip_reason(name, spec)
+        if rec.reason is not None:
+            return rec
+        if module.max_norm is not None or module.sparse or module.scale_grad_by_freq:
+            rec.status, rec.reason = "unhandled", "max_norm/sparse/scale_grad_by_freq are not supported"
+            return rec
+        new, err = _make_embedding(module, spec, self.init)
+        self.replacements[id(module)] = new
+        _fill(rec, new, err)
+        return rec
+
+    def linear(self, name: str, module: nn.Linear, tied: tuple[str, nn.Embedding] | None, fused: bool) -> LayerRecord:
         out_f, in_f = module.weight.shape
         n_bias = 0 if module.bias is None else out_f
-        layer_type = classify(name, module)
+        layer_type = self.classify(name, module)
         rec = LayerRecord(name, layer_type, "linear", (out_f, in_f), "dense", out_f * in_f + n_bias,
                           out_f * in_f + n_bias)
-        tied = owner_of_weight.get(id(module.weight))
-        if id(module) in fused_parents:
+        spec = self.specs[layer_type]
+        if fused:
             rec.status = "unhandled"
             rec.reason = "inside nn.MultiheadAttention, which reads out_proj.weight directly"
         elif tied is not None:
-            emb_name, emb = tied
-            rec.kind, rec.params_before = "tied_output", n_bias
-            rec.params_after = n_bias
-            new_emb = replacements.get(id(emb))
-            if new_emb is None:
-                rec.reason = f"tied to dense embedding {emb_name}"
-            else:
-                replacements[id(module)] = TiedKroneckerOutput(new_emb, module.bias)
-                rec.status, rec.reason = "factorized", f"tied to {emb_name} (embedding policy)"
-                rec.rank, rec.order, rec.factors = new_emb.rank, new_emb.order, str(new_emb.kshape)
-        elif spec_by_type[layer_type] is None:
-            rec.reason = "policy: dense"
-        elif any(p.search(name) for p in excluded):
-            rec.reason = "policy: excluded"
+            self.tie(rec, module, *tied)
+        elif (reason := self.skip_reason(name, spec)) is not None:
+            rec.reason = reason
         else:
-            new, err = _make_linear(module, spec_by_type[layer_type], init)
-            replacements[id(module)] = new
+            new, err = _make_linear(module, spec, self.init)
+            self.replacements[id(module)] = new
             _fill(rec, new, err)
-            rec.params_after += n_bias
-        report.layers.append(rec)
+            rec.params_after += n_bias  # the bias stays dense
+        return rec
 
-    for module_id, new in replacements.items():
-        for parent, attr in parents.get(module_id, []):
-            setattr(parent, attr, new)
+    def tie(self, rec: LayerRecord, module: nn.Linear, emb_name: str, emb: nn.Embedding) -> None:
+        """An output projection sharing ``emb``'s weight reads its replacement (embedding policy)."""
+        n_bias = 0 if module.bias is None else module.out_features
+        rec.kind, rec.params_before, rec.params_after = "tied_output", n_bias, n_bias
+        new_emb = self.replacements.get(id(emb))
+        if new_emb is None:
+            rec.reason = f"tied to dense embedding {emb_name}"
+            return
+        self.replacements[id(module)] = TiedOutput(new_emb, module.bias)
+        _describe(rec, new_emb)
+        rec.reason = f"tied to {emb_name} (embedding policy)"
 
-    # Any other matrix-shaped parameter is something we could not factorize: say so.
-    covered = {id(p) for m in replacements.values() for p in m.parameters()}
+
+def _unhandled_parameters(model: nn.Module, named: list[tuple[str, nn.Module]], surgery: _Surgery) -> list[LayerRecord]:
+    """Any other matrix-shaped parameter is something we could not factorize: say so."""
+    covered = {id(p) for m in surgery.replacements.values() for p in m.parameters()}
     covered |= {id(m.weight) for _, m in named if isinstance(m, (nn.Linear, nn.Embedding))}
+    records = []
     for pname, param in model.named_parameters():
         if param.dim() >= 2 and id(param) not in covered:
             owner = pname.rsplit(".", 1)[0] if "." in pname else ""
             shape = (param.shape[0], param.numel() // param.shape[0])
-            report.layers.append(LayerRecord(
-                pname, classify(owner), "parameter", shape, "unhandled", param.numel(), param.numel(),
+            records.append(LayerRecord(
+                pname, surgery.classify(owner), "parameter", shape, "unhandled", param.numel(), param.numel(),
                 reason="matrix outside nn.Linear/nn.Embedding (e.g. fused in_proj_weight, Conv1D)",
             ))
-    return report
+    return records
 
 
-def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init) -> tuple[KroneckerLinear, float | None]:
-    w = module.weight
+def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init) -> tuple[FactoredLinear, float | None]:
+    cls = LAYER_CLASSES[spec.kind][0]
     if init == "project":
-        return KroneckerLinear.from_dense(module, spec.rank, spec.order, spec.scheme, path=spec.path)
-    new = KroneckerLinear(w.shape[1], w.shape[0], spec.rank, spec.order, spec.scheme, bias=module.bias is not None,
-                          init_std=_target_std(w), path=spec.path, device=w.device, dtype=w.dtype)
+        return cls.from_dense(module, *spec.layer_args, path=spec.path)
+    w = module.weight
+    new = cls(w.shape[1], w.shape[0], *spec.layer_args, bias=module.bias is not None, init_std=_target_std(w),
+              path=spec.path, device=w.device, dtype=w.dtype)
     if module.bias is not None:
         with torch.no_grad():
             new.bias.copy_(module.bias)
     return new, None
 
 
-def _make_embedding(module: nn.Embedding, spec: LayerSpec, init: Init) -> tuple[KroneckerEmbedding, float | None]:
-    w = module.weight
+def _make_embedding(module: nn.Embedding, spec: LayerSpec, init: Init) -> tuple[FactoredEmbedding, float | None]:
+    cls = LAYER_CLASSES[spec.kind][1]
     if init == "project":
-        return KroneckerEmbedding.from_dense(module, spec.rank, spec.order, spec.scheme, path=spec.path)
-    new = KroneckerEmbedding(w.shape[0], w.shape[1], spec.rank, spec.order, spec.scheme,
-                             padding_idx=module.padding_idx, init_std=_target_std(w, module.padding_idx),
-                             path=spec.path, device=w.device, dtype=w.dtype)
+        return cls.from_dense(module, *spec.layer_args, path=spec.path)
+    w = module.weight
+    new = cls(w.shape[0], w.shape[1], *spec.layer_args, padding_idx=module.padding_idx,
+              init_std=_target_std(w, module.padding_idx), path=spec.path, device=w.device, dtype=w.dtype)
     return new, None
 
 
-def _fill(rec: LayerRecord, new: KroneckerLinear | KroneckerEmbedding, err: float | None) -> None:
+def _describe(rec: LayerRecord, layer: FactoredLinear | FactoredEmbedding) -> None:
+    """Mark ``rec`` factorized by ``layer``'s matrix: rank, order (None for low rank), factor sizes, kind."""
     rec.status = "factorized"
-    rec.rank, rec.order, rec.factors = new.rank, new.order, str(new.kshape)
+    rec.rank, rec.order, rec.factors, rec.factorization = layer.rank, layer.order, layer.matrix.describe(), layer.kind
+
+
+def _fill(rec: LayerRecord, new: FactoredLinear | FactoredEmbedding, err: float | None) -> None:
+    _describe(rec, new)
     rec.params_after = new.matrix.factor_params
     rec.reconstruction_error = err

@@ -1,9 +1,11 @@
 import math
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shapeshifter.nn import KroneckerEmbedding, KroneckerLinear
 from shapeshifter.nn.shapes import KroneckerShape, balanced_factors, exact_factors, resolve_shape
 
 
@@ -73,3 +75,40 @@ def test_resolve_sorts_and_validates():
         resolve_shape(8, 8, 2, "square")
     with pytest.raises(ValueError, match="order must be"):
         resolve_shape(8, 8, 1, "balanced")
+
+
+def test_phm_scheme_keeps_the_n_by_n_factor_first():
+    s = resolve_shape(512, 1024, 2, "phm4")
+    assert s == KroneckerShape((4, 128), (4, 256))  # descending/ascending sorting would give (128, 4), (4, 256)
+    layer = KroneckerLinear(1024, 512, rank=4, shape="phm4")
+    assert [tuple(f.shape) for f in layer.factors] == [(4, 4, 4), (4, 128, 256)]
+    assert layer.matrix.factor_params == 4 * (16 + 128 * 256)
+    assert str(layer.kshape) == "4x4 ⊗ 128x256"  # A_i is 4x4, S_i is 128x256
+    # sizes that n does not divide are padded up and cropped, like every other scheme
+    assert resolve_shape(10, 7, 2, "phm4") == KroneckerShape((4, 3), (4, 2))
+    assert resolve_shape(6632, 512, 2, "phm8") == KroneckerShape((8, 829), (8, 64))
+
+
+@pytest.mark.parametrize("rows,cols,n", [(12, 8, 2), (10, 7, 4), (33, 64, 8)])
+def test_phm_layer_is_the_sum_of_n_kronecker_products(rows, cols, n):
+    torch.manual_seed(n)
+    layer = KroneckerLinear(cols, rows, rank=n, shape=f"phm{n}").double()
+    a, s = layer.factors  # A_i: n x n, S_i: ceil(rows/n) x ceil(cols/n)
+    assert a.shape == (n, n, n)
+    expected = sum(torch.kron(a[i], s[i]) for i in range(n))[:rows, :cols]
+    torch.testing.assert_close(layer.dense_weight(), expected)
+    x = torch.randn(5, cols, dtype=torch.float64)
+    torch.testing.assert_close(layer(x), x @ expected.T + layer.bias)
+
+
+def test_phm_needs_rank_n_and_order_2():
+    with pytest.raises(ValueError, match="'phm4' sums n = 4 Kronecker products, so rank must be 4, got rank 2"):
+        KroneckerLinear(16, 16, rank=2, shape="phm4")
+    with pytest.raises(ValueError, match="rank must be 8, got rank 4"):
+        KroneckerEmbedding(100, 16, rank=4, shape="phm8")
+    with pytest.raises(ValueError, match="'phm4' is order 2.*got order 3"):
+        resolve_shape(64, 64, 3, "phm4")
+    with pytest.raises(ValueError, match="n >= 2"):
+        resolve_shape(64, 64, 2, "phm1")
+    with pytest.raises(ValueError, match="unknown reshape scheme.*phm<n>"):
+        resolve_shape(8, 8, 2, "phm")

@@ -5,10 +5,18 @@ import pytest
 import torch
 from torch import nn
 
+from shapeshifter.app.policy import policy_from_config
 from shapeshifter.layer_types import LayerTypeClassifier
-from shapeshifter.nn import KroneckerEmbedding, KroneckerLinear, TiedKroneckerOutput
+from shapeshifter.nn import (
+    KroneckerEmbedding,
+    KroneckerLinear,
+    LowRankEmbedding,
+    LowRankLinear,
+    TiedKroneckerOutput,
+    TiedOutput,
+)
 from shapeshifter.params import count_parameters, parse_assignments
-from shapeshifter.surgery import parse_policy, shapeshift
+from shapeshifter.surgery import LayerSpec, parse_policy, shapeshift
 
 PAPER_LIKE = {"embedding": {"rank": 16}, "attention": {"rank": 1}, "ffn": {"rank": 2}}
 
@@ -206,3 +214,164 @@ def test_exclude_keeps_matching_modules_dense():
     assert {r.name: r.reason for r in report.layers}["token_type_embeddings"] == "policy: excluded"
     with pytest.raises(ValueError, match="bad regular expression"):
         parse_policy({"exclude": ["("]})
+
+
+LOW_RANK = {"embedding": {"rank": 16, "kind": "lowrank"}, "attention": {"rank": 8, "kind": "lowrank"},
+            "ffn": {"rank": 4, "kind": "lowrank"}}
+PHM4 = {t: {"rank": 4, "scheme": "phm4"} for t in ("embedding", "attention", "ffn")}
+
+
+def small_fairseq():
+    return fairseq_iwslt(src_vocab=300, tgt_vocab=200, encoder_layers=1, decoder_layers=1)
+
+
+def run_fairseq(model):
+    """Forward and backward through a shapeshifted fairseq model; returns the logits."""
+    for mod in model.modules():  # fairseq's fused attention path reads .weight; the adapter turns it off
+        if type(mod).__name__ == "MultiheadAttention":
+            mod._set_skip_embed_dim_check()
+    src, tgt = torch.randint(4, 300, (2, 9)), torch.randint(4, 200, (2, 7))
+    logits, _ = model(src, torch.tensor([9, 9]), tgt)
+    logits.logsumexp(-1).mean().backward()
+    return logits
+
+
+def check_accounting_and_tie(model, dense, layer_classes):
+    """Counts equal the factors' sizes, the decoder's output projection reads its embedding's factors."""
+    after = count_parameters(model)
+    factored = [m for m in model.modules() if isinstance(m, layer_classes)]  # the shared embedding once
+    assert after["factorized"] == sum(m.matrix.factor_params for m in factored)
+    assert after["total"] == dense["total"] - sum(m.matrix.rows * m.matrix.cols for m in factored) + after["factorized"]
+    assert after["dense_equivalent"] == dense["total"]
+    assert after["by_type"]["output"]["params"] == 0  # the tied projection adds nothing
+    out, emb = model.decoder.output_projection, model.decoder.embed_tokens
+    assert isinstance(out, TiedOutput) and out.embedding is emb
+    assert all(a is b for a, b in zip(out.embedding.factors, emb.factors))
+    return after
+
+
+def test_low_rank_policy_on_fairseq_transformer_counts_ties_and_trains():
+    torch.manual_seed(0)
+    model = small_fairseq()
+    dense = count_parameters(model)
+    report = shapeshift(model, LOW_RANK)
+    after = check_accounting_and_tie(model, dense, (LowRankLinear, LowRankEmbedding))
+    assert report.unhandled == []
+    assert after["by_type"]["embedding"]["factorized"] == 16 * (300 + 512) + 16 * (200 + 512)
+    q_proj, fc1 = model.encoder.layers[0].self_attn.q_proj, model.decoder.layers[0].fc1
+    assert isinstance(q_proj, LowRankLinear) and [tuple(f.shape) for f in q_proj.factors] == [(512, 8), (8, 512)]
+    assert isinstance(fc1, LowRankLinear) and [tuple(f.shape) for f in fc1.factors] == [(1024, 4), (4, 512)]
+    records = {r.name: r for r in report.layers}
+    tied = records["decoder.output_projection"]
+    assert (tied.kind, tied.status, tied.factorization) == ("tied_output", "factorized", "lowrank")
+    assert tied.factors == "200x16 · 16x512" and tied.order is None and tied.params_after == 0
+    fc1_rec = records["decoder.layers.0.fc1"]
+    assert fc1_rec.params_after == 4 * (1024 + 512) + 1024 and fc1_rec.factors == "1024x4 · 4x512"
+    assert run_fairseq(model).shape == (2, 7, 200)
+    assert all(f.grad is not None and f.grad.abs().sum() > 0 for f in model.decoder.embed_tokens.factors)
+    model.eval()  # a checkpoint of the low-rank model loads into a freshly shapeshifted twin
+    twin = small_fairseq()
+    shapeshift(twin, LOW_RANK)
+    run_fairseq(twin)
+    twin.load_state_dict(model.state_dict())
+    twin.eval()
+    src, tgt = torch.randint(4, 300, (2, 9)), torch.randint(4, 200, (2, 7))
+    with torch.no_grad():
+        torch.testing.assert_close(twin(src, torch.tensor([9, 9]), tgt)[0], model(src, torch.tensor([9, 9]), tgt)[0])
+
+
+def test_phm_scheme_on_fairseq_transformer_counts_ties_and_trains():
+    torch.manual_seed(0)
+    model = small_fairseq()
+    dense = count_parameters(model)
+    report = shapeshift(model, PHM4)
+    check_accounting_and_tie(model, dense, (KroneckerLinear, KroneckerEmbedding))
+    assert report.unhandled == []
+    q_proj, fc1 = model.encoder.layers[0].self_attn.q_proj, model.encoder.layers[0].fc1
+    assert [tuple(f.shape) for f in q_proj.factors] == [(4, 4, 4), (4, 128, 128)]
+    assert [tuple(f.shape) for f in fc1.factors] == [(4, 4, 4), (4, 256, 128)]
+    emb = {r.name: r for r in report.layers}["decoder.embed_tokens"]
+    assert (emb.factors, emb.factorization, emb.order) == ("4x4 ⊗ 50x128", "kronecker", 2)
+    assert emb.params_after == 4 * (16 + 50 * 128)
+    assert run_fairseq(model).shape == (2, 7, 200)
+    assert all(f.grad is not None for f in fc1.factors)
+
+
+class TinyTiedModel(nn.Module):
+    """An embedding, one hidden layer and an output projection sharing the embedding's weight."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(50, 16, padding_idx=0)
+        self.fc1 = nn.Linear(16, 16)
+        self.output_projection = nn.Linear(16, 50)
+        self.output_projection.weight = self.embed_tokens.weight
+
+    def forward(self, x):
+        return self.output_projection(torch.relu(self.fc1(self.embed_tokens(x))))
+
+
+@pytest.mark.parametrize("init", ["random", "project"])
+def test_low_rank_embedding_keeps_its_tie_and_bias(init):
+    torch.manual_seed(0)
+    model = TinyTiedModel()
+    bias = model.output_projection.bias.detach().clone()
+    report = shapeshift(model, {"embedding": {"rank": 4, "kind": "lowrank"}, "ffn": {"rank": 2, "kind": "lowrank"}},
+                        init=init)
+    assert isinstance(model.embed_tokens, LowRankEmbedding) and isinstance(model.fc1, LowRankLinear)
+    assert isinstance(model.output_projection, TiedOutput) and model.output_projection.embedding is model.embed_tokens
+    torch.testing.assert_close(model.output_projection.bias, bias)
+    assert count_parameters(model)["total"] == 4 * (50 + 16) + 2 * (16 + 16) + 16 + 50
+    errors = [r.reconstruction_error for r in report.factorized if r.kind != "tied_output"]
+    assert all(0 < e < 1 for e in errors) if init == "project" else errors == [None, None]
+    model(torch.randint(0, 50, (2, 5))).sum().backward()
+    assert model.embed_tokens.factors[0].grad[0].abs().max() == 0  # padding row: no gradient through the tie
+
+
+def test_low_rank_project_init_is_exact_at_full_rank():
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module("fc1", nn.Linear(12, 8))
+    x = torch.randn(4, 12)
+    before = model(x)
+    report = shapeshift(model, {"ffn": {"rank": 8, "kind": "lowrank"}}, init="project")
+    assert isinstance(model.fc1, LowRankLinear) and report.layers[0].reconstruction_error < 1e-5
+    torch.testing.assert_close(model(x), before, rtol=1e-4, atol=1e-5)
+
+
+def test_low_rank_random_init_matches_the_replaced_weights_scale():
+    torch.manual_seed(0)
+    lin = nn.Linear(256, 256)
+    with torch.no_grad():
+        lin.weight.normal_(0, 0.2)
+    holder = nn.Sequential(lin)
+    shapeshift(holder, {"other": {"rank": 16, "kind": "lowrank"}})
+    assert isinstance(holder[0], LowRankLinear)
+    assert abs(holder[0].dense_weight().std().item() / 0.2 - 1) < 0.3
+
+
+def test_kind_and_phm_validation():
+    assert parse_policy({"ffn": {"rank": 8, "kind": "lowrank"}})["ffn"] == LayerSpec(8, kind="lowrank")
+    assert parse_policy({"ffn": {"rank": 4, "scheme": "phm4"}})["ffn"].kind == "kronecker"
+    with pytest.raises(ValueError, match=r"kind must be one of \['kronecker', 'lowrank'\], got 'svd'"):
+        parse_policy({"ffn": {"rank": 2, "kind": "svd"}})
+    with pytest.raises(ValueError, match="kind 'lowrank' has no order or reshape scheme"):
+        parse_policy({"ffn": {"rank": 2, "kind": "lowrank", "order": 3}})
+    with pytest.raises(ValueError, match="kind 'lowrank' has no order or reshape scheme"):
+        parse_policy({"ffn": {"rank": 2, "kind": "lowrank", "scheme": "phm2"}})
+    with pytest.raises(ValueError, match="'phm4' sums n = 4 Kronecker products, so rank must be 4, got rank 2"):
+        parse_policy({"attention": {"rank": 2, "scheme": "phm4"}})
+    with pytest.raises(ValueError, match="'phm2' is order 2"):
+        parse_policy({"attention": {"rank": 2, "scheme": "phm2", "order": 3}})
+    assert parse_assignments(["ffn.rank=8", "ffn.kind=lowrank"]) == {"ffn": {"rank": 8, "kind": "lowrank"}}
+
+
+def test_policy_from_config_passes_kind_through_only_when_given():
+    policy = policy_from_config({"layers": ["attn", "ffn"], "rank": 8, "kind": "lowrank"})
+    assert policy == {t: {"rank": 8, "order": 2, "scheme": "balanced", "path": "auto", "kind": "lowrank"}
+                      for t in ("attention", "ffn")}
+    mixed = policy_from_config({"layers": ["emb", "ffn"], "rank": 4, "scheme": "phm4",
+                                "per_type": {"embedding": {"kind": "lowrank", "rank": 32, "scheme": "balanced"}}})
+    assert mixed["embedding"]["kind"] == "lowrank" and "kind" not in mixed["ffn"]
+    with pytest.raises(ValueError, match="kind must be one of"):
+        policy_from_config({"layers": ["ffn"], "kind": "tucker"})

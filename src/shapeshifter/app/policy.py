@@ -8,7 +8,8 @@ higher-rank embeddings::
       layers: [attention, ffn]      # or [] for the dense baseline
       rank: 1
       order: 2
-      scheme: balanced              # balanced | exact | [[m_1..m_N], [n_1..n_N]]
+      scheme: balanced              # balanced | exact | phm<n> | [[m_1..m_N], [n_1..n_N]]
+      kind: kronecker               # optional: kronecker (default) | lowrank (W = U @ V; order 2, scheme balanced)
       init: random                  # random | project
       per_type: {embedding: {rank: 16}}   # fields merged over the defaults for that type
       exclude: [token_type_embeddings$]   # module-name regexes that stay dense
@@ -30,8 +31,8 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if node is None:
         return None
     node = dict(node)
-    unknown = set(node) - {"layers", "rank", "order", "scheme", "init", "per_type", "path", "name", "layers_name",
-                           "scheme_name", "exclude", "init_from"}
+    unknown = set(node) - {"layers", "rank", "order", "scheme", "init", "per_type", "path", "kind", "name",
+                           "layers_name", "scheme_name", "exclude", "init_from"}
     if unknown:
         raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
     layers = node.get("layers") or []
@@ -50,6 +51,8 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     base = {"rank": node.get("rank", 1), "order": node.get("order", 2), "scheme": node.get("scheme", "balanced"),
             "path": node.get("path", "auto")}
+    if "kind" in node:  # only when given: Kronecker policies stay identical to those in records and checkpoints
+        base["kind"] = node["kind"]
     per_type = dict(node.get("per_type") or {})
     bad = set(per_type) - set(LAYER_TYPES)
     if bad:

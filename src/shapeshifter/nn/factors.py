@@ -1,21 +1,25 @@
-"""`KroneckerMatrix`: the parameters shared by every factorized layer.
+"""The matrices behind every factorized layer: `FactoredMatrix` and its Kronecker kind, `KroneckerMatrix`.
 
-A layer holds ``factors``, N tensors of shape ``(rank, m_j, n_j)``, standing for the matrix
-``W = crop(sum_k F_1k ⊗ ... ⊗ F_Nk)`` of shape ``(rows, cols)``. Linear layers and embeddings differ only
-in how they read that matrix, so the factors, the shape bookkeeping, the init and `dense_weight()` live here.
+A factored matrix holds ``factors``, a few small tensors standing for a ``rows x cols`` matrix W. Linear
+layers and embeddings differ only in how they read W, and the kinds of factorization differ only in how W
+is built from the factors, so `FactoredMatrix` keeps what they all share: the inference cache, the pinned
+zero row, the path choice and the tail of ``x @ W.T``. A `KroneckerMatrix` stores
+``W = crop(sum_k F_1k ⊗ ... ⊗ F_Nk)`` with N factors of shape ``(rank, m_j, n_j)``; the low-rank kind
+(``W = U @ V``) lives in `shapeshifter.nn.lowrank`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from abc import ABC, abstractmethod
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .functional import factored_flops, kron_apply, kron_materialize, materialize_flops
-from .shapes import KroneckerShape, ShapeSpec, resolve_shape
+from .functional import factored_flops, kron_apply, kron_materialize, kron_rows, materialize_flops
+from .shapes import KroneckerShape, ShapeSpec, check_scheme_rank, resolve_shape
 
 Path = Literal["auto", "factored", "dense"]
 
@@ -35,59 +39,74 @@ def factor_std(target_std: float, rank: int, order: int) -> float:
     return (target_std**2 / rank) ** (1.0 / (2 * order))
 
 
-class KroneckerMatrix(nn.Module):
-    """A ``rows x cols`` matrix stored as a rank-``rank`` sum of order-``order`` Kronecker products.
+class FactoredMatrix(nn.Module, ABC):
+    """A ``rows x cols`` matrix held as ``factors``; the base of every kind of factorization.
 
-    `matmul_t` computes ``x @ W.T`` along the cheaper of two exact paths: ``"factored"`` contracts the
-    input with one factor per mode, ``"dense"`` materializes W and runs one matmul; ``"auto"`` picks per
-    batch from a FLOP/memory estimate. With autograd off (inference) the materialized W is cached until a
-    factor changes, so prediction costs what the dense layer costs.
+    `matmul_t` computes ``x @ W.T`` along the cheaper of two exact paths: ``"factored"`` goes through the
+    factors, ``"dense"`` materializes W and runs one matmul; ``"auto"`` picks per batch from the kind's
+    cost estimate. With autograd off (inference) the materialized W is cached until a factor changes, so
+    prediction costs what the dense layer costs. ``zero_row`` (an embedding's padding row) is pinned to
+    zero by a product with a 0/1 mask, so no gradient reaches the factors through it.
+
+    A kind sets ``factors`` and implements `_materialize`, `_factored_matmul_t`, `gather_rows`,
+    `path_costs`, `gather_costs`, `best_factors` and `describe`.
     """
 
-    copy_cost: float = COPY_COST
+    kind: ClassVar[str]
+    order: int | None  # factors per Kronecker term; None for kinds that are not Kronecker sums
+    factors: nn.ParameterList
 
-    def __init__(
-        self,
-        rows: int,
-        cols: int,
-        rank: int,
-        order: int = 2,
-        shape: ShapeSpec = "balanced",
-        path: Path = "auto",
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        zero_row: int | None = None,
-    ) -> None:
+    def __init__(self, rows: int, cols: int, rank: int, path: Path = "auto", zero_row: int | None = None) -> None:
         super().__init__()
         if not isinstance(rank, int) or rank < 1:
             raise ValueError(f"rank must be a positive integer, got {rank!r}")
         if path not in ("auto", "factored", "dense"):
             raise ValueError(f"path must be 'auto', 'factored' or 'dense', got {path!r}")
-        self.path = path
-        self.zero_row = zero_row  # a row pinned to zero (an embedding's padding_idx)
-        self._cache: tuple[tuple, Tensor] | None = None
         self.rows, self.cols, self.rank = rows, cols, rank
-        self.kshape: KroneckerShape = resolve_shape(rows, cols, order, shape)
-        self.order = self.kshape.order
-        self.factors = nn.ParameterList(
-            nn.Parameter(torch.empty(rank, m, n, device=device, dtype=dtype))
-            for m, n in zip(self.kshape.out_factors, self.kshape.in_factors, strict=True)
-        )
+        self.path = path
+        self.zero_row = zero_row
+        self._cache: tuple[tuple, Tensor] | None = None
 
+    # -- what a kind implements --------------------------------------------------------------------------
+    @abstractmethod
+    def _materialize(self) -> Tensor:
+        """The ``rows x cols`` matrix, before the zero row is applied (differentiable)."""
+
+    @abstractmethod
+    def _factored_matmul_t(self, x: Tensor) -> Tensor:
+        """``x @ W.T`` through the factors, ``x`` of shape ``(batch, cols)``, zero row not yet applied."""
+
+    @abstractmethod
+    def gather_rows(self, index: Tensor) -> Tensor:
+        """Rows ``W[index]`` built from the factors, shape ``index.shape + (cols,)``, zero row not applied."""
+
+    @abstractmethod
+    def path_costs(self, batch: int) -> tuple[float, float]:
+        """(factored, dense) cost of `matmul_t` on ``batch`` rows, in GEMM multiply-add units."""
+
+    @abstractmethod
+    def gather_costs(self, tokens: int) -> tuple[float, float]:
+        """(gather rows from the factors, build W and index it) cost of looking up ``tokens`` rows."""
+
+    @abstractmethod
+    def best_factors(self, weight: Tensor) -> list[Tensor]:
+        """Factor values that best approximate ``weight`` (see `shapeshifter.nn.projection`)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """The factor sizes, for reports: ``"32x16 ⊗ 16x32"`` or ``"6632x20 · 20x512"``."""
+
+    # -- shared ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def init_factors(self, target_std: float, generator: torch.Generator | None = None) -> None:
         """Draw factors so that entries of the represented matrix have std ``target_std``."""
-        s = factor_std(target_std, self.rank, self.order)
+        s = factor_std(target_std, self.rank, len(self.factors))
         for f in self.factors:
             f.normal_(0.0, s, generator=generator)
 
-    def full_weight(self) -> Tensor:
-        """The padded ``prod(m_j) x prod(n_j)`` matrix (before cropping)."""
-        return kron_materialize(list(self.factors))
-
     def dense_weight(self) -> Tensor:
         """The represented ``rows x cols`` matrix, materialized (differentiable)."""
-        w = self.full_weight()[: self.rows, : self.cols]
+        w = self._materialize()
         return w if self.zero_row is None else w * self._row_keep(w)[:, None]
 
     def _row_keep(self, like: Tensor) -> Tensor:
@@ -97,19 +116,16 @@ class KroneckerMatrix(nn.Module):
         return keep
 
     def choose_path(self, batch: int) -> Literal["factored", "dense"]:
-        """The cheaper path for ``batch`` input rows, in GEMM multiply-add units (forward estimate)."""
+        """The cheaper path of `matmul_t` for ``batch`` input rows (forward estimate)."""
+        return self._pick(*self.path_costs(batch))
+
+    def choose_gather_path(self, tokens: int) -> Literal["factored", "dense"]:
+        """The cheaper way to look up ``tokens`` rows: gather them from the factors, or index W."""
+        return self._pick(*self.gather_costs(tokens))
+
+    def _pick(self, factored: float, dense: float) -> Literal["factored", "dense"]:
         if self.path != "auto":
             return self.path
-        ks = self.kshape
-        m, n, r = ks.out_factors, ks.in_factors, self.rank
-        dense = materialize_flops(m, n, r) + batch * self.rows * self.cols
-        dense += self.copy_cost * ks.padded_out * ks.padded_in  # W is written once
-        # the factored path writes an intermediate of batch * rank * prod(dims) after every mode
-        dims, copied = list(n), 0
-        for j in range(len(m)):
-            dims[j] = m[j]
-            copied += batch * r * math.prod(dims)
-        factored = factored_flops(batch, m, n, r) + self.copy_cost * copied
         return "factored" if factored < dense else "dense"
 
     def cached_weight(self) -> Tensor:
@@ -133,12 +149,7 @@ class KroneckerMatrix(nn.Module):
         x2 = x.reshape(-1, self.cols)
         if self.choose_path(x2.shape[0]) == "dense":
             return F.linear(x, self.dense_weight(), bias)
-        pad = self.kshape.padded_in - self.cols
-        if pad:
-            x2 = F.pad(x2, (0, pad))
-        y = kron_apply(x2, list(self.factors))
-        if self.kshape.padded_out != self.rows:
-            y = y[:, : self.rows]
+        y = self._factored_matmul_t(x2)  # (B, rows)
         if self.zero_row is not None:
             y = y * self._row_keep(y)
         if bias is not None:
@@ -147,30 +158,114 @@ class KroneckerMatrix(nn.Module):
 
     @property
     def factor_params(self) -> int:
-        return self.rank * self.kshape.params_per_rank()
+        return sum(f.numel() for f in self.factors)
 
     def compression(self) -> float:
         """Dense entries per stored factor entry."""
         return self.rows * self.cols / self.factor_params
 
+    def _shape_note(self) -> str:
+        """Anything about the matrix size the report should say besides rows x cols (e.g. padding)."""
+        return ""
+
     def extra_repr(self) -> str:
-        pad = ""
-        if (self.kshape.padded_out, self.kshape.padded_in) != (self.rows, self.cols):
-            pad = f" (padded {self.kshape.padded_out}x{self.kshape.padded_in})"
+        order = "" if self.order is None else f", order={self.order}"
         return (
-            f"{self.rows}x{self.cols}{pad}, rank={self.rank}, order={self.order}, factors={self.kshape}, "
+            f"{self.rows}x{self.cols}{self._shape_note()}, rank={self.rank}{order}, factors={self.describe()}, "
             f"params={self.factor_params:,}, compression={self.compression():.1f}x, path={self.path}"
         )
 
 
-class FactorizedModule(nn.Module):
-    """Base of the layers that read a `KroneckerMatrix` held as ``self.matrix``: the shared accessors."""
+class KroneckerMatrix(FactoredMatrix):
+    """A ``rows x cols`` matrix stored as a rank-``rank`` sum of order-``order`` Kronecker products.
 
-    matrix: KroneckerMatrix
+    The factored path contracts the input with one factor per mode (`kron_apply`); see `FactoredMatrix`
+    for the paths, the inference cache and ``zero_row``.
+    """
+
+    kind: ClassVar[str] = "kronecker"
+    copy_cost: float = COPY_COST
+
+    def __init__(
+        self,
+        rows: int,
+        cols: int,
+        rank: int,
+        order: int = 2,
+        shape: ShapeSpec = "balanced",
+        path: Path = "auto",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        zero_row: int | None = None,
+    ) -> None:
+        super().__init__(rows, cols, rank, path, zero_row)
+        check_scheme_rank(shape, rank)
+        self.kshape: KroneckerShape = resolve_shape(rows, cols, order, shape)
+        self.order = self.kshape.order
+        self.factors = nn.ParameterList(
+            nn.Parameter(torch.empty(rank, m, n, device=device, dtype=dtype))
+            for m, n in zip(self.kshape.out_factors, self.kshape.in_factors, strict=True)
+        )
+
+    def full_weight(self) -> Tensor:
+        """The padded ``prod(m_j) x prod(n_j)`` matrix (before cropping)."""
+        return kron_materialize(list(self.factors))
+
+    def _materialize(self) -> Tensor:
+        return self.full_weight()[: self.rows, : self.cols]
+
+    def _factored_matmul_t(self, x: Tensor) -> Tensor:
+        pad = self.kshape.padded_in - self.cols
+        y = kron_apply(F.pad(x, (0, pad)) if pad else x, list(self.factors))
+        return y[:, : self.rows] if self.kshape.padded_out != self.rows else y
+
+    def gather_rows(self, index: Tensor) -> Tensor:
+        out = kron_rows(index, list(self.factors))
+        return out[..., : self.cols] if self.kshape.padded_in != self.cols else out
+
+    def path_costs(self, batch: int) -> tuple[float, float]:
+        ks = self.kshape
+        m, n, r = ks.out_factors, ks.in_factors, self.rank
+        dense = materialize_flops(m, n, r) + batch * self.rows * self.cols
+        dense += self.copy_cost * ks.padded_out * ks.padded_in  # W is written once
+        # the factored path writes an intermediate of batch * rank * prod(dims) after every mode
+        dims, copied = list(n), 0
+        for j in range(len(m)):
+            dims[j] = m[j]
+            copied += batch * r * math.prod(dims)
+        return factored_flops(batch, m, n, r) + self.copy_cost * copied, dense
+
+    def gather_costs(self, tokens: int) -> tuple[float, float]:
+        """Gathering costs a batched GEMM of ``tokens * rank * dim`` (small matrices, about 4x less efficient
+        than one large GEMM); building costs one GEMM of ``rows * rank * dim`` plus writing the table."""
+        ks = self.kshape
+        gather = 4 * tokens * self.rank * ks.padded_in
+        build = ks.padded_out * ks.padded_in * (self.rank + self.copy_cost)
+        return gather, build
+
+    def best_factors(self, weight: Tensor) -> list[Tensor]:
+        from .projection import kronecker_factors
+
+        return kronecker_factors(weight, self.kshape, self.rank)
+
+    def describe(self) -> str:
+        return str(self.kshape)
+
+    def _shape_note(self) -> str:
+        ks = self.kshape
+        if (ks.padded_out, ks.padded_in) == (self.rows, self.cols):
+            return ""
+        return f" (padded {ks.padded_out}x{ks.padded_in})"
+
+
+class FactorizedModule(nn.Module):
+    """Base of the layers that read a `FactoredMatrix` held as ``self.matrix``: the shared accessors."""
+
+    matrix: FactoredMatrix
 
     @property
     def factors(self) -> nn.ParameterList:
-        """The N factor tensors, the j-th of shape ``(rank, m_j, n_j)``."""
+        """The factor tensors (Kronecker: the j-th of shape ``(rank, m_j, n_j)``; low rank: U, V)."""
         return self.matrix.factors
 
     @property
@@ -178,12 +273,13 @@ class FactorizedModule(nn.Module):
         return self.matrix.rank
 
     @property
-    def order(self) -> int:
+    def order(self) -> int | None:
         return self.matrix.order
 
     @property
-    def kshape(self) -> KroneckerShape:
-        return self.matrix.kshape
+    def kind(self) -> str:
+        """``"kronecker"`` or ``"lowrank"``: how the factors make the matrix."""
+        return self.matrix.kind
 
 
 def default_linear_std(in_features: int) -> float:

@@ -1,9 +1,12 @@
-"""Fitting Kronecker factors to a trained dense matrix (compression of pretrained weights).
+"""Fitting factors to a trained dense matrix (compression of pretrained weights).
 
-The rearrangement of Van Loan & Pitsianis maps the (zero-padded) matrix W, reshaped to a tensor with
-indices ``(i_1..i_N, j_1..j_N)``, onto an N-way tensor ``R`` with modes ``(i_1 j_1), ..., (i_N j_N)``. A
-rank-r Kronecker sum ``sum_k F_1k ⊗ ... ⊗ F_Nk`` becomes the rank-r CP tensor ``sum_k vec(F_1k) ∘ ... ∘
-vec(F_Nk)``, and ``||W - W_hat||_F = ||R - R_hat||_F``. So:
+`project_into` fits any `FactoredMatrix` through its kind's `best_factors`. Low rank (``W = U @ V``) is the
+truncated SVD of W, optimal by Eckart-Young (`lowrank_factors`).
+
+For Kronecker sums, the rearrangement of Van Loan & Pitsianis maps the (zero-padded) matrix W, reshaped to
+a tensor with indices ``(i_1..i_N, j_1..j_N)``, onto an N-way tensor ``R`` with modes ``(i_1 j_1), ...,
+(i_N j_N)``. A rank-r Kronecker sum ``sum_k F_1k ⊗ ... ⊗ F_Nk`` becomes the rank-r CP tensor ``sum_k
+vec(F_1k) ∘ ... ∘ vec(F_Nk)``, and ``||W - W_hat||_F = ||R - R_hat||_F``. So:
 
 * order 2: ``R`` is a matrix and its truncated SVD gives the optimal factors (Eckart-Young);
 * order > 2: CP-ALS on ``R`` (tensorly's `parafac`, SVD-initialised, fixed seed). ALS is a local method
@@ -22,7 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .factors import KroneckerMatrix
+from .factors import FactoredMatrix
+from .shapes import KroneckerShape
 
 
 def rearrange(weight: Tensor, out_factors: tuple[int, ...], in_factors: tuple[int, ...]) -> Tensor:
@@ -107,17 +111,34 @@ def dense_source(weight: Tensor, what: str = "weight") -> Tensor:
     return weight.detach()
 
 
+def kronecker_factors(weight: Tensor, kshape: KroneckerShape, rank: int) -> list[Tensor]:
+    """Best rank-``rank`` Kronecker factors of ``weight``: SVD for order 2, CP-ALS above."""
+    fit = kronecker_svd if kshape.order == 2 else kronecker_cp
+    return fit(weight, kshape.out_factors, kshape.in_factors, rank)
+
+
+def lowrank_factors(weight: Tensor, rank: int) -> list[Tensor]:
+    """``[U (rows x rank), V (rank x cols)]`` from the truncated SVD, sqrt(singular values) on both sides.
+
+    Splitting the singular values evenly keeps U and V on the same scale, as random init does. A rank above
+    ``min(rows, cols)`` gets zero extra columns/rows: the fit is already exact.
+    """
+    u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
+    k = min(rank, s.numel())
+    scale = s[:k].sqrt()
+    left, right = u[:, :k] * scale, vh[:k] * scale[:, None]
+    if k < rank:
+        left = torch.cat([left, left.new_zeros(left.shape[0], rank - k)], dim=1)
+        right = torch.cat([right, right.new_zeros(rank - k, right.shape[1])])
+    return [left, right]
+
+
 @torch.no_grad()
-def project_into(matrix: KroneckerMatrix, weight: Tensor) -> float:
+def project_into(matrix: FactoredMatrix, weight: Tensor) -> float:
     """Overwrite ``matrix``'s factors with the best fit to ``weight``; returns ||W - W_hat|| / ||W||."""
     if tuple(weight.shape) != (matrix.rows, matrix.cols):
         raise ValueError(f"weight of shape {tuple(weight.shape)} does not fit a {matrix.rows}x{matrix.cols} layer")
-    ks = matrix.kshape
-    if ks.order == 2:
-        fitted = kronecker_svd(weight, ks.out_factors, ks.in_factors, matrix.rank)
-    else:
-        fitted = kronecker_cp(weight, ks.out_factors, ks.in_factors, matrix.rank)
-    for param, value in zip(matrix.factors, fitted, strict=True):
+    for param, value in zip(matrix.factors, matrix.best_factors(weight), strict=True):
         param.copy_(value.to(device=param.device, dtype=param.dtype))
     approx = matrix.dense_weight().to(torch.float64)
     w = weight.to(device=approx.device, dtype=torch.float64)

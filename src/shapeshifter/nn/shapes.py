@@ -12,19 +12,25 @@ Schemes:
   most even. So 512 (N=2) is 32 x 16 with no padding, and 6632 (= 8 x 829) becomes 99 x 67 = 6633.
 * ``"exact"`` -- an integer factorization with no padding, as even as possible; an error when the size has
   no factorization into N factors that are all >= 2 (a prime, say).
+* ``"phm<n>"`` (``"phm2"``, ``"phm4"``, ...) -- parameterized hypercomplex multiplication (Zhang et al.,
+  ICLR 2021): ``W = sum_{i<n} A_i ⊗ S_i`` with ``A_i`` of size ``n x n``, i.e. order 2 and rank n; an
+  ``out x in`` matrix gets factor sizes ``((n, ceil(out/n)), (n, ceil(in/n)))``. The rank must equal n
+  (`check_scheme_rank`).
 * explicit -- ``((m_1, ..., m_N), (n_1, ..., n_N))``.
 
-Output factors are sorted descending and input factors ascending: pairing large ``m_j`` with small ``n_j``
-minimises the parameter count ``rank * sum_j m_j n_j`` for the same products (rearrangement inequality).
+For ``"balanced"`` and ``"exact"``, output factors are sorted descending and input factors ascending:
+pairing large ``m_j`` with small ``n_j`` minimises the parameter count ``rank * sum_j m_j n_j`` for the same
+products (rearrangement inequality). PHM keeps its ``n x n`` factor first: that factor is what makes it PHM.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal, Union
 
-SchemeName = Literal["balanced", "exact"]
+SchemeName = Literal["balanced", "exact", "phm2", "phm4", "phm8"]  # any "phm<n>" with n >= 2
 ExplicitShape = tuple[tuple[int, ...], tuple[int, ...]]
 ShapeSpec = Union[str, ExplicitShape, "KroneckerShape"]
 
@@ -135,16 +141,39 @@ def _check_size_order(size: int, order: int) -> None:
 
 
 _SCHEMES = {"balanced": balanced_factors, "exact": exact_factors}
+_PHM = re.compile(r"phm(\d+)")
+
+
+def phm_n(shape: ShapeSpec) -> int | None:
+    """The n of a ``"phm<n>"`` scheme name; None for every other shape."""
+    match = _PHM.fullmatch(shape) if isinstance(shape, str) else None
+    return int(match.group(1)) if match else None
+
+
+def check_scheme_rank(shape: ShapeSpec, rank: int, order: int = 2) -> None:
+    """Raise ValueError when ``shape`` fixes the rank or order and they differ (PHM: rank n, order 2)."""
+    n = phm_n(shape)
+    if n is None:
+        return
+    if n < 2:
+        raise ValueError(f"scheme {shape!r}: PHM needs n >= 2 (n = 1 is the dense matrix itself)")
+    if order != 2:
+        raise ValueError(f"scheme {shape!r} is order 2 (W = sum_i A_i ⊗ S_i), got order {order}")
+    if rank != n:
+        raise ValueError(f"scheme {shape!r} sums n = {n} Kronecker products, so rank must be {n}, got rank {rank}")
 
 
 def resolve_shape(out_features: int, in_features: int, order: int, shape: ShapeSpec) -> KroneckerShape:
     """Turn a scheme name or explicit factor sizes into a validated `KroneckerShape`."""
     if isinstance(shape, KroneckerShape):
         out_f, in_f = shape.out_factors, shape.in_factors
+    elif (n := phm_n(shape)) is not None:
+        check_scheme_rank(shape, n, order)
+        out_f, in_f = (n, -(-out_features // n)), (n, -(-in_features // n))  # no sorting: A_i is n x n
     elif isinstance(shape, str):
         if shape not in _SCHEMES:
-            raise ValueError(f"unknown reshape scheme {shape!r}; choose one of {sorted(_SCHEMES)} or give "
-                             f"explicit factors ((m_1, ..., m_N), (n_1, ..., n_N))")
+            raise ValueError(f"unknown reshape scheme {shape!r}; choose one of {sorted(_SCHEMES)}, 'phm<n>' "
+                             f"(n >= 2) or give explicit factors ((m_1, ..., m_N), (n_1, ..., n_N))")
         out_f = tuple(sorted(_SCHEMES[shape](out_features, order), reverse=True))
         in_f = tuple(sorted(_SCHEMES[shape](in_features, order)))
     else:
