@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -72,3 +73,45 @@ def fit_table(weight: Tensor, counts: Tensor | None, budgets: Sequence[float], s
             out.append({"reduction": reduction, "structure": name, "rank": rank, "params": used, "error": err,
                         "weighted_error": werr})
     return out
+
+
+def token_counts(dict_file: Path) -> Tensor:
+    """Counts of a fairseq dictionary file in model row order (the 4 specials first, with count 0)."""
+    from fairseq.data import Dictionary
+
+    d = Dictionary.load(str(dict_file))
+    return torch.tensor([float(c) if i >= d.nspecial else 0.0 for i, c in enumerate(d.count)])
+
+
+TABLES = {"encoder.embed_tokens.weight": "source", "decoder.embed_tokens.weight": "target"}
+
+
+def analyse_checkpoint(checkpoint: Path, data_bin: Path, src: str, tgt: str,
+                       budgets: Sequence[float] = (5.4, 10, 25, 50)) -> dict[str, Any]:
+    """An ``embedding_fit`` record: the fits of both embedding tables of a trained translation checkpoint."""
+    from shapeshifter.app.records import config_hash, git_commit, versions
+    from shapeshifter.app.translation import file_sha256
+    from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
+
+    state = model_state_dict(load_checkpoint(checkpoint))
+    config = {"checkpoint_sha256": file_sha256(checkpoint), "budgets": list(budgets), "seed": 0}
+    rows = []
+    for key, side in TABLES.items():
+        counts = token_counts(data_bin / f"dict.{src if side == 'source' else tgt}.txt")
+        weight = state[key].float()
+        if counts.numel() < weight.shape[0]:  # fairseq pads the table past the dictionary
+            counts = torch.cat([counts, torch.zeros(weight.shape[0] - counts.numel())])
+        rows += [{"table": side, **row} for row in fit_table(weight, counts, budgets)]
+    return {"kind": "embedding_fit", "status": "done", "config": config, "config_hash": config_hash(config),
+            "checkpoint": str(checkpoint), "results": rows, "git_commit": git_commit(), "versions": versions()}
+
+
+def fit_markdown(record: dict[str, Any]) -> str:
+    """The record as a table: per table and budget, the error of each structure (plain / frequency-weighted)."""
+    lines = ["| table | fewer params (×) | structure | rank | params | rel. error | freq.-weighted error |",
+             "|---|---|---|---|---|---|---|"]
+    for r in record["results"]:
+        weighted = "–" if r["weighted_error"] is None else f"{r['weighted_error']:.3f}"
+        lines.append(f"| {r['table']} | {r['reduction']:g} | {r['structure']} | {r['rank']} | {r['params']:,} | "
+                     f"{r['error']:.3f} | {weighted} |")
+    return "\n".join(lines) + "\n"
