@@ -110,8 +110,20 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
     scheme = fields.get("scheme", "balanced")
     if not isinstance(scheme, str):  # explicit ((m..), (n..)) possibly as lists from YAML
         scheme = tuple(tuple(int(v) for v in part) for part in scheme)
-    return LayerSpec(int(fields["rank"]), int(fields.get("order", 2)), scheme, fields.get("path", "auto"),
-                     fields.get("kind", "kronecker"))
+    rank = _whole_number(layer_type, "rank", fields["rank"])
+    order = _whole_number(layer_type, "order", fields.get("order", 2))
+    return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"))
+
+
+def _whole_number(layer_type: str, key: str, value: Any) -> int:
+    """``value`` as an int when it is one (``4``, ``"4"``, ``4.0``); an error for ``2.7``, ``"two"`` or ``True``."""
+    try:
+        number = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer():
+        raise ValueError(f"policy[{layer_type!r}].{key} must be a whole number, got {value!r}")
+    return int(number)
 
 
 def _exclude_patterns(value: Any) -> list[re.Pattern[str]]:

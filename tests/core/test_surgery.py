@@ -375,3 +375,14 @@ def test_policy_from_config_passes_kind_through_only_when_given():
     assert mixed["embedding"]["kind"] == "lowrank" and "kind" not in mixed["ffn"]
     with pytest.raises(ValueError, match="kind must be one of"):
         policy_from_config({"layers": ["ffn"], "kind": "tucker"})
+
+
+@pytest.mark.parametrize("rank", [2.7, "two", True, None])
+def test_a_rank_that_is_not_a_whole_number_is_an_error_not_truncated(rank: object) -> None:
+    with pytest.raises(ValueError, match="whole number"):
+        parse_policy({"attention": {"rank": rank}})
+
+
+def test_a_rank_given_as_text_or_float_means_the_same_policy() -> None:
+    same = [parse_policy({"ffn": {"rank": rank}}) for rank in ("2", 2.0, 2)]
+    assert same[0] == same[1] == same[2] and same[2]["ffn"].rank == 2
