@@ -56,17 +56,6 @@ TABLES = {
     "glue": Grid("glue_table", ("glue_table/scratch", "glue_table/pretrained"), smoke_scale="smoke_glue"),
     "quality": Grid("quality", ("quality/grid_10x", "quality/grid_narrow", "quality/grid_sizes"), full_scale="cpu"),
 }
-SMOKE_SLICE = {"n_train_lines": 1500, "n_segs": 30}  # conf/data/sample_smoke.yaml documents the same sizes
-
-
-def ensure_smoke_data(raw_dir: Path) -> None:
-    """Write the sliced sample used by ``data=sample_smoke`` unless it is already there."""
-    from shapeshifter.data.smoke import slice_iwslt_raw
-
-    if not (raw_dir / "train.tags.de-en.de").is_file():
-        slice_iwslt_raw(raw_dir, **SMOKE_SLICE)
-
-
 def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
     """Write the tiny local BERT that the GLUE table's pretrained half loads at SCALE=smoke."""
     import json
@@ -84,13 +73,14 @@ def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
 def prepare_smoke_inputs(jobs: list[list[str]]) -> None:
     """Make what smoke jobs read and the repo does not ship: the sliced sample and the tiny BERT."""
     from shapeshifter.app.sweep import compose_cfg
+    from shapeshifter.data.smoke import ensure_slice
 
     seen: set[str] = set()
     for job in jobs:
         cfg = compose_cfg(CONF, job)
-        if cfg.data.name == "sample_smoke" and cfg.data.raw_dir not in seen:
+        if cfg.data.kind == "translation" and cfg.data.raw_dir not in seen:
             seen.add(cfg.data.raw_dir)
-            ensure_smoke_data(_abs(cfg.data.raw_dir))
+            ensure_slice(str(cfg.data.name), _abs(cfg.data.raw_dir))
         path = cfg.get("scale", {}).get("glue_pretrained")
         if cfg.data.kind == "glue" and path and path not in seen:
             seen.add(path)
@@ -171,7 +161,10 @@ def main(argv: list[str] | None = None) -> int:
                "--records", str(args.records), "--tables", str(args.tables)]
         if args.device:
             cmd += ["--device", args.device]
-        return 0 if args.dry_run else subprocess.call(cmd)
+        if args.dry_run:
+            print(shlex.join(cmd))
+            return 0
+        return subprocess.call(cmd)
     return reproduce_grid(args.table, args.scale, args.records, args.tables, args.outputs, args.overrides,
                                  args.dry_run)
 

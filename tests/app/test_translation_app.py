@@ -136,3 +136,13 @@ def test_evaluate_entry_point_rebuilds_model_from_run_dir(raw: Path, tmp_path: P
     assert result["num_sentences"] > 0 and "sacrebleu_signature" in result
     missing = subprocess.run([sys.executable, str(script), str(tmp_path / "nope")], capture_output=True, text=True)
     assert missing.returncode != 0 and "config.yaml not found" in missing.stderr
+
+
+def test_a_named_slice_of_the_sample_is_written_on_first_use(tmp_path: Path) -> None:
+    from shapeshifter.data.smoke import ensure_slice
+
+    raw_dir = tmp_path / "raw"
+    assert ensure_slice("sample_smoke", raw_dir)
+    lines = (raw_dir / "train.tags.de-en.de").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1500
+    assert not ensure_slice("sample_de_en", tmp_path / "other") and not (tmp_path / "other").exists()

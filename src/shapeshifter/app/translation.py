@@ -150,7 +150,10 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
         record["init_from"] = {"path": str(init_from), "sha256": file_sha256(init_from)}
     write_record(record, record_path)
 
-    # 2. data (cached stages)
+    # 2. data (cached stages; a named slice of the committed sample is written on first use)
+    from shapeshifter.data.smoke import ensure_slice
+
+    ensure_slice(str(cfg.data.name), Path(str(cfg.data.raw_dir)))
     t0 = time.perf_counter()
     prepared = prepare_translation_data(dcfg)
     record["timings"] = {"data_s": time.perf_counter() - t0}

@@ -26,3 +26,16 @@ def slice_iwslt_raw(dst: Path, src: Path = SAMPLE_RAW, n_train_lines: int = 300,
             drop = set(seg_idx[n_segs:])
             write_lines(dst / fname, [x for i, x in enumerate(lines) if i not in drop])
     return dst
+
+
+# Named slices of the committed sample that configs refer to by ``data.name`` (conf/data/sample_smoke.yaml).
+SLICES = {"sample_smoke": {"n_train_lines": 1500, "n_segs": 30}}
+
+
+def ensure_slice(data_name: str, raw_dir: Path) -> bool:
+    """Write the named slice into ``raw_dir`` unless it is there already; False for data that is not a slice."""
+    if data_name not in SLICES:
+        return False
+    if not (raw_dir / "train.tags.de-en.de").is_file():
+        slice_iwslt_raw(raw_dir, **SLICES[data_name])
+    return True
