@@ -94,6 +94,27 @@ for scale in SCALES:
               f"{row['reduction']:.1f}× fewer, {row['metric']} {row['score']:.1f}")
 
 # %% [markdown]
+# ## Quality study: does Shapeshifter keep BLEU at ≥10× fewer parameters?
+#
+# Converged models at matched parameter budgets (`make reproduce-table-quality`), the investigation of why the
+# quality drops (`experiment=quality/why`, one change at a time, chosen on the validation split), and how well
+# each structure can fit the embeddings of the trained dense model (`pipelines/analyze_embeddings.py`).
+
+# %%
+from shapeshifter.analysis.embedding_fit import fit_markdown  # noqa: E402
+from shapeshifter.app.quality_table import quality_rows, verdict  # noqa: E402
+
+quality = [r for r in load_records(RECORDS / "quality") if r.get("kind") == "translation"]
+if quality:
+    rows = quality_rows(quality)
+    for budget in (10, 25):
+        print(verdict(rows, budget))
+else:
+    print("quality: no finished records yet")
+for fit in (r for r in load_records(RECORDS / "quality_why") if r.get("kind") == "embedding_fit"):
+    print(fit_markdown(fit))
+
+# %% [markdown]
 # ## Plots
 
 # %%

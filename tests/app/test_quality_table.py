@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.app.quality_table import build_quality_table, method, quality_rows, why_rows
+from shapeshifter.app.quality_table import build_quality_table, method, quality_rows, verdict, why_rows
 
 
 def record(name: str, seed: int, bleu: float, params: int, *, label: str | None = None, order: int = 2,
@@ -98,3 +98,11 @@ def test_why_rows_name_each_change_and_its_effect_on_valid_loss() -> None:
     assert [round(r["delta"], 3) for r in rows] == [0.0, -0.2, -0.1, 0.2]
     with pytest.raises(FileNotFoundError, match="base record"):
         why_rows(records[1:])
+
+
+def test_verdict_answers_the_question_from_the_rows() -> None:
+    text = verdict(quality_rows(study()), 10)
+    assert "best Shapeshifter row o2-r8-emb29-proj" in text or "best Shapeshifter row o2-r8-emb29 " in text
+    assert "more than 1 BLEU" in text
+    assert "vs narrow dense dense-d20 (6.00): ahead by" in text and "vs low-rank lowrank-r8 (12.00): ahead" in text
+    assert "not enough finished runs" in verdict(quality_rows(study()[2:]), 10)

@@ -211,3 +211,24 @@ def build_why_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
              "only; lower validation loss is better. Chosen on the validation split, never on the test split.")
     return write_table(out_dir, "quality_why", "Why the quality drops: one change at a time (~10× fewer parameters)",
                        rows, WHY_COLUMNS, records, notes)
+
+
+def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float = 1.0) -> str:
+    """The study's question at one budget, answered from the rows: is the best Shapeshifter row within
+    ``tolerance`` BLEU of dense, and ahead of the other methods at that budget?"""
+    dense = next((r for r in rows if r["method"] == "dense"), None)
+    at = [r for r in rows if r.get("budget") == budget and r["bleu"] is not None]
+    ours = [r for r in at if r["method"].startswith("Shapeshifter")]
+    if dense is None or not ours:
+        return f"~{budget}×: not enough finished runs yet (needs the dense row and a Shapeshifter row)."
+    best = max(ours, key=lambda r: r["bleu"])
+    gap = dense["bleu"] - best["bleu"]
+    lines = [f"~{budget}×: best Shapeshifter row {best['config']} ({best['reduction']:.1f}× fewer, {best['seeds']} "
+             f"seed(s)) scores {best['bleu']:.2f} BLEU vs dense {dense['bleu']:.2f}: "
+             f"{'within' if gap <= tolerance else 'more than'} {tolerance:g} BLEU (gap {gap:+.2f})."]
+    for other in sorted({r["method"] for r in at} - {r["method"] for r in ours}):
+        rival = max((r for r in at if r["method"] == other), key=lambda r: r["bleu"])
+        ahead = best["bleu"] - rival["bleu"]
+        lines.append(f"  vs {other} {rival['config']} ({rival['bleu']:.2f}): {'ahead' if ahead > 0 else 'behind'} "
+                     f"by {abs(ahead):.2f}.")
+    return "\n".join(lines)
