@@ -6,6 +6,7 @@
     python pipelines/reproduce.py ablation --scale smoke   # rank x scheme x layers
     python pipelines/reproduce.py 2_wmt --scale full       # Table 2 on WMT En-Ro (needs the WMT data)
     python pipelines/reproduce.py glue --scale smoke       # GLUE: tasks x configs, from scratch and pretrained
+    python pipelines/reproduce.py quality_glue --scale full   # SNLI sample at ~10x fewer parameters (CPU, hours)
     python pipelines/reproduce.py tables                   # rebuild every table from existing records only
     python pipelines/reproduce.py tables --from-wandb ENTITY/PROJECT --records results/wandb_records
                                                            # ... from the records kept in a W&B project
@@ -55,6 +56,8 @@ TABLES = {
     "ablation": Grid("ablation", ("ablation/iwslt14",)),
     "glue": Grid("glue_table", ("glue_table/scratch", "glue_table/pretrained"), smoke_scale="smoke_glue"),
     "quality": Grid("quality", ("quality/grid_10x", "quality/grid_narrow", "quality/grid_sizes"), full_scale="cpu"),
+    "quality_glue": Grid("quality_glue", ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue",
+                         full_scale="cpu"),
 }
 def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
     """Write the tiny local BERT that the GLUE table's pretrained half loads at SCALE=smoke."""

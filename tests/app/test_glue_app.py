@@ -161,3 +161,44 @@ def test_missing_field_fails_before_training(tmp_path: Path) -> None:
         run_job(cfg, tmp_path / "out")
     assert not (tmp_path / "out" / "checkpoints").exists()
     assert json.loads(record_path(cfg).read_text())["status"] == "running"  # never "done"
+
+
+def _tiny_snli(tmp_path: Path, *overrides: str) -> DictConfig:
+    """64 SNLI pairs of each split, batches of 32 (2 steps per epoch), a narrow encoder: seconds per epoch."""
+    return _compose(tmp_path, "experiment=glue/snli_demo", "glue.max_examples=64", "glue.batch_size=32",
+                    "glue.max_length=48", "arch.d_model=32", "arch.d_ff=64", *overrides)
+
+
+def test_early_stopping_is_recorded_and_the_schedule_keeps_its_ceiling(tmp_path: Path) -> None:
+    # a learning rate too small to change any prediction: epoch 2 cannot improve on epoch 1's accuracy
+    cfg = _tiny_snli(tmp_path, "trainer.max_epochs=6", "+ckpt.patience=1", "optim.lr=1e-12")
+    record = run_job(cfg, tmp_path / "out")
+    assert record["status"] == "done"
+    training = record["training"]
+    assert training["stopped_by"] == "early_stopping" and training["patience"] == 1
+    assert training["epochs"] == 2 and training["steps"] == 4 and record["timings"]["train_steps"] == 4
+    assert training["monitor"] == "val/accuracy"
+    assert training["best"] == pytest.approx(record["metrics"]["validation"]["accuracy"])  # the evaluated checkpoint
+    assert record["schedule"]["max_steps"] == 12  # warmup/decay span the max_epochs ceiling, not the epochs run
+
+
+def test_step_limit_stops_mid_epoch(tmp_path: Path) -> None:
+    record = run_job(_tiny_snli(tmp_path, "trainer.max_epochs=5", "trainer.max_steps=3"), tmp_path / "out")
+    assert record["status"] == "done" and record["schedule"]["max_steps"] == 3
+    assert record["training"]["stopped_by"] == "max_steps" and record["training"]["steps"] == 3
+    assert record["training"]["patience"] is None and "accuracy" in record["metrics"]["test"]
+
+
+def test_killed_after_training_resumes_straight_to_evaluation(tmp_path: Path) -> None:
+    """A run that died while evaluating (its record still "running") finishes without training again, also when
+    its last epoch did not improve on the best one (last.ckpt is the last epoch, not the best)."""
+    from shapeshifter.app.records import write_record
+
+    cfg = _tiny_snli(tmp_path, "trainer.max_epochs=2", "optim.lr=1e-12")  # epoch 2 cannot beat epoch 1
+    first = run_job(cfg, tmp_path / "out")
+    path = Path(first.pop("_path"))
+    write_record(first | {"status": "running"}, path)
+    again = run_job(cfg, tmp_path / "out")
+    assert again["status"] == "done" and again["resumed_from"].endswith("last.ckpt")
+    assert again["training"] == first["training"] and again["timings"]["train_step_s"] is None  # nothing trained
+    assert again["metrics"] == first["metrics"]

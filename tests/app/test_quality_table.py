@@ -56,6 +56,13 @@ def test_rows_per_configuration_with_methods_seed_means_and_ratios() -> None:
     assert rows["dense-d20"]["seeds"] == 1  # a narrow dense run is not averaged into the dense row
 
 
+def test_narrow_dense_reduction_is_against_the_dense_row() -> None:
+    narrow = record("dense", 1, 6.0, 100, label="d20")
+    narrow["params"]["reduction_vs_dense"] = 1.0  # what a run records: its own width is its dense model
+    rows = {r["config"]: r for r in quality_rows([*study()[:2], narrow])}
+    assert rows["dense-d20"]["reduction_vs_dense"] == pytest.approx(10.0) and rows["dense-d20"]["budget"] == 10
+
+
 def test_duplicate_record_is_an_error_not_a_second_seed() -> None:
     records = study() + [record("o2-r8-emb29", 1, 3.0, 100)]
     with pytest.raises(ValueError, match="same configuration and seed"):

@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from shapeshifter.glue.data import (  # noqa: E402
+    EpochShuffleSampler,
     GlueDataModule,
     collate_encoded,
     load_generic_splits,
@@ -242,3 +243,19 @@ def test_datamodule_max_length_and_majority(tmp_path: Path) -> None:
     dm.setup()
     assert max(len(ids) for ids, _, _ in dm.datasets["train"]) == 20
     assert dm.majority_rate("train") == pytest.approx(0.75)
+
+
+def test_training_order_is_drawn_from_seed_and_epoch_only(tmp_path: Path) -> None:
+    """A fresh loader set to epoch 1 (a resumed run) yields what the original loader yields in epoch 1."""
+    rows = [{"a": f"w{i}", "y": str(i % 2)} for i in range(40)]
+    dm = GlueDataModule.from_files("a", _jsonl(tmp_path / "t.jsonl", rows), label_field="y", batch_size=8, seed=3)
+
+    def epoch_order(loader, epoch: int) -> list[int]:
+        loader.sampler.set_epoch(epoch)  # what Lightning does at the start of every epoch
+        return list(loader.sampler)
+
+    straight = dm.train_dataloader()
+    orders = [epoch_order(straight, e) for e in range(3)]
+    assert orders[0] != orders[1] != orders[2] and sorted(orders[1]) == list(range(40))
+    assert epoch_order(dm.train_dataloader(), 1) == orders[1]
+    assert list(EpochShuffleSampler(40, seed=4)) != orders[0]  # another seed, another order

@@ -19,6 +19,15 @@ task name, file paths) so that a bad config fails before a record is written or 
 The optimiser reads ``optim.lr``, ``optim.betas``, ``optim.eps``, ``optim.weight_decay`` and
 ``optim.clip_norm``; the schedule length is ``trainer.max_steps`` when positive, else
 ``trainer.max_epochs`` x batches per epoch.
+
+``ckpt.patience`` (optional) stops training after that many epochs without a better validation score (the
+monitored metric is the task's main one, e.g. ``val/accuracy``). The linear warmup/decay still spans
+``trainer.max_epochs``, which is then a ceiling: a run stopped early ends with its learning rate not yet
+decayed to zero, and the ceiling is part of the configuration (changing it changes the schedule).
+
+A run resumed from ``last.ckpt`` continues the schedule where it stopped and reproduces an uninterrupted run
+(batch order drawn from (seed, epoch), dropout from seed + step); its record is "done" only once the
+schedule is complete or early stopping ended it (`shapeshifter.app.training`).
 """
 
 from __future__ import annotations
@@ -52,8 +61,9 @@ GLUE_DEFAULTS: dict[str, Any] = {
 DATA_KEYS = {"kind", "name", "name_in_tables", "task", "source", "data_dir", "cache_dir", "train", "validation",
              "test", "fmt", "text_fields", "label_field", "regression", "label_names"}
 ARCH_KEYS = {
-    "scratch": {"kind", "name", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "activation"},
-    "pretrained": {"kind", "name", "name_or_path", "config", "tokenizer", "dropout"},
+    # label: the architecture's name in run names and tables (narrow variants, e.g. d16)
+    "scratch": {"kind", "name", "label", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "activation"},
+    "pretrained": {"kind", "name", "label", "name_or_path", "config", "tokenizer", "dropout"},
 }
 
 
@@ -205,6 +215,14 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 
+    from shapeshifter.app.training import (
+        StopAtStep,
+        check_schedule_completed,
+        expected_steps,
+        last_checkpoint_callback,
+        stopping_callbacks,
+        training_summary,
+    )
     from shapeshifter.glue.models import apply_shapeshift
     from shapeshifter.glue.module import GlueClassifierModule
 
@@ -252,7 +270,7 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
     module = GlueClassifierModule(
         model, spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_steps=warmup,
         max_steps=max_steps, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps, shapeshift_report=report,
-        validation_splits=dm.validation_split_names, test_splits=dm.test_split_names,
+        validation_splits=dm.validation_split_names, test_splits=dm.test_split_names, seed=cfg.seed,
     )
     record["schedule"] = {"max_steps": max_steps, "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
 
@@ -261,14 +279,19 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
     metric = main_metric(spec)
     has_val = bool(dm.validation_split_names)
     ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=f"val/{metric}" if has_val else None,
-                           mode="max", save_top_k=1, save_last=True, auto_insert_metric_name=False)
+                           mode="max", save_top_k=1, auto_insert_metric_name=False)
     progress = cfg.trainer.get("progress_bar", "rich")
-    callbacks: list = [ckpt]
+    callbacks: list = [ckpt, last_checkpoint_callback(ckpt_dir)]
+    if has_val:
+        callbacks += stopping_callbacks(cfg.ckpt.get("patience"), f"val/{metric}", "max")
+    step_limit = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else None
+    if step_limit:
+        callbacks.append(StopAtStep(step_limit))
     if progress == "rich":
         callbacks.append(RichProgressBar())
     loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)
     trainer_kwargs = {k: v for k, v in _plain(cfg.trainer).items() if k != "progress_bar"}
-    trainer_kwargs["max_steps"] = max_steps
+    trainer_kwargs["max_steps"] = -1  # epoch-based in Lightning, a step limit is StopAtStep (app/training.py)
     if not has_val:
         trainer_kwargs["limit_val_batches"] = 0
     trainer = L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
@@ -281,8 +304,12 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
         t0 = time.perf_counter()
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
         train_s = time.perf_counter() - t0
+        record["training"] = training_summary(trainer, callbacks, max_steps=step_limit)
+        check_schedule_completed(record["training"], expected_steps(trainer, cfg.trainer.max_epochs, step_limit))
+        # this attempt's steps: fewer after a resume, none when resumed after the last epoch (no step time then)
+        steps_run = trainer.global_step - (module.first_step if module.first_step is not None else trainer.global_step)
         record["timings"].update({"train_s": train_s, "train_steps": trainer.global_step,
-                                  "train_step_s": train_s / max(1, trainer.global_step)})
+                                  "train_step_s": train_s / steps_run if steps_run else None})
 
         # 5. evaluate the best checkpoint (final weights without validation data)
         best = ckpt.best_model_path or None

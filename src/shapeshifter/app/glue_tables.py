@@ -7,10 +7,18 @@ says how much smaller and how much slower (or faster) each Shapeshifter model is
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from shapeshifter.app.tables import PARAMS_COLUMN, REDUCTION_COLUMN, Column, check_seed_replicas, fmt_num, mean_std
+from shapeshifter.app.tables import (
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
+    Column,
+    check_seed_replicas,
+    fmt_num,
+    mean_std,
+    policy_name,
+)
 
 
 def setting(record: dict[str, Any]) -> str:
@@ -18,12 +26,14 @@ def setting(record: dict[str, Any]) -> str:
     return "scratch" if record["config"]["arch"].get("kind") == "scratch" else "pretrained"
 
 
-def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> list[dict[str, Any]]:
-    """One row per (task, setting, shapeshift config): the main metric (in %) on the objective split and on
-    validation; ratios are against the baseline config of the same task and setting."""
+def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
+              label: Callable[[dict[str, Any]], str] = policy_name) -> list[dict[str, Any]]:
+    """One row per (task, setting, configuration: ``label`` of a record, the shapeshift policy's name unless
+    given): the main metric (in %) on the objective split and on validation; ratios are against the baseline
+    configuration of the same task and setting."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for rec in records:
-        key = (rec.get("task", {}).get("name", "?"), setting(rec), rec["config"]["shapeshift"]["name"])
+        key = (rec.get("task", {}).get("name", "?"), setting(rec), label(rec))
         groups.setdefault(key, []).append(rec)
     rows = []
     for (task, init, name), recs in groups.items():
@@ -41,14 +51,17 @@ def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense") -> lis
             "params": first["params"]["total"], "reduction": first["params"]["reduction_vs_dense"],
             "score": score[0], "score_std": score[1], "val_score": val[0], "val_score_std": val[1],
             "majority": 100 * majority[maj_split] if maj_split and majority[maj_split] is not None else None,
-            "train_step_s": statistics.mean(r["timings"]["train_step_s"] for r in recs),
+            # None when no attempt of the run trained (resumed after its last epoch): no step time was measured
+            "train_step_s": mean_std([r["timings"]["train_step_s"] for r in recs
+                                      if r["timings"].get("train_step_s") is not None])[0],
             "test_s": statistics.mean(r["timings"].get("test_s") or float("nan") for r in recs),
             "hashes": sorted(r["config_hash"] for r in recs),
         })
     for row in rows:
         key = (row["task"], row["setting"], baseline)
         base = next((r for r in rows if (r["task"], r["setting"], r["config"]) == key), None)
-        row["train_time_ratio"] = row["train_step_s"] / base["train_step_s"] if base else None
+        steps = row["train_step_s"], base["train_step_s"] if base else None
+        row["train_time_ratio"] = steps[0] / steps[1] if None not in steps else None
         row["test_time_ratio"] = row["test_s"] / base["test_s"] if base and base["test_s"] else None
         row["score_drop"] = (base["score"] - row["score"]) if base and base["score"] is not None else None
     rows.sort(key=lambda r: (r["task"], r["setting"] != "scratch", r["config"] != baseline, -r["params"], r["config"]))

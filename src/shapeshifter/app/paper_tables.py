@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows
-from shapeshifter.app.quality_table import build_quality_table, build_why_table
+from shapeshifter.app.quality_table import build_quality_glue_table, build_quality_table, build_why_table
 from shapeshifter.app.records import load_records
 from shapeshifter.app.tables import (
     PARAMS_COLUMN,
@@ -240,7 +240,7 @@ def build_glue_table(records_dir: Path, out_dir: Path) -> str:
 
 
 # -- everything ------------------------------------------------------------------------------------------------
-TABLE_IDS = ("table1", *TRANSLATION_TABLES, "glue_table", "quality", "quality_why")
+TABLE_IDS = ("table1", *TRANSLATION_TABLES, "glue_table", "quality", "quality_why", "quality_glue")
 SCALES = ("full", "smoke")
 
 
@@ -264,6 +264,8 @@ def build_table(table: str, scale: str, records_root: Path, tables_root: Path) -
         return build_quality_table(finished_records(records_dir, "translation"), out)
     if table == "quality_why":
         return build_why_table(finished_records(records_dir, "translation"), out)
+    if table == "quality_glue":
+        return build_quality_glue_table(finished_records(records_dir, "glue"), out)
     return build_translation_table(table, records_dir, out)
 
 

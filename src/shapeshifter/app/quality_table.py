@@ -1,9 +1,11 @@
-"""The quality study's table: converged models at matched parameter budgets, one row per configuration.
+"""The quality study's tables: converged models at matched parameter budgets, one row per configuration.
 
-Rows come from the records of ``experiment=quality/grid_*`` (group ``quality``): the dense model, Shapeshifter of
-order 2 and 3 at several sizes, Shapeshifter fitted to the trained dense model (``init_from``), narrow dense
-models, low-rank and PHM layers. Each row averages the seeds of one configuration; every ratio is against the
-dense model of the same study.
+``quality`` (translation) comes from the records of ``experiment=quality/grid_*`` (group ``quality``): the dense
+model, Shapeshifter of order 2 and 3 at several sizes, Shapeshifter fitted to the trained dense model
+(``init_from``), narrow dense models, low-rank and PHM layers. ``quality_glue`` (classification) comes from
+``experiment=quality/glue_grid*`` (group ``quality_glue``): encoder_small on the SNLI sample, dense, Shapeshifter,
+low-rank and narrow dense at ~10x fewer parameters. Each row averages the seeds of one configuration; every
+ratio is against the dense model of the same study.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.app.glue_tables import glue_rows
 from shapeshifter.app.records import semantic_config
 from shapeshifter.app.tables import (
     PARAMS_COLUMN,
@@ -78,23 +81,43 @@ def config_label(record: dict[str, Any]) -> str:
     return name if label == DENSE_ARCH_LABEL else f"{name}-{label}"
 
 
-def quality_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`translation_rows` per configuration, plus method, best valid loss and how training ended."""
-    rows = translation_rows(records, baseline="dense", label=config_label)
+def add_study_columns(rows: list[dict[str, Any]], records: Sequence[dict[str, Any]],
+                      scale: float = 1.0) -> None:
+    """Method, reduction against the study's dense row, best monitored validation value (x ``scale``), epochs
+    and how training ended, for rows labelled by `config_label`.
+
+    The reduction is recomputed from the dense row: a narrow dense record counts its own width as dense
+    (``reduction_vs_dense`` 1.0).
+    """
     by_label: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         by_label.setdefault(config_label(rec), []).append(rec)
+    dense = next((r for r in rows if r["config"] == "dense"), None)
     for row in rows:
         recs = by_label[row["config"]]
         training = [r.get("training") or {} for r in recs]
         row["method"] = method(recs[0])
+        if dense is not None:
+            row["reduction"] = dense["params"] / row["params"]
         row["reduction_vs_dense"] = row["reduction"]
-        row["valid_loss"], row["valid_loss_std"] = mean_std([t["best"] for t in training if "best" in t])
+        row["best"], row["best_std"] = mean_std([scale * t["best"] for t in training if "best" in t])
         row["epochs"] = mean_std([t["epochs"] for t in training if "epochs" in t])[0]
         row["stopped_by"] = ", ".join(sorted({t.get("stopped_by", "?") for t in training}))
         row["budget"] = min(BUDGETS, key=lambda b: abs(math.log(row["reduction"] / b)))
+
+
+def _study_order(row: dict[str, Any]) -> tuple:
     rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    rows.sort(key=lambda r: (r["budget"], rank.get(r["method"], len(rank)), -r["params"], r["config"]))
+    return row["budget"], rank.get(row["method"], len(rank)), -row["params"], row["config"]
+
+
+def quality_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`translation_rows` per configuration, plus method, best valid loss and how training ended."""
+    rows = translation_rows(records, baseline="dense", label=config_label)
+    add_study_columns(rows, records)
+    for row in rows:
+        row["valid_loss"], row["valid_loss_std"] = row.pop("best"), row.pop("best_std")
+    rows.sort(key=_study_order)
     return rows
 
 
@@ -232,3 +255,50 @@ def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float =
         lines.append(f"  vs {other} {rival['config']} ({rival['bleu']:.2f}): {'ahead' if ahead > 0 else 'behind'} "
                      f"by {abs(ahead):.2f}.")
     return "\n".join(lines)
+
+
+# -- the classification side: encoder_small on the SNLI sample -----------------------------------------------
+QUALITY_GLUE_COLUMNS = [
+    Column("method", "method"),
+    Column("config", "configuration"),
+    PARAMS_COLUMN,
+    REDUCTION_COLUMN,
+    Column("val_accuracy", "valid accuracy (%, best)", fmt_num(".1f")),
+    Column("accuracy", "test accuracy (%)", fmt_num(".1f")),
+    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
+    Column("epochs", "epochs", fmt_num(".1f")),
+    Column("stopped_by", "stopped by"),
+    Column("seeds", "seeds", str),
+]
+QUALITY_GLUE_CSV_COLUMNS = [Column(k, k) for k in (
+    "method", "config", "params", "reduction_vs_dense", "accuracy", "accuracy_std", "val_accuracy",
+    "val_accuracy_std", "train_time_ratio", "epochs", "stopped_by", "seeds")]
+
+
+def quality_glue_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`glue_rows` per configuration (narrow dense apart from dense), with the study's columns: test accuracy,
+    best validation accuracy (the monitored value of the evaluated checkpoint), epochs and how training ended."""
+    if len({r.get("task", {}).get("name") for r in records}) > 1:
+        raise ValueError("quality_glue: records of several tasks; the study is one task (the SNLI sample)")
+    rows = glue_rows(records, label=config_label)
+    add_study_columns(rows, records, scale=100.0)
+    for row in rows:
+        row["accuracy"], row["accuracy_std"] = row["score"], row["score_std"]
+        row["val_accuracy"], row["val_accuracy_std"] = row.pop("best"), row.pop("best_std")
+    rows.sort(key=_study_order)
+    return rows
+
+
+def build_quality_glue_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
+    """Write ``quality_glue.md/.tex/.csv``; returns the Markdown."""
+    rows = quality_glue_rows(records)
+    notes = ("Each configuration trained until its validation accuracy stopped improving (early stopping, see "
+             "'stopped by'; the linear learning-rate decay spans the max_epochs ceiling), the best-validation "
+             "checkpoint evaluated on the test split; mean ± std over seeds. Configurations differ only in the "
+             "method and its size (and seed).")
+    majority = next((r["majority"] for r in rows if r.get("majority") is not None), None)
+    if majority is not None:
+        notes += f" Predicting the majority class scores {majority:.1f}% on the same test split."
+    task = rows[0]["task"] if rows else "?"
+    return write_table(out_dir, "quality_glue", f"Quality at ~10× fewer parameters ({task}, encoder_small)", rows,
+                       QUALITY_GLUE_COLUMNS, records, notes, csv_columns=QUALITY_GLUE_CSV_COLUMNS)

@@ -90,39 +90,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def stopping_callbacks(cfg: DictConfig) -> list:
-    """Early stopping on the checkpoint monitor when ``ckpt.patience`` is set (epochs without improvement)."""
-    patience = cfg.ckpt.get("patience")
-    if not patience:
-        return []
-    from lightning.pytorch.callbacks import EarlyStopping
-
-    mode = "max" if "bleu" in cfg.ckpt.monitor else "min"
-    return [EarlyStopping(monitor=cfg.ckpt.monitor, mode=mode, patience=int(patience), check_finite=True)]
-
-
-def training_summary(trainer: Any, callbacks: list) -> dict[str, Any]:
-    """Epochs run, why training stopped (early stopping, max_epochs or max_steps) and the best monitored value
-    (the one of the checkpoint that is evaluated)."""
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-
-    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
-    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor not in (None, "step")), None)
-    early = stopper is not None and stopper.stopped_epoch > 0
-    max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
-    reason = "early_stopping" if early else ("max_steps" if max_steps and trainer.global_step >= max_steps
-                                             else "max_epochs")
-    out = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "stopped_by": reason,
-           "patience": stopper.patience if stopper is not None else None}
-    if best is not None and best.best_model_score is not None:
-        out.update(monitor=best.monitor, best=float(best.best_model_score))
-    return out
-
-
 def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
     import lightning as L
     from lightning.pytorch.callbacks import RichProgressBar
 
+    from shapeshifter.app.training import stopping_callbacks, training_summary
     from shapeshifter.data import prepare_translation_data
     from shapeshifter.translation.checkpoints import (
         average_checkpoints,
@@ -191,7 +163,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     callbacks = checkpoint_callbacks(ckpt_dir, monitor=cfg.ckpt.monitor,
                                      every_n_epochs=cfg.eval.bleu_every_n_epochs if monitors_bleu else 1,
                                      keep_last_epochs=cfg.ckpt.average_last)
-    callbacks += stopping_callbacks(cfg)
+    callbacks += stopping_callbacks(cfg.ckpt.get("patience"), cfg.ckpt.monitor, "max" if monitors_bleu else "min")
     if cfg.trainer.get("progress_bar", "rich") == "rich":
         callbacks.append(RichProgressBar())
     loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)

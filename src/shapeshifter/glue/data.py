@@ -11,19 +11,21 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from shapeshifter.glue.tasks import TaskSpec, generic_task, get_task
 from shapeshifter.glue.tokenization import Encoded, HFTokenizer, PairTokenizer, WordTokenizer
 
 __all__ = [
     "EncodedDataset",
+    "EpochShuffleSampler",
     "GlueDataModule",
     "RawSplit",
     "collate_encoded",
@@ -405,6 +407,28 @@ class _Collator:
 
 
 # ------------------------------------------------------------------------------------ data module
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation of ``range(n)`` drawn from ``(seed, epoch)`` (as the translation batches): the order of an
+    epoch does not depend on the epochs before it, so a run resumed from ``last.ckpt`` sees the batches an
+    uninterrupted one would.
+
+    Lightning calls `set_epoch` at the start of every epoch, also after a resume (a generator seeded once per
+    dataloader would restart at epoch 0's order instead).
+    """
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class GlueDataModule(L.LightningDataModule):
     """Tokenises raw splits once and serves padded batches.
 
@@ -531,12 +555,11 @@ class GlueDataModule(L.LightningDataModule):
     def _loader(self, split: str, train: bool) -> DataLoader:
         if split not in self.datasets:
             self.setup()
-        gen = torch.Generator().manual_seed(self.seed) if train else None
+        dataset = self.datasets[split]
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
-            generator=gen,
+            sampler=EpochShuffleSampler(len(dataset), self.seed) if train else None,
             num_workers=self.num_workers,
             collate_fn=_Collator(self.pad_id, self.spec.is_regression),
         )

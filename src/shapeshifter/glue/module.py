@@ -48,6 +48,10 @@ class GlueClassifierModule(L.LightningModule):
     ``shapeshift_report`` (from :func:`shapeshifter.glue.models.apply_shapeshift`) is kept for the run
     record; its per-layer reconstruction errors are sent to the loggers at the start of training and
     included in :meth:`final_metrics`.
+
+    With a ``seed``, the torch RNG is reseeded with ``seed + global_step`` before every update (as in the
+    translation module), so dropout masks depend only on the step and a run resumed from a checkpoint
+    reproduces an uninterrupted one (Lightning does not restore the RNG state).
     """
 
     def __init__(
@@ -63,12 +67,15 @@ class GlueClassifierModule(L.LightningModule):
         shapeshift_report: Any = None,
         validation_splits: list[str] | None = None,
         test_splits: list[str] | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
         self.spec = task_spec
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self.warmup_steps, self.max_steps = warmup_steps, max_steps
+        self.seed = seed
+        self.first_step: int | None = None  # global step when this fit started training (None: it did not)
         self.shapeshift_report = shapeshift_report
         self.validation_splits = list(validation_splits or task_spec.validation_splits)
         self.test_splits = list(test_splits or task_spec.test_splits)
@@ -92,6 +99,10 @@ class GlueClassifierModule(L.LightningModule):
 
     def _predictions(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.squeeze(-1).float() if self.spec.is_regression else logits.argmax(-1)
+
+    def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        if self.seed is not None:
+            torch.manual_seed(self.seed + self.global_step)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(self(batch), batch["labels"])
@@ -148,6 +159,7 @@ class GlueClassifierModule(L.LightningModule):
         return reconstruction_errors(self.shapeshift_report)
 
     def on_train_start(self) -> None:
+        self.first_step = self.global_step
         errors = self.reconstruction_errors()
         if errors and self.loggers:
             record = {f"shapeshift/reconstruction_error/{k}": v for k, v in errors.items()}

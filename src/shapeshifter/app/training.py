@@ -1,0 +1,90 @@
+"""Training bookkeeping shared by the translation and GLUE runs: early stopping, a step limit that survives a
+resume, how a run ended, and the check that it ran its whole schedule before its record may say "done".
+
+Why a step limit of our own: with ``Trainer(max_steps=N)`` Lightning (2.6, ``FitLoop.restarting``) treats a
+checkpoint written at the end of an epoch's validation (every ``last.ckpt``) as taken inside that epoch; the
+resumed fit replays the finished epoch as an empty one and counts it again, so a run killed during epoch k
+stops one epoch early. Runs are therefore epoch-based in Lightning (``max_steps=-1``) and a step limit, when
+one is asked for, is `StopAtStep`.
+
+Why a ``last.ckpt`` callback of our own: ``ModelCheckpoint(monitor=..., save_last=True)`` rewrites ``last.ckpt``
+only in epochs whose score enters its top k (Lightning 2.6, ``on_validation_end``), so after the last
+improvement a resume restarts from the best epoch and trains the epochs after it again (`last_checkpoint_callback`).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+
+def last_checkpoint_callback(dirpath: str | Path) -> ModelCheckpoint:
+    """``<dirpath>/last.ckpt``, rewritten at the end of every epoch (after its validation), to resume from.
+
+    List it after the monitored checkpoint callback: Lightning runs checkpoint callbacks last and in list order,
+    so ``last.ckpt`` then holds that callback's best score and path of the same epoch (and early stopping's
+    state).
+    """
+    return ModelCheckpoint(dirpath=str(dirpath), filename="last", monitor=None, save_top_k=1,
+                           enable_version_counter=False)
+
+
+def stopping_callbacks(patience: int | None, monitor: str, mode: str) -> list[Callback]:
+    """Early stopping on ``monitor`` after ``patience`` validations without improvement (none when unset)."""
+    if not patience:
+        return []
+    return [EarlyStopping(monitor=monitor, mode=mode, patience=int(patience), check_finite=True)]
+
+
+class StopAtStep(Callback):
+    """Stop after ``max_steps`` optimizer steps (validating first, as early stopping does), mid-epoch if need be.
+
+    Replaces ``Trainer(max_steps=...)``, whose resume from an end-of-epoch checkpoint loses an epoch (module
+    docstring).
+    """
+
+    def __init__(self, max_steps: int) -> None:
+        self.max_steps = int(max_steps)
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step >= self.max_steps:
+            trainer.should_stop = True
+
+
+def training_summary(trainer: Any, callbacks: list, max_steps: int | None = None) -> dict[str, Any]:
+    """Epochs run, why training stopped (early stopping, max_epochs or max_steps) and the best monitored value
+    (the one of the checkpoint that is evaluated). ``max_steps``: the step limit when it is not the Trainer's
+    (`StopAtStep`)."""
+    stopper = next((c for c in callbacks if isinstance(c, EarlyStopping)), None)
+    best = next((c for c in callbacks if isinstance(c, ModelCheckpoint) and c.monitor not in (None, "step")), None)
+    early = stopper is not None and stopper.stopped_epoch > 0
+    if max_steps is None and trainer.max_steps and trainer.max_steps > 0:
+        max_steps = trainer.max_steps
+    reason = "early_stopping" if early else ("max_steps" if max_steps and trainer.global_step >= max_steps
+                                             else "max_epochs")
+    out = {"epochs": trainer.current_epoch, "steps": trainer.global_step, "stopped_by": reason,
+           "patience": stopper.patience if stopper is not None else None}
+    if best is not None and best.best_model_score is not None:
+        out.update(monitor=best.monitor, best=float(best.best_model_score))
+    return out
+
+
+def expected_steps(trainer: Any, max_epochs: int | None, max_steps: int | None = None) -> float:
+    """Optimizer steps a run that is not stopped early must reach: ``max_epochs`` x the batches the Trainer
+    takes per epoch (``limit_train_batches`` counted), capped by ``max_steps``."""
+    per_epoch = math.ceil(trainer.num_training_batches / max(1, trainer.accumulate_grad_batches))
+    epochs = max_epochs if max_epochs is not None and max_epochs >= 0 else math.inf
+    steps = epochs * per_epoch if per_epoch else math.inf
+    return min(steps, max_steps) if max_steps is not None and max_steps > 0 else steps
+
+
+def check_schedule_completed(summary: dict[str, Any], expected: float) -> None:
+    """Refuse to call a run finished when it stopped short of its schedule without early stopping (a signal,
+    a resume that skipped an epoch): its record stays "running" and the next attempt resumes it."""
+    if summary["stopped_by"] != "early_stopping" and summary["steps"] < expected:
+        raise RuntimeError(f"training ended after {summary['steps']} of {expected} optimizer steps "
+                           f"(epoch {summary['epochs']}, stopped by {summary['stopped_by']}) without early stopping; "
+                           "the record is left unfinished, rerun the same command to resume from last.ckpt")

@@ -1,0 +1,80 @@
+"""A GLUE run SIGKILLed in the middle of an epoch resumes from ``last.ckpt`` and ends where an uninterrupted run
+ends: same optimizer steps, same metrics (CPU, one thread), a record that is "done" only then.
+
+The kill comes from inside the real entry point (``pipelines/train.py`` run by a wrapper that patches the
+module's ``on_train_batch_end`` to SIGKILL its own process after N steps), so the moment is exact and nothing
+in the project carries a test hook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KILL_AT_STEP = 9  # 6 steps per epoch below: in the middle of the second epoch, after epoch 1's last.ckpt
+WRAPPER = """
+import os, runpy, signal, sys
+from shapeshifter.glue.module import GlueClassifierModule
+
+kill_at = int(os.environ.get("KILL_AT_STEP") or 0)
+if kill_at:
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        if self.global_step >= kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    GlueClassifierModule.on_train_batch_end = on_train_batch_end
+sys.argv = ["train.py", *sys.argv[1:]]
+runpy.run_path(sys.argv.pop(1), run_name="__main__")
+"""
+
+
+def _train(tmp: Path, kill_at: int | None = None) -> subprocess.CompletedProcess:
+    overrides = [
+        "experiment=glue/snli_demo", "glue.max_examples=192", "glue.batch_size=32", "glue.max_length=48",
+        "arch.d_model=32", "arch.d_ff=64", "trainer.max_epochs=2", "trainer.progress_bar=none",
+        "+trainer.enable_model_summary=false", "logger.wandb.enabled=false", "run.threads=1",
+        f"run.records={tmp / 'records'}", f"run.outputs={tmp / 'outputs'}",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KILL_AT_STEP": str(kill_at or "")}
+    cmd = [sys.executable, "-c", WRAPPER, str(ROOT / "pipelines" / "train.py"), *overrides]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
+
+
+def _record(tmp: Path) -> dict:
+    (path,) = (tmp / "records" / "demo_glue").glob("*.json")
+    return json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_path: Path) -> None:
+    killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
+    killed_dir.mkdir()
+    straight_dir.mkdir()
+
+    killed = _train(killed_dir, kill_at=KILL_AT_STEP)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert _record(killed_dir)["status"] == "running"
+    (last,) = (killed_dir / "outputs").glob("demo_glue/*/checkpoints/last.ckpt")  # written at the end of epoch 1
+
+    resumed = _train(killed_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    straight = _train(straight_dir)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    a, b = _record(killed_dir), _record(straight_dir)
+    assert a["status"] == b["status"] == "done"
+    assert a["resumed_from"] == str(last) and b["resumed_from"] is None
+    assert a["schedule"]["max_steps"] == b["schedule"]["max_steps"] == 12
+    assert a["training"]["steps"] == b["training"]["steps"] == a["timings"]["train_steps"] == 12
+    assert a["training"]["epochs"] == b["training"]["epochs"] == 2
+    assert a["training"]["stopped_by"] == b["training"]["stopped_by"] == "max_epochs"
+    # same batches (order drawn from (seed, epoch)) and same dropout masks (seed + step): same model
+    assert a["training"]["best"] == b["training"]["best"]
+    assert a["metrics"]["validation"] == pytest.approx(b["metrics"]["validation"], rel=1e-6)
+    assert a["metrics"]["test"] == pytest.approx(b["metrics"]["test"], rel=1e-6)
