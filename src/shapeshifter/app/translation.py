@@ -94,7 +94,7 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     import lightning as L
     from lightning.pytorch.callbacks import RichProgressBar
 
-    from shapeshifter.app.training import stopping_callbacks, training_summary
+    from shapeshifter.app.training import last_checkpoint_callback, stopping_callbacks, training_summary
     from shapeshifter.data import prepare_translation_data
     from shapeshifter.translation.checkpoints import (
         average_checkpoints,
@@ -162,7 +162,8 @@ def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[s
     monitors_bleu = "bleu" in cfg.ckpt.monitor
     callbacks = checkpoint_callbacks(ckpt_dir, monitor=cfg.ckpt.monitor,
                                      every_n_epochs=cfg.eval.bleu_every_n_epochs if monitors_bleu else 1,
-                                     keep_last_epochs=cfg.ckpt.average_last)
+                                     keep_last_epochs=cfg.ckpt.average_last, save_last=False)
+    callbacks.append(last_checkpoint_callback(ckpt_dir))  # every epoch, after the monitored ones (resume point)
     callbacks += stopping_callbacks(cfg.ckpt.get("patience"), cfg.ckpt.monitor, "max" if monitors_bleu else "min")
     if cfg.trainer.get("progress_bar", "rich") == "rich":
         callbacks.append(RichProgressBar())

@@ -25,6 +25,7 @@ def checkpoint_callbacks(
     save_top_k: int = 1,
     every_n_epochs: int = 1,
     keep_last_epochs: int = 0,
+    save_last: bool = True,
 ) -> list[ModelCheckpoint]:
     """Best-by-`monitor` checkpoints plus `last.ckpt`; optionally the last `keep_last_epochs` epochs too.
 
@@ -40,7 +41,7 @@ def checkpoint_callbacks(
         mode=mode,
         save_top_k=save_top_k,
         every_n_epochs=every_n_epochs,
-        save_last=True,
+        save_last=save_last,
         auto_insert_metric_name=False,
     )
     callbacks = [best]
