@@ -37,7 +37,10 @@ def main() -> None:
     if not config_file.is_file():
         raise SystemExit(f"{config_file} not found: pass the Hydra output directory of a pipelines/train.py run")
     cfg = OmegaConf.load(config_file)
-    ckpt_dir = args.run_dir / "checkpoints"
+    from shapeshifter.app.records import config_hash
+    from shapeshifter.app.runs import checkpoint_dir
+
+    ckpt_dir = checkpoint_dir(args.run_dir, config_hash(OmegaConf.to_container(cfg, resolve=True)))
     from shapeshifter.translation.checkpoints import average_checkpoints, epoch_checkpoints, load_model_weights
 
     if args.average_last:

@@ -83,10 +83,11 @@ def test_glue_task_from_local_files_skip_if_done_fresh_if_changed(tmp_path: Path
     again = run_job(cfg, tmp_path / "out")  # same config: skipped, record untouched
     assert path.read_text() == before and again["config_hash"] == record["config_hash"]
 
-    # same run name and output folder, another config: trains afresh instead of resuming the other's last.ckpt
+    # same run name and job folder, another config: its own run folder, trained afresh, the first one untouched
     other = run_job(_compose(tmp_path, *_cola_overrides(cola_dir), "optim.lr=1e-3"), tmp_path / "out")
     assert other["config_hash"] != record["config_hash"] and other["resumed_from"] is None
-    assert (tmp_path / "out" / f"checkpoints.{record['config_hash']}" / "last.ckpt").is_file()
+    for run in (record, other):
+        assert (tmp_path / "out" / run["config_hash"] / "checkpoints" / "last.ckpt").is_file()
 
 
 def test_shapeshifted_tiny_bert_records_reconstruction_errors(tmp_path: Path) -> None:
@@ -149,7 +150,7 @@ def test_bad_task_fails_before_training(tmp_path: Path) -> None:
         run_job(cfg, tmp_path / "out")
     path = record_path(cfg)
     assert not path.exists() or json.loads(path.read_text())["status"] != "done"
-    assert not (tmp_path / "out" / "checkpoints").exists()
+    assert not list((tmp_path / "out").rglob("checkpoints"))
 
 
 def test_missing_field_fails_before_training(tmp_path: Path) -> None:
@@ -159,7 +160,7 @@ def test_missing_field_fails_before_training(tmp_path: Path) -> None:
                    "data.text_fields=[sentence]")
     with pytest.raises(ValueError, match=r"missing field\(s\) \['sentence'\]"):
         run_job(cfg, tmp_path / "out")
-    assert not (tmp_path / "out" / "checkpoints").exists()
+    assert not list((tmp_path / "out").rglob("checkpoints"))
     assert json.loads(record_path(cfg).read_text())["status"] == "running"  # never "done"
 
 

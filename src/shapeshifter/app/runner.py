@@ -10,14 +10,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.records import config_hash
+from shapeshifter.app.runs import run_dir
 
 log = logging.getLogger("shapeshifter")
 
 
+def run_hash(cfg: DictConfig) -> str:
+    """The config hash that names this run's record and its run folder."""
+    return config_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
 def record_path(cfg: DictConfig) -> Path:
     """Where this run's record lives: ``<records>/<group>/<name>-<config hash>.json``."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    return Path(cfg.run.records) / str(cfg.run.group) / f"{cfg.run.name}-{config_hash(config)}.json"
+    return Path(cfg.run.records) / str(cfg.run.group) / f"{cfg.run.name}-{run_hash(cfg)}.json"
 
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -32,7 +37,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             log.info("skipping %s: record %s is complete", cfg.run.name, path)
             existing["_path"] = str(path)
             return existing
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = run_dir(out_dir, run_hash(cfg))  # <job folder>/<config hash>: no two configs share files
     threads = cfg.run.get("threads")
     if threads:  # parallel local jobs: each takes its share of the cores instead of all of them
         import torch

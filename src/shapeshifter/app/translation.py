@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.records import claim_checkpoint_dir, finish_record, new_record, write_record
+from shapeshifter.app.runs import find_checkpoint
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.params import count_parameters
 
@@ -55,16 +56,10 @@ def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
         return None
     if cfg.shapeshift.get("init", "random") != "project":
         raise ValueError("shapeshift.init_from needs shapeshift.init=project (the factors are fitted to its weights)")
-    path = Path(str(source))
-    if path.is_dir():
-        best = sorted((path / "checkpoints").glob("best-*.ckpt"))
-        if len(best) != 1:
-            raise FileNotFoundError(f"shapeshift.init_from: expected one checkpoints/best-*.ckpt in {path}, "
-                                    f"found {len(best)} (train the dense run first)")
-        path = best[0]
-    if not path.is_file():
-        raise FileNotFoundError(f"shapeshift.init_from: no checkpoint at {path} (train the dense run first)")
-    return path
+    try:
+        return find_checkpoint(Path(str(source)))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"shapeshift.init_from: {err} (train the dense run first)") from err
 
 
 def validate_schedule(cfg: DictConfig) -> float:
