@@ -47,6 +47,7 @@ class Grid:
     experiments: tuple[str, ...]      # experiment files whose grids (each with its dense baseline) fill the table
     smoke_scale: str = "smoke"        # conf/scale file used for SCALE=smoke
     full_scale: str = "full"          # conf/scale file used for SCALE=full (cpu: a study sized for CPUs)
+    with_dense: bool = True           # add each experiment's dense baseline (False: a grid file lists it)
 
 
 TABLES = {
@@ -55,7 +56,8 @@ TABLES = {
     "embedding": Grid("embedding_table", ("embedding_table/iwslt14",)),
     "ablation": Grid("ablation", ("ablation/iwslt14",)),
     "glue": Grid("glue_table", ("glue_table/scratch", "glue_table/pretrained"), smoke_scale="smoke_glue"),
-    "quality": Grid("quality", ("quality/grid_10x", "quality/grid_narrow", "quality/grid_sizes"), full_scale="cpu"),
+    "quality": Grid("quality", ("quality/grid_dense", "quality/grid_10x", "quality/grid_narrow", "quality/grid_sizes"),
+                    full_scale="cpu", with_dense=False),
     "quality_glue": Grid("quality_glue", ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue",
                          full_scale="cpu"),
 }
@@ -100,7 +102,7 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
     grid = TABLES[table]
     base = [f"+scale={grid.smoke_scale if scale == 'smoke' else grid.full_scale}", f"run.records={records}",
             f"run.outputs={outputs}", *(extra or [])]
-    jobs = [job for experiment in grid.experiments for job in grid_jobs(CONF, experiment, base)]
+    jobs = [job for experiment in grid.experiments for job in grid_jobs(CONF, experiment, base, grid.with_dense)]
     if dry_run:
         print("\n".join("python pipelines/train.py " + shlex.join(job) for job in jobs))
         return 0
