@@ -271,6 +271,7 @@ def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any
         model, spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_steps=warmup,
         max_steps=max_steps, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps, shapeshift_report=report,
         validation_splits=dm.validation_split_names, test_splits=dm.test_split_names, seed=cfg.seed,
+        factor_lr_scale=float(cfg.optim.get("factor_lr_scale", 1.0)),
     )
     record["schedule"] = {"max_steps": max_steps, "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
 

@@ -16,6 +16,7 @@ from torch import nn
 
 from shapeshifter.glue.metrics import glue_metrics
 from shapeshifter.glue.tasks import TaskSpec, split_tag
+from shapeshifter.optim import param_groups
 
 __all__ = ["GlueClassifierModule", "linear_warmup_decay", "reconstruction_errors"]
 
@@ -68,6 +69,7 @@ class GlueClassifierModule(L.LightningModule):
         validation_splits: list[str] | None = None,
         test_splits: list[str] | None = None,
         seed: int | None = None,
+        factor_lr_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -75,6 +77,7 @@ class GlueClassifierModule(L.LightningModule):
         self.lr, self.weight_decay, self.betas, self.eps = lr, weight_decay, betas, eps
         self.warmup_steps, self.max_steps = warmup_steps, max_steps
         self.seed = seed
+        self.factor_lr_scale = factor_lr_scale
         self.first_step: int | None = None  # global step when this fit started training (None: it did not)
         self.shapeshift_report = shapeshift_report
         self.validation_splits = list(validation_splits or task_spec.validation_splits)
@@ -179,14 +182,10 @@ class GlueClassifierModule(L.LightningModule):
     # -- optimisation
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW without weight decay on biases and norm parameters; per-step LR schedule."""
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():
-            if not p.requires_grad:
-                continue
-            (no_decay if p.ndim < 2 or "norm" in name.lower() or name.endswith("bias") else decay).append(p)
-        groups = [{"params": decay, "weight_decay": self.weight_decay}]
-        if no_decay:
-            groups.append({"params": no_decay, "weight_decay": 0.0})
+        def no_decay(name: str, p: torch.nn.Parameter) -> bool:
+            return p.ndim < 2 or "norm" in name.lower() or name.endswith("bias")
+
+        groups = param_groups(self, self.lr, self.factor_lr_scale, self.weight_decay, no_decay)
         opt = torch.optim.AdamW(groups, lr=self.lr, betas=self.betas, eps=self.eps)
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: linear_warmup_decay(s, self.warmup_steps, self.max_steps)

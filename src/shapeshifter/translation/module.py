@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from shapeshifter.optim import param_groups
 from shapeshifter.translation.bleu import tokenized_bleu
 from shapeshifter.translation.criterion import label_smoothed_nll_loss, to_base2
 from shapeshifter.translation.generate import make_generator, translate_batch
@@ -48,23 +49,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return [plain(v) for v in value]
     return value
-
-
-def factor_param_groups(model: nn.Module, lr: float, factor_lr_scale: float = 1.0) -> list[dict[str, Any]]:
-    """Optimizer groups: factor parameters (``….matrix.factors.N``) at ``lr * factor_lr_scale``, the rest at ``lr``.
-
-    Adam moves every entry by about ``lr`` per step, whatever its scale. A factor's entries have a different
-    scale than the dense weight they stand for (``factor_std``), so the same ``lr`` changes a factorized
-    matrix by a different relative amount per step; the scale lets a run correct for that. With the
-    default 1.0 there is one group, as before.
-    """
-    named = list(model.named_parameters())
-    factors = [p for n, p in named if ".matrix.factors." in n]
-    if factor_lr_scale == 1.0 or not factors:
-        return [{"params": [p for _, p in named]}]
-    ids = {id(p) for p in factors}
-    rest = [p for _, p in named if id(p) not in ids]
-    return [{"params": rest}, {"params": factors, "lr": lr * factor_lr_scale}]
 
 
 class TranslationModule(L.LightningModule):
@@ -206,7 +190,7 @@ class TranslationModule(L.LightningModule):
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
         hp = self.hparams
-        groups = factor_param_groups(self.model, hp.lr, hp.get("factor_lr_scale", 1.0))
+        groups = param_groups(self.model, hp.lr, hp.get("factor_lr_scale", 1.0))
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=self.betas, eps=hp.eps, weight_decay=hp.weight_decay)
         schedule = InverseSqrtSchedule(hp.lr, hp.warmup_updates, hp.warmup_init_lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
