@@ -14,6 +14,7 @@ from pathlib import Path
 
 from shapeshifter.analysis.embedding_fit import analyse_checkpoint, fit_markdown
 from shapeshifter.app.records import write_record
+from shapeshifter.app.run_folder import best_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     checkpoint = args.run
     if checkpoint.is_dir():
-        best = sorted((checkpoint / "checkpoints").glob("best-*.ckpt"))
-        if len(best) != 1:
-            parser.error(f"expected one checkpoints/best-*.ckpt in {checkpoint}, found {len(best)}")
-        checkpoint = best[0]
+        try:
+            checkpoint = best_checkpoint(checkpoint)
+        except FileNotFoundError as err:
+            parser.error(str(err))
     for lang in (args.src, args.tgt):
         if not (args.data_bin / f"dict.{lang}.txt").is_file():
             parser.error(f"no dictionary {args.data_bin / f'dict.{lang}.txt'}")

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.records import claim_checkpoint_dir, finish_record, new_record, write_record
+from shapeshifter.app.records import claim_checkpoint_dir, file_sha256, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.params import count_parameters
 
@@ -57,11 +57,12 @@ def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
         raise ValueError("shapeshift.init_from needs shapeshift.init=project (the factors are fitted to its weights)")
     path = Path(str(source))
     if path.is_dir():
-        best = sorted((path / "checkpoints").glob("best-*.ckpt"))
-        if len(best) != 1:
-            raise FileNotFoundError(f"shapeshift.init_from: expected one checkpoints/best-*.ckpt in {path}, "
-                                    f"found {len(best)} (train the dense run first)")
-        path = best[0]
+        from shapeshifter.app.run_folder import best_checkpoint
+
+        try:
+            path = best_checkpoint(path)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(f"shapeshift.init_from: {err} (train the dense run first)") from None
     if not path.is_file():
         raise FileNotFoundError(f"shapeshift.init_from: no checkpoint at {path} (train the dense run first)")
     return path
@@ -78,16 +79,6 @@ def validate_schedule(cfg: DictConfig) -> float:
         raise ValueError(f"trainer.max_epochs must be >= 1 (or set trainer.max_steps), got {cfg.trainer.max_epochs}: "
                          "a run that trains nothing would be recorded as done")
     return float(cfg.optim.get("factor_lr_scale", 1.0))
-
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def stopping_callbacks(cfg: DictConfig) -> list:
