@@ -14,7 +14,7 @@ from pathlib import Path
 
 from shapeshifter.analysis.embedding_fit import analyse_checkpoint, fit_markdown
 from shapeshifter.app.records import write_record
-from shapeshifter.app.runs import find_checkpoint
+from shapeshifter.app.run_folder import find_checkpoint
 
 
 def main(argv: list[str] | None = None) -> int:

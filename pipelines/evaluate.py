@@ -33,15 +33,14 @@ def main() -> None:
 
     from omegaconf import OmegaConf
 
-    config_file = args.run_dir / ".hydra" / "config.yaml"
-    if not config_file.is_file():
-        raise SystemExit(f"{config_file} not found: pass the Hydra output directory of a pipelines/train.py run")
-    cfg = OmegaConf.load(config_file)
-    from shapeshifter.app.records import config_hash
-    from shapeshifter.app.runs import checkpoint_dir
-
-    ckpt_dir = checkpoint_dir(args.run_dir, config_hash(OmegaConf.to_container(cfg, resolve=True)))
+    from shapeshifter.app.run_folder import find_run
     from shapeshifter.translation.checkpoints import average_checkpoints, epoch_checkpoints, load_model_weights
+
+    try:
+        run = find_run(args.run_dir)
+    except (FileNotFoundError, ValueError) as err:
+        raise SystemExit(str(err)) from None
+    cfg, ckpt_dir = run.config, run.checkpoints
 
     if args.average_last:
         paths = epoch_checkpoints(ckpt_dir, args.average_last)
@@ -50,9 +49,10 @@ def main() -> None:
                              "(train with ckpt.average_last=N to keep them)")
         label = f"avg{len(paths)}"
     else:
-        ckpt = args.checkpoint or next(iter(sorted(ckpt_dir.glob("best-*.ckpt"))), ckpt_dir / "last.ckpt")
-        if not Path(ckpt).is_file():
-            raise SystemExit(f"checkpoint not found: {ckpt}")
+        try:
+            ckpt = run.checkpoint(args.checkpoint) if args.checkpoint else run.best_or_last()
+        except FileNotFoundError as err:
+            raise SystemExit(str(err)) from None
         label = Path(ckpt).stem
 
     from shapeshifter.app.policy import policy_from_config

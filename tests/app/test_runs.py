@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.app.runs import find_checkpoint, run_dir
+from shapeshifter.app.run_folder import find_checkpoint, run_dir
 
 
 def test_two_configs_under_one_name_get_separate_folders(tmp_path: Path) -> None:

@@ -34,6 +34,15 @@ def config_hash(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in chunks (checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def git_commit(repo: Path | None = None) -> str | None:
     """HEAD commit of the repository (with ``-dirty`` when the tree has changes), None outside git."""
     cwd = str(repo or Path(__file__).resolve().parents[3])

@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.records import config_hash
-from shapeshifter.app.runs import run_dir
+from shapeshifter.app.run_folder import run_dir
 
 log = logging.getLogger("shapeshifter")
 

@@ -16,8 +16,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.records import claim_checkpoint_dir, finish_record, new_record, write_record
-from shapeshifter.app.runs import find_checkpoint
+from shapeshifter.app.records import claim_checkpoint_dir, file_sha256, finish_record, new_record, write_record
+from shapeshifter.app.run_folder import find_checkpoint
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.params import count_parameters
 
@@ -75,14 +75,6 @@ def validate_schedule(cfg: DictConfig) -> float:
     return float(cfg.optim.get("factor_lr_scale", 1.0))
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:

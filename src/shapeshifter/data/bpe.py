@@ -11,7 +11,7 @@ import contextlib
 import io
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shapeshifter.data.cache import DataError
@@ -42,13 +42,26 @@ def learn_subword_nmt(train_files: Sequence[Path], codes: Path, merges: int) -> 
 
 
 def apply_subword_nmt(codes: Path, lines: Sequence[str]) -> list[str]:
+    return load_segmenter("subword_nmt", codes)(lines)
+
+
+def load_segmenter(kind: str, model: Path) -> Callable[[Sequence[str]], list[str]]:
+    """Read a subword model once and return the function that segments lines with it (for repeated calls)."""
+    model = Path(model)
+    if kind not in ("subword_nmt", "sentencepiece"):
+        raise ValueError(f"unknown bpe kind {kind!r}")
+    if not model.is_file():
+        raise DataError(f"missing {'BPE codes file' if kind == 'subword_nmt' else 'SentencePiece model'}: {model}")
+    if kind == "sentencepiece":
+        import sentencepiece as spm
+
+        sp = spm.SentencePieceProcessor(model_file=str(model))
+        return lambda lines: [" ".join(pieces) for pieces in sp.encode(list(lines), out_type=str)]
     from subword_nmt.apply_bpe import BPE
 
-    if not codes.is_file():
-        raise DataError(f"missing BPE codes file: {codes}")
-    with open(codes, encoding="utf-8") as f:
+    with open(model, encoding="utf-8") as f:
         bpe = BPE(f)
-    return [bpe.process_line(line) for line in lines]
+    return lambda lines: [bpe.process_line(line) for line in lines]
 
 
 def learn_sentencepiece(train_files: Sequence[Path], model_prefix: Path, vocab_size: int) -> None:
@@ -71,12 +84,7 @@ def learn_sentencepiece(train_files: Sequence[Path], model_prefix: Path, vocab_s
 
 
 def apply_sentencepiece(model: Path, lines: Sequence[str]) -> list[str]:
-    import sentencepiece as spm
-
-    if not model.is_file():
-        raise DataError(f"missing SentencePiece model: {model}")
-    sp = spm.SentencePieceProcessor(model_file=str(model))
-    return [" ".join(pieces) for pieces in sp.encode(list(lines), out_type=str)]
+    return load_segmenter("sentencepiece", model)(lines)
 
 
 def debpe(line: str, kind: str = "subword_nmt") -> str:

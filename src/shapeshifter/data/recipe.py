@@ -119,13 +119,35 @@ def _extract_wmt(cfg: TranslationDataConfig, tmp: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- tokenize
+def tokenize_options(cfg: TranslationDataConfig) -> dict[str, bool]:
+    """The keyword arguments of `tokenize_lines` that this recipe uses (what an exported model stores)."""
+    wmt = cfg.recipe == "wmt18"
+    return {"escape": bool(cfg.moses_escape), "normalize_punctuation": wmt and bool(cfg.normalize_punctuation),
+            "normalize_romanian": wmt, "remove_diacritics": bool(cfg.remove_diacritics)}
+
+
+def tokenize_lines(lines: list[str], lang: str, escape: bool = False, normalize_punctuation: bool = False,
+                   normalize_romanian: bool = False, remove_diacritics: bool = True) -> list[str]:
+    """The recipe's tokenization of one side; the translator calls it too, so new text is cut like training text."""
+    if normalize_punctuation:
+        lines = wmt18.normalize_punctuation(lines, lang)
+    if normalize_romanian and lang == "ro":
+        lines = [wmt18.normalize_romanian(x, remove_diacritics) for x in lines]
+    return moses_tokenize(lines, lang, escape=escape)
+
+
+def subword_model_file(cfg: TranslationDataConfig) -> Path:
+    """Where the recipe writes its subword model: ``bpe.codes`` (subword-nmt) or ``spm.model``."""
+    return Path(cfg.work_dir) / ("bpe.codes" if cfg.bpe == "subword_nmt" else "spm.model")
+
+
+def data_bin_dir(cfg: TranslationDataConfig) -> Path:
+    """The fairseq data-bin (with ``dict.<lang>.txt``): the configured existing one, else the recipe's own."""
+    return Path(cfg.data_bin) if cfg.data_bin else Path(cfg.work_dir) / "data-bin"
+
+
 def _tokenize_lines(cfg: TranslationDataConfig, lines: list[str], lang: str) -> list[str]:
-    if cfg.recipe == "wmt18":
-        if cfg.normalize_punctuation:
-            lines = wmt18.normalize_punctuation(lines, lang)
-        if lang == "ro":
-            lines = [wmt18.normalize_romanian(x, cfg.remove_diacritics) for x in lines]
-    return moses_tokenize(lines, lang, escape=cfg.moses_escape)
+    return tokenize_lines(lines, lang, **tokenize_options(cfg))
 
 
 def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print) -> PreparedData:
@@ -206,12 +228,11 @@ def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print
 
     # 4. subword model
     train_tok = [split_files["train"].tok[lang] for lang in langs]
+    model = subword_model_file(cfg)
     if cfg.bpe == "subword_nmt":
-        model = work / "bpe.codes"
         learn = lambda: learn_subword_nmt(train_tok, model, int(cfg.bpe_merges or 0))  # noqa: E731
         p_learn = {"bpe": cfg.bpe, "merges": cfg.bpe_merges}
     else:
-        model = work / "spm.model"
         learn = lambda: learn_sentencepiece(train_tok, work / "spm", cfg.spm_vocab_size)  # noqa: E731
         p_learn = {"bpe": cfg.bpe, "vocab_size": cfg.spm_vocab_size}
     run_stage(work, "bpe_learn", train_tok, p_learn, [model], learn, log)
@@ -229,7 +250,7 @@ def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print
     # 5. binarize (fairseq imported lazily here)
     from shapeshifter.data import binarize as fb
 
-    dest = work / "data-bin"
+    dest = data_bin_dir(cfg)
     bin_files = fb.expected_files(dest, src, tgt, SPLITS)
     dict_sizes: dict[str, int] = {}
 

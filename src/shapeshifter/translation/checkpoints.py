@@ -10,11 +10,13 @@ error naming it instead of falling back to full unpickling.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
+
+if TYPE_CHECKING:  # Lightning is imported by the callbacks only: loading weights to translate does not need it
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
 MODEL_PREFIX = "model."  # TranslationModule stores the fairseq model as `self.model`
 
@@ -33,6 +35,8 @@ def checkpoint_callbacks(
     `bleu_every_n_epochs` when monitoring `valid_bleu` (it is not logged in the other epochs).
     The per-epoch files (`epoch0007.ckpt`, ...) are what `average_checkpoints` consumes.
     """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
     mode = "max" if "bleu" in monitor else "min"
     best = ModelCheckpoint(
         dirpath=dirpath,
@@ -127,7 +131,11 @@ def save_model_weights(state: dict[str, Tensor], path: str | Path) -> Path:
 
 def load_model_weights(model: nn.Module, path: str | Path) -> None:
     """Load a checkpoint's model weights into `model` (strict); mismatches are reported with the file name."""
-    state = model_state_dict(load_checkpoint(path))
+    load_state(model, model_state_dict(load_checkpoint(path)), path)
+
+
+def load_state(model: nn.Module, state: dict[str, Tensor], origin: str | Path) -> None:
+    """Strict `load_state_dict` whose error names `origin` (the file the weights came from) and what differs."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -140,5 +148,5 @@ def load_model_weights(model: nn.Module, path: str | Path) -> None:
             parts.append(f"unexpected {unexpected[:5]}")
         for k in sorted(wrong)[:5]:
             parts.append(f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}")
-        raise ValueError(f"{path} does not match the model: " + "; ".join(parts))
+        raise ValueError(f"{origin} does not match the model: " + "; ".join(parts))
     model.load_state_dict(state)
