@@ -48,7 +48,7 @@ params: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
-# The paper's tables (README: "Reproducing the paper's tables"). N = 1 | 2 | 2_wmt | embedding | ablation | glue.
+# The paper's tables and the quality study (README). N = 1 | 2 | 2_wmt | embedding | ablation | glue | quality | quality_glue.
 # Launches the runs a table still lacks (finished ones are skipped, failed ones retried), then rebuilds it.
 .PHONY: tables bench-model
 reproduce-table-%: $(STAMP)
@@ -62,7 +62,7 @@ tables: $(STAMP)
 # rebuild them all from the records alone and require the same bytes, and execute the results notebook on them
 # (its tables must match too). CI runs this after `make test`; a few minutes on 2 CPU cores.
 SMOKE_DIR    ?= build/smoke
-SMOKE_TABLES := 1 2 2_wmt embedding ablation glue
+SMOKE_TABLES := 1 2 2_wmt embedding ablation glue quality quality_glue
 .PHONY: smoke
 smoke: $(STAMP)
 	rm -rf $(SMOKE_DIR)
