@@ -113,3 +113,13 @@ def test_verdict_answers_the_question_from_the_rows() -> None:
     assert "more than 1 BLEU" in text
     assert "vs narrow dense dense-d20 (6.00): ahead by" in text and "vs low-rank lowrank-r8 (12.00): ahead" in text
     assert "not enough finished runs" in verdict(quality_rows(study()[2:]), 10)
+
+
+def test_projected_replicas_may_name_their_own_seeds_dense_source() -> None:
+    a, b = (record("o2-r8-emb29-proj", s, 16.0 + s, 100, init="project") for s in (1, 2))
+    a["config"]["shapeshift"]["init_from"], b["config"]["shapeshift"]["init_from"] = "out/dense-s1", "out/dense-s2"
+    rows = {r["config"]: r for r in quality_rows([record("dense", 1, 20.0, 1000), a, b])}
+    assert rows["o2-r8-emb29-proj"]["seeds"] == 2
+    b["config"]["shapeshift"]["rank"] = 4  # anything else that differs is still an error
+    with pytest.raises(ValueError, match="not only in the seed"):
+        quality_rows([record("dense", 1, 20.0, 1000), a, b])
