@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests pipelines
+	$(BIN)/ruff check src tests pipelines notebooks
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests pipelines

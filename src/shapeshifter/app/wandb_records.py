@@ -114,6 +114,50 @@ def _read_local(path: Path) -> Any:
         return None  # unreadable: treated as an unfinished record
 
 
+# Records fetched so far, by the local file they go to, each with the label of the run it came from.
+_Fetched = dict[Path, tuple[dict[str, Any], str]]
+
+
+def _add_fetched(fetched: _Fetched, path: Path, record: dict[str, Any], label: str) -> None:
+    """Two runs that give the same file must agree, unless one is finished and the other not (the finished wins)."""
+    if path in fetched and _canonical(fetched[path][0]) != _canonical(record):
+        other, other_label = fetched[path]
+        if _may_replace(record, other):  # the one already fetched wins: keep it
+            return
+        if not _may_replace(other, record):
+            raise ValueError(f"{label} and {other_label} both give {path} with different content")
+    fetched[path] = (record, label)
+
+
+def _download_all(project: str, runs: Any, dest: Path) -> tuple[_Fetched, list[str]]:
+    """Every run's record by its local file, and the labels of the runs without one."""
+    fetched: _Fetched = {}
+    skipped = []
+    with tempfile.TemporaryDirectory(prefix="shapeshifter-wandb-") as tmp:
+        for run in runs:
+            record = _download_record(project, run, Path(tmp))
+            label = _run_label(project, run)
+            if record is None:
+                skipped.append(label)
+                continue
+            _add_fetched(fetched, _target(Path(dest), project, run, record), record, label)
+    return fetched, skipped
+
+
+def _check_local(fetched: _Fetched) -> None:
+    """A local record may be replaced only by its finished version; checked for all before anything is written."""
+    for path, (record, label) in fetched.items():
+        if not path.exists():
+            continue
+        local = _read_local(path)
+        if _canonical(local) == _canonical(record):
+            continue
+        if not _may_replace(local, record):
+            raise ValueError(f"local record {path} differs from the one of {label}; not replaced since only a "
+                             "finished record may replace an unfinished one: move one of them aside")
+        log.warning("replacing unfinished local record %s with the finished one of %s", path, label)
+
+
 def fetch_records(project: str, dest: Path, api: Any = None, group: str | None = None) -> list[Path]:
     """Download the run records of a W&B project ("entity/project") into ``dest`` in the local layout.
 
@@ -129,35 +173,8 @@ def fetch_records(project: str, dest: Path, api: Any = None, group: str | None =
 
         api = wandb.Api()
     runs = api.runs(project, filters={"group": group} if group else {})
-
-    fetched: dict[Path, tuple[dict[str, Any], str]] = {}
-    skipped = []
-    with tempfile.TemporaryDirectory(prefix="shapeshifter-wandb-") as tmp:
-        for run in runs:
-            record = _download_record(project, run, Path(tmp))
-            label = _run_label(project, run)
-            if record is None:
-                skipped.append(label)
-                continue
-            path = _target(Path(dest), project, run, record)
-            if path in fetched and _canonical(fetched[path][0]) != _canonical(record):
-                other, other_label = fetched[path]
-                if _may_replace(record, other):  # the one already fetched wins: keep it
-                    continue
-                if not _may_replace(other, record):
-                    raise ValueError(f"{label} and {other_label} both give {path} with different content")
-            fetched[path] = (record, label)
-
-    for path, (record, label) in fetched.items():
-        if not path.exists():
-            continue
-        local = _read_local(path)
-        if _canonical(local) == _canonical(record):
-            continue
-        if not _may_replace(local, record):
-            raise ValueError(f"local record {path} differs from the one of {label}; not replaced since only a "
-                             "finished record may replace an unfinished one: move one of them aside")
-        log.warning("replacing unfinished local record %s with the finished one of %s", path, label)
+    fetched, skipped = _download_all(project, runs, dest)
+    _check_local(fetched)
     for path, (record, _) in fetched.items():
         write_record(record, path)
     for label in skipped:

@@ -68,17 +68,28 @@ class TranslationDataConfig:
     workers: int = 1
 
     def __post_init__(self) -> None:
+        """Choices first: a bad ``recipe`` is named before its defaults are looked up."""
+        self._check_choices()
+        self._fill_langs()
+        self._fill_recipe_defaults()
+        self._check_ranges()
+
+    def _check_choices(self) -> None:
         if self.recipe not in RECIPES:
             raise ValueError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
         if self.bpe not in BPE_KINDS:
             raise ValueError(f"bpe must be one of {BPE_KINDS}, got {self.bpe!r}")
         if self.meta_rule not in META_RULES:
             raise ValueError(f"meta_rule must be one of {META_RULES}, got {self.meta_rule!r}")
+
+    def _fill_langs(self) -> None:
         src, tgt = _DEFAULT_LANGS[self.recipe]
         self.src_lang = self.src_lang or src
         self.tgt_lang = self.tgt_lang or tgt
         if self.src_lang == self.tgt_lang:
             raise ValueError(f"src_lang and tgt_lang must differ, both are {self.src_lang!r}")
+
+    def _fill_recipe_defaults(self) -> None:
         if self.raw_dir is None:
             self.raw_dir = _DEFAULT_RAW_DIRS[self.recipe]
         if self.lowercase is None:
@@ -91,6 +102,8 @@ class TranslationDataConfig:
             self.test_sets = [str(s) for s in self.test_sets]  # OmegaConf ListConfig -> plain list (hashable)
         if self.bpe_merges is None:
             self.bpe_merges = _DEFAULT_MERGES[self.recipe]
+
+    def _check_ranges(self) -> None:
         for name in ("bpe_merges", "spm_vocab_size", "min_len", "max_len", "valid_every", "workers"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")

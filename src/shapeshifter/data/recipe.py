@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from shapeshifter.data import iwslt14, wmt18
@@ -150,106 +151,133 @@ def _tokenize_lines(cfg: TranslationDataConfig, lines: list[str], lang: str) -> 
     return tokenize_lines(lines, lang, **tokenize_options(cfg))
 
 
-def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print) -> PreparedData:
-    """Run (or reuse) the configured recipe; returns where the data-bin and text files are.
+# ------------------------------------------------------------------------------------------------ stages
+# Each stage function hands `run_stage` its inputs, parameters and outputs. The parameter dicts enter the stage
+# keys (`cache.stage_key`), so changing what one holds reruns that stage in every existing work_dir.
+def _parts(cfg: TranslationDataConfig) -> list[str]:
+    """The extracted parts: WMT has its own valid set, IWSLT's valid is taken out of train in ``clean_split``."""
+    return ["train_all", "test"] if cfg.recipe != "wmt18" else ["train_all", "valid", "test"]
 
-    With ``cfg.data_bin`` set, that existing fairseq dir is validated and returned instead (text files from
-    ``work_dir`` are included when a previous run left them there).
-    """
-    if isinstance(cfg, dict):
-        cfg = TranslationDataConfig(**cfg)
-    src, tgt = _langs(cfg)
-    work = Path(cfg.work_dir)
-    if cfg.data_bin:
-        return use_existing_data_bin(cfg.data_bin, src, tgt, work_dir=work, log=log)
-    work.mkdir(parents=True, exist_ok=True)
+
+def _extract_stage(cfg: TranslationDataConfig, work: Path, parts: list[str], log: Log) -> list[Path]:
+    """Stage 1: raw corpus -> ``tmp/{part}.raw.L``; returns those files."""
     tmp = work / "tmp"
-    langs = (src, tgt)
-    parts = ["train_all", "test"] if cfg.recipe != "wmt18" else ["train_all", "valid", "test"]
-
-    # 1. extract
+    langs = _langs(cfg)
     raw_parts = [tmp / f"{p}.raw.{lang}" for p in parts for lang in langs]
     if cfg.recipe == "wmt18":
         inputs = _wmt_inputs(cfg)
-        extract_fn = lambda: _extract_wmt(cfg, tmp)  # noqa: E731
+        extract_fn = partial(_extract_wmt, cfg, tmp)
     else:
         raw, pair, inputs = _iwslt_inputs(cfg, work, log)
-        extract_fn = lambda: _extract_iwslt(cfg, raw, pair, tmp)  # noqa: E731
+        extract_fn = partial(_extract_iwslt, cfg, raw, pair, tmp)
     p_extract = {"recipe": cfg.recipe, "langs": langs, "meta_rule": cfg.meta_rule, "test_sets": cfg.test_sets,
                  "max_train_pairs": cfg.max_train_pairs, "seed": cfg.seed}
     run_stage(work, "extract", inputs, p_extract, raw_parts, extract_fn, log)
+    return raw_parts
 
-    # 2. tokenize
-    tok_parts = [tmp / f"{p}.tok.{lang}" for p in parts for lang in langs]
 
-    def tokenize() -> None:
-        for p in parts:
-            for lang in langs:
-                lines = read_lines(tmp / f"{p}.raw.{lang}")
-                write_lines(tmp / f"{p}.tok.{lang}", _tokenize_lines(cfg, lines, lang))
+def _tokenize(cfg: TranslationDataConfig, tmp: Path, parts: list[str]) -> None:
+    for p in parts:
+        for lang in _langs(cfg):
+            lines = read_lines(tmp / f"{p}.raw.{lang}")
+            write_lines(tmp / f"{p}.tok.{lang}", _tokenize_lines(cfg, lines, lang))
 
+
+def _tokenize_stage(cfg: TranslationDataConfig, work: Path, parts: list[str], raw_parts: list[Path],
+                    log: Log) -> list[Path]:
+    """Stage 2: ``tmp/{part}.raw.L`` -> ``tmp/{part}.tok.L``; returns those files."""
+    tmp = work / "tmp"
+    tok_parts = [tmp / f"{p}.tok.{lang}" for p in parts for lang in _langs(cfg)]
     p_tok = {"escape": cfg.moses_escape, "recipe": cfg.recipe, "norm_punct": cfg.normalize_punctuation,
              "no_diacritics": cfg.remove_diacritics}
-    run_stage(work, "tokenize", raw_parts, p_tok, tok_parts, tokenize, log)
+    run_stage(work, "tokenize", raw_parts, p_tok, tok_parts, partial(_tokenize, cfg, tmp, parts), log)
+    return tok_parts
 
-    # 3. clean, lowercase, split
-    split_files = {s: SplitFiles(raw={}, tok={}, bpe={}, lines=0) for s in SPLITS}
-    for s in SPLITS:
-        for lang in langs:
-            split_files[s].raw[lang] = work / f"{s}.raw.{lang}"
-            split_files[s].tok[lang] = work / f"{s}.{lang}"
-            split_files[s].bpe[lang] = work / f"{s}.bpe.{lang}"
+
+def _split_files(work: Path, langs: tuple[str, str]) -> dict[str, SplitFiles]:
+    """The final text files of each split; ``lines`` is counted once the BPE'd files exist."""
+    return {s: SplitFiles(raw={lang: work / f"{s}.raw.{lang}" for lang in langs},
+                          tok={lang: work / f"{s}.{lang}" for lang in langs},
+                          bpe={lang: work / f"{s}.bpe.{lang}" for lang in langs}, lines=0) for s in SPLITS}
+
+
+def _train_valid_indices(cfg: TranslationDataConfig, keep: list[int]) -> dict[str, list[int]]:
+    """Which cleaned training pairs go to train and which to valid (WMT has its own valid set)."""
+    if cfg.recipe == "wmt18":
+        return {"train": keep}
+    # fairseq: awk 'NR%23==0' -> valid (NR counts from 1 over the cleaned corpus)
+    return {"train": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every != 0],
+            "valid": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every == 0]}
+
+
+def _clean_split(cfg: TranslationDataConfig, tmp: Path, parts: list[str], split_files: dict[str, SplitFiles]) -> None:
+    """Only training pairs are cleaned (eval sets stay whole, as in fairseq's scripts); lowercasing applies to all."""
+    src, tgt = langs = _langs(cfg)
+    raw_tr = {lang: read_lines(tmp / f"train_all.raw.{lang}") for lang in langs}
+    tok_tr = {lang: read_lines(tmp / f"train_all.tok.{lang}") for lang in langs}
+    keep = clean_corpus(tok_tr[src], tok_tr[tgt], cfg.min_len, cfg.max_len, cfg.ratio)
+    idx = _train_valid_indices(cfg, keep)
+    for lang in langs:
+        tok = [" ".join(x.split()) for x in tok_tr[lang]]  # clean-corpus collapses whitespace
+        if cfg.lowercase:
+            tok = lowercase(tok)
+        for s, ii in idx.items():
+            write_lines(split_files[s].raw[lang], (raw_tr[lang][i] for i in ii))
+            write_lines(split_files[s].tok[lang], (tok[i] for i in ii))
+        for s in [p for p in parts if p != "train_all"]:
+            lines = read_lines(tmp / f"{s}.tok.{lang}")
+            write_lines(split_files[s].tok[lang], lowercase(lines) if cfg.lowercase else lines)
+            write_lines(split_files[s].raw[lang], read_lines(tmp / f"{s}.raw.{lang}"))
+
+
+def _clean_split_stage(cfg: TranslationDataConfig, work: Path, parts: list[str], tok_parts: list[Path],
+                       split_files: dict[str, SplitFiles], log: Log) -> None:
+    """Stage 3: clean, lowercase and split into the ``{split}.raw.L`` and ``{split}.L`` files."""
     split_outputs = [f for s in SPLITS for d in (split_files[s].raw, split_files[s].tok) for f in d.values()]
-
-    def clean_split() -> None:
-        raw_tr = {lang: read_lines(tmp / f"train_all.raw.{lang}") for lang in langs}
-        tok_tr = {lang: read_lines(tmp / f"train_all.tok.{lang}") for lang in langs}
-        keep = clean_corpus(tok_tr[src], tok_tr[tgt], cfg.min_len, cfg.max_len, cfg.ratio)
-        if cfg.recipe == "wmt18":
-            idx = {"train": keep}
-        else:  # fairseq: awk 'NR%23==0' -> valid (NR counts from 1 over the cleaned corpus)
-            idx = {"train": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every != 0],
-                   "valid": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every == 0]}
-        for lang in langs:
-            tok = [" ".join(x.split()) for x in tok_tr[lang]]  # clean-corpus collapses whitespace
-            if cfg.lowercase:
-                tok = lowercase(tok)
-            for s, ii in idx.items():
-                write_lines(split_files[s].raw[lang], (raw_tr[lang][i] for i in ii))
-                write_lines(split_files[s].tok[lang], (tok[i] for i in ii))
-            for s in [p for p in parts if p != "train_all"]:
-                lines = read_lines(tmp / f"{s}.tok.{lang}")
-                write_lines(split_files[s].tok[lang], lowercase(lines) if cfg.lowercase else lines)
-                write_lines(split_files[s].raw[lang], read_lines(tmp / f"{s}.raw.{lang}"))
-
     p_clean = {"min_len": cfg.min_len, "max_len": cfg.max_len, "ratio": cfg.ratio, "lowercase": cfg.lowercase,
                "valid_every": cfg.valid_every, "recipe": cfg.recipe}
+    clean_split = partial(_clean_split, cfg, work / "tmp", parts, split_files)
     run_stage(work, "clean_split", tok_parts, p_clean, split_outputs, clean_split, log)
 
-    # 4. subword model
-    train_tok = [split_files["train"].tok[lang] for lang in langs]
+
+def _bpe_learn_stage(cfg: TranslationDataConfig, work: Path, split_files: dict[str, SplitFiles], log: Log) -> Path:
+    """Stage 4a: the joint subword model, learned on the tokenized train.src + train.tgt; returns its file."""
+    train_tok = [split_files["train"].tok[lang] for lang in _langs(cfg)]
     model = subword_model_file(cfg)
+    learn: Callable[[], object]
     if cfg.bpe == "subword_nmt":
-        learn = lambda: learn_subword_nmt(train_tok, model, int(cfg.bpe_merges or 0))  # noqa: E731
+        learn = partial(learn_subword_nmt, train_tok, model, int(cfg.bpe_merges or 0))
         p_learn = {"bpe": cfg.bpe, "merges": cfg.bpe_merges}
     else:
-        learn = lambda: learn_sentencepiece(train_tok, work / "spm", cfg.spm_vocab_size)  # noqa: E731
+        learn = partial(learn_sentencepiece, train_tok, work / "spm", cfg.spm_vocab_size)
         p_learn = {"bpe": cfg.bpe, "vocab_size": cfg.spm_vocab_size}
     run_stage(work, "bpe_learn", train_tok, p_learn, [model], learn, log)
+    return model
 
+
+def _bpe_apply(cfg: TranslationDataConfig, model: Path, split_files: dict[str, SplitFiles]) -> None:
+    for s in SPLITS:
+        for lang in _langs(cfg):
+            apply_file(cfg.bpe, model, split_files[s].tok[lang], split_files[s].bpe[lang])
+
+
+def _bpe_apply_stage(cfg: TranslationDataConfig, work: Path, model: Path, split_files: dict[str, SplitFiles],
+                     log: Log) -> list[Path]:
+    """Stage 4b: ``{split}.L`` -> ``{split}.bpe.L``; returns those files."""
+    langs = _langs(cfg)
     tok_files = [split_files[s].tok[lang] for s in SPLITS for lang in langs]
     bpe_files = [split_files[s].bpe[lang] for s in SPLITS for lang in langs]
+    apply = partial(_bpe_apply, cfg, model, split_files)
+    run_stage(work, "bpe_apply", [model, *tok_files], {"bpe": cfg.bpe}, bpe_files, apply, log)
+    return bpe_files
 
-    def bpe_apply() -> None:
-        for s in SPLITS:
-            for lang in langs:
-                apply_file(cfg.bpe, model, split_files[s].tok[lang], split_files[s].bpe[lang])
 
-    run_stage(work, "bpe_apply", [model, *tok_files], {"bpe": cfg.bpe}, bpe_files, bpe_apply, log)
+def _binarize_stage(cfg: TranslationDataConfig, work: Path, bpe_files: list[Path],
+                    log: Log) -> tuple[Path, dict[str, int]]:
+    """Stage 5: the fairseq data-bin; returns it and the dictionary sizes (read back when the stage is skipped)."""
+    from shapeshifter.data import binarize as fb  # imports fairseq: here, so importing the recipe stays light
 
-    # 5. binarize (fairseq imported lazily here)
-    from shapeshifter.data import binarize as fb
-
+    src, tgt = langs = _langs(cfg)
     dest = data_bin_dir(cfg)
     bin_files = fb.expected_files(dest, src, tgt, SPLITS)
     dict_sizes: dict[str, int] = {}
@@ -263,6 +291,30 @@ def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print
     for lang in langs:
         if lang not in dict_sizes:
             dict_sizes[lang] = _dict_size(dest / f"dict.{lang}.txt")
+    return dest, dict_sizes
+
+
+def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print) -> PreparedData:
+    """Run (or reuse) the configured recipe; returns where the data-bin and text files are.
+
+    With ``cfg.data_bin`` set, that existing fairseq dir is validated and returned instead (text files from
+    ``work_dir`` are included when a previous run left them there).
+    """
+    if isinstance(cfg, dict):
+        cfg = TranslationDataConfig(**cfg)
+    src, tgt = _langs(cfg)
+    work = Path(cfg.work_dir)
+    if cfg.data_bin:
+        return use_existing_data_bin(cfg.data_bin, src, tgt, work_dir=work, log=log)
+    work.mkdir(parents=True, exist_ok=True)
+    parts = _parts(cfg)
+    raw_parts = _extract_stage(cfg, work, parts, log)
+    tok_parts = _tokenize_stage(cfg, work, parts, raw_parts, log)
+    split_files = _split_files(work, (src, tgt))
+    _clean_split_stage(cfg, work, parts, tok_parts, split_files, log)
+    model = _bpe_learn_stage(cfg, work, split_files, log)
+    bpe_files = _bpe_apply_stage(cfg, work, model, split_files, log)
+    dest, dict_sizes = _binarize_stage(cfg, work, bpe_files, log)
     for s in SPLITS:
         split_files[s].lines = _count_lines(split_files[s].bpe[src])
     return PreparedData(data_bin=dest, src_lang=src, tgt_lang=tgt, work_dir=work, bpe_codes=model, bpe=cfg.bpe,
