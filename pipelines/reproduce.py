@@ -46,8 +46,35 @@ class Grid:
     table: str                        # table name in records/ and tables/
     experiments: tuple[str, ...]      # experiment files whose grids (each with its dense baseline) fill the table
     smoke_scale: str = "smoke"        # conf/scale file used for SCALE=smoke
-    full_scale: str = "full"          # conf/scale file used for SCALE=full (cpu: a study sized for CPUs)
+    full_scale: str | None = "full"   # conf/scale file used for SCALE=full (cpu: a study sized for CPUs; None: none)
     with_dense: bool = True           # add each experiment's dense baseline (False: a grid file lists it)
+    jobs: tuple[tuple[str, ...], ...] = ()  # explicit jobs (overrides on the one experiment) instead of its grid
+
+    def scale_overrides(self, scale: str) -> list[str]:
+        name = self.smoke_scale if scale == "smoke" else self.full_scale
+        return [f"+scale={name}"] if name else []
+
+    def all_jobs(self, base: list[str]) -> list[list[str]]:
+        if self.jobs:
+            return [[f"experiment={self.experiments[0]}", *base, *job] for job in self.jobs]
+        return [job for experiment in self.experiments for job in grid_jobs(CONF, experiment, base, self.with_dense)]
+
+
+# The investigation of why quality drops: one change at a time against o2-r8-emb29 (conf/experiment/quality/why.yaml).
+WHY_JOBS = (
+    ("shapeshift=kron",),
+    *((f"optim.factor_lr_scale={s}", "shapeshift=kron") for s in ("0.3", "3.0", "10.0")),
+    ("optim.factor_lr_scale=3.0", "shapeshift=study/lowrank_r8_emb10"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.order=3", "shapeshift.rank=16",
+     "shapeshift.per_type.embedding.rank=235"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=study/o2_r8_emb29_proj",
+     "shapeshift.init_from=${run.outputs}/quality${oc.select:scale.suffix,''}/${data.name}-d128-dense-s${seed}"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.rank=4", "shapeshift.per_type.embedding.rank=42"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.rank=12", "shapeshift.per_type.embedding.rank=16"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "arch.overrides.dropout=0.0",
+     "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=study/phm8_emb16"),
+)
 
 
 TABLES = {
@@ -58,6 +85,7 @@ TABLES = {
     "glue": Grid("glue_table", ("glue_table/scratch", "glue_table/pretrained"), smoke_scale="smoke_glue"),
     "quality": Grid("quality", ("quality/grid_dense", "quality/grid_10x", "quality/grid_narrow", "quality/grid_sizes"),
                     full_scale="cpu", with_dense=False),
+    "quality_why": Grid("quality_why", ("quality/why",), full_scale=None, jobs=WHY_JOBS),
     "quality_glue": Grid("quality_glue", ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue",
                          full_scale="cpu"),
 }
@@ -100,9 +128,8 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
                    extra: list[str] | None = None, dry_run: bool = False) -> int:
     """Run the missing jobs of a table, rebuild it; 1 if any job failed (after running the rest)."""
     grid = TABLES[table]
-    base = [f"+scale={grid.smoke_scale if scale == 'smoke' else grid.full_scale}", f"run.records={records}",
-            f"run.outputs={outputs}", *(extra or [])]
-    jobs = [job for experiment in grid.experiments for job in grid_jobs(CONF, experiment, base, grid.with_dense)]
+    base = [*grid.scale_overrides(scale), f"run.records={records}", f"run.outputs={outputs}", *(extra or [])]
+    jobs = grid.all_jobs(base)
     if dry_run:
         print("\n".join("python pipelines/train.py " + shlex.join(job) for job in jobs))
         return 0
