@@ -185,6 +185,7 @@ WHY_COLUMNS = [
     Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
     Column("delta", "Δ valid loss vs base", fmt_num("+.3f")),
     Column("train_loss", "train loss, last epoch", fmt_num(".3f")),
+    Column("bleu", "test BLEU (tok; reported, not used to choose)", fmt_num(".2f")),
     Column("epochs", "epochs", str),
 ]
 
@@ -220,6 +221,7 @@ def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         best = (rec.get("training") or {}).get("best")
         rows.append({"change": describe_change(rec["config"], base["config"]), "params": rec["params"]["total"],
                      "valid_loss": best, "train_loss": (rec["metrics"].get("train") or {}).get("train_loss_epoch"),
+                     "bleu": rec["metrics"]["test"].get("tokenized_bleu"),
                      "epochs": (rec.get("training") or {}).get("epochs"), "hashes": [rec["config_hash"]]})
     base_loss = next(r["valid_loss"] for r in rows if r["change"] == "base")
     for row in rows:
