@@ -64,7 +64,7 @@ class Grid:
 WHY_JOBS = (
     ("shapeshift=kron",),
     *((f"optim.factor_lr_scale={s}", "shapeshift=kron") for s in ("0.3", "3.0", "10.0")),
-    ("optim.factor_lr_scale=3.0", "shapeshift=study/lowrank_r8_emb10"),
+    *((f"optim.factor_lr_scale={s}", "shapeshift=study/lowrank_r8_emb10") for s in ("3.0", "1.0")),
     ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.order=3", "shapeshift.rank=16",
      "shapeshift.per_type.embedding.rank=235"),
     ("optim.factor_lr_scale=3.0", "shapeshift=study/o2_r8_emb29_proj",

@@ -111,6 +111,12 @@ def _study_order(row: dict[str, Any]) -> tuple:
     return row["budget"], rank.get(row["method"], len(rank)), -row["params"], row["config"]
 
 
+def best_valid(training: dict[str, Any]) -> float | None:
+    """The evaluated checkpoint's monitored value (``best``; records of the first study runs name it ``best_score``,
+    early stopping's copy of the same value)."""
+    return training.get("best", training.get("best_score"))
+
+
 def quality_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """`translation_rows` per configuration, plus method, best valid loss and how training ended."""
     rows = translation_rows(records, baseline="dense", label=config_label)
@@ -218,7 +224,7 @@ def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"no base record ({WHY_BASE}) among the quality_why records")
     rows = []
     for rec in records:
-        best = (rec.get("training") or {}).get("best")
+        best = best_valid(rec.get("training") or {})
         rows.append({"change": describe_change(rec["config"], base["config"]), "params": rec["params"]["total"],
                      "valid_loss": best, "train_loss": (rec["metrics"].get("train") or {}).get("train_loss_epoch"),
                      "bleu": rec["metrics"]["test"].get("tokenized_bleu"),
