@@ -100,7 +100,7 @@ def add_study_columns(rows: list[dict[str, Any]], records: Sequence[dict[str, An
         if dense is not None:
             row["reduction"] = dense["params"] / row["params"]
         row["reduction_vs_dense"] = row["reduction"]
-        row["best"], row["best_std"] = mean_std([scale * t["best"] for t in training if "best" in t])
+        row["best"], row["best_std"] = mean_std([scale * best_valid(t) for t in training if best_valid(t) is not None])
         row["epochs"] = mean_std([t["epochs"] for t in training if "epochs" in t])[0]
         row["stopped_by"] = ", ".join(sorted({t.get("stopped_by", "?") for t in training}))
         row["budget"] = min(BUDGETS, key=lambda b: abs(math.log(row["reduction"] / b)))
