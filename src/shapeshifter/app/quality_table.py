@@ -172,7 +172,9 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     copy = rows[0].get("copy_bleu")
     notes = ("Each configuration trained until its validation loss stopped improving (early stopping, see "
              "'stopped by'), the best-validation checkpoint evaluated with beam search on the test split; mean ± "
-             "std over seeds. Configurations differ only in the method and its size (and seed). Plot: lines join "
+             "std over seeds. Configurations differ only in the method (with its factor learning rate, "
+             "optim.factor_lr_scale, chosen per method on the validation split: quality_why) and its size (and "
+             "seed). Plot: lines join "
              "each method's Pareto front; points at one budget are spread sideways by a few percent.")
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
