@@ -60,7 +60,8 @@ def test_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_pa
     killed = _train(killed_dir, kill_at=KILL_AT_STEP)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert _record(killed_dir)["status"] == "running"
-    (last,) = (killed_dir / "outputs").glob("demo_glue/*/checkpoints/last.ckpt")  # written at the end of epoch 1
+    # written at the end of epoch 1, in <job folder>/<config hash>/checkpoints
+    (last,) = (killed_dir / "outputs").glob("demo_glue/*/*/checkpoints/last.ckpt")
 
     resumed = _train(killed_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
