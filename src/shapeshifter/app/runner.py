@@ -20,14 +20,16 @@ def run_hash(cfg: DictConfig) -> str:
     return config_hash(OmegaConf.to_container(cfg, resolve=True))
 
 
-def record_path(cfg: DictConfig) -> Path:
-    """Where this run's record lives: ``<records>/<group>/<name>-<config hash>.json``."""
-    return Path(cfg.run.records) / str(cfg.run.group) / f"{cfg.run.name}-{run_hash(cfg)}.json"
+def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
+    """Where this run's record lives: ``<records>/<group>/<name>-<config hash>.json`` (``digest``: the hash, when
+    the caller has it already)."""
+    return Path(cfg.run.records) / str(cfg.run.group) / f"{cfg.run.name}-{digest or run_hash(cfg)}.json"
 
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     kind = cfg.data.get("kind")
-    path = record_path(cfg)
+    digest = run_hash(cfg)
+    path = record_path(cfg, digest)
     if cfg.run.skip_done and path.is_file():
         try:
             existing = json.loads(path.read_text())
@@ -37,7 +39,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             log.info("skipping %s: record %s is complete", cfg.run.name, path)
             existing["_path"] = str(path)
             return existing
-    out_dir = run_dir(out_dir, run_hash(cfg))  # <job folder>/<config hash>: no two configs share files
+    out_dir = run_dir(out_dir, digest)  # <job folder>/<config hash>: no two configs share files
     threads = cfg.run.get("threads")
     if threads:  # parallel local jobs: each takes its share of the cores instead of all of them
         import torch
