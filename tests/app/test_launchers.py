@@ -40,7 +40,7 @@ def test_local_jobs_share_the_cores(monkeypatch, tmp_path: Path) -> None:
     assert cfg.run.threads == 1
     seen = []
     monkeypatch.setattr(torch, "set_num_threads", seen.append)
-    monkeypatch.setattr(runner, "record_path", lambda c: Path("/nonexistent/record.json"))
+    monkeypatch.setattr(runner, "record_path", lambda c, digest=None: Path("/nonexistent/record.json"))
     cfg.data.kind = "neither"  # stop right after the thread setting, before any data work
     with pytest.raises(ValueError, match="data.kind"):
         runner.run_job(cfg, tmp_path / "out")
