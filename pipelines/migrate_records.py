@@ -1,6 +1,8 @@
-"""Rename a policy in existing run records (e.g. ``paper`` -> ``r1-emb16``), re-hash them and rename their files.
+"""Rename a policy in existing run records (e.g. ``paper`` -> ``r1-emb16``), re-hash them and rename their files;
+or make the paths in existing records relative to the folder the runs were made in.
 
     python pipelines/migrate_records.py results/records results/demo/records --rename paper=r1-emb16
+    python pipelines/migrate_records.py results/records --portable-paths /work/main
 
 The policy's name is part of the config hash, so a renamed policy would otherwise re-run every finished job.
 Each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash`` recomputed and the file
@@ -15,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from shapeshifter.app.records import config_hash, write_record
+from shapeshifter.app.records import config_hash, portable_paths, write_record
 
 
 def rename_policy(record: dict, old: str, new: str) -> bool:
@@ -55,14 +57,37 @@ def migrate(roots: list[Path], renames: dict[str, str]) -> list[tuple[Path, Path
     return moved
 
 
+def make_portable(roots: list[Path], run_roots: list[Path]) -> list[Path]:
+    """Rewrite absolute paths under any of ``run_roots`` (outside ``config``) as relative ones; the changed files."""
+    changed = []
+    for root in roots:
+        for path in sorted(root.rglob("*.json")):
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict) or "config" not in record:
+                continue
+            new = dict(record)
+            for run_root in run_roots:
+                new = {k: v if k == "config" else portable_paths(v, run_root) for k, v in new.items()}
+            if new != record:
+                write_record(new, path)
+                changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roots", nargs="+", type=Path, help="records folders (searched recursively)")
-    parser.add_argument("--rename", action="append", required=True, metavar="OLD=NEW")
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW")
+    parser.add_argument("--portable-paths", action="append", default=[], type=Path, metavar="RUN_ROOT",
+                        help="the folder the runs were made in (repeatable)")
     args = parser.parse_args(argv)
+    if not args.rename and not args.portable_paths:
+        parser.error("nothing to do: give --rename OLD=NEW and/or --portable-paths RUN_ROOT")
     renames = dict(item.split("=", 1) for item in args.rename)
-    for old, new in migrate(args.roots, renames):
+    for old, new in migrate(args.roots, renames) if renames else []:
         print(f"{old} -> {new.name}")
+    for path in make_portable(args.roots, args.portable_paths):
+        print(f"{path}: paths made relative")
     return 0
 
 

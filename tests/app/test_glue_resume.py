@@ -34,10 +34,10 @@ runpy.run_path(sys.argv.pop(1), run_name="__main__")
 """
 
 
-def _train(tmp: Path, kill_at: int | None = None) -> subprocess.CompletedProcess:
+def _train(tmp: Path, kill_at: int | None = None, epochs: int = 2) -> subprocess.CompletedProcess:
     overrides = [
         "experiment=glue/snli_demo", "glue.max_examples=192", "glue.batch_size=32", "glue.max_length=48",
-        "arch.d_model=32", "arch.d_ff=64", "trainer.max_epochs=2", "trainer.progress_bar=none",
+        "arch.d_model=32", "arch.d_ff=64", f"trainer.max_epochs={epochs}", "trainer.progress_bar=none",
         "+trainer.enable_model_summary=false", "logger.wandb.enabled=false", "run.threads=1",
         f"run.records={tmp / 'records'}", f"run.outputs={tmp / 'outputs'}",
     ]
@@ -70,7 +70,7 @@ def test_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_pa
 
     a, b = _record(killed_dir), _record(straight_dir)
     assert a["status"] == b["status"] == "done"
-    assert a["resumed_from"] == str(last) and b["resumed_from"] is None
+    assert a["resumed_from"] == str(last.relative_to(killed_dir)) and b["resumed_from"] is None  # cwd-relative
     assert a["schedule"]["max_steps"] == b["schedule"]["max_steps"] == 12
     assert a["training"]["steps"] == b["training"]["steps"] == a["timings"]["train_steps"] == 12
     assert a["training"]["epochs"] == b["training"]["epochs"] == 2
@@ -79,3 +79,28 @@ def test_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_pa
     assert a["training"]["best"] == b["training"]["best"]
     assert a["metrics"]["validation"] == pytest.approx(b["metrics"]["validation"], rel=1e-6)
     assert a["metrics"]["test"] == pytest.approx(b["metrics"]["test"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_a_damaged_last_checkpoint_is_moved_aside_and_the_previous_epoch_resumed(tmp_path: Path) -> None:
+    killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
+    killed_dir.mkdir()
+    straight_dir.mkdir()
+
+    killed = _train(killed_dir, kill_at=15, epochs=3)  # in epoch 3: last.ckpt is epoch 2, last.prev.ckpt epoch 1
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    (last,) = (killed_dir / "outputs").glob("demo_glue/*/*/checkpoints/last.ckpt")
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])  # a torn file
+
+    resumed = _train(killed_dir, epochs=3)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "not a readable checkpoint" in resumed.stdout + resumed.stderr
+    straight = _train(straight_dir, epochs=3)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    a, b = _record(killed_dir), _record(straight_dir)
+    assert a["resumed_from"] == str(last.with_name("last.prev.ckpt").relative_to(killed_dir))
+    assert last.with_name("last.ckpt.corrupt").is_file()
+    assert a["status"] == b["status"] == "done" and a["training"]["steps"] == b["training"]["steps"] == 18
+    assert a["training"]["best"] == b["training"]["best"]
+    assert a["metrics"]["validation"] == pytest.approx(b["metrics"]["validation"], rel=1e-6)

@@ -49,7 +49,8 @@ def _bench_record(seed: int) -> dict:
 
 def _glue_record(name: str, kind: str, seed: int, params: int, acc: float) -> dict:
     rec = new_record({"shapeshift": {"name": name}, "arch": {"kind": kind}, "seed": seed}, "glue")
-    rec.update(status="done", task={"name": "rte"}, objective=acc, objective_split="validation",
+    rec.update(status="done", task={"name": "rte"}, objective=acc,
+               objective_metric="val/accuracy", objective_mode="max",
                params={"total": params, "reduction_vs_dense": 1000 / params},
                timings={"train_step_s": 0.1 + params / 1e4, "test_s": 1.0},
                metrics={"main_metric": "accuracy", "validation": {"accuracy": acc},

@@ -41,3 +41,19 @@ def test_find_checkpoint_in_a_file_a_run_folder_or_a_job_folder(tmp_path: Path) 
         find_checkpoint(tmp_path / "job")
     with pytest.raises(FileNotFoundError, match="no checkpoint or run folder"):
         find_checkpoint(tmp_path / "nowhere")
+
+
+def test_records_name_run_outputs_relative_to_the_working_directory(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from shapeshifter.app.records import write_record
+
+    monkeypatch.chdir(tmp_path)
+    inside, outside = str(tmp_path / "outputs" / "run" / "best.ckpt"), "/elsewhere/best.ckpt"
+    record = {"config": {"data": {"raw_dir": str(tmp_path / "raw")}}, "evaluated_weights": inside,
+              "metrics": {"test": {"files": {"tok": inside}}}, "resumed_from": outside, "list": [inside, 1]}
+    written = json.loads(write_record(record, tmp_path / "r.json").read_text())
+    assert written["evaluated_weights"] == "outputs/run/best.ckpt" == written["metrics"]["test"]["files"]["tok"]
+    assert written["resumed_from"] == outside and written["list"] == ["outputs/run/best.ckpt", 1]
+    assert written["config"] == record["config"]  # the config is kept as resolved (its hash covers it)
+    assert record["evaluated_weights"] == inside  # the caller's record is not changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -28,3 +29,43 @@ def test_early_stopping_only_with_a_patience() -> None:
     assert stopping_callbacks(None, "valid_loss", "min") == [] and stopping_callbacks(0, "valid_loss", "min") == []
     (stopper,) = stopping_callbacks(4, "val/accuracy", "max")
     assert (stopper.monitor, stopper.mode, stopper.patience) == ("val/accuracy", "max", 4)
+
+
+def _checkpoint(path: Path, value: float) -> Path:
+    import torch
+
+    torch.save({"state_dict": {"w": torch.full((64,), value)}, "epoch": int(value)}, path)
+    return path
+
+
+def test_resume_point_prefers_last_and_moves_a_damaged_one_aside(tmp_path: Path) -> None:
+    from shapeshifter.app.training import resume_point
+
+    assert resume_point(tmp_path) is None  # nothing to resume: a fresh start
+    prev = _checkpoint(tmp_path / "last.prev.ckpt", 1.0)
+    last = _checkpoint(tmp_path / "last.ckpt", 2.0)
+    assert resume_point(tmp_path) == last
+
+    last.write_bytes(last.read_bytes()[:-100])  # truncated
+    assert resume_point(tmp_path) == prev
+    assert not last.exists() and (tmp_path / "last.ckpt.corrupt").is_file()  # kept for inspection
+
+    last.write_bytes(b"not a checkpoint")  # damaged again, and the previous one too: both aside, fresh start
+    prev.write_bytes(prev.read_bytes()[:10])
+    assert resume_point(tmp_path) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt.corrupt", "last.ckpt.corrupt.1",
+                                                          "last.prev.ckpt.corrupt"]
+
+
+def test_last_checkpoint_keeps_the_one_it_replaces(tmp_path: Path) -> None:
+    import torch
+
+    from shapeshifter.app.training import last_checkpoint_callback
+
+    callback = last_checkpoint_callback(tmp_path)
+    trainer = SimpleNamespace(is_global_zero=True, global_step=0, loggers=[],
+                              save_checkpoint=lambda path, weights_only=False: _checkpoint(Path(path), trainer.step))
+    for trainer.step in (1.0, 2.0, 3.0):
+        callback._save_checkpoint(trainer, str(tmp_path / "last.ckpt"))
+    load = lambda name: torch.load(tmp_path / name, weights_only=True)["epoch"]  # noqa: E731
+    assert (load("last.ckpt"), load("last.prev.ckpt")) == (3, 2)

@@ -81,10 +81,15 @@ def test_bad_configs_fail_before_training(raw: Path, tmp_path: Path) -> None:
     ("+optim.factor_lr_scale=-1", "optim.factor_lr_scale"),
     ("trainer.max_epochs=0", "trains nothing"),
     ("+shapeshift.init_from=/no/such/run", "shapeshift.init_from needs shapeshift.init=project"),
+    ("+optim.lrr=0.1", r"optim\.lrr is not a setting; did you mean optim\.lr\?"),
+    ("+batching.max_token=100", r"did you mean batching\.max_tokens\?"),
+    ("shapeshift=r8_emb64 rank=4", "rank=4 has no effect with shapeshift=r8-emb64"),
+    ("shapeshift=r8_emb64 layers=attn", r"\['embedding'\] would have no effect"),
 ])
 def test_bad_schedules_and_sources_fail_before_any_record(raw: Path, tmp_path: Path, override: str,
                                                           message: str) -> None:
-    cfg = compose_cfg(raw, "shapeshift=sweep", override)
+    cfg = compose_cfg(raw, *override.split()) if override.startswith("shapeshift=") else \
+        compose_cfg(raw, "shapeshift=sweep", override)
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         run_job(cfg, tmp_path / "run")
     assert not record_path(cfg).exists()

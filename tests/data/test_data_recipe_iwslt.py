@@ -159,6 +159,12 @@ def test_stages_are_cached_and_rerun_on_changes(tmp_path: Path) -> None:
     out = tmp_path / "work" / "test.bpe.de"
     out.write_text("")
     assert run(bpe_merges=20, ratio=6.0) == ["bpe_apply"]
+    # So does an output corrupted in place at the same size (stamps hold content hashes, not sizes).
+    (binary,) = (tmp_path / "work" / "data-bin").glob("train.de-en.de.bin")
+    blob = bytearray(binary.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    binary.write_bytes(bytes(blob))
+    assert run(bpe_merges=20, ratio=6.0) == ["binarize"]
 
 
 def test_missing_or_corrupt_inputs_name_the_file(tmp_path: Path) -> None:

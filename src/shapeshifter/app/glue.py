@@ -1,7 +1,7 @@
-"""One GLUE-style classification run: load a GLUE task or the user's own files, build a from-scratch encoder
-or a pretrained BERT, shapeshift it, train with Lightning, evaluate, and write the run record.
+"""GLUE-style classification as a task of the run skeleton (`app.skeleton`): load a GLUE task or the user's own
+files, build a from-scratch encoder or a pretrained BERT, shapeshift it, train with Lightning, evaluate.
 
-As in the translation run, everything cheap is validated first (policy, arch, data and ``glue`` nodes, the
+As in the translation task, everything cheap is validated first (policy, arch, data and ``glue`` nodes, the
 task name, file paths) so that a bad config fails before a record is written or a Trainer is built. The
 ``glue`` node holds GLUE-only settings; missing keys take the defaults in `GLUE_DEFAULTS`::
 
@@ -37,12 +37,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from shapeshifter.app.loggers import finish_wandb, make_loggers
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.records import claim_checkpoint_dir, finish_record, new_record, write_record
-from shapeshifter.app.wandb_records import attach_record
+from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -67,10 +65,6 @@ ARCH_KEYS = {
 }
 
 
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
-
-
 def _path(value: str | None) -> Path | None:
     """A data path as given, or relative to the repository root when it does not exist from the cwd."""
     if value is None:
@@ -83,7 +77,7 @@ def _path(value: str | None) -> Path | None:
 
 def glue_settings(cfg: DictConfig) -> dict[str, Any]:
     """The ``glue`` node over `GLUE_DEFAULTS`; an unknown key is an error (typos would be silently ignored)."""
-    node = _plain(cfg.get("glue")) or {}
+    node = plain(cfg.get("glue")) or {}
     unknown = set(node) - set(GLUE_DEFAULTS)
     if unknown:
         raise ValueError(f"glue config: unknown key(s) {sorted(unknown)}; known: {sorted(GLUE_DEFAULTS)}")
@@ -99,7 +93,7 @@ def glue_settings(cfg: DictConfig) -> dict[str, Any]:
 
 def check_arch(cfg: DictConfig) -> dict[str, Any]:
     """The ``arch`` node of a GLUE run, checked: ``kind`` is ``scratch`` or ``pretrained`` with known fields."""
-    arch = _plain(cfg.arch) or {}
+    arch = plain(cfg.arch) or {}
     kind = arch.get("kind")
     if kind not in ARCH_KEYS:
         raise ValueError(f"arch {arch.get('name')!r} is not a GLUE encoder (arch.kind={kind!r}); use "
@@ -123,7 +117,7 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
     """
     from shapeshifter.glue.tasks import generic_task, get_task
 
-    data = _plain(cfg.data) or {}
+    data = plain(cfg.data) or {}
     unknown = set(data) - DATA_KEYS
     if unknown:
         raise ValueError(f"data (glue): unknown key(s) {sorted(unknown)}; known: {sorted(DATA_KEYS)}")
@@ -211,145 +205,119 @@ def _finite(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
-def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
-    import lightning as L
-    from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
+class GlueTask(Task):
+    """A GLUE-style classifier (from-scratch encoder or pretrained BERT); evaluated on validation and test."""
 
-    from shapeshifter.app.training import (
-        StopAtStep,
-        check_schedule_completed,
-        expected_steps,
-        last_checkpoint_callback,
-        stopping_callbacks,
-        training_summary,
-    )
-    from shapeshifter.glue.models import apply_shapeshift
-    from shapeshifter.glue.module import GlueClassifierModule
+    kind = "glue"
 
-    config = _plain(cfg)
-    # 1. validate everything cheap first: nothing is written when the config is wrong
-    policy = policy_from_config(cfg.shapeshift)
-    arch = check_arch(cfg)
-    data = check_data(cfg)
-    settings = glue_settings(cfg)
-    init = "random" if arch["kind"] == "scratch" else "project"
-    record = new_record(config, kind="glue")
-    record["policy"] = policy
-    record["shapeshift_init"] = init
-    write_record(record, record_path)
+    def validate(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.policy = policy_from_config(cfg.shapeshift)
+        self.arch = check_arch(cfg)
+        self.data = check_data(cfg)
+        self.settings = glue_settings(cfg)
+        self.init = "random" if self.arch["kind"] == "scratch" else "project"
+        return {"policy": self.policy, "shapeshift_init": self.init}
 
-    # 2. data: read, check fields and labels, build the tokenizer (errors here still precede the Trainer)
-    L.seed_everything(cfg.seed, verbose=False)
-    t0 = time.perf_counter()
-    dm = load_datamodule(data, arch, settings, cfg.seed)
-    dm.setup()
-    spec = dm.spec
-    record["task"] = {"name": spec.name, "num_labels": spec.num_labels, "regression": spec.is_regression,
-                      "label_names": list(spec.label_names) if spec.label_names else None,
-                      "examples": {s: len(d) for s, d in dm.datasets.items()}, "vocab_size": dm.vocab_size}
-    record["timings"] = {"data_s": time.perf_counter() - t0}
+    def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
+        import lightning as L
 
-    # 3. model: count dense, then shapeshift in place
-    model = build_model(arch, dm, settings["max_length"])
-    dense_counts = count_parameters(model)
-    report = apply_shapeshift(model, policy, init=init)
-    counts = count_parameters(model)
-    # from_pretrained returns the encoder in eval mode and Lightning keeps each submodule's mode: without this
-    # fine-tuning would run without dropout
-    model.train()
-    record["params"] = {"dense_model_total": dense_counts["total"], **counts,
-                        "reduction_vs_dense": dense_counts["total"] / counts["total"]}
-    record["shapeshift_report"] = report.to_dict() if report is not None else None
-    write_record(record, record_path)
-
-    steps_per_epoch = math.ceil(len(dm.datasets[spec.train_split]) / settings["batch_size"])
-    max_steps = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else \
-        cfg.trainer.max_epochs * steps_per_epoch
-    warmup = settings["warmup_steps"]
-    warmup = int(settings["warmup_ratio"] * max_steps) if warmup is None else int(warmup)
-    module = GlueClassifierModule(
-        model, spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_steps=warmup,
-        max_steps=max_steps, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps, shapeshift_report=report,
-        validation_splits=dm.validation_split_names, test_splits=dm.test_split_names, seed=cfg.seed,
-        factor_lr_scale=float(cfg.optim.get("factor_lr_scale", 1.0)),
-    )
-    record["schedule"] = {"max_steps": max_steps, "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
-
-    # 4. train, keeping the best validation checkpoint (and last.ckpt for resuming)
-    ckpt_dir = claim_checkpoint_dir(out_dir / "checkpoints", record["config_hash"])
-    metric = main_metric(spec)
-    has_val = bool(dm.validation_split_names)
-    ckpt = ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=f"val/{metric}" if has_val else None,
-                           mode="max", save_top_k=1, auto_insert_metric_name=False)
-    progress = cfg.trainer.get("progress_bar", "rich")
-    callbacks: list = [ckpt, last_checkpoint_callback(ckpt_dir)]
-    if has_val:
-        callbacks += stopping_callbacks(cfg.ckpt.get("patience"), f"val/{metric}", "max")
-    step_limit = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else None
-    if step_limit:
-        callbacks.append(StopAtStep(step_limit))
-    if progress == "rich":
-        callbacks.append(RichProgressBar())
-    loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)
-    trainer_kwargs = {k: v for k, v in _plain(cfg.trainer).items() if k != "progress_bar"}
-    trainer_kwargs["max_steps"] = -1  # epoch-based in Lightning, a step limit is StopAtStep (app/training.py)
-    if not has_val:
-        trainer_kwargs["limit_val_batches"] = 0
-    trainer = L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
-                        gradient_clip_val=cfg.optim.clip_norm or None,
-                        enable_progress_bar=progress not in (None, False, "none", "off", "false"), **trainer_kwargs)
-    last = ckpt_dir / "last.ckpt"
-    resume = last if cfg.run.resume and last.is_file() else None
-    record["resumed_from"] = str(resume) if resume else None
-    try:
+        cfg = self.cfg
+        # data: read, check fields and labels, build the tokenizer (errors here still precede the Trainer)
+        L.seed_everything(cfg.seed, verbose=False)
         t0 = time.perf_counter()
-        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
-        train_s = time.perf_counter() - t0
-        record["training"] = training_summary(trainer, callbacks, max_steps=step_limit)
-        check_schedule_completed(record["training"], expected_steps(trainer, cfg.trainer.max_epochs, step_limit))
+        dm = load_datamodule(self.data, self.arch, self.settings, cfg.seed)
+        dm.setup()
+        self.dm, spec = dm, dm.spec
+        record["task"] = {"name": spec.name, "num_labels": spec.num_labels, "regression": spec.is_regression,
+                          "label_names": list(spec.label_names) if spec.label_names else None,
+                          "examples": {s: len(d) for s, d in dm.datasets.items()}, "vocab_size": dm.vocab_size}
+        record["timings"] = {"data_s": time.perf_counter() - t0}
+        return self.build_module(record), dm
+
+    def build_module(self, record: dict[str, Any]) -> Any:
+        """Count the dense model, shapeshift it in place, wrap it with its schedule."""
+        from shapeshifter.glue.models import apply_shapeshift
+        from shapeshifter.glue.module import GlueClassifierModule
+
+        cfg, dm, settings = self.cfg, self.dm, self.settings
+        model = build_model(self.arch, dm, settings["max_length"])
+        dense_counts = count_parameters(model)
+        report = apply_shapeshift(model, self.policy, init=self.init)
+        counts = count_parameters(model)
+        # from_pretrained returns the encoder in eval mode and Lightning keeps each submodule's mode: without this
+        # fine-tuning would run without dropout
+        model.train()
+        record["params"] = {"dense_model_total": dense_counts["total"], **counts,
+                            "reduction_vs_dense": dense_counts["total"] / counts["total"]}
+        record["shapeshift_report"] = report.to_dict() if report is not None else None
+        steps_per_epoch = math.ceil(len(dm.datasets[dm.spec.train_split]) / settings["batch_size"])
+        max_steps = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else \
+            cfg.trainer.max_epochs * steps_per_epoch
+        warmup = settings["warmup_steps"]
+        warmup = int(settings["warmup_ratio"] * max_steps) if warmup is None else int(warmup)
+        record["schedule"] = {"max_steps": max_steps, "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
+        return GlueClassifierModule(
+            model, dm.spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_steps=warmup,
+            max_steps=max_steps, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps, shapeshift_report=report,
+            validation_splits=dm.validation_split_names, test_splits=dm.test_split_names, seed=cfg.seed,
+            factor_lr_scale=float(cfg.optim.get("factor_lr_scale", 1.0)),
+        )
+
+    @property
+    def monitor(self) -> tuple[str, str] | None:
+        return (f"val/{main_metric(self.dm.spec)}", "max") if self.dm.validation_split_names else None
+
+    def checkpoint_callbacks(self, ckpt_dir: Path) -> list[Any]:
+        from lightning.pytorch.callbacks import ModelCheckpoint
+
+        monitor = self.monitor[0] if self.monitor else None
+        return [ModelCheckpoint(dirpath=str(ckpt_dir), filename="best", monitor=monitor, mode="max", save_top_k=1,
+                                auto_insert_metric_name=False)]
+
+    def trainer_options(self) -> dict[str, Any]:
+        return {} if self.dm.validation_split_names else {"limit_val_batches": 0}
+
+    def train_timings(self, trainer: Any, module: Any, train_s: float) -> dict[str, Any]:
         # this attempt's steps: fewer after a resume, none when resumed after the last epoch (no step time then)
         steps_run = trainer.global_step - (module.first_step if module.first_step is not None else trainer.global_step)
-        record["timings"].update({"train_s": train_s, "train_steps": trainer.global_step,
-                                  "train_step_s": train_s / steps_run if steps_run else None})
+        return {"train_s": train_s, "train_steps": trainer.global_step,
+                "train_step_s": train_s / steps_run if steps_run else None}
 
-        # 5. evaluate the best checkpoint (final weights without validation data)
-        best = ckpt.best_model_path or None
-        record["evaluated_weights"] = best or "final"
+    def evaluate(self, trainer: Any, module: Any, dm: Any, best_checkpoint: str | None,
+                 record: dict[str, Any], out_dir: Path) -> None:
+        """Validation and test scores of the best checkpoint (the final weights without validation data)."""
+        record["evaluated_weights"] = best_checkpoint or "final"
         module.metrics.clear()
-        if has_val:
+        if dm.validation_split_names:
             t0 = time.perf_counter()
-            trainer.validate(module, datamodule=dm, ckpt_path=best, verbose=False)
+            trainer.validate(module, datamodule=dm, ckpt_path=best_checkpoint, verbose=False)
             record["timings"]["validate_s"] = time.perf_counter() - t0
         if dm.test_split_names:
             t0 = time.perf_counter()
-            trainer.test(module, datamodule=dm, ckpt_path=best, verbose=False)
+            trainer.test(module, datamodule=dm, ckpt_path=best_checkpoint, verbose=False)
             test_s = time.perf_counter() - t0
             n_test = sum(len(dm.datasets[s]) for s in dm.test_split_names)
             record["timings"].update({"test_s": test_s, "test_examples_per_s": n_test / test_s if test_s else None})
-
-        scores = module.metrics
-        majority = {} if spec.is_regression else {
-            s: _finite(dm.majority_rate(s)) for s in (*dm.validation_split_names, *dm.test_split_names)}
-        record["metrics"] = {
-            "validation": {k.removeprefix("val/"): v for k, v in scores.items() if k.startswith("val/")},
-            "test": {k.removeprefix("test/"): v for k, v in scores.items() if k.startswith("test/")},
-            "majority_rate": majority,
-            "main_metric": metric,
-        }
+        record["metrics"] = self.scores(module)
         errors = module.reconstruction_errors()
         record["reconstruction_errors"] = errors
         if errors:
             record["reconstruction_error_summary"] = {"mean": sum(errors.values()) / len(errors),
                                                       "max": max(errors.values())}
-        # sweeps maximise the test score when the test split is labelled (GLUE hides it: validation then)
-        for stage in ("test", "validation"):
-            if metric in record["metrics"][stage]:
-                record["objective"], record["objective_split"] = record["metrics"][stage][metric], stage
-                break
-        else:
-            record["objective"], record["objective_split"] = None, None
-        finish_record(record, record_path)
-        attach_record(record)  # the final record also goes to the W&B run, before it is closed
-    finally:
-        finish_wandb()  # one W&B run per job, closed even when the job fails
-    return record
+
+    def scores(self, module: Any) -> dict[str, Any]:
+        dm, scores = self.dm, module.metrics
+        majority = {} if dm.spec.is_regression else {
+            s: _finite(dm.majority_rate(s)) for s in (*dm.validation_split_names, *dm.test_split_names)}
+        return {
+            "validation": {k.removeprefix("val/"): v for k, v in scores.items() if k.startswith("val/")},
+            "test": {k.removeprefix("test/"): v for k, v in scores.items() if k.startswith("test/")},
+            "majority_rate": majority,
+            "main_metric": main_metric(dm.spec),
+        }
+
+
+def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
+    """One GLUE job through the run skeleton."""
+    return run_task(GlueTask(cfg), out_dir, record_path)

@@ -26,6 +26,20 @@ from shapeshifter.surgery import parse_policy
 ALIASES = {"attn": "attention", "emb": "embedding", "embeddings": "embedding", "out": "output"}
 
 
+def layer_types(layers: list[str]) -> list[str]:
+    """``shapeshift.layers`` as layer types, aliases and ``all`` expanded (in order, without repeats)."""
+    types = []
+    for name in layers:
+        name = ALIASES.get(name, name)
+        if name == "all":
+            types.extend(t for t in LAYER_TYPES if t != "other")
+        elif name in LAYER_TYPES:
+            types.append(name)
+        else:
+            raise ValueError(f"shapeshift.layers: unknown layer type {name!r}; use {LAYER_TYPES} or 'all'")
+    return list(dict.fromkeys(types))
+
+
 def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A policy dict (validated), or None when nothing is factorized (the dense baseline)."""
     if node is None:
@@ -36,17 +50,8 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if unknown:
         raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
     layers = node.get("layers") or []
-    if isinstance(layers, str):
-        layers = [layers]
-    types = []
-    for name in layers:
-        name = ALIASES.get(name, name)
-        if name == "all":
-            types.extend(t for t in LAYER_TYPES if t != "other")
-        elif name in LAYER_TYPES:
-            types.append(name)
-        else:
-            raise ValueError(f"shapeshift.layers: unknown layer type {name!r}; use {LAYER_TYPES} or 'all'")
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    types = layer_types(layers)
     if not types:
         return None
     base = {"rank": node.get("rank", 1), "order": node.get("order", 2), "scheme": node.get("scheme", "balanced"),
@@ -57,6 +62,10 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     bad = set(per_type) - set(LAYER_TYPES)
     if bad:
         raise ValueError(f"shapeshift.per_type: unknown layer type(s) {sorted(bad)}")
+    unused = set(per_type) - set(types)
+    if unused:
+        raise ValueError(f"shapeshift.per_type: {sorted(unused)} would have no effect: not factorized by "
+                         f"shapeshift.layers={layers}")
     policy: dict[str, Any] = {}
     for t in dict.fromkeys(types):
         spec = dict(base)

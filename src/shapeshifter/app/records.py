@@ -91,11 +91,26 @@ def new_record(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
     }
 
 
+def portable_paths(value: Any, root: Path) -> Any:
+    """``value`` with every string that is an absolute path inside ``root`` made relative to it (recursively):
+    committed records then name run outputs the same way on every machine."""
+    prefix = str(root).rstrip("/") + "/"
+    if isinstance(value, str):
+        return value[len(prefix):] if value.startswith(prefix) else value
+    if isinstance(value, Mapping):
+        return {k: portable_paths(v, root) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable_paths(v, root) for v in value]
+    return value
+
+
 def write_record(record: Mapping[str, Any], path: Path) -> Path:
-    """Write atomically (a crash never leaves half a record behind)."""
+    """Write atomically (a crash never leaves half a record behind). Paths inside the working directory (run
+    folders, checkpoints, translations) are written relative to it; the config is written as resolved."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str))
+    body = {k: v if k == "config" else portable_paths(v, Path.cwd()) for k, v in record.items()}
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
     return path
 

@@ -49,7 +49,6 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         from shapeshifter.app.translation import run_translation
 
         record = run_translation(cfg, out_dir, path)
-        record["objective"] = record["metrics"]["test"]["tokenized_bleu"]
     elif kind == "glue":
         from shapeshifter.app.glue import run_glue
 

@@ -10,15 +10,38 @@ one is asked for, is `StopAtStep`.
 Why a ``last.ckpt`` callback of our own: ``ModelCheckpoint(monitor=..., save_last=True)`` rewrites ``last.ckpt``
 only in epochs whose score enters its top k (Lightning 2.6, ``on_validation_end``), so after the last
 improvement a resume restarts from the best epoch and trains the epochs after it again (`last_checkpoint_callback`).
+
+Crash safety: Lightning writes every checkpoint atomically (``fabric.utilities.cloud_io._atomic_save``: the
+whole file is serialized in memory, then written through an fsspec transaction that renames a temporary file),
+so a kill during a save never leaves a half-written ``last.ckpt``. A file damaged later (a full disk, a torn
+copy) is caught by `resume_point`, which moves it aside and resumes from the previous epoch's
+``last.prev.ckpt`` that `LastCheckpoint` keeps.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+log = logging.getLogger("shapeshifter")
+
+LAST, PREVIOUS = "last.ckpt", "last.prev.ckpt"
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` rewritten after every epoch; the one it replaces is kept as ``last.prev.ckpt``."""
+
+    def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
+        path = Path(filepath)
+        if trainer.is_global_zero and path.is_file():
+            os.replace(path, path.with_name(PREVIOUS))
+        super()._save_checkpoint(trainer, filepath)
 
 
 def last_checkpoint_callback(dirpath: str | Path) -> ModelCheckpoint:
@@ -28,8 +51,38 @@ def last_checkpoint_callback(dirpath: str | Path) -> ModelCheckpoint:
     so ``last.ckpt`` then holds that callback's best score and path of the same epoch (and early stopping's
     state).
     """
-    return ModelCheckpoint(dirpath=str(dirpath), filename="last", monitor=None, save_top_k=1,
-                           enable_version_counter=False)
+    return LastCheckpoint(dirpath=str(dirpath), filename="last", monitor=None, save_top_k=1,
+                          enable_version_counter=False)
+
+
+def readable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` archive (a zip file whose members all pass their CRC check):
+    what a truncated or overwritten file fails, checked without unpickling anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return False
+
+
+def resume_point(ckpt_dir: Path) -> Path | None:
+    """The checkpoint to resume from: ``last.ckpt``, else ``last.prev.ckpt``, else None (a fresh start).
+
+    A file that is not a readable checkpoint is moved aside to ``<name>.corrupt[.N]`` (kept for inspection,
+    never deleted) with a warning, and the next candidate is tried.
+    """
+    for name in (LAST, PREVIOUS):
+        path = Path(ckpt_dir) / name
+        if not path.is_file():
+            continue
+        if readable_checkpoint(path):
+            return path
+        aside, n = path.with_name(f"{name}.corrupt"), 1
+        while aside.exists():
+            aside, n = path.with_name(f"{name}.corrupt.{n}"), n + 1
+        os.replace(path, aside)
+        log.warning("%s is not a readable checkpoint (truncated or damaged); moved to %s", path, aside.name)
+    return None
 
 
 def stopping_callbacks(patience: int | None, monitor: str, mode: str) -> list[Callback]:

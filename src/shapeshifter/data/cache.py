@@ -1,9 +1,9 @@
 """Stage caching: skip a stage when its outputs exist and its inputs + parameters are unchanged.
 
 Each stage writes ``<work_dir>/.stamps/<stage>.json`` holding a SHA-256 of its input files' contents and its
-parameters, and the byte size of every output.  A stage reruns when the stamp is missing, the key differs, or
-an output is missing or has a different size (a truncated/overwritten file), so a half-finished run never
-looks complete: the stamp is written last.
+parameters, and the SHA-256 of every output.  A stage reruns when the stamp is missing, the key differs, or
+an output is missing or its content changed (truncated, overwritten, corrupted in place at the same size), so
+a half-finished or damaged stage never looks complete: the stamp is written last.
 """
 
 from __future__ import annotations
@@ -58,11 +58,8 @@ def is_fresh(work_dir: Path, stage: str, key: str, outputs: Sequence[Path]) -> b
         return False
     if rec.get("key") != key:
         return False
-    sizes = rec.get("outputs", {})
-    for out in outputs:
-        if not out.is_file() or sizes.get(str(out)) != out.stat().st_size:
-            return False
-    return True
+    digests = rec.get("outputs", {})
+    return all(out.is_file() and digests.get(str(out)) == file_digest(out) for out in outputs)
 
 
 def run_stage(
@@ -88,7 +85,7 @@ def run_stage(
     if missing:
         raise DataError(f"stage {stage} did not produce: {', '.join(missing)}")
     stamp.parent.mkdir(parents=True, exist_ok=True)
-    rec = {"key": key, "params": params, "outputs": {str(o): o.stat().st_size for o in outputs}}
+    rec = {"key": key, "params": params, "outputs": {str(o): file_digest(o) for o in outputs}}
     stamp.write_text(json.dumps(rec, indent=1, sort_keys=True, default=str))
     log(f"[{stage}] done in {time.perf_counter() - t0:.1f} s")
     return True

@@ -18,7 +18,7 @@ Layout of ``work_dir`` (L is each language)::
     bpe.codes | spm.model      subword model
     data-bin/        dict.L.txt, {split}.{src}-{tgt}.L.{bin,idx}
     tmp/, raw/       intermediate files, archive extraction
-    .stamps/         one JSON stamp per stage (input hash, parameters, output sizes)
+    .stamps/         one JSON stamp per stage (input hash, parameters, output hashes)
 
 ``{split}`` is ``train``, ``valid``, ``test``; all files of a split have the same number of lines.
 """

@@ -1,0 +1,207 @@
+"""The one run skeleton every task goes through, so that each gets the same guarantees:
+
+1. validate everything cheap (`Task.validate`): a bad config fails before anything is written;
+2. write the record ("running") and build data, model and LightningModule (`Task.setup`);
+3. claim the config-hash-marked checkpoint folder and fit, resuming from ``last.ckpt`` (or, when that file is
+   damaged, the previous epoch's, `training.resume_point`);
+4. refuse to finish a run that stopped short of its schedule, evaluate (`Task.evaluate`), send the summary to
+   the loggers and mark the record "done", closing the W&B run however the job ends.
+
+A task is an adapter: a `Task` subclass that supplies the task-specific steps (translation:
+`app.translation.TranslationTask`, classification: `app.glue.GlueTask`). The record's ``objective`` (what a
+Hydra sweeper optimizes) is the best value of the monitored validation metric, never a test score.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from shapeshifter.app.loggers import finish_wandb, make_loggers
+from shapeshifter.app.records import claim_checkpoint_dir, finish_record, new_record, write_record
+from shapeshifter.app.wandb_records import attach_record
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python containers (resolved); anything else unchanged."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+# The settings of the shared nodes: a key outside these (``+optim.lrr=...``) would be ignored without a word.
+KNOWN_KEYS = {
+    "optim": {"lr", "betas", "eps", "weight_decay", "warmup_updates", "warmup_init_lr", "label_smoothing",
+              "clip_norm", "factor_lr_scale"},
+    "batching": {"max_tokens", "max_sentences"},
+    "eval": {"beam", "max_len_a", "max_len_b", "lenpen", "bleu_every_n_epochs", "bleu_max_sentences"},
+    "ckpt": {"monitor", "average_last", "patience"},
+}
+
+
+def validate_keys(cfg: DictConfig) -> None:
+    """Refuse settings nothing reads, naming the closest known one (a typo would otherwise train silently with
+    the default)."""
+    for node, known in KNOWN_KEYS.items():
+        for key in set(cfg.get(node) or {}) - known:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {node}.{close[0]}?" if close else f"; known: {sorted(known)}"
+            raise ValueError(f"{node}.{key} is not a setting{hint}")
+
+
+def validate_rank_axis(cfg: DictConfig) -> None:
+    """The top-level ``rank`` (a sweep axis) only reaches policies that read it (``shapeshift=sweep``): with any
+    other policy ``rank=4`` would change the config hash and nothing else."""
+    rank = cfg.get("rank", 1)
+    if rank != 1 and "${rank}" not in str(OmegaConf.to_container(cfg.shapeshift, resolve=False)):
+        raise ValueError(f"rank={rank} has no effect with shapeshift={cfg.shapeshift.get('name')} (it sets its own "
+                         "ranks): use shapeshift.rank=... with a named policy, or shapeshift=sweep rank=...")
+
+
+def validate_schedule(cfg: DictConfig) -> None:
+    """Fail before any work on an optimizer or trainer setting that cannot train."""
+    for key, value in (("optim.lr", cfg.optim.lr), ("optim.factor_lr_scale", cfg.optim.get("factor_lr_scale", 1.0))):
+        if not _positive_number(value):
+            raise ValueError(f"{key} must be a positive number, got {value!r}")
+    max_steps = cfg.trainer.get("max_steps") or -1
+    if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1 and max_steps <= 0:
+        raise ValueError(f"trainer.max_epochs must be >= 1 (or set trainer.max_steps), got {cfg.trainer.max_epochs}: "
+                         "a run that trains nothing would be recorded as done")
+
+
+class Task(ABC):
+    """The task-specific steps of a run; `run_task` calls them in order and owns everything else."""
+
+    kind: str  # the record's ``kind``
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    @abstractmethod
+    def validate(self) -> dict[str, Any]:
+        """Check the config without reading data; returns fields for the record's header."""
+
+    @abstractmethod
+    def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
+        """Prepare data and model; fill ``record["params"]``, ``record["timings"]``, ...; return
+        ``(LightningModule, LightningDataModule)``."""
+
+    @property
+    @abstractmethod
+    def monitor(self) -> tuple[str, str] | None:
+        """``(metric, "min" | "max")`` that picks the best checkpoint and drives early stopping (None: none)."""
+
+    @abstractmethod
+    def checkpoint_callbacks(self, ckpt_dir: Path) -> list[Any]:
+        """The monitored checkpoint callbacks, best-by-`monitor` first (``last.ckpt`` is the skeleton's)."""
+
+    def trainer_options(self) -> dict[str, Any]:
+        """Extra ``Trainer`` arguments of this task."""
+        return {}
+
+    @abstractmethod
+    def train_timings(self, trainer: Any, module: Any, train_s: float) -> dict[str, Any]:
+        """Timings of the fit for the record (``train_s``, ``train_steps``, ``train_step_s``, ...)."""
+
+    @abstractmethod
+    def evaluate(self, trainer: Any, module: Any, dm: Any, best_checkpoint: str | None,
+                 record: dict[str, Any], out_dir: Path) -> None:
+        """Evaluate the chosen weights; fill ``record["metrics"]`` and the evaluation timings."""
+
+    def summary(self, record: dict[str, Any]) -> dict[str, float]:
+        """Final scalars sent to every logger (W&B summary, CSV)."""
+        return {}
+
+
+def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | None]:
+    """The monitored checkpoints, ``last.ckpt``, early stopping, a step limit and the progress bar, in the order
+    Lightning needs them (``last.ckpt`` after the monitored ones); returns ``(callbacks, step limit)``."""
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from shapeshifter.app.training import StopAtStep, last_checkpoint_callback, stopping_callbacks
+
+    cfg = task.cfg
+    callbacks = [*task.checkpoint_callbacks(ckpt_dir), last_checkpoint_callback(ckpt_dir)]
+    if task.monitor is not None:
+        callbacks += stopping_callbacks(cfg.ckpt.get("patience"), *task.monitor)
+    step_limit = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else None
+    if step_limit:
+        callbacks.append(StopAtStep(step_limit))
+    if cfg.trainer.get("progress_bar", "rich") == "rich":
+        callbacks.append(RichProgressBar())
+    return callbacks, step_limit
+
+
+def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir: Path) -> Any:
+    import lightning as L
+
+    cfg = task.cfg
+    progress = cfg.trainer.get("progress_bar", "rich")
+    kwargs = {k: v for k, v in plain(cfg.trainer).items() if k != "progress_bar"}
+    kwargs["max_steps"] = -1  # epoch-based in Lightning; a step limit is StopAtStep (app/training.py)
+    kwargs.update(task.trainer_options())
+    return L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
+                     gradient_clip_val=cfg.optim.clip_norm or None,
+                     enable_progress_bar=progress not in (None, False, "none", "off", "false"), **kwargs)
+
+
+def set_objective(record: dict[str, Any], monitor: tuple[str, str] | None) -> None:
+    """The value a sweeper optimizes: the best monitored validation score of the fit (None without one)."""
+    best = record.get("training", {}).get("best")
+    record["objective"] = best if monitor is not None else None
+    record["objective_metric"], record["objective_mode"] = monitor if monitor is not None else (None, None)
+
+
+def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
+    """Run one job of ``task`` from config to "done" record (module docstring)."""
+    from shapeshifter.app.training import (
+        check_schedule_completed,
+        expected_steps,
+        resume_point,
+        training_summary,
+    )
+
+    cfg = task.cfg
+    config = plain(cfg)
+    validate_keys(cfg)
+    validate_rank_axis(cfg)
+    validate_schedule(cfg)
+    header = task.validate()
+    record = new_record(config, kind=task.kind)
+    record.update(header)
+    write_record(record, record_path)
+
+    module, dm = task.setup(record)
+    write_record(record, record_path)
+
+    ckpt_dir = claim_checkpoint_dir(out_dir / "checkpoints", record["config_hash"])
+    callbacks, step_limit = training_callbacks(task, ckpt_dir)
+    loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)
+    trainer = build_trainer(task, callbacks, loggers, out_dir)
+    resume = resume_point(ckpt_dir) if cfg.run.resume else None
+    record["resumed_from"] = str(resume) if resume else None
+    try:
+        t0 = time.perf_counter()
+        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+        record["timings"].update(task.train_timings(trainer, module, time.perf_counter() - t0))
+        record["training"] = training_summary(trainer, callbacks, max_steps=step_limit)
+        check_schedule_completed(record["training"], expected_steps(trainer, cfg.trainer.max_epochs, step_limit))
+        best = callbacks[0].best_model_path or None
+        task.evaluate(trainer, module, dm, best, record, out_dir)
+        set_objective(record, task.monitor)
+        summary = task.summary(record)
+        for logger in loggers:
+            logger.log_metrics(summary)
+            logger.save()
+        finish_record(record, record_path)
+        attach_record(record)  # the final record also goes to the W&B run, before it is closed
+    finally:
+        finish_wandb()  # one W&B run per job, closed even when the job fails
+    return record
