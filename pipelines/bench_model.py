@@ -36,6 +36,7 @@ from shapeshifter.app.loggers import wandb_mode  # noqa: E402
 from shapeshifter.app.paper_tables import build_table1  # noqa: E402
 from shapeshifter.app.records import config_hash, finish_record, new_record, write_record  # noqa: E402
 from shapeshifter.app.wandb_records import attach_record  # noqa: E402
+from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads  # noqa: E402
 from shapeshifter.translation.criterion import label_smoothed_nll_loss  # noqa: E402
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary  # noqa: E402
 
@@ -177,8 +178,10 @@ def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, 
     return results
 
 
-def bench_config(scale: str, device: str, seed: int, reps: int | None = None) -> dict[str, Any]:
-    """The result-defining settings of one benchmark run (hashed into the record name)."""
+def bench_config(scale: str, device: str, seed: int, reps: int | None = None,
+                 threads: int | None = None) -> dict[str, Any]:
+    """The result-defining settings of one benchmark run (hashed into the record name); ``threads`` overrides
+    the scale's (smoke: 1; full: the shared rule of `shapeshifter.threads`, recorded as the count it gives)."""
     s = dict(SCALES[scale])
     ranks = s.pop("ranks")
     cfg = {"table": "table1", "scale": scale, "device": device, "seed": seed, "lr": 5.0e-4, "label_smoothing": 0.1,
@@ -186,8 +189,10 @@ def bench_config(scale: str, device: str, seed: int, reps: int | None = None) ->
            "policies": policies(ranks)}
     if reps is not None:
         cfg["reps"] = reps
-    if cfg["threads"] is None:  # full scale: the machine's default thread count, recorded
-        cfg["threads"] = torch.get_num_threads()
+    if threads is not None:
+        cfg["threads"] = threads
+    if cfg["threads"] is None:  # full scale: the shared default (torch's unless several jobs share the machine)
+        cfg["threads"] = resolve_threads(None) or torch.get_num_threads()
     return cfg
 
 
@@ -217,17 +222,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="log the record to W&B (offline unless WANDB_API_KEY is set); default: on at full "
                              "scale, off at smoke scale, as for the training runs")
     parser.add_argument("--wandb-project", default="shapeshifter")
+    add_threads_argument(parser, help="torch threads, part of the record's config (default: the scale's; smoke: 1, "
+                                      "full: the shared rule of shapeshifter.threads)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    cfg = bench_config(args.scale, args.device, args.seed, args.reps)
+    cfg = bench_config(args.scale, args.device, args.seed, args.reps, args.threads)
     group = "table1" if args.scale == "full" else f"table1-{args.scale}"
     path = args.records / group / f"bench-{args.device}-s{args.seed}-{config_hash(cfg)}.json"
     if path.is_file() and not args.force and json.loads(path.read_text()).get("status") == "done":
         log.info("skipping: %s is complete (use --force to rerun)", path)
     else:
         torch.manual_seed(args.seed)
-        torch.set_num_threads(cfg["threads"])  # smoke: 1 thread, steadier on a shared machine
+        apply_threads(cfg["threads"])  # smoke: 1 thread, steadier on a shared machine
         record = new_record(cfg, kind="bench_model")
         write_record(record, path)
         t0 = time.perf_counter()
