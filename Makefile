@@ -31,6 +31,11 @@ format: $(STAMP)
 bench-layers: $(STAMP)
 	$(BIN)/python pipelines/bench_layers.py --out results/bench/layers.json
 
+# On a CUDA machine: bench_layers, Table 1 (fp32 + bf16), bench_peers and a 2-minute throughput check, under
+# 5 minutes, failing loudly on CUDA errors; without CUDA it says so and exits 0.
+device-check: $(STAMP)
+	$(BIN)/python pipelines/device_check.py
+
 # Kronecker o2/o3 vs low rank, PHM, tensorly-torch TT/CP/Tucker and dense at ~10x fewer parameters:
 # results/bench/peers-<device>.json, .md, .png
 bench-peers: $(STAMP)

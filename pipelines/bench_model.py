@@ -116,8 +116,14 @@ class Bench:
         self.generator = SequenceGenerator([self.model], tgt_dict, beam_size=cfg["beam"], max_len_a=0,
                                            max_len_b=cfg["decode_len"], min_len=cfg["decode_len"])
         self.label_smoothing = cfg["label_smoothing"]
+        # --amp bf16: every measurement under bf16 autocast (weights and Adam state stay fp32, as in training)
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.get("amp") == "bf16")
 
     def train_step(self) -> None:
+        with self.autocast:
+            self._train_step()
+
+    def _train_step(self) -> None:
         self.model.train()
         self.opt.zero_grad(set_to_none=True)
         b = self.batch
@@ -136,6 +142,10 @@ class Bench:
     @torch.no_grad()
     def forward(self) -> None:
         self.model.eval()
+        with self.autocast:
+            self._forward()
+
+    def _forward(self) -> None:
         b = self.batch
         out = self.model(b["src_tokens"], b["src_lengths"], b["prev_output_tokens"])
         self.model.get_normalized_probs(out, log_probs=True)
@@ -143,7 +153,8 @@ class Bench:
     @torch.no_grad()
     def beam(self) -> None:
         self.model.eval()
-        self.generator.generate([self.model], self.decode_sample)
+        with self.autocast:
+            self.generator.generate([self.model], self.decode_sample)
 
 
 def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, Any]]:
@@ -189,7 +200,7 @@ def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, 
 
 
 def bench_config(scale: str, device: str, seed: int, reps: int | None = None,
-                 threads: int | None = None) -> dict[str, Any]:
+                 threads: int | None = None, amp: str | None = None) -> dict[str, Any]:
     """The result-defining settings of one benchmark run (hashed into the record name); ``threads`` overrides
     the scale's (smoke: 1; full: the shared rule of `shapeshifter.threads`, recorded as the count it gives)."""
     s = dict(SCALES[scale])
@@ -201,6 +212,8 @@ def bench_config(scale: str, device: str, seed: int, reps: int | None = None,
         cfg["reps"] = reps
     if threads is not None:
         cfg["threads"] = threads
+    if amp is not None:  # only when asked: fp32 records keep their config hash
+        cfg["amp"] = amp
     if cfg["threads"] is None:  # full scale: the shared default (torch's unless several jobs share the machine)
         cfg["threads"] = resolve_threads(None) or torch.get_num_threads()
     return cfg
@@ -225,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reps", type=int, default=None, help="override the scale's number of repetitions")
+    parser.add_argument("--amp", choices=["bf16"], default=None, help="bf16 autocast (default: fp32)")
     parser.add_argument("--records", type=Path, default=Path("results/records"))
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
     parser.add_argument("--force", action="store_true", help="rerun even when a finished record exists")
@@ -237,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    cfg = bench_config(args.scale, args.device, args.seed, args.reps, args.threads)
+    cfg = bench_config(args.scale, args.device, args.seed, args.reps, args.threads, args.amp)
     group = "table1" if args.scale == "full" else f"table1-{args.scale}"
+    group += f"-{args.amp}" if args.amp else ""  # its own table: rows never mix fp32 and bf16 records
     path = args.records / group / f"bench-{args.device}-s{args.seed}-{config_hash(cfg)}.json"
     if path.is_file() and not args.force and json.loads(path.read_text()).get("status") == "done":
         log.info("skipping: %s is complete (use --force to rerun)", path)
@@ -255,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.wandb if args.wandb is not None else args.scale == "full":
             log_to_wandb(record, args.wandb_project, group, path.stem.rsplit("-", 1)[0])
     out = args.tables if args.scale == "full" else args.tables / args.scale
+    out = out / args.amp if args.amp else out
     print(build_table1(args.records / group, out))
     return 0
 
