@@ -13,7 +13,8 @@ from shapeshifter.threads import JOBS_ENV, add_threads_argument, apply_threads, 
 
 ROOT = Path(__file__).resolve().parents[2]
 # every pipeline script that runs torch work; train.py takes run.threads (Hydra) and applies the same rule
-TORCH_SCRIPTS = ["analyze_embeddings.py", "bench_layers.py", "bench_model.py", "evaluate.py", "glue_quick_check.py",
+TORCH_SCRIPTS = ["analyze_embeddings.py", "bench_layers.py", "bench_model.py", "bench_peers.py", "device_check.py",
+                 "evaluate.py", "glue_quick_check.py",
                  "reproduce.py"]
 
 
