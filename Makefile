@@ -6,7 +6,7 @@ PIP     := $(BIN)/pip install -c constraints.txt
 STAMP   := $(VENV)/.setup-stamp
 SCALE   ?= full
 
-.PHONY: setup test lint format bench-layers params demo demo-glue clean
+.PHONY: setup test lint format bench-layers bench-peers device-check params demo demo-glue clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,6 +30,16 @@ format: $(STAMP)
 
 bench-layers: $(STAMP)
 	$(BIN)/python pipelines/bench_layers.py --out results/bench/layers.json
+
+# On a CUDA machine: bench_layers, Table 1 (fp32 + bf16), bench_peers and a 2-minute throughput check, under
+# 5 minutes, failing loudly on CUDA errors; without CUDA it says so and exits 0.
+device-check: $(STAMP)
+	$(BIN)/python pipelines/device_check.py
+
+# Kronecker o2/o3 vs low rank, PHM, tensorly-torch TT/CP/Tucker and dense at ~10x fewer parameters:
+# results/bench/peers-<device>.json, .md, .png
+bench-peers: $(STAMP)
+	nice -n 10 $(BIN)/python pipelines/bench_peers.py --out results/bench
 
 # The embedded default: dense + the ~10x Shapeshifter Transformer of the quality study on the bundled De->En
 # sample, then the table.

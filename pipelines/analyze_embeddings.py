@@ -15,6 +15,7 @@ from pathlib import Path
 from shapeshifter.analysis.embedding_fit import analyse_checkpoint, fit_markdown
 from shapeshifter.app.records import write_record
 from shapeshifter.app.run_folder import find_checkpoint
+from shapeshifter.threads import add_threads_argument, apply_threads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tgt", default="en")
     parser.add_argument("--budgets", type=float, nargs="+", default=[5.4, 10, 25, 50])
     parser.add_argument("--out", type=Path, default=Path("results/records/quality_why"))
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
+    apply_threads(args.threads)
     try:
         checkpoint = find_checkpoint(args.run)
     except FileNotFoundError as err:

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from shapeshifter.nn import KroneckerEmbedding, KroneckerLinear
+from shapeshifter.threads import add_threads_argument, apply_threads
 
 SHAPES = {  # name: (in_features, out_features)
     "attn 512x512": (512, 512),
@@ -123,13 +124,12 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument("--min-time", type=float, default=0.3, help="seconds spent per timing")
     parser.add_argument("--quick", action="store_true", help="a small grid (ranks 1,8; order 2,3; 4096 tokens)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    add_threads_argument(parser)
     parser.add_argument("--out", type=Path, default=Path("results/bench/layers.json"))
     args = parser.parse_args()
     if args.quick:
         args.ranks, args.orders, args.tokens, args.min_time = [1, 8], [2, 3], [4096], 0.2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
 
     linear, embedding = [], []
     header = (f"{'layer':18s} {'N':>2s} {'r':>3s} {'tokens':>6s} {'factors':>26s} {'params':>7s} "

@@ -20,6 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from shapeshifter.threads import add_threads_argument, apply_threads  # noqa: E402
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,7 +31,9 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["test", "valid"])
     parser.add_argument("--beam", type=int, default=None)
     parser.add_argument("--max-tokens", type=int, default=None)
+    add_threads_argument(parser)
     args = parser.parse_args()
+    apply_threads(args.threads)
 
     from omegaconf import OmegaConf
 

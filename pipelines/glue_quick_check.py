@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import lightning as L
-import torch
 
 from shapeshifter.glue.data import GlueDataModule
 from shapeshifter.glue.models import build_scratch_classifier
 from shapeshifter.glue.module import GlueClassifierModule
+from shapeshifter.threads import add_threads_argument, apply_threads
 
 
 def main() -> None:
@@ -37,12 +37,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--min-count", type=int, default=2)
     ap.add_argument("--rank", type=int, default=None, help="shapeshift rank (order 2); dense if omitted")
-    ap.add_argument("--threads", type=int, default=2)
+    add_threads_argument(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="write the summary JSON here too")
     args = ap.parse_args()
 
-    torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     L.seed_everything(args.seed, verbose=False)
     d = args.data_dir
     dm = GlueDataModule.from_files(

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from shapeshifter.app.paper_tables import build_all, build_table  # noqa: E402
 from shapeshifter.app.sweep import grid_jobs, run_grid, summary  # noqa: E402
+from shapeshifter.threads import add_threads_argument  # noqa: E402
 
 log = logging.getLogger("shapeshifter")
 
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-wandb", metavar="ENTITY/PROJECT", default=None,
                         help="tables only: first fetch the run records kept in this W&B project into --records")
     parser.add_argument("--wandb-group", default=None, help="with --from-wandb: only the runs of this W&B group")
+    add_threads_argument(parser, help="torch threads of every job (run.threads; Table 1: bench_model --threads); "
+                                      "default: the shared rule of shapeshifter.threads")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
     args = parser.parse_intermixed_args(argv)  # Hydra overrides may also follow the options
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -194,12 +197,15 @@ def main(argv: list[str] | None = None) -> int:
                "--records", str(args.records), "--tables", str(args.tables)]
         if args.device:
             cmd += ["--device", args.device]
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
         if args.dry_run:
             print(shlex.join(cmd))
             return 0
         return subprocess.call(cmd)
-    return reproduce_grid(args.table, args.scale, args.records, args.tables, args.outputs, args.overrides,
-                                 args.dry_run)
+    threads = [f"run.threads={args.threads}"] if args.threads else []  # run.* is not part of the config hash
+    return reproduce_grid(args.table, args.scale, args.records, args.tables, args.outputs,
+                          [*threads, *args.overrides], args.dry_run)
 
 
 if __name__ == "__main__":

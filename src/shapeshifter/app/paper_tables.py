@@ -58,11 +58,18 @@ TABLE1_COLUMNS = [
     Column("train_ratio", "train step (× dense)", fmt_num(".2f")),
     Column("forward_ratio", "forward, no grad (× dense)", fmt_num(".2f")),
     Column("beam_ratio", "beam search (× dense)", fmt_num(".2f")),
+    Column("peak_mb", "train step peak memory (MB)", fmt_num(".1f")),
+    Column("memory_ratio", "peak memory (× dense)", fmt_num(".2f")),
 ]
 
 
-def _policy_rank(name: str) -> int:
-    return 0 if name == "dense" else int(name.split("-")[0].lstrip("r"))
+def _peak_memory(results: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """Peak memory of a training step (MB) and its ratio to dense, ± std over seeds; None for records written
+    before the benchmark measured memory."""
+    measured = [r for r in results if r.get("peak_train_bytes") is not None]
+    mb, mb_std = mean_std([r["peak_train_bytes"] / 2**20 for r in measured])
+    ratio, ratio_std = mean_std([r["peak_train_ratio_to_dense"] for r in measured])
+    return {"peak_mb": mb, "peak_mb_std": mb_std, "memory_ratio": ratio, "memory_ratio_std": ratio_std}
 
 
 def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -75,34 +82,52 @@ def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             groups.setdefault((rec["config"]["device"], name), []).append(res | {"hash": rec["config_hash"]})
     rows = []
     for (device, name), results in groups.items():
-        row: dict[str, Any] = {"config": name, "device": device, "rank": _policy_rank(name), "seeds": len(results),
+        row: dict[str, Any] = {"config": name, "device": device, "seeds": len(results),
                                "params": results[0]["params"], "reduction": results[0]["reduction_vs_dense"],
                                "hashes": sorted(r["hash"] for r in results)}
         row["train_ms"], row["train_ms_std"] = mean_std([1000 * r["median"]["train_step_s"] for r in results])
         for key, src in (("train_ratio", "train_step_s"), ("forward_ratio", "forward_s"), ("beam_ratio", "beam_s")):
             row[key], row[f"{key}_std"] = mean_std([r["ratio_to_dense"][src] for r in results])
-        rows.append(row)
-    rows.sort(key=lambda r: (r["device"], r["rank"], r["config"]))
+        rows.append(row | _peak_memory(results))
+    rows.sort(key=lambda r: (r["device"], r["reduction"], r["config"]))
     return rows
 
 
+TABLE1_SERIES = (("train_ratio", "train step"), ("forward_ratio", "forward"), ("beam_ratio", "beam"),
+                 ("memory_ratio", "train peak memory"))
+
+
+def _spread(values: Sequence[float], gap: float = 1.3) -> list[float]:
+    """Sorted values, dropping any within a factor ``gap`` of the last one kept (tick labels that do not overlap
+    on a log axis)."""
+    kept: list[float] = []
+    for v in sorted(set(values)):
+        if not kept or v / kept[-1] >= gap:
+            kept.append(v)
+    return kept
+
+
 def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path, source: str = "") -> Path:
-    """Time ratios to dense against the attention/FFN rank, one line per measurement and device."""
-    fig, ax = pyplot().subplots(figsize=(5.5, 3.8), dpi=120)
+    """Time and peak-memory ratios to dense against how many times fewer parameters each policy has, one line
+    per measurement and device (both policy families, rN-emb16 and the o2 budgets, on one axis)."""
+    fig, ax = pyplot().subplots(figsize=(6.5, 4.2), dpi=120)
     for device in sorted({r["device"] for r in rows}):
-        pts = [r for r in rows if r["device"] == device and r["config"] != "dense"]
-        xs = [r["rank"] for r in pts]
-        for key, label in (("train_ratio", "train step"), ("forward_ratio", "forward"), ("beam_ratio", "beam")):
-            ax.plot(xs, [r[key] for r in pts], marker="o", label=f"{label} ({device})")
+        pts = sorted((r for r in rows if r["device"] == device and r["config"] != "dense"),
+                     key=lambda r: r["reduction"])
+        for key, label in TABLE1_SERIES:
+            measured = [r for r in pts if r.get(key) is not None]
+            if measured:
+                ax.plot([r["reduction"] for r in measured], [r[key] for r in measured], marker="o",
+                        linestyle="--" if key == "memory_ratio" else "-", label=f"{label} ({device})")
     ax.axhline(1.0, color="grey", linewidth=1, label="dense")
     ax.axhline(1 + PAPER_TRAIN_OVERHEAD, color="C3", linestyle=":", linewidth=1, label="paper: train +17%")
     ax.axhline(1 + PAPER_PREDICT_OVERHEAD, color="C4", linestyle=":", linewidth=1, label="paper: prediction +13%")
-    ax.set_xscale("log", base=2)
-    ranks = sorted({r["rank"] for r in rows if r["config"] != "dense"})
-    ax.set_xticks(ranks, [str(r) for r in ranks])
+    ax.set_xscale("log")
+    ticks = _spread([r["reduction"] for r in rows if r["config"] != "dense"])
+    ax.set_xticks(ticks, [f"{t:.0f}×" if t >= 10 else f"{t:.1f}×" for t in ticks])
     ax.minorticks_off()
-    ax.set_xlabel("attention/FFN Kronecker rank (embeddings: rank 16)")
-    ax.set_ylabel("time (× dense)")
+    ax.set_xlabel("fewer parameters than dense (×, log scale)")
+    ax.set_ylabel("time or peak memory (× dense)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     return save_figure(fig, path, source)
@@ -116,7 +141,10 @@ def build_table1(records_dir: Path, out_dir: Path) -> str:
              f"{cfg['tokens']:,}-token batch; beam {cfg['beam']} over {cfg['decode_sentences']} sentences, "
              f"{cfg['decode_len']} steps); ratios are medians of same-repetition ratios over {cfg['reps']} "
              f"interleaved repetitions ({cfg['threads']} CPU thread(s) when on CPU); rN-emb16 = rank N in "
-             f"attention/FFN/output, rank 16 for the embeddings. The paper reports "
+             f"attention/FFN/output, rank 16 for the embeddings; o2-rN-embE = order 2, rank N, embeddings rank E "
+             f"(the quality study's ~3×/10×/25× budgets). Peak memory: parameters, Adam state and batch plus the "
+             f"most one training step allocates on top (CUDA: max_memory_allocated; CPU: profiler allocator "
+             f"events), measured alone after the timings; – where a record predates it. The paper reports "
              f"+{PAPER_TRAIN_OVERHEAD:.0%} training and +{PAPER_PREDICT_OVERHEAD:.0%} prediction time for its "
              f"policy (quoted, not measured here).")
     md = write_table(out_dir, "table1", "Table 1: time overhead of Shapeshifter vs dense", rows, TABLE1_COLUMNS,

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from shapeshifter.threads import add_threads_argument, apply_threads
+
 TRANSLATE_USAGE = """Translate sentences (one per line) with a trained model; one translation per input line, in order.
 
     python pipelines/translate.py models/de-en < sentences.de > sentences.en
@@ -61,9 +63,8 @@ def translate_parser() -> argparse.ArgumentParser:
     p.add_argument("--nbest", type=int, default=1, help="hypotheses per sentence (<= beam)")
     p.add_argument("--format", choices=["text", "fairseq"], default="text")
     p.add_argument("--batch-size", type=int, default=32, help="sentences per beam-search batch")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: small beam batches gain little from more, and 1 never "
-                        "oversubscribes cores shared with other jobs; raise it on a free machine)")
+    add_threads_argument(p, default=1, help="torch threads (default 1: small beam batches gain little from "
+                         "more, and 1 never oversubscribes cores shared with other jobs; raise it on a free machine)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     return p
 
@@ -100,15 +101,12 @@ def _output_lines(translator: Any, sentences: list[str], hyps: list[list[Any]], 
 def translate_main(argv: Sequence[str] | None = None) -> int:
     parser = translate_parser()
     args = parser.parse_args(argv)
-    if args.threads < 1:
-        _fail(parser, f"--threads must be >= 1, got {args.threads}")
     _quiet_logging()
-    import torch
     from tqdm import tqdm
 
     from shapeshifter.translation.translator import load_translator
 
-    torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     try:
         sentences = read_sentences(args.input)
     except (OSError, UnicodeDecodeError) as err:
@@ -136,8 +134,10 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="the folder to create")
     parser.add_argument("--checkpoint", default=None, help="a .ckpt (path or name in checkpoints/) instead")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export at OUT_DIR")
+    add_threads_argument(parser)
     args = parser.parse_args(argv)
     _quiet_logging()
+    apply_threads(args.threads)
     from shapeshifter.translation.export import MANIFEST, export_run
 
     try:

@@ -1,0 +1,91 @@
+"""Table 1's benchmark (pipelines/bench_model.py): the quality-budget policies hit their reductions, a tiny run
+measures time and peak memory, and the table shows memory (or a dash for records that predate it)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from shapeshifter.app.paper_tables import build_table1, table1_rows
+from shapeshifter.app.records import finish_record, new_record, write_record
+from shapeshifter.params import count_parameters
+from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load_bench_model():
+    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "pipelines" / "bench_model.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("scale", ["smoke", "full"])
+def test_budget_policies_have_3_10_25_times_fewer_parameters(scale: str) -> None:
+    bm = _load_bench_model()
+    cfg = bm.bench_config(scale, "cpu", seed=1)
+    src, tgt = placeholder_dictionary(bm.SRC_VOCAB), placeholder_dictionary(bm.TGT_VOCAB)
+
+    def total(policy):
+        model, _ = build_transformer(cfg["arch"], src, tgt, cfg["overrides"], policy, seed=1)
+        return count_parameters(model)["total"]
+
+    dense = total(None)
+    budgets = {name: p for name, p in cfg["policies"].items() if name.startswith("o2-")}
+    reductions = [dense / total(p) for p in budgets.values()]
+    for got, want in zip(reductions, (3, 10, 25)):
+        assert abs(got / want - 1) <= 0.10, (scale, budgets.keys(), reductions)
+    for name, policy in budgets.items():  # the name says what it is
+        assert name == f"o2-r{policy['attention']['rank']}-emb{policy['embedding']['rank']}"
+        assert policy["ffn"]["rank"] == policy["attention"]["rank"] and policy["attention"]["order"] == 2
+
+
+def test_tiny_run_measures_time_and_peak_memory() -> None:
+    bm = _load_bench_model()
+    cfg = bm.bench_config("smoke", "cpu", seed=1, reps=1)
+    cfg.update(warmup=0, tokens=64, sentence_len=16, decode_sentences=2, decode_len=3)
+    cfg["policies"] = {k: v for k, v in cfg["policies"].items() if k in ("dense", "o2-r8-emb32")}
+    torch.manual_seed(1)
+    results = bm.run_bench(cfg, torch.device("cpu"))
+    dense, kron = results["dense"], results["o2-r8-emb32"]
+    assert dense["peak_train_ratio_to_dense"] == 1.0
+    # at least the parameters, their gradients and Adam's two moments
+    assert dense["peak_train_bytes"] > 4 * 4 * dense["params"]
+    assert 0 < kron["peak_train_ratio_to_dense"] < 1.5
+    assert set(kron["ratio_to_dense"]) == {"train_step_s", "forward_s", "beam_s"}
+
+
+def _record(seed: int, memory: bool) -> dict:
+    rec = new_record({"table": "table1", "scale": "smoke", "device": "cpu", "seed": seed, "arch": "a", "tokens": 64,
+                      "beam": 2, "decode_sentences": 2, "decode_len": 4, "reps": 3, "threads": 1}, "bench_model")
+    results = {}
+    for name, params, peak in (("dense", 1000, 400.0), ("o2-r8-emb32", 100, 300.0)):
+        res = {"params": params, "reduction_vs_dense": 1000 / params, "policy": None,
+               "median": {"train_step_s": 0.01, "forward_s": 0.01, "beam_s": 0.01},
+               "ratio_to_dense": {"train_step_s": 1.0, "forward_s": 1.0, "beam_s": 1.0}}
+        if memory:
+            res |= {"peak_train_bytes": peak * 2**20, "peak_train_ratio_to_dense": peak / 400.0}
+        results[name] = res
+    rec["results"] = results
+    return rec
+
+
+@pytest.mark.parametrize("memory", [True, False])
+def test_table1_shows_peak_memory_or_a_dash(tmp_path: Path, memory: bool) -> None:
+    rec = _record(1, memory)
+    path = tmp_path / "records" / "table1-smoke" / "bench.json"
+    write_record(rec, path)
+    finish_record(rec, path)
+    rows = {r["config"]: r for r in table1_rows([rec])}
+    assert rows["o2-r8-emb32"]["memory_ratio"] == (0.75 if memory else None)
+    md = build_table1(tmp_path / "records" / "table1-smoke", tmp_path / "tables")
+    assert "peak memory (× dense)" in md
+    line = next(x for x in md.splitlines() if x.startswith("| o2-r8-emb32"))
+    assert line.endswith("| 300.0 | 0.75 |" if memory else "| – | – |")
+    assert (tmp_path / "tables" / "table1_time_ratio_vs_rank.png").is_file()
