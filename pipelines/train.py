@@ -22,14 +22,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from shapeshifter.app.runner import run_job  # noqa: E402
-from shapeshifter.threads import apply_threads  # noqa: E402
 
 log = logging.getLogger("shapeshifter")
 
 
 @hydra.main(config_path=str(ROOT / "conf"), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    apply_threads(cfg.run.get("threads"))  # run.threads, else the shared default (shapeshifter.threads)
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     record = run_job(cfg, out_dir)
     log.info("record: %s", record.get("_path"))

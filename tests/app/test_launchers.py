@@ -47,6 +47,25 @@ def test_local_jobs_share_the_cores(monkeypatch, tmp_path: Path) -> None:
     assert seen == [1]
 
 
+def test_jobs_without_run_threads_follow_the_shared_rule(monkeypatch, tmp_path: Path) -> None:
+    import torch
+
+    from shapeshifter import threads
+    from shapeshifter.app import runner
+
+    cfg = compose_cfg(CONF, ["experiment=table2/iwslt14", "+scale=smoke"])
+    assert cfg.run.threads is None
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    monkeypatch.setenv(threads.JOBS_ENV, "2")  # two jobs share 4 cores: 2 threads each
+    monkeypatch.setattr(runner, "record_path", lambda c, digest=None: Path("/nonexistent/record.json"))
+    cfg.data.kind = "neither"
+    with pytest.raises(ValueError, match="data.kind"):
+        runner.run_job(cfg, tmp_path / "out")
+    assert seen == [2]
+
+
 def test_slurm_jobs_get_one_gpu_and_resubmission() -> None:
     cfg = compose_cfg(CONF, ["experiment=table2/iwslt14", "+scale=full", "launcher=slurm"], hydra_config=True)
     assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.max_num_timeout > 0

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.records import config_hash
 from shapeshifter.app.run_folder import run_dir
+from shapeshifter.threads import apply_threads
 
 log = logging.getLogger("shapeshifter")
 
@@ -40,11 +41,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             existing["_path"] = str(path)
             return existing
     out_dir = run_dir(out_dir, digest)  # <job folder>/<config hash>: no two configs share files
-    threads = cfg.run.get("threads")
-    if threads:  # parallel local jobs: each takes its share of the cores instead of all of them
-        import torch
-
-        torch.set_num_threads(int(threads))
+    apply_threads(cfg.run.get("threads"))  # run.threads, else the shared rule (shapeshifter.threads)
     if kind == "translation":
         from shapeshifter.app.translation import run_translation
 
