@@ -16,6 +16,13 @@ GLUE table uses the committed SNLI sample and a tiny local BERT); ``--scale full
 a GPU (``trainer=gpu``). Runs whose record is "done" for the
 same config hash are skipped; failed ones are retried; if any job fails, the others still run, the failures
 are listed at the end and the exit status is 1.
+
+With a ``launcher=`` override the jobs go through Hydra's own sweeper and that launcher (``launcher=local``: two
+1-thread jobs at a time on this machine; ``launcher=slurm``: a SLURM array): each experiment file's grid runs as
+one ``pipelines/train.py -m`` (so its ``hydra.sweeper.params`` are expanded by Hydra, ``range(...)`` included),
+and its dense baseline or explicit jobs as single runs. The outcome of every job is read back from its record.
+
+    python pipelines/reproduce.py 2 --scale smoke launcher=local
 """
 
 from __future__ import annotations
@@ -32,7 +39,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from shapeshifter.app.paper_tables import build_all, build_table  # noqa: E402
-from shapeshifter.app.sweep import grid_jobs, run_grid, summary  # noqa: E402
+from shapeshifter.app.sweep import (  # noqa: E402
+    compose_cfg,
+    dense_overrides,
+    grid_jobs,
+    outcomes_from_records,
+    run_grid,
+    summary,
+)
 from shapeshifter.threads import add_threads_argument  # noqa: E402
 
 log = logging.getLogger("shapeshifter")
@@ -126,14 +140,43 @@ def _abs(path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
+def hydra_commands(grid: Grid, base: list[str]) -> list[list[str]]:
+    """``train.py`` command lines running a table's jobs through Hydra's sweeper and launcher: one multirun per
+    experiment file (its grid), one single run per dense baseline (first) or explicit job."""
+    train = [sys.executable, str(ROOT / "pipelines" / "train.py")]
+    if grid.jobs:
+        return [train + job for job in grid.all_jobs(base)]
+    commands = []
+    for experiment in grid.experiments:
+        head = [f"experiment={experiment}", *base]
+        cfg = compose_cfg(CONF, head, hydra_config=True)
+        params = dict(cfg.hydra.sweeper.get("params") or {})
+        if grid.with_dense and "dense" not in str(params.get("shapeshift", "")):
+            commands.append(train + head + dense_overrides(cfg))
+        commands.append(train + ["-m", *head])
+    return commands
+
+
+def launch(grid: Grid, base: list[str], jobs: list[list[str]]) -> list:
+    """Run the table through Hydra (`hydra_commands`); the outcome of each job comes from its record."""
+    for command in hydra_commands(grid, base):
+        log.info("$ %s", shlex.join(command[1:]))
+        subprocess.call(command, cwd=ROOT)
+    return outcomes_from_records(CONF, jobs)
+
+
 def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs: Path,
                    extra: list[str] | None = None, dry_run: bool = False) -> int:
     """Run the missing jobs of a table, rebuild it; 1 if any job failed (after running the rest)."""
     grid = TABLES[table]
     base = [*grid.scale_overrides(scale), f"run.records={records}", f"run.outputs={outputs}", *(extra or [])]
     jobs = grid.all_jobs(base)
+    through_hydra = any(o.startswith("launcher=") for o in base)
     if dry_run:
-        print("\n".join("python pipelines/train.py " + shlex.join(job) for job in jobs))
+        lines = ([shlex.join(["python", "pipelines/train.py", *c[2:]]) for c in hydra_commands(grid, base)]
+                 if through_hydra else
+                 ["python pipelines/train.py " + shlex.join(job) for job in jobs])
+        print("\n".join(lines))
         return 0
     if scale == "smoke":
         try:
@@ -141,7 +184,7 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
         except FileNotFoundError as err:
             print(f"cannot prepare the smoke inputs: {err}", file=sys.stderr)
             return 2
-    outcomes = run_grid(CONF, jobs, outputs)
+    outcomes = launch(grid, base, jobs) if through_hydra else run_grid(CONF, jobs, outputs)
     print(summary(outcomes))
     try:
         print(build_table(grid.table, scale, records, tables))

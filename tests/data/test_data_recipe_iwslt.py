@@ -193,3 +193,26 @@ def test_sentencepiece_option_and_subsampling(tmp_path: Path) -> None:
         bpe = read_lines(data.splits[split].bpe["en"])
         assert [debpe(x, "sentencepiece") for x in bpe] == read_lines(data.splits[split].tok["en"])
         assert any("\u2581" in x for x in bpe)
+
+
+def _prepare_logging_to(raw: Path, work: Path, log_file: Path) -> None:
+    with open(log_file, "w") as out:
+        prepare_translation_data(_cfg(raw, work), log=lambda line: print(line, file=out, flush=True))
+
+
+def test_parallel_jobs_prepare_the_same_data_once(tmp_path: Path) -> None:
+    import multiprocessing
+
+    write_iwslt(tmp_path / "raw", n_train=30, test_sizes=TEST_SIZES)
+    ctx = multiprocessing.get_context("fork")
+    logs = [tmp_path / f"job{i}.log" for i in range(2)]
+    jobs = [ctx.Process(target=_prepare_logging_to, args=(tmp_path / "raw", tmp_path / "work", log)) for log in logs]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join(timeout=300)
+    assert [job.exitcode for job in jobs] == [0, 0]
+    lines = [line for log in logs for line in log.read_text().splitlines()]
+    ran = [line for line in lines if line.endswith("running")]
+    assert len(ran) == 6 and len(set(ran)) == 6  # every stage ran once, by one of the two jobs
+    assert sum(line.endswith("skipped (up to date)") for line in lines) == 6  # the other reused them

@@ -40,8 +40,18 @@ class Outcome:
 
 
 def expand(params: Mapping[str, str]) -> list[list[str]]:
-    """Cartesian product of Hydra-style comma lists (``{"rank": "1,4"}``), in the basic sweeper's order."""
-    axes = [[f"{key}={value.strip()}" for value in str(values).split(",")] for key, values in params.items()]
+    """Cartesian product of the sweep ``params`` (``{"rank": "1,4"}``, ``{"rank": "range(1,3)"}``), parsed by
+    Hydra's own override grammar, in the basic sweeper's order."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([f"{key}={value}" for key, value in params.items()])
+    axes = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            axes.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+        else:
+            axes.append([f"{key}={override.get_value_element_as_str()}"])
     return [list(combo) for combo in itertools.product(*axes)]
 
 
@@ -103,6 +113,19 @@ def run_grid(conf_dir: Path, jobs: Sequence[Sequence[str]], outputs: Path = Path
             log.error("job %s failed:\n%s", overrides, traceback.format_exc())
         out.seconds = time.perf_counter() - t0
         outcomes.append(out)
+    return outcomes
+
+
+def outcomes_from_records(conf_dir: Path, jobs: Sequence[Sequence[str]]) -> list[Outcome]:
+    """Each job's outcome read from its record (after a launcher ran the jobs in other processes): "ran" when
+    the record is "done", "failed" otherwise (missing, or left "running" by a job that failed)."""
+    outcomes = []
+    for overrides in jobs:
+        cfg = compose_cfg(conf_dir, overrides)
+        path = record_path(cfg)
+        done = is_done(path)
+        outcomes.append(Outcome(overrides=list(overrides), status="ran" if done else "failed", name=str(cfg.run.name),
+                                record=str(path), error=None if done else f"no finished record at {path}"))
     return outcomes
 
 

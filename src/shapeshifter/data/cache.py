@@ -8,10 +8,11 @@ a half-finished or damaged stage never looks complete: the stamp is written last
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,28 @@ _CHUNK = 1 << 20
 
 class DataError(RuntimeError):
     """A required input file is missing, unreadable or malformed (the message names the file)."""
+
+
+@contextlib.contextmanager
+def work_dir_lock(work_dir: Path, log: Callable[[str], None] = print) -> Iterator[None]:
+    """Hold an exclusive lock on ``<work_dir>/.lock`` (released when the process ends, however it ends).
+
+    Jobs launched in parallel on the same data would otherwise run the same stages at once and rewrite files
+    that another job is reading; with the lock the first prepares and the others find every stage fresh.
+    """
+    import fcntl
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with open(work_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"[data] waiting for another job preparing {work_dir}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def file_digest(path: Path) -> str:

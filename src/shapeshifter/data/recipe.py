@@ -32,7 +32,7 @@ from pathlib import Path
 
 from shapeshifter.data import iwslt14, wmt18
 from shapeshifter.data.bpe import apply_file, learn_sentencepiece, learn_subword_nmt
-from shapeshifter.data.cache import DataError, run_stage
+from shapeshifter.data.cache import DataError, run_stage, work_dir_lock
 from shapeshifter.data.config import SPLITS, PreparedData, SplitFiles, TranslationDataConfig
 from shapeshifter.data.text import clean_corpus, lowercase, moses_tokenize, read_lines, write_lines
 
@@ -307,6 +307,12 @@ def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print
     if cfg.data_bin:
         return use_existing_data_bin(cfg.data_bin, src, tgt, work_dir=work, log=log)
     work.mkdir(parents=True, exist_ok=True)
+    with work_dir_lock(work, log):  # parallel jobs on one work_dir: one prepares, the others then reuse
+        return _run_stages(cfg, work, (src, tgt), log)
+
+
+def _run_stages(cfg: TranslationDataConfig, work: Path, langs: tuple[str, str], log: Log) -> PreparedData:
+    src, tgt = langs
     parts = _parts(cfg)
     raw_parts = _extract_stage(cfg, work, parts, log)
     tok_parts = _tokenize_stage(cfg, work, parts, raw_parts, log)

@@ -34,8 +34,11 @@ SLICES = {"sample_smoke": {"n_train_lines": 1500, "n_segs": 30}}
 
 def ensure_slice(data_name: str, raw_dir: Path) -> bool:
     """Write the named slice into ``raw_dir`` unless it is there already; False for data that is not a slice."""
+    from shapeshifter.data.cache import work_dir_lock
+
     if data_name not in SLICES:
         return False
-    if not (raw_dir / "train.tags.de-en.de").is_file():
-        slice_iwslt_raw(raw_dir, **SLICES[data_name])
+    with work_dir_lock(raw_dir, log=lambda s: None):  # parallel jobs: one writes the slice, the others wait
+        if not (raw_dir / "train.tags.de-en.de").is_file():
+            slice_iwslt_raw(raw_dir, **SLICES[data_name])
     return True
