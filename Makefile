@@ -62,8 +62,9 @@ clean:
 # The paper's tables and the quality study (README). N = 1 | 2 | 2_wmt | embedding | ablation | glue | quality | quality_why | quality_glue.
 # Launches the runs a table still lacks (finished ones are skipped, failed ones retried), then rebuilds it.
 .PHONY: tables bench-model
+# launcher=local (two 1-thread jobs at a time) or launcher=slurm: the jobs go through Hydra's sweeper and launcher.
 reproduce-table-%: $(STAMP)
-	nice -n 10 $(BIN)/python pipelines/reproduce.py $* --scale $(SCALE) $(REPRO_ARGS)
+	nice -n 10 $(BIN)/python pipelines/reproduce.py $* --scale $(SCALE) $(if $(launcher),launcher=$(launcher)) $(REPRO_ARGS)
 
 # Every table and plot from existing records only (no training); byte-identical when rerun.
 tables: $(STAMP)

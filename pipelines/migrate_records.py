@@ -3,6 +3,7 @@ or make the paths in existing records relative to the folder the runs were made 
 
     python pipelines/migrate_records.py results/records results/demo/records --rename paper=r1-emb16
     python pipelines/migrate_records.py results/records --portable-paths /work/main
+    python pipelines/migrate_records.py results/records --rehash   # after a change of what the hash covers
 
 The policy's name is part of the config hash, so a renamed policy would otherwise re-run every finished job.
 Each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash`` recomputed and the file
@@ -57,6 +58,28 @@ def migrate(roots: list[Path], renames: dict[str, str]) -> list[tuple[Path, Path
     return moved
 
 
+def rehash(roots: list[Path]) -> list[tuple[Path, Path]]:
+    """Recompute every record's ``config_hash`` from its config and rename the files whose hash changed."""
+    moved = []
+    for root in roots:
+        for path in sorted(root.rglob("*.json")):
+            record = json.loads(path.read_text())
+            if not isinstance(record, dict) or "config" not in record or "config_hash" not in record:
+                continue
+            digest = config_hash(record["config"])
+            if digest == record["config_hash"]:
+                continue
+            record.setdefault("migrated_from", []).append(record["config_hash"])
+            record["config_hash"] = digest
+            target = path.with_name(f"{record['config']['run']['name']}-{digest}.json")
+            if target.exists():
+                raise FileExistsError(f"{target} exists; not overwriting it (from {path})")
+            write_record(record, target)
+            path.unlink()
+            moved.append((path, target))
+    return moved
+
+
 def make_portable(roots: list[Path], run_roots: list[Path]) -> list[Path]:
     """Rewrite absolute paths under any of ``run_roots`` (outside ``config``) as relative ones; the changed files."""
     changed = []
@@ -78,13 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roots", nargs="+", type=Path, help="records folders (searched recursively)")
     parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW")
+    parser.add_argument("--rehash", action="store_true", help="recompute config hashes, rename changed files")
     parser.add_argument("--portable-paths", action="append", default=[], type=Path, metavar="RUN_ROOT",
                         help="the folder the runs were made in (repeatable)")
     args = parser.parse_args(argv)
-    if not args.rename and not args.portable_paths:
-        parser.error("nothing to do: give --rename OLD=NEW and/or --portable-paths RUN_ROOT")
+    if not args.rename and not args.portable_paths and not args.rehash:
+        parser.error("nothing to do: give --rename OLD=NEW, --rehash and/or --portable-paths RUN_ROOT")
     renames = dict(item.split("=", 1) for item in args.rename)
     for old, new in migrate(args.roots, renames) if renames else []:
+        print(f"{old} -> {new.name}")
+    for old, new in rehash(args.roots) if args.rehash else []:
         print(f"{old} -> {new.name}")
     for path in make_portable(args.roots, args.portable_paths):
         print(f"{path}: paths made relative")

@@ -274,3 +274,22 @@ def test_a_sweep_killed_midway_finishes_only_the_missing_runs(smoke_env) -> None
     after = done()
     assert len(after) == 3 and all(after[name] == mtime for name, mtime in before.items())  # finished ones untouched
     assert "| r1-emb16 |" in (tmp / "tables" / "smoke" / "table2.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_launcher_runs_the_grid_through_hydra_two_jobs_at_a_time(smoke_env, capsys) -> None:
+    from datetime import datetime
+
+    reproduce, extra, tmp = smoke_env
+    records, tables, outputs = tmp / "records", tmp / "tables", tmp / "outputs"
+    base = [*extra, "launcher=local"]
+    assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, base, dry_run=True) == 0
+    assert "python pipelines/train.py -m experiment=table2/iwslt14 +scale=smoke" in capsys.readouterr().out
+
+    assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, base) == 0
+    assert "3 ran, 0 skipped, 0 failed" in capsys.readouterr().out
+    recs = [json.loads(p.read_text()) for p in (records / "table2-smoke").glob("*.json")]
+    assert len(recs) == 3 and {r["status"] for r in recs} == {"done"}
+    spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])) for r in recs)
+    assert any(a_end > b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # two ran at once
+    assert {r["machine"]["torch_threads"] for r in recs} == {1}  # launcher=local: one thread per job

@@ -45,3 +45,24 @@ def test_explicit_shapes_per_layer_type() -> None:
                              "+shapeshift.per_type.ffn.scheme=[[32,32],[16,32]]"])
     policy = policy_from_config(cfg.shapeshift)
     assert policy["attention"]["scheme"] == [[32, 16], [16, 32]] and policy["ffn"]["scheme"] == [[32, 32], [16, 32]]
+
+
+def test_range_sweeps_expand_like_hydra() -> None:
+    assert expand({"rank": "range(1,3)", "scheme": "balanced,exact"}) == [
+        ["rank=1", "scheme=balanced"], ["rank=1", "scheme=exact"], ["rank=2", "scheme=balanced"],
+        ["rank=2", "scheme=exact"]]
+
+
+def test_a_glue_hash_covers_only_what_glue_reads() -> None:
+    from omegaconf import OmegaConf
+
+    from shapeshifter.app.records import config_hash
+
+    def digest(*overrides: str) -> str:
+        return config_hash(OmegaConf.to_container(compose_cfg(CONF, list(overrides)), resolve=True))
+
+    glue = ("experiment=glue/snli_demo",)
+    assert digest(*glue) == digest(*glue, "eval.beam=1", "batching.max_tokens=100", "optim.label_smoothing=0.3",
+                                   "ckpt.monitor=valid_loss")
+    assert digest(*glue) != digest(*glue, "optim.lr=0.1")  # what GLUE reads still counts
+    assert digest() != digest("eval.beam=1")  # and translation keeps its beam in the hash

@@ -23,9 +23,25 @@ from typing import Any
 NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths"}
 
 
+# Settings that only the translation task reads: left out of a GLUE run's hash, so that e.g. the beam size of
+# translation runs never re-runs or splits GLUE jobs (`semantic_config`).
+TRANSLATION_ONLY = {"eval": None, "batching": None,
+                    "optim": {"warmup_updates", "warmup_init_lr", "label_smoothing"},
+                    "ckpt": {"monitor", "average_last"}}
+
+
 def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The result-defining part of a resolved config: what the hash covers and seed replicas must share."""
-    return {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    """The result-defining part of a resolved config: what the hash covers and seed replicas must share.
+
+    Task-scoped: a GLUE run's config drops the translation-only settings (`TRANSLATION_ONLY`)."""
+    out = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    if (config.get("data") or {}).get("kind") == "glue":
+        for node, keys in TRANSLATION_ONLY.items():
+            if keys is None:
+                out.pop(node, None)
+            elif isinstance(out.get(node), Mapping):
+                out[node] = {k: v for k, v in out[node].items() if k not in keys}
+    return out
 
 
 def config_hash(config: Mapping[str, Any]) -> str:

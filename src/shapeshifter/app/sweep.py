@@ -124,8 +124,10 @@ def outcomes_from_records(conf_dir: Path, jobs: Sequence[Sequence[str]]) -> list
         cfg = compose_cfg(conf_dir, overrides)
         path = record_path(cfg)
         done = is_done(path)
+        seconds = json.loads(path.read_text()).get("timings", {}).get("train_s") or 0.0 if done else 0.0
         outcomes.append(Outcome(overrides=list(overrides), status="ran" if done else "failed", name=str(cfg.run.name),
-                                record=str(path), error=None if done else f"no finished record at {path}"))
+                                record=str(path), error=None if done else f"no finished record at {path}",
+                                seconds=seconds))
     return outcomes
 
 
