@@ -29,15 +29,11 @@ from shapeshifter.app.paper_tables import (
     PAPER_PARAM_REDUCTION,
     PAPER_PREDICT_OVERHEAD,
     PAPER_TRAIN_OVERHEAD,
-    SCALES,
-    TABLE_IDS,
     TRANSLATION_TABLES,
-    build_table,
-    group_name,
     table1_rows,
-    tables_dir,
 )
 from shapeshifter.app.records import load_records
+from shapeshifter.app.table_registry import SCALES, TABLE_IDS, build_table, group_name, tables_dir
 from shapeshifter.app.tables import translation_rows
 
 ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent

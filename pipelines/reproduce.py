@@ -32,79 +32,32 @@ import logging
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from shapeshifter.app.paper_tables import build_all, build_table  # noqa: E402
 from shapeshifter.app.sweep import (  # noqa: E402
     compose_cfg,
     dense_overrides,
-    grid_jobs,
     outcomes_from_records,
     run_grid,
     summary,
+)
+from shapeshifter.app.table_registry import (  # noqa: E402
+    CONF,
+    REGISTRY,
+    TableSpec,
+    build_all,
+    build_table,
+    get_table,
 )
 from shapeshifter.threads import add_threads_argument  # noqa: E402
 
 log = logging.getLogger("shapeshifter")
 
-CONF = ROOT / "conf"
 
 
-@dataclass(frozen=True)
-class Grid:
-    """A table's runs: the grids of its experiment files, composed with ``+scale=<scale config>``."""
-
-    table: str                        # table name in records/ and tables/
-    experiments: tuple[str, ...]      # experiment files whose grids (each with its dense baseline) fill the table
-    smoke_scale: str = "smoke"        # conf/scale file used for SCALE=smoke
-    full_scale: str | None = "full"   # conf/scale file used for SCALE=full (cpu: a study sized for CPUs; None: none)
-    with_dense: bool = True           # add each experiment's dense baseline (False: a grid file lists it)
-    jobs: tuple[tuple[str, ...], ...] = ()  # explicit jobs (overrides on the one experiment) instead of its grid
-
-    def scale_overrides(self, scale: str) -> list[str]:
-        name = self.smoke_scale if scale == "smoke" else self.full_scale
-        return [f"+scale={name}"] if name else []
-
-    def all_jobs(self, base: list[str]) -> list[list[str]]:
-        if self.jobs:
-            return [[f"experiment={self.experiments[0]}", *base, *job] for job in self.jobs]
-        return [job for experiment in self.experiments for job in grid_jobs(CONF, experiment, base, self.with_dense)]
-
-
-# The investigation of why quality drops: one change at a time against o2-r8-emb29 (conf/experiment/quality/why.yaml).
-WHY_JOBS = (
-    ("shapeshift=kron",),
-    *((f"optim.factor_lr_scale={s}", "shapeshift=kron") for s in ("0.3", "3.0", "10.0")),
-    *((f"optim.factor_lr_scale={s}", "shapeshift=study/lowrank_r8_emb10") for s in ("3.0", "1.0")),
-    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.order=3", "shapeshift.rank=16",
-     "shapeshift.per_type.embedding.rank=235"),
-    ("optim.factor_lr_scale=3.0", "shapeshift=study/o2_r8_emb29_proj",
-     "shapeshift.init_from=${run.outputs}/quality${oc.select:scale.suffix,''}/${data.name}-d128-dense-s${seed}"),
-    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.rank=4", "shapeshift.per_type.embedding.rank=42"),
-    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.rank=12", "shapeshift.per_type.embedding.rank=16"),
-    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "arch.overrides.dropout=0.0",
-     "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
-    ("optim.factor_lr_scale=3.0", "shapeshift=study/phm8_emb16"),
-)
-
-
-TABLES = {
-    "2": Grid("table2", ("table2/iwslt14",)),
-    "2_wmt": Grid("table2_wmt", ("table2/wmt18",)),
-    "embedding": Grid("embedding_table", ("embedding_table/iwslt14",)),
-    "ablation": Grid("ablation", ("ablation/iwslt14",)),
-    "glue": Grid("glue_table", ("glue_table/scratch", "glue_table/pretrained"), smoke_scale="smoke_glue"),
-    "quality": Grid("quality", ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
-                                "quality/grid_sizes"),
-                    full_scale="cpu", with_dense=False),
-    "quality_why": Grid("quality_why", ("quality/why",), full_scale=None, jobs=WHY_JOBS),
-    "quality_glue": Grid("quality_glue", ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue",
-                         full_scale="cpu"),
-}
 def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
     """Write the tiny local BERT that the GLUE table's pretrained half loads at SCALE=smoke."""
     import json
@@ -140,7 +93,7 @@ def _abs(path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else ROOT / path
 
 
-def hydra_commands(grid: Grid, base: list[str]) -> list[list[str]]:
+def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
     """``train.py`` command lines running a table's jobs through Hydra's sweeper and launcher: one multirun per
     experiment file (its grid), one single run per dense baseline (first) or explicit job."""
     train = [sys.executable, str(ROOT / "pipelines" / "train.py")]
@@ -157,7 +110,7 @@ def hydra_commands(grid: Grid, base: list[str]) -> list[list[str]]:
     return commands
 
 
-def launch(grid: Grid, base: list[str], jobs: list[list[str]]) -> list:
+def launch(grid: TableSpec, base: list[str], jobs: list[list[str]]) -> list:
     """Run the table through Hydra (`hydra_commands`); the outcome of each job comes from its record."""
     for command in hydra_commands(grid, base):
         log.info("$ %s", shlex.join(command[1:]))
@@ -168,7 +121,7 @@ def launch(grid: Grid, base: list[str], jobs: list[list[str]]) -> list:
 def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs: Path,
                    extra: list[str] | None = None, dry_run: bool = False) -> int:
     """Run the missing jobs of a table, rebuild it; 1 if any job failed (after running the rest)."""
-    grid = TABLES[table]
+    grid = get_table(table)
     base = [*grid.scale_overrides(scale), f"run.records={records}", f"run.outputs={outputs}", *(extra or [])]
     jobs = grid.all_jobs(base)
     through_hydra = any(o.startswith("launcher=") for o in base)
@@ -187,7 +140,7 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
     outcomes = launch(grid, base, jobs) if through_hydra else run_grid(CONF, jobs, outputs)
     print(summary(outcomes))
     try:
-        print(build_table(grid.table, scale, records, tables))
+        print(build_table(grid.id, scale, records, tables))
     except FileNotFoundError as err:
         print(f"no table: {err}")
     failed = [o for o in outcomes if o.status == "failed"]
@@ -197,57 +150,79 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
     return 0
 
 
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table", help="a table id or alias (`list` prints them), or `tables` to rebuild every table")
+    p.add_argument("--scale", choices=["smoke", "full"], default="smoke")
+    p.add_argument("--records", type=Path, default=Path("results/records"))
+    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p.add_argument("--outputs", type=Path, default=Path("outputs"))
+    p.add_argument("--device", default=None, help="Table 1 only: cpu or cuda (default: cuda when available)")
+    p.add_argument("--dry-run", action="store_true", help="print the jobs (as train.py commands) and exit")
+    p.add_argument("--from-wandb", metavar="ENTITY/PROJECT", default=None,
+                   help="tables only: first fetch the run records kept in this W&B project into --records")
+    p.add_argument("--wandb-group", default=None, help="with --from-wandb: only the runs of this W&B group")
+    add_threads_argument(p, help="torch threads of every job (run.threads; Table 1: bench_model --threads); "
+                                 "default: the shared rule of shapeshifter.threads")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
+    return p
+
+
+def rebuild_tables(args: argparse.Namespace) -> int:
+    """Every table from the records (fetched from W&B first with --from-wandb)."""
+    if args.from_wandb:
+        from shapeshifter.app.wandb_records import fetch_records
+
+        try:
+            fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
+        except Exception as err:  # wandb's own errors (no API key, unknown project, network) and ours
+            print(f"could not fetch run records from W&B project {args.from_wandb}: {type(err).__name__}: {err}"
+                  "\n(the W&B API needs WANDB_API_KEY or `wandb login`; local records were not changed)",
+                  file=sys.stderr)
+            return 1
+        print(f"fetched {len(fetched)} record(s) from W&B project {args.from_wandb} into {args.records}")
+    try:
+        built = build_all(args.records, args.tables)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print("rebuilt: " + (", ".join(built) if built else "nothing (no finished records)"))
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    """Table 1: `pipelines/bench_model.py`, which writes its records and rebuilds the table itself."""
+    cmd = [sys.executable, str(ROOT / "pipelines/bench_model.py"), "--scale", args.scale,
+           "--records", str(args.records), "--tables", str(args.tables)]
+    if args.device:
+        cmd += ["--device", args.device]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    return subprocess.call(cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("table", choices=["1", *TABLES, "tables"])
-    parser.add_argument("--scale", choices=["smoke", "full"], default="smoke")
-    parser.add_argument("--records", type=Path, default=Path("results/records"))
-    parser.add_argument("--tables", type=Path, default=Path("results/tables"))
-    parser.add_argument("--outputs", type=Path, default=Path("outputs"))
-    parser.add_argument("--device", default=None, help="Table 1 only: cpu or cuda (default: cuda when available)")
-    parser.add_argument("--dry-run", action="store_true", help="print the jobs (as train.py commands) and exit")
-    parser.add_argument("--from-wandb", metavar="ENTITY/PROJECT", default=None,
-                        help="tables only: first fetch the run records kept in this W&B project into --records")
-    parser.add_argument("--wandb-group", default=None, help="with --from-wandb: only the runs of this W&B group")
-    add_threads_argument(parser, help="torch threads of every job (run.threads; Table 1: bench_model --threads); "
-                                      "default: the shared rule of shapeshifter.threads")
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
-    args = parser.parse_intermixed_args(argv)  # Hydra overrides may also follow the options
+    p = parser()
+    args = p.parse_intermixed_args(argv)  # Hydra overrides may also follow the options
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.from_wandb and args.table != "tables":
-        parser.error("--from-wandb rebuilds tables from records only: use it with the 'tables' target")
+        p.error("--from-wandb rebuilds tables from records only: use it with the 'tables' target")
     if args.table == "tables":
-        if args.from_wandb:
-            from shapeshifter.app.wandb_records import fetch_records
-
-            try:
-                fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
-            except Exception as err:  # wandb's own errors (no API key, unknown project, network) and ours
-                print(f"could not fetch run records from W&B project {args.from_wandb}: {type(err).__name__}: {err}"
-                      "\n(the W&B API needs WANDB_API_KEY or `wandb login`; local records were not changed)",
-                      file=sys.stderr)
-                return 1
-            print(f"fetched {len(fetched)} record(s) from W&B project {args.from_wandb} into {args.records}")
-        try:
-            built = build_all(args.records, args.tables)
-        except ValueError as err:
-            print(err, file=sys.stderr)
-            return 1
-        print("rebuilt: " + (", ".join(built) if built else "nothing (no finished records)"))
+        return rebuild_tables(args)
+    if args.table == "list":  # the tables that run at this scale (make smoke builds each of them)
+        print(" ".join(t.id for t in REGISTRY.values() if args.scale == "smoke" or t.full_scale or not t.experiments))
         return 0
-    if args.table == "1":
-        cmd = [sys.executable, str(ROOT / "pipelines/bench_model.py"), "--scale", args.scale,
-               "--records", str(args.records), "--tables", str(args.tables)]
-        if args.device:
-            cmd += ["--device", args.device]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        if args.dry_run:
-            print(shlex.join(cmd))
-            return 0
-        return subprocess.call(cmd)
+    try:
+        spec = get_table(args.table)
+    except ValueError as err:
+        p.error(str(err))
+    if not spec.experiments:
+        return run_benchmark(args)
     threads = [f"run.threads={args.threads}"] if args.threads else []  # run.* is not part of the config hash
-    return reproduce_grid(args.table, args.scale, args.records, args.tables, args.outputs,
+    return reproduce_grid(spec.id, args.scale, args.records, args.tables, args.outputs,
                           [*threads, *args.overrides], args.dry_run)
 
 

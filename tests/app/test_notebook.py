@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 
-from shapeshifter.app.paper_tables import build_all
+from shapeshifter.app.table_registry import build_all
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,10 +14,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from shapeshifter.app.paper_tables import build_table  # noqa: E402
 from shapeshifter.app.quality_table import build_quality_glue_table, quality_glue_rows  # noqa: E402
 from shapeshifter.app.records import write_record  # noqa: E402
 from shapeshifter.app.sweep import compose_cfg, grid_jobs  # noqa: E402
+from shapeshifter.app.table_registry import build_table, get_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -40,7 +40,7 @@ def test_every_job_of_the_grid_composes(scale: str, capsys: pytest.CaptureFixtur
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 9 and all(line.startswith("python pipelines/train.py experiment=quality/glue_grid")
                                    for line in lines)
-    grid = reproduce.TABLES["quality_glue"]
+    grid = get_table("quality_glue")
     base = [f"+scale={grid.smoke_scale if scale == 'smoke' else grid.full_scale}"]
     cfgs = [compose_cfg(CONF, job) for exp in grid.experiments for job in grid_jobs(CONF, exp, base)]
     # the narrow grid's dense baseline is the main grid's seed-1 dense job (same name and record: skipped)

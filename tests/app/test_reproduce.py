@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from shapeshifter.app import translation
-from shapeshifter.app.paper_tables import build_all, group_name
 from shapeshifter.app.records import new_record, write_record
+from shapeshifter.app.table_registry import build_all, get_table, group_name
 from shapeshifter.data.smoke import slice_iwslt_raw
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,9 +164,8 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
         cfg = compose_cfg(conf, job, hydra_config=True)
         assert job_dir(cfg) == Path(cfg.hydra.sweep.dir) / cfg.hydra.sweep.subdir
 
-    reproduce = _load_reproduce()
     for scale in ("smoke_glue", "full"):
-        experiments = reproduce.TABLES["glue"].experiments
+        experiments = get_table("glue").experiments
         jobs = [job for exp in experiments for job in grid_jobs(conf, exp, [f"+scale={scale}"])]
         cfgs = [compose_cfg(conf, job) for job in jobs]
         names = {c.run.name for c in cfgs}
@@ -293,3 +292,21 @@ def test_a_launcher_runs_the_grid_through_hydra_two_jobs_at_a_time(smoke_env, ca
     spans = sorted((datetime.fromisoformat(r["started_at"]), datetime.fromisoformat(r["finished_at"])) for r in recs)
     assert any(a_end > b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))  # two ran at once
     assert {r["machine"]["torch_threads"] for r in recs} == {1}  # launcher=local: one thread per job
+
+
+def test_a_new_table_is_one_registry_entry(tmp_path: Path, monkeypatch, capsys) -> None:
+    from shapeshifter.app.table_registry import REGISTRY, TableSpec, translation_builder
+
+    spec = TableSpec("my_table", translation_builder("my_table", "My table: r1 vs r8"), ("table2/iwslt14",),
+                     aliases=("mine",))
+    monkeypatch.setitem(REGISTRY, spec.id, spec)
+    reproduce = _load_reproduce()
+    assert reproduce.main(["list"]) == 0 and "my_table" in capsys.readouterr().out.split()
+    assert reproduce.main(["mine", "--dry-run"]) == 0
+    assert "experiment=table2/iwslt14 +scale=smoke" in capsys.readouterr().out
+    for name, params, bleu in (("dense", 1000, 20.0), ("r8-emb64", 100, 15.0)):
+        rec = _translation_record(name, 1, params, bleu, None if name == "dense" else {"attention": {
+            "rank": 8, "order": 2, "scheme": "balanced", "path": "auto"}})
+        write_record(rec, tmp_path / "records" / "my_table-smoke" / f"{name}.json")
+    assert "smoke/my_table" in build_all(tmp_path / "records", tmp_path / "tables")
+    assert "My table: r1 vs r8" in (tmp_path / "tables" / "smoke" / "my_table.md").read_text()

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from shapeshifter.app.paper_tables import build_all, group_name
 from shapeshifter.app.records import new_record, write_record
+from shapeshifter.app.table_registry import build_all, group_name
 from shapeshifter.app.wandb_records import RECORD_FILE, attach_record, fetch_records
 
 GROUP = group_name("table2", "smoke")

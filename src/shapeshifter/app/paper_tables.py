@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows
-from shapeshifter.app.quality_table import build_quality_glue_table, build_quality_table, build_why_table
 from shapeshifter.app.records import load_records
 from shapeshifter.app.tables import (
     PARAMS_COLUMN,
@@ -201,8 +200,11 @@ def _policy_columns(record: dict[str, Any]) -> dict[str, Any]:
             "order": main["order"], "scheme": scheme}
 
 
-def build_translation_table(name: str, records_dir: Path, out_dir: Path) -> str:
-    spec = TRANSLATION_TABLES[name]
+def build_translation_table(spec: TranslationTable | str, records_dir: Path, out_dir: Path) -> str:
+    """A quality-vs-size table of translation runs (``spec``: a `TranslationTable` or the name of one in
+    `TRANSLATION_TABLES`), written as ``<out_dir>/<spec.name>.*``."""
+    spec = TRANSLATION_TABLES[spec] if isinstance(spec, str) else spec
+    name = spec.name
     records = finished_records(records_dir, "translation")
     rows = translation_rows(records)
     by_name = {r["config"]["shapeshift"]["name"]: r for r in sorted(records, key=lambda r: r["config_hash"])}
@@ -265,55 +267,3 @@ def build_glue_table(records_dir: Path, out_dir: Path) -> str:
                        "from pretrained", rows, GLUE_TABLE_COLUMNS, records, notes)
     plot_glue_scores(rows, out_dir / "glue_table_score_vs_params.png", stamp(records))
     return md
-
-
-# -- everything ------------------------------------------------------------------------------------------------
-TABLE_IDS = ("table1", *TRANSLATION_TABLES, "glue_table", "quality", "quality_why", "quality_glue")
-SCALES = ("full", "smoke")
-
-
-def group_name(table: str, scale: str) -> str:
-    """Records subfolder (``run.group``) of a table at a scale."""
-    return table if scale == "full" else f"{table}-{scale}"
-
-
-def tables_dir(tables_root: Path, scale: str) -> Path:
-    return tables_root if scale == "full" else tables_root / scale
-
-
-def build_table(table: str, scale: str, records_root: Path, tables_root: Path) -> str:
-    records_dir = records_root / group_name(table, scale)
-    out = tables_dir(tables_root, scale)
-    if table == "table1":
-        return build_table1(records_dir, out)
-    if table == "glue_table":
-        return build_glue_table(records_dir, out)
-    if table == "quality":
-        return build_quality_table(finished_records(records_dir, "translation"), out)
-    if table == "quality_why":
-        return build_why_table(finished_records(records_dir, "translation"), out)
-    if table == "quality_glue":
-        return build_quality_glue_table(finished_records(records_dir, "glue"), out)
-    return build_translation_table(table, records_dir, out)
-
-
-def build_all(records_root: Path, tables_root: Path) -> list[str]:
-    """Rebuild every table that has finished records; returns ``<scale>/<table>`` of those written.
-
-    A table whose records are inconsistent is not written; the others still are, then a ValueError lists
-    every such table.
-    """
-    built, problems = [], []
-    for scale in SCALES:
-        for table in TABLE_IDS:
-            try:
-                build_table(table, scale, records_root, tables_root)
-            except FileNotFoundError:
-                continue
-            except ValueError as err:
-                problems.append(f"{scale}/{table}: {err}")
-                continue
-            built.append(f"{scale}/{table}")
-    if problems:
-        raise ValueError(f"built {', '.join(built) or 'nothing'}; not built:\n" + "\n".join(problems))
-    return built

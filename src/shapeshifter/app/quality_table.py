@@ -170,8 +170,9 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     """Write ``quality.md/.tex/.csv`` and ``quality_bleu_vs_params.png``; returns the Markdown."""
     rows = quality_rows(records)
     copy = rows[0].get("copy_bleu")
-    notes = ("Each configuration trained until its validation loss stopped improving (early stopping, see "
-             "'stopped by'), the best-validation checkpoint evaluated with beam search on the test split; mean ± "
+    notes = ("Each configuration trained until its validation loss stopped improving (early stopping) or up to "
+             "the epoch ceiling ('stopped by' says which: max_epochs means it was still improving), the "
+             "best-validation checkpoint evaluated with beam search on the test split; mean ± "
              "std over seeds. Configurations differ only in the method (with its factor learning rate, "
              "optim.factor_lr_scale, chosen per method on the validation split: quality_why) and its size (and "
              "seed). Plot: lines join "

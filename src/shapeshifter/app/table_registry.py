@@ -1,0 +1,154 @@
+"""Every table in one registry: what runs fill it and how it is built from their records.
+
+A table is one `TableSpec`. Its ``id`` is used everywhere: ``make reproduce-table-<id>``, the records folder
+``<records>/<id>`` (``<id>-smoke`` at smoke scale, ``conf/scale/``), the files ``results/tables/<id>.*``. The
+short names the Makefile has always taken (``2``, ``glue``, ...) are kept as aliases. `pipelines/reproduce.py`,
+`make smoke`, the results notebook and ``make tables`` all read this registry, so adding a table is one
+experiment file (its grid) plus one entry here::
+
+    TableSpec("table3", translation_builder("table3", "Table 3: my sweep"), ("table3/iwslt14",), aliases=("3",))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from shapeshifter.app.paper_tables import (
+    TRANSLATION_TABLES,
+    TranslationTable,
+    build_glue_table,
+    build_table1,
+    build_translation_table,
+    finished_records,
+)
+from shapeshifter.app.quality_table import build_quality_glue_table, build_quality_table, build_why_table
+from shapeshifter.app.tables import TRANSLATION_COLUMNS, Column
+
+CONF = Path(__file__).resolve().parents[3] / "conf"
+SCALES = ("full", "smoke")
+
+Builder = Callable[[Path, Path], str]  # (records folder, output folder) -> the table as Markdown
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table: its id, how it is built from records, and the runs that fill it."""
+
+    id: str                                  # records group, output file stem, make target
+    build: Builder
+    experiments: tuple[str, ...] = ()        # experiment files whose grids fill it (none: a benchmark script)
+    aliases: tuple[str, ...] = ()            # other names accepted by make / reproduce.py
+    smoke_scale: str = "smoke"               # conf/scale file used for SCALE=smoke
+    full_scale: str | None = "full"          # ... for SCALE=full (cpu: a study sized for CPUs; None: none)
+    with_dense: bool = True                  # add each experiment's dense baseline (False: a grid file lists it)
+    jobs: tuple[tuple[str, ...], ...] = ()   # explicit jobs (overrides on the one experiment) instead of its grid
+
+    def scale_overrides(self, scale: str) -> list[str]:
+        name = self.smoke_scale if scale == "smoke" else self.full_scale
+        return [f"+scale={name}"] if name else []
+
+    def all_jobs(self, base: list[str]) -> list[list[str]]:
+        """Override lists of every job (``base`` appended to each experiment's own)."""
+        from shapeshifter.app.sweep import grid_jobs
+
+        if self.jobs:
+            return [[f"experiment={self.experiments[0]}", *base, *job] for job in self.jobs]
+        return [job for experiment in self.experiments for job in grid_jobs(CONF, experiment, base, self.with_dense)]
+
+
+def translation_builder(table_id: str, title: str | None = None, columns: tuple[Column, ...] | None = None) -> Builder:
+    """A Table-2-style builder (quality vs size of translation runs): one of `TRANSLATION_TABLES`, or a new
+    one with this title and columns (default: Table 2's)."""
+    spec = TRANSLATION_TABLES.get(table_id) or TranslationTable(table_id, title or table_id,
+                                                                 tuple(columns or TRANSLATION_COLUMNS))
+    return partial(build_translation_table, spec)
+
+
+def records_builder(build: Callable, kind: str) -> Builder:
+    """A builder over the finished records of one kind (``build(records, out_dir)``)."""
+    return lambda records_dir, out_dir: build(finished_records(records_dir, kind), out_dir)
+
+
+# The investigation of why quality drops: one change at a time against o2-r8-emb29 (conf/experiment/quality/why.yaml).
+WHY_JOBS = (
+    ("shapeshift=kron",),
+    *((f"optim.factor_lr_scale={s}", "shapeshift=kron") for s in ("0.3", "3.0", "10.0")),
+    *((f"optim.factor_lr_scale={s}", "shapeshift=study/lowrank_r8_emb10") for s in ("3.0", "1.0")),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.order=3", "shapeshift.rank=16",
+     "shapeshift.per_type.embedding.rank=235"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=study/o2_r8_emb29_proj",
+     "shapeshift.init_from=${run.outputs}/quality${oc.select:scale.suffix,''}/${data.name}-d128-dense-s${seed}"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.rank=4", "shapeshift.per_type.embedding.rank=42"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.rank=12", "shapeshift.per_type.embedding.rank=16"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "arch.overrides.dropout=0.0",
+     "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=study/phm8_emb16"),
+)
+
+REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
+    TableSpec("table1", build_table1, aliases=("1",)),  # pipelines/bench_model.py
+    TableSpec("table2", translation_builder("table2"), ("table2/iwslt14",), aliases=("2",)),
+    TableSpec("table2_wmt", translation_builder("table2_wmt"), ("table2/wmt18",), aliases=("2_wmt",)),
+    TableSpec("embedding_table", translation_builder("embedding_table"), ("embedding_table/iwslt14",),
+              aliases=("embedding",)),
+    TableSpec("ablation", translation_builder("ablation"), ("ablation/iwslt14",)),
+    TableSpec("glue_table", build_glue_table, ("glue_table/scratch", "glue_table/pretrained"), aliases=("glue",),
+              smoke_scale="smoke_glue"),
+    TableSpec("quality", records_builder(build_quality_table, "translation"),
+              ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
+               "quality/grid_sizes"), full_scale="cpu", with_dense=False),
+    TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale=None,
+              jobs=WHY_JOBS),
+    TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
+              ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue", full_scale="cpu"),
+)}
+TABLE_IDS = tuple(REGISTRY)
+
+
+def get_table(name: str) -> TableSpec:
+    """The table with this id or alias; ValueError listing the known ones."""
+    for spec in REGISTRY.values():
+        if name == spec.id or name in spec.aliases:
+            return spec
+    known = ", ".join(f"{s.id} ({'/'.join(s.aliases)})" if s.aliases else s.id for s in REGISTRY.values())
+    raise ValueError(f"unknown table {name!r}; known: {known}")
+
+
+def group_name(table: str, scale: str) -> str:
+    """Records subfolder (``run.group``) of a table at a scale."""
+    return table if scale == "full" else f"{table}-{scale}"
+
+
+def tables_dir(tables_root: Path, scale: str) -> Path:
+    return tables_root if scale == "full" else tables_root / scale
+
+
+def build_table(table: str, scale: str, records_root: Path, tables_root: Path) -> str:
+    """Build one table from ``<records_root>/<group>``; FileNotFoundError when it has no finished records."""
+    spec = get_table(table)
+    return spec.build(records_root / group_name(spec.id, scale), tables_dir(tables_root, scale))
+
+
+def build_all(records_root: Path, tables_root: Path) -> list[str]:
+    """Rebuild every table that has finished records; returns ``<scale>/<table>`` of those written.
+
+    A table whose records are inconsistent is not written; the others still are, then a ValueError lists
+    every such table.
+    """
+    built, problems = [], []
+    for scale in SCALES:
+        for table in REGISTRY:
+            try:
+                build_table(table, scale, records_root, tables_root)
+            except FileNotFoundError:
+                continue
+            except ValueError as err:
+                problems.append(f"{scale}/{table}: {err}")
+                continue
+            built.append(f"{scale}/{table}")
+    if problems:
+        raise ValueError(f"built {', '.join(built) or 'nothing'}; not built:\n" + "\n".join(problems))
+    return built
