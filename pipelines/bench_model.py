@@ -25,25 +25,21 @@ import argparse
 import json
 import logging
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from shapeshifter.app.loggers import wandb_mode  # noqa: E402
-from shapeshifter.app.paper_tables import build_table1  # noqa: E402
-from shapeshifter.app.records import config_hash, finish_record, new_record, write_record  # noqa: E402
-from shapeshifter.app.wandb_records import attach_record  # noqa: E402
-from shapeshifter.bench import peak_bytes, tensor_bytes  # noqa: E402
-from shapeshifter.bench.timing import timed  # noqa: E402
-from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads  # noqa: E402
-from shapeshifter.translation.criterion import label_smoothed_nll_loss  # noqa: E402
-from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary  # noqa: E402
+from shapeshifter.app.loggers import wandb_mode
+from shapeshifter.app.paper_tables import build_table1
+from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
+from shapeshifter.app.wandb_records import attach_record
+from shapeshifter.bench import peak_bytes, tensor_bytes
+from shapeshifter.bench.timing import timed
+from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads
+from shapeshifter.translation.criterion import label_smoothed_nll_loss
+from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
 log = logging.getLogger("shapeshifter.bench_model")
 

@@ -1,7 +1,7 @@
 """Quick CPU sanity check of the GLUE stack: train the small from-scratch encoder on the SNLI sample.
 
 Reports validation/test accuracy against the majority-class rate, so a broken pipeline (accuracy at
-chance) is obvious. Example (the command behind the numbers in the GLUE hand-off report)::
+chance) is obvious. Example::
 
     .venv/bin/python pipelines/glue_quick_check.py --epochs 3
 

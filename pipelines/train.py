@@ -1,38 +1,10 @@
-"""Train and evaluate one configuration (or a sweep with -m): the project's Hydra entry point.
+"""Train and evaluate one configuration (or a sweep with -m).
 
-    python pipelines/train.py                                   # dense Transformer on the committed sample
-    python pipelines/train.py experiment=iwslt14_paper          # the paper's IWSLT'14 setting
-    python pipelines/train.py -m shapeshift=sweep rank=1,2,4 scheme=balanced,exact layers=attn,ffn,all
-
-Each job writes ``<records>/<group>/<name>-<config hash>.json``; a job whose record is complete is
-skipped, and an interrupted job resumes from its ``last.ckpt``.
+The code is `shapeshifter.cli.train` (installed as ``shapeshifter-train``);
+``python pipelines/train.py --help`` shows its options.
 """
 
-from __future__ import annotations
-
-import logging
-import sys
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from shapeshifter.app.runner import run_job  # noqa: E402
-
-log = logging.getLogger("shapeshifter")
-
-
-@hydra.main(config_path=str(ROOT / "conf"), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    record = run_job(cfg, out_dir)
-    log.info("record: %s", record.get("_path"))
-    return record.get("objective")
-
+from shapeshifter.cli.train import main
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

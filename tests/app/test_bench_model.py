@@ -3,8 +3,6 @@ measures time and peak memory, and the table shows memory (or a dash for records
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,20 +13,10 @@ from shapeshifter.app.records import finish_record, new_record, write_record
 from shapeshifter.params import count_parameters
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_bench_model():
-    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "pipelines" / "bench_model.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 @pytest.mark.parametrize("scale", ["smoke", "full"])
-def test_budget_policies_have_3_10_25_times_fewer_parameters(scale: str) -> None:
-    bm = _load_bench_model()
+def test_budget_policies_have_3_10_25_times_fewer_parameters(scale: str, pipeline_script) -> None:
+    bm = pipeline_script("bench_model")
     cfg = bm.bench_config(scale, "cpu", seed=1)
     src, tgt = placeholder_dictionary(bm.SRC_VOCAB), placeholder_dictionary(bm.TGT_VOCAB)
 
@@ -46,8 +34,8 @@ def test_budget_policies_have_3_10_25_times_fewer_parameters(scale: str) -> None
         assert policy["ffn"]["rank"] == policy["attention"]["rank"] and policy["attention"]["order"] == 2
 
 
-def test_tiny_run_measures_time_and_peak_memory() -> None:
-    bm = _load_bench_model()
+def test_tiny_run_measures_time_and_peak_memory(pipeline_script) -> None:
+    bm = pipeline_script("bench_model")
     cfg = bm.bench_config("smoke", "cpu", seed=1, reps=1)
     cfg.update(warmup=0, tokens=64, sentence_len=16, decode_sentences=2, decode_len=3)
     cfg["policies"] = {k: v for k, v in cfg["policies"].items() if k in ("dense", "o2-r8-emb32")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -14,20 +13,12 @@ from shapeshifter.app.table_registry import build_all
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_notebook_module():
-    spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "pipelines" / "run_notebook.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_results_notebook_rebuilds_the_committed_tables(tmp_path: Path) -> None:
-    runner = _run_notebook_module()
+def test_results_notebook_rebuilds_the_committed_tables(tmp_path: Path, pipeline_script) -> None:
+    runner = pipeline_script("run_notebook")
     records = ROOT / "results" / "records"
     out = tmp_path / "results.ipynb"
     env = [f"SHAPESHIFTER_RECORDS={records}", f"SHAPESHIFTER_TABLES={tmp_path / 'nb'}"]
@@ -43,22 +34,22 @@ def test_results_notebook_rebuilds_the_committed_tables(tmp_path: Path) -> None:
     assert len(images) == len(list((tmp_path / "make").rglob("*.png")))
 
 
-def test_a_failing_cell_fails_the_run_and_keeps_the_notebook(tmp_path: Path, capsys) -> None:
+def test_a_failing_cell_fails_the_run_and_keeps_the_notebook(tmp_path: Path, capsys, pipeline_script) -> None:
     source = tmp_path / "broken.py"
     source.write_text("# %%\nprint('before')\n\n# %%\nraise ValueError('no records of that kind')\n")
     out = tmp_path / "broken.ipynb"
-    assert _run_notebook_module().main([str(source), "--out", str(out)]) == 1
+    assert pipeline_script("run_notebook").main([str(source), "--out", str(out)]) == 1
     assert "a cell failed" in capsys.readouterr().err
     cells = nbformat.read(out, 4).cells
     assert cells[0].outputs[0]["text"] == "before\n" and cells[1].outputs[0]["ename"] == "ValueError"
 
 
-def test_kernel_environment_does_not_leak_into_the_caller(tmp_path: Path, monkeypatch) -> None:
+def test_kernel_environment_does_not_leak_into_the_caller(tmp_path: Path, monkeypatch, pipeline_script) -> None:
     monkeypatch.delenv("SHAPESHIFTER_PROBE", raising=False)
     source = tmp_path / "env.py"
     source.write_text("# %%\nimport os\nprint(os.environ['SHAPESHIFTER_PROBE'])\n")
     out = tmp_path / "env.ipynb"
-    assert _run_notebook_module().main([str(source), "--out", str(out), "--env", "SHAPESHIFTER_PROBE=42"]) == 0
+    assert pipeline_script("run_notebook").main([str(source), "--out", str(out), "--env", "SHAPESHIFTER_PROBE=42"]) == 0
     assert nbformat.read(out, 4).cells[0].outputs[0]["text"] == "42\n"
     assert "SHAPESHIFTER_PROBE" not in os.environ
 

@@ -4,9 +4,7 @@ below dense on the SNLI sample, and its table is built from records only."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -26,11 +24,9 @@ METHODS = {"dense": "dense", "study_glue/o2_r8_emb44": "o2-r8-emb44",
 
 
 def _reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "pipelines" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from shapeshifter.cli import reproduce
+
+    return reproduce
 
 
 @pytest.mark.parametrize("scale", ["full", "smoke"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -18,11 +17,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_reproduce():
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "pipelines" / "reproduce.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    from shapeshifter.cli import reproduce
+
+    return reproduce
 
 
 def _translation_record(name: str, seed: int, params: int, bleu: float, policy: dict | None) -> dict:

@@ -256,19 +256,13 @@ def test_attach_to_a_real_offline_wandb_run(records, tmp_path, monkeypatch) -> N
 
 
 def test_reproduce_tables_from_wandb_cli(records, tmp_path, monkeypatch, capsys) -> None:
-    import importlib.util
-    import sys
 
     import wandb
 
     local = tmp_path / "local"
     runs = _local_and_attached(records, local, tmp_path, monkeypatch)
     monkeypatch.setattr(wandb, "Api", lambda *a, **k: FakeApi(runs))
-    root = Path(__file__).resolve().parents[2]
-    spec = importlib.util.spec_from_file_location("reproduce_cli", root / "pipelines" / "reproduce.py")
-    reproduce = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, reproduce)
-    spec.loader.exec_module(reproduce)
+    from shapeshifter.cli import reproduce
 
     args = ["tables", "--from-wandb", "me/shapeshifter", "--records", str(tmp_path / "w"), "--tables"]
     assert reproduce.main([*args, str(tmp_path / "t-wandb")]) == 0

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def test_without_cuda_it_says_so_and_exits_0(monkeypatch, capsys, tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("device_check", ROOT / "pipelines" / "device_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_without_cuda_it_says_so_and_exits_0(monkeypatch, capsys, tmp_path: Path, pipeline_script) -> None:
+    module = pipeline_script("device_check")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert module.main(["--records", str(tmp_path)]) == 0
     assert "no CUDA GPU present" in capsys.readouterr().out

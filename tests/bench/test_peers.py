@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -10,22 +9,15 @@ import pytest
 
 from shapeshifter.bench import peers
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = {"linear 16->32": ("linear", 16, 32), "embedding 60x16": ("embedding", 60, 16)}
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("bench_peers", ROOT / "pipelines" / "bench_peers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_tiny_peer_benchmark_writes_json_table_and_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_peer_benchmark_writes_json_table_and_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        pipeline_script) -> None:
     monkeypatch.setattr(peers, "SHAPES", TINY)
     args = ["--device", "cpu", "--shapes", *TINY, "--budget", "0.5", "--tokens", "8", "--reps", "2", "--warmup",
             "0", "--out", str(tmp_path), "--threads", "1"]
-    script = _load_script()
+    script = pipeline_script("bench_peers")
     monkeypatch.setattr(script, "SHAPES", TINY)
     assert script.main(args) == 0
     record = json.loads((tmp_path / "peers-cpu.json").read_text())

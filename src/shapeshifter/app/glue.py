@@ -42,8 +42,9 @@ from omegaconf import DictConfig
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters
+from shapeshifter.paths import repo_root
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = repo_root()
 
 GLUE_DEFAULTS: dict[str, Any] = {
     "batch_size": 32,

@@ -61,7 +61,12 @@ def file_sha256(path: Path) -> str:
 
 def git_commit(repo: Path | None = None) -> str | None:
     """HEAD commit of the repository (with ``-dirty`` when the tree has changes), None outside git."""
-    cwd = str(repo or Path(__file__).resolve().parents[3])
+    from shapeshifter.paths import repo_root
+
+    try:
+        cwd = str(repo or repo_root())
+    except FileNotFoundError:
+        return None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                                 check=True, timeout=10).stdout.strip()

@@ -26,8 +26,9 @@ from shapeshifter.app.paper_tables import (
 )
 from shapeshifter.app.quality_table import build_quality_glue_table, build_quality_table, build_why_table
 from shapeshifter.app.tables import TRANSLATION_COLUMNS, Column
+from shapeshifter.paths import repo_root
 
-CONF = Path(__file__).resolve().parents[3] / "conf"
+CONF = repo_root() / "conf"
 SCALES = ("full", "smoke")
 
 Builder = Callable[[Path, Path], str]  # (records folder, output folder) -> the table as Markdown

@@ -70,22 +70,27 @@ def _phm_ranks(rows: int, cols: int) -> list[int]:
     return [n for n in (2, 4, 8, 16, 32, 64) if n <= min(rows, cols)]
 
 
-def linear_peers(in_f: int, out_f: int, budget: float) -> dict[str, Callable[[], nn.Module]]:
-    """Builders of the dense layer and each peer for one linear shape (``budget`` parameters, bias included)."""
+def _own_peers(dense: Callable[[], nn.Module], kron_cls: type, lowrank_cls: type, a: int, b: int, budget: float,
+               phm_dims: tuple[int, int]) -> dict[str, Callable[[], nn.Module]]:
+    """Builders of the dense layer and of this package's structured layers, ``kron_cls(a, b, rank, order)`` and
+    ``lowrank_cls(a, b, rank)``, each at the rank nearest to ``budget`` parameters."""
     def kron(order: int) -> Callable[[], nn.Module]:
-        per_rank = KroneckerLinear(in_f, out_f, 1, order).matrix.kshape.params_per_rank()
-        return lambda: nearest_rank(lambda r: KroneckerLinear(in_f, out_f, r, order), budget,
-                                    _kron_ranks(per_rank, budget))
+        per_rank = kron_cls(a, b, 1, order).matrix.kshape.params_per_rank()
+        return lambda: nearest_rank(lambda r: kron_cls(a, b, r, order), budget, _kron_ranks(per_rank, budget))
 
-    peers: dict[str, Callable[[], nn.Module]] = {
-        "dense": lambda: nn.Linear(in_f, out_f),
+    return {
+        "dense": dense,
         "Kronecker o2": kron(2),
         "Kronecker o3": kron(3),
-        "low rank U·V": lambda: nearest_rank(lambda r: LowRankLinear(in_f, out_f, r), budget,
-                                             _kron_ranks(in_f + out_f, budget)),
-        "PHM": lambda: nearest_rank(lambda n: KroneckerLinear(in_f, out_f, n, 2, shape=f"phm{n}"), budget,
-                                    _phm_ranks(out_f, in_f)),
+        "low rank U·V": lambda: nearest_rank(lambda r: lowrank_cls(a, b, r), budget, _kron_ranks(a + b, budget)),
+        "PHM": lambda: nearest_rank(lambda n: kron_cls(a, b, n, 2, shape=f"phm{n}"), budget, _phm_ranks(*phm_dims)),
     }
+
+
+def linear_peers(in_f: int, out_f: int, budget: float) -> dict[str, Callable[[], nn.Module]]:
+    """Builders of the dense layer and each peer for one linear shape (``budget`` parameters, bias included)."""
+    peers = _own_peers(lambda: nn.Linear(in_f, out_f), KroneckerLinear, LowRankLinear, in_f, out_f, budget,
+                       (out_f, in_f))
     for name, (factorization, implementation) in TLTORCH_FACTORIZATIONS.items():
         peers[name] = _tltorch_linear(in_f, out_f, factorization, implementation, budget / (in_f * out_f + out_f))
     return peers
@@ -103,20 +108,8 @@ def _tltorch_linear(in_f: int, out_f: int, factorization: str, implementation: s
 
 def embedding_peers(num: int, dim: int, budget: float) -> dict[str, Callable[[], nn.Module]]:
     """Builders of the dense table and each peer for one embedding shape (``budget`` parameters)."""
-    def kron(order: int) -> Callable[[], nn.Module]:
-        per_rank = KroneckerEmbedding(num, dim, 1, order).matrix.kshape.params_per_rank()
-        return lambda: nearest_rank(lambda r: KroneckerEmbedding(num, dim, r, order), budget,
-                                    _kron_ranks(per_rank, budget))
-
-    peers: dict[str, Callable[[], nn.Module]] = {
-        "dense": lambda: nn.Embedding(num, dim),
-        "Kronecker o2": kron(2),
-        "Kronecker o3": kron(3),
-        "low rank U·V": lambda: nearest_rank(lambda r: LowRankEmbedding(num, dim, r), budget,
-                                             _kron_ranks(num + dim, budget)),
-        "PHM": lambda: nearest_rank(lambda n: KroneckerEmbedding(num, dim, n, 2, shape=f"phm{n}"), budget,
-                                    _phm_ranks(num, dim)),
-    }
+    peers = _own_peers(lambda: nn.Embedding(num, dim), KroneckerEmbedding, LowRankEmbedding, num, dim, budget,
+                       (num, dim))
     for name, (factorization, _) in TLTORCH_FACTORIZATIONS.items():
         peers[name] = _tltorch_embedding(num, dim, factorization, budget / (num * dim))
     return peers

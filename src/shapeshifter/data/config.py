@@ -48,7 +48,7 @@ class TranslationDataConfig:
     bpe_merges: int | None = None  # subword-nmt merge operations
     spm_vocab_size: int = 8000  # sentencepiece vocabulary size
     lowercase: bool | None = None  # default: True for iwslt14/sample, False (cased) for wmt18
-    moses_escape: bool = False  # tokenizer.perl escapes by default; the project's brief asks for escape=False
+    moses_escape: bool = False  # False: & ' " < > stay plain; True: escaped as tokenizer.perl does by default
     min_len: int = 1
     max_len: int = 175
     ratio: float = 1.5

@@ -30,7 +30,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from shapeshifter.data import iwslt14, wmt18
+import shapeshifter.data.iwslt14 as iwslt14
+import shapeshifter.data.wmt18 as wmt18
 from shapeshifter.data.bpe import apply_file, learn_sentencepiece, learn_subword_nmt
 from shapeshifter.data.cache import DataError, run_stage, work_dir_lock
 from shapeshifter.data.config import SPLITS, PreparedData, SplitFiles, TranslationDataConfig

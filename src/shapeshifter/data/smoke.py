@@ -6,8 +6,9 @@ from pathlib import Path
 
 from shapeshifter.data.iwslt14 import SAMPLE_TEST_SETS
 from shapeshifter.data.text import read_lines, write_lines
+from shapeshifter.paths import repo_root
 
-SAMPLE_RAW = Path(__file__).resolve().parents[3] / "data" / "sample" / "de-en"
+SAMPLE_RAW = repo_root() / "data" / "sample" / "de-en"
 
 
 def slice_iwslt_raw(dst: Path, src: Path = SAMPLE_RAW, n_train_lines: int = 300, n_segs: int = 30,

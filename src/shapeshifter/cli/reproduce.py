@@ -1,0 +1,230 @@
+"""Reproduce one of the paper's tables: launch the runs it still lacks, then rebuild it from the records.
+
+    python pipelines/reproduce.py 1 --scale smoke          # Table 1, time overhead (pipelines/bench_model.py)
+    python pipelines/reproduce.py 2 --scale smoke          # Table 2, IWSLT'14 quality vs size
+    python pipelines/reproduce.py embedding --scale smoke  # embedding compression, order x rank
+    python pipelines/reproduce.py ablation --scale smoke   # rank x scheme x layers
+    python pipelines/reproduce.py 2_wmt --scale full       # Table 2 on WMT En-Ro (needs the WMT data)
+    python pipelines/reproduce.py glue --scale smoke       # GLUE: tasks x configs, from scratch and pretrained
+    python pipelines/reproduce.py quality_glue --scale full   # SNLI sample at ~10x fewer parameters (CPU, hours)
+    python pipelines/reproduce.py tables                   # rebuild every table from existing records only
+    python pipelines/reproduce.py tables --from-wandb ENTITY/PROJECT --records results/wandb_records
+                                                           # ... from the records kept in a W&B project
+
+``--scale smoke``: tiny Transformer, a slice of the committed sample, 1 epoch on CPU (minutes per table; the
+GLUE table uses the committed SNLI sample and a tiny local BERT); ``--scale full``: the paper's data and arch on
+a GPU (``trainer=gpu``). Runs whose record is "done" for the
+same config hash are skipped; failed ones are retried; if any job fails, the others still run, the failures
+are listed at the end and the exit status is 1.
+
+With a ``launcher=`` override the jobs go through Hydra's own sweeper and that launcher (``launcher=local``: two
+1-thread jobs at a time on this machine; ``launcher=slurm``: a SLURM array): each experiment file's grid runs as
+one ``pipelines/train.py -m`` (so its ``hydra.sweeper.params`` are expanded by Hydra, ``range(...)`` included),
+and its dense baseline or explicit jobs as single runs. The outcome of every job is read back from its record.
+
+    python pipelines/reproduce.py 2 --scale smoke launcher=local
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from shapeshifter.app.sweep import (
+    compose_cfg,
+    dense_overrides,
+    outcomes_from_records,
+    run_grid,
+    summary,
+)
+from shapeshifter.app.table_registry import (
+    CONF,
+    REGISTRY,
+    TableSpec,
+    build_all,
+    build_table,
+    get_table,
+)
+from shapeshifter.paths import repo_root
+from shapeshifter.threads import add_threads_argument
+
+ROOT = repo_root()
+
+log = logging.getLogger("shapeshifter")
+
+
+
+def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
+    """Write the tiny local BERT that the GLUE table's pretrained half loads at SCALE=smoke."""
+    import json
+
+    from shapeshifter.glue.smoke import write_tiny_bert
+
+    if not train_file.is_file():
+        raise FileNotFoundError(f"the GLUE smoke table reads its vocabulary from {train_file} (data.train), which is "
+                                "missing; the committed SNLI sample lives in data/snli/")
+    rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()]
+    write_tiny_bert(dest, (f"{r['sentence1']} {r['sentence2']}" for r in rows),
+                    source=f"{train_file.name}:{train_file.stat().st_size}")
+
+
+def prepare_smoke_inputs(jobs: list[list[str]]) -> None:
+    """Make what smoke jobs read and the repo does not ship: the sliced sample and the tiny BERT."""
+    from shapeshifter.app.sweep import compose_cfg
+    from shapeshifter.data.smoke import ensure_slice
+
+    seen: set[str] = set()
+    for job in jobs:
+        cfg = compose_cfg(CONF, job)
+        if cfg.data.kind == "translation" and cfg.data.raw_dir not in seen:
+            seen.add(cfg.data.raw_dir)
+            ensure_slice(str(cfg.data.name), _abs(cfg.data.raw_dir))
+        path = cfg.get("scale", {}).get("glue_pretrained")
+        if cfg.data.kind == "glue" and path and path not in seen:
+            seen.add(path)
+            ensure_smoke_bert(_abs(path), _abs(cfg.data.train))
+
+
+def _abs(path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else ROOT / path
+
+
+def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
+    """``train.py`` command lines running a table's jobs through Hydra's sweeper and launcher: one multirun per
+    experiment file (its grid), one single run per dense baseline (first) or explicit job."""
+    train = [sys.executable, str(ROOT / "pipelines" / "train.py")]
+    if grid.jobs:
+        return [train + job for job in grid.all_jobs(base)]
+    commands = []
+    for experiment in grid.experiments:
+        head = [f"experiment={experiment}", *base]
+        cfg = compose_cfg(CONF, head, hydra_config=True)
+        params = dict(cfg.hydra.sweeper.get("params") or {})
+        if grid.with_dense and "dense" not in str(params.get("shapeshift", "")):
+            commands.append(train + head + dense_overrides(cfg))
+        commands.append(train + ["-m", *head])
+    return commands
+
+
+def launch(grid: TableSpec, base: list[str], jobs: list[list[str]]) -> list:
+    """Run the table through Hydra (`hydra_commands`); the outcome of each job comes from its record."""
+    for command in hydra_commands(grid, base):
+        log.info("$ %s", shlex.join(command[1:]))
+        subprocess.call(command, cwd=ROOT)
+    return outcomes_from_records(CONF, jobs)
+
+
+def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs: Path,
+                   extra: list[str] | None = None, dry_run: bool = False) -> int:
+    """Run the missing jobs of a table, rebuild it; 1 if any job failed (after running the rest)."""
+    grid = get_table(table)
+    base = [*grid.scale_overrides(scale), f"run.records={records}", f"run.outputs={outputs}", *(extra or [])]
+    jobs = grid.all_jobs(base)
+    through_hydra = any(o.startswith("launcher=") for o in base)
+    if dry_run:
+        lines = ([shlex.join(["python", "pipelines/train.py", *c[2:]]) for c in hydra_commands(grid, base)]
+                 if through_hydra else
+                 ["python pipelines/train.py " + shlex.join(job) for job in jobs])
+        print("\n".join(lines))
+        return 0
+    if scale == "smoke":
+        try:
+            prepare_smoke_inputs(jobs)
+        except FileNotFoundError as err:
+            print(f"cannot prepare the smoke inputs: {err}", file=sys.stderr)
+            return 2
+    outcomes = launch(grid, base, jobs) if through_hydra else run_grid(CONF, jobs, outputs)
+    print(summary(outcomes))
+    try:
+        print(build_table(grid.id, scale, records, tables))
+    except FileNotFoundError as err:
+        print(f"no table: {err}")
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        print(f"{len(failed)} job(s) failed; rerun the same command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("table", help="a table id or alias (`list` prints them), or `tables` to rebuild every table")
+    p.add_argument("--scale", choices=["smoke", "full"], default="smoke")
+    p.add_argument("--records", type=Path, default=Path("results/records"))
+    p.add_argument("--tables", type=Path, default=Path("results/tables"))
+    p.add_argument("--outputs", type=Path, default=Path("outputs"))
+    p.add_argument("--device", default=None, help="Table 1 only: cpu or cuda (default: cuda when available)")
+    p.add_argument("--dry-run", action="store_true", help="print the jobs (as train.py commands) and exit")
+    p.add_argument("--from-wandb", metavar="ENTITY/PROJECT", default=None,
+                   help="tables only: first fetch the run records kept in this W&B project into --records")
+    p.add_argument("--wandb-group", default=None, help="with --from-wandb: only the runs of this W&B group")
+    add_threads_argument(p, help="torch threads of every job (run.threads; Table 1: bench_model --threads); "
+                                 "default: the shared rule of shapeshifter.threads")
+    p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
+    return p
+
+
+def rebuild_tables(args: argparse.Namespace) -> int:
+    """Every table from the records (fetched from W&B first with --from-wandb)."""
+    if args.from_wandb:
+        from shapeshifter.app.wandb_records import fetch_records
+
+        try:
+            fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
+        except Exception as err:  # wandb's own errors (no API key, unknown project, network) and ours
+            print(f"could not fetch run records from W&B project {args.from_wandb}: {type(err).__name__}: {err}"
+                  "\n(the W&B API needs WANDB_API_KEY or `wandb login`; local records were not changed)",
+                  file=sys.stderr)
+            return 1
+        print(f"fetched {len(fetched)} record(s) from W&B project {args.from_wandb} into {args.records}")
+    try:
+        built = build_all(args.records, args.tables)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print("rebuilt: " + (", ".join(built) if built else "nothing (no finished records)"))
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    """Table 1: `pipelines/bench_model.py`, which writes its records and rebuilds the table itself."""
+    cmd = [sys.executable, str(ROOT / "pipelines/bench_model.py"), "--scale", args.scale,
+           "--records", str(args.records), "--tables", str(args.tables)]
+    if args.device:
+        cmd += ["--device", args.device]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    if args.dry_run:
+        print(shlex.join(cmd))
+        return 0
+    return subprocess.call(cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_intermixed_args(argv)  # Hydra overrides may also follow the options
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.from_wandb and args.table != "tables":
+        p.error("--from-wandb rebuilds tables from records only: use it with the 'tables' target")
+    if args.table == "tables":
+        return rebuild_tables(args)
+    if args.table == "list":  # the tables that run at this scale (make smoke builds each of them)
+        print(" ".join(t.id for t in REGISTRY.values() if args.scale == "smoke" or t.full_scale or not t.experiments))
+        return 0
+    try:
+        spec = get_table(args.table)
+    except ValueError as err:
+        p.error(str(err))
+    if not spec.experiments:
+        return run_benchmark(args)
+    threads = [f"run.threads={args.threads}"] if args.threads else []  # run.* is not part of the config hash
+    return reproduce_grid(spec.id, args.scale, args.records, args.tables, args.outputs,
+                          [*threads, *args.overrides], args.dry_run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
