@@ -151,3 +151,14 @@ def test_a_named_slice_of_the_sample_is_written_on_first_use(tmp_path: Path) -> 
     lines = (raw_dir / "train.tags.de-en.de").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 1500
     assert not ensure_slice("sample_de_en", tmp_path / "other") and not (tmp_path / "other").exists()
+
+
+def test_a_debug_run_is_never_recorded_as_done(raw: Path, tmp_path: Path) -> None:
+    from shapeshifter.app.records import load_records
+
+    cfg = compose_cfg(raw, "debug=fast", "shapeshift=r8_emb64")
+    record = run_job(cfg, tmp_path / "run")
+    assert record["status"] == "debug" and record["training"]["steps"] == 5
+    assert record_path(cfg).parent.name == "debug" and json.loads(record_path(cfg).read_text())["status"] == "debug"
+    assert load_records(record_path(cfg).parent) == []  # tables never see it
+    assert run_job(cfg, tmp_path / "run")["status"] == "debug"  # and a rerun runs again instead of skipping

@@ -200,7 +200,11 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
         for logger in loggers:
             logger.log_metrics(summary)
             logger.save()
-        finish_record(record, record_path)
+        if cfg.run.get("debug"):  # a check that the config runs: never a result a table or a sweep could use
+            record["status"] = "debug"
+            write_record(record, record_path)
+        else:
+            finish_record(record, record_path)
         attach_record(record)  # the final record also goes to the W&B run, before it is closed
     finally:
         finish_wandb()  # one W&B run per job, closed even when the job fails
