@@ -4,9 +4,12 @@ The policy of `shapeshift` and the parameter accounting are keyed by layer type,
 qualified name by regular expressions (first match wins, in the order attention, ffn, output). The
 defaults cover fairseq's Transformer (``self_attn.q_proj``, ``fc1``, ``output_projection``), Hugging Face
 BERT-family encoders (``attention.self.query``, ``intermediate.dense``, ``output.dense``, ``classifier``),
-PyTorch's `nn.TransformerEncoderLayer` (``linear1``), LLaMA-style blocks (``o_proj``, ``up_proj``) and
-this project's own models. Every `nn.Embedding` is an ``embedding``; a linear layer no pattern matches is
-``other``. Pass ``patterns`` to add or replace expressions for a type.
+T5 (``SelfAttention.q``, ``DenseReluDense.wi_0``), DistilBERT (``q_lin``, ``ffn.lin1``), GPT-2 (``attn.c_attn``,
+``mlp.c_proj``), BART and ViT (``q_proj``, ``fc1``; older ViT: ``attention.attention.query``), PyTorch's
+`nn.TransformerEncoderLayer` (``linear1``), LLaMA-style blocks (``o_proj``, ``up_proj``) and this project's
+own models (tests/hf/test_hf_layer_types.py builds each from a tiny config). Every `nn.Embedding` is an
+``embedding``; a linear layer no pattern matches is ``other``. Pass ``patterns`` to add or replace
+expressions for a type.
 """
 
 from __future__ import annotations
@@ -21,15 +24,21 @@ LAYER_TYPES: tuple[str, ...] = ("embedding", "attention", "ffn", "output", "othe
 DEFAULT_PATTERNS: dict[str, tuple[str, ...]] = {
     "attention": (
         r"(^|\.)(q_proj|k_proj|v_proj|out_proj|o_proj|qkv_proj|query|key|value)$",
-        r"(^|\.)attention\.output\.dense$",
+        r"(^|\.)attention\.output\.dense$",  # BERT, old ViT
+        r"(^|\.)(SelfAttention|EncDecAttention)\.(q|k|v|o)$",  # T5
+        r"(^|\.)(q_lin|k_lin|v_lin|out_lin)$",  # DistilBERT
+        r"(^|\.)(attn|crossattention)\.(c_attn|q_attn|c_proj)$",  # GPT-2 (Conv1D)
     ),
     "ffn": (
         r"(^|\.)(fc1|fc2|linear1|linear2|up_proj|down_proj|gate_proj|c_fc|w1|w2|w3)$",
         r"(^|\.)intermediate\.dense$",
         r"(^|\.)output\.dense$",
+        r"(^|\.)DenseReluDense\.(wi|wo|wi_0|wi_1)$",  # T5, T5 v1.1 (gated)
+        r"(^|\.)ffn\.(lin1|lin2)$",  # DistilBERT
+        r"(^|\.)mlp\.c_proj$",  # GPT-2
     ),
     "output": (
-        r"(^|\.)(output_projection|lm_head|classifier|generator)$",
+        r"(^|\.)(output_projection|lm_head|classifier|generator|vocab_projector)$",
         r"(^|\.)predictions\.decoder$",
     ),
     "embedding": (r"(^|\.)(embed_tokens|embed_positions|word_embeddings|position_embeddings|wte|wpe)$",),

@@ -7,17 +7,21 @@ being the scheme ``phm<n>``) or a low-rank product (``kind: lowrank``; rank), e.
 
 Tied weights stay tied: an output projection whose weight *is* an embedding's weight becomes a
 `TiedOutput` reading the factorized embedding (it follows the ``embedding`` policy, since one matrix
-cannot have two). Matrices that live outside `nn.Linear` / `nn.Embedding` (fused ``in_proj_weight`` of
-`nn.MultiheadAttention`, GPT-2's ``Conv1D``, ...) cannot be replaced safely; they are listed in the
-report as unhandled, never skipped silently.
+cannot have two); embeddings sharing one weight (T5's ``shared`` and both stacks' ``embed_tokens``) share
+one replacement. Factorized layers keep a read-only ``weight`` (materialized), so code that reads it, such as
+`nn.MultiheadAttention` reading ``out_proj.weight``, keeps working. Subclasses with a forward of their own
+(scaled or offset embeddings) and matrices that live outside `nn.Linear` / `nn.Embedding` (fused
+``in_proj_weight`` of `nn.MultiheadAttention`, GPT-2's ``Conv1D`` unless its `FusedLayout` is passed) are
+left as they are and listed in the report as unhandled, with the reason, never replaced by something that
+computes differently.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -204,11 +208,31 @@ def _parents(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
     return refs
 
 
+class FusedLayout(Protocol):
+    """A module that holds a linear map in a layout of its own (GPT-2's ``Conv1D`` stores W as in x out).
+
+    `shapeshift` factorizes W (out x in, as `nn.Linear`) and asks the layout to wrap the factorized linear in
+    a module with the original's interface; layouts for framework classes live at the edge
+    (`shapeshifter.hf`), so this module imports no framework.
+    """
+
+    def matches(self, module: nn.Module) -> bool: ...
+
+    def dense(self, module: nn.Module) -> nn.Linear:
+        """An `nn.Linear` computing what ``module`` computes (W out x in; a copy is fine)."""
+        ...
+
+    def wrap(self, module: nn.Module, linear: FactoredLinear) -> nn.Module:
+        """The replacement: ``linear`` behind ``module``'s interface."""
+        ...
+
+
 def shapeshift(
     model: nn.Module,
     policy: Mapping[str, Any] | None,
     init: Init = "random",
     patterns: Mapping[str, Any] | None = None,
+    layouts: Sequence[FusedLayout] = (),
 ) -> ShapeshiftReport:
     """Replace the model's linear and embedding layers per ``policy``, in place; returns a report.
 
@@ -218,6 +242,11 @@ def shapeshift(
     ``init="random"`` draws factors whose product matches the std of the weight being replaced (so the
     model keeps its own init scale); ``init="project"`` fits the factors to the current (pretrained) weight
     with `from_dense` and records the relative reconstruction error per layer.
+
+    What the model computes never changes silently: a subclass of `nn.Linear` / `nn.Embedding` with a
+    forward of its own (a scaled or offset embedding) is left dense and reported unhandled; embeddings that
+    share one weight get one shared replacement (or all stay dense); ``layouts`` adds modules such as
+    GPT-2's ``Conv1D`` (`shapeshifter.hf.shapeshift` passes the Hugging Face ones).
     """
     if init not in ("random", "project"):
         raise ValueError(f"init must be 'random' or 'project', got {init!r}")
@@ -225,18 +254,39 @@ def shapeshift(
                        LayerTypeClassifier(patterns), init)
     named = list(model.named_modules())
     owner_of_weight = {id(m.weight): (n, m) for n, m in named if isinstance(m, nn.Embedding)}
-    fused_parents = {id(c) for _, m in named if isinstance(m, nn.MultiheadAttention) for c in m.children()}
     report = ShapeshiftReport()
     # Embeddings first, so tied output projections can point at their replacement.
-    report.layers += [surgery.embedding(n, m) for n, m in named if isinstance(m, nn.Embedding)]
-    report.layers += [surgery.linear(n, m, owner_of_weight.get(id(m.weight)), id(m) in fused_parents)
-                      for n, m in named if isinstance(m, nn.Linear)]
+    for group in _weight_groups([(n, m) for n, m in named if isinstance(m, nn.Embedding)]):
+        report.layers += surgery.embeddings(group)
+    for n, m in named:
+        layout = next((lay for lay in layouts if lay.matches(m)), None)
+        if layout is not None:
+            report.layers.append(surgery.fused(n, m, layout))
+        elif isinstance(m, nn.Linear):
+            report.layers.append(surgery.linear(n, m, owner_of_weight.get(id(m.weight))))
     parents = _parents(model)
     for module_id, new in surgery.replacements.items():
         for parent, attr in parents.get(module_id, []):
             setattr(parent, attr, new)
     report.layers += _unhandled_parameters(model, named, surgery)
     return report
+
+
+def _weight_groups(embeddings: list[tuple[str, nn.Embedding]]) -> list[list[tuple[str, nn.Embedding]]]:
+    """Embeddings grouped by the weight they hold (T5/BART keep one table in ``shared`` and both stacks)."""
+    groups: dict[int, list[tuple[str, nn.Embedding]]] = {}
+    for name, module in embeddings:
+        groups.setdefault(id(module.weight), []).append((name, module))
+    return list(groups.values())
+
+
+def _own_forward(module: nn.Module) -> str | None:
+    """Why a subclass of `nn.Linear` / `nn.Embedding` cannot become a plain factorized layer, or None."""
+    base = nn.Embedding if isinstance(module, nn.Embedding) else nn.Linear
+    if type(module).forward is base.forward:
+        return None
+    return (f"{type(module).__name__} overrides {base.__name__}.forward (e.g. a scale or a position offset); "
+            f"a plain factorized layer would compute something else")
 
 
 @dataclass
@@ -257,40 +307,61 @@ class _Surgery:
             return "policy: excluded"
         return None
 
-    def embedding(self, name: str, module: nn.Embedding) -> LayerRecord:
-        rows, cols = module.weight.shape
+    def embeddings(self, group: list[tuple[str, nn.Embedding]]) -> list[LayerRecord]:
+        """One replacement for a group of embeddings sharing a weight, or all of them left as they are."""
+        first_name, first = group[0]
+        rows, cols = first.weight.shape
         spec = self.specs["embedding"]
-        rec = LayerRecord(name, "embedding", "embedding", (rows, cols), "dense", rows * cols, rows * cols)
-        rec.reason = self.skip_reason(name, spec)
-        if rec.reason is not None:
-            return rec
-        if module.max_norm is not None or module.sparse or module.scale_grad_by_freq:
-            rec.status, rec.reason = "unhandled", "max_norm/sparse/scale_grad_by_freq are not supported"
-            return rec
-        new, err = _make_embedding(module, spec, self.init)
-        self.replacements[id(module)] = new
-        _fill(rec, new, err)
-        return rec
+        records = [LayerRecord(n, "embedding", "embedding", (rows, cols), "dense", rows * cols, rows * cols)
+                   for n, _ in group]
+        for rec in records[1:]:  # one matrix: counted once, under the first name
+            rec.params_before = rec.params_after = 0
+        reason = next((r for n, _ in group if (r := self.skip_reason(n, spec)) is not None), None)
+        if reason is not None:
+            for rec in records:
+                rec.reason = reason
+            return records
+        unsupported = next((r for _, m in group if (r := _unsupported_embedding(m)) is not None), None)
+        if unsupported is not None:
+            for rec in records:
+                rec.status, rec.reason = "unhandled", unsupported
+            return records
+        new, err = _make_embedding(first, spec, self.init)
+        for (_, module), rec in zip(group, records, strict=True):
+            self.replacements[id(module)] = new
+            _describe(rec, new)
+        _fill(records[0], new, err)
+        for rec in records[1:]:
+            rec.reason = f"shares the weight of {first_name}"
+        return records
 
-    def linear(self, name: str, module: nn.Linear, tied: tuple[str, nn.Embedding] | None, fused: bool) -> LayerRecord:
+    def linear(self, name: str, module: nn.Linear, tied: tuple[str, nn.Embedding] | None) -> LayerRecord:
         out_f, in_f = module.weight.shape
         n_bias = 0 if module.bias is None else out_f
         layer_type = self.classify(name, module)
         rec = LayerRecord(name, layer_type, "linear", (out_f, in_f), "dense", out_f * in_f + n_bias,
                           out_f * in_f + n_bias)
         spec = self.specs[layer_type]
-        if fused:
-            rec.status = "unhandled"
-            rec.reason = "inside nn.MultiheadAttention, which reads out_proj.weight directly"
-        elif tied is not None:
+        if tied is not None:
             self.tie(rec, module, *tied)
         elif (reason := self.skip_reason(name, spec)) is not None:
             rec.reason = reason
+        elif (reason := _own_forward(module)) is not None:
+            rec.status, rec.reason = "unhandled", reason
         else:
             new, err = _make_linear(module, spec, self.init)
             self.replacements[id(module)] = new
             _fill(rec, new, err)
             rec.params_after += n_bias  # the bias stays dense
+        return rec
+
+    def fused(self, name: str, module: nn.Module, layout: FusedLayout) -> LayerRecord:
+        """A linear map in a layout of its own: factorized as its `nn.Linear` twin, then wrapped."""
+        twin = layout.dense(module)
+        rec = self.linear(name, twin, None)
+        new = self.replacements.pop(id(twin), None)
+        if new is not None:
+            self.replacements[id(module)] = layout.wrap(module, new)
         return rec
 
     def tie(self, rec: LayerRecord, module: nn.Linear, emb_name: str, emb: nn.Embedding) -> None:
@@ -304,6 +375,13 @@ class _Surgery:
         self.replacements[id(module)] = TiedOutput(new_emb, module.bias)
         _describe(rec, new_emb)
         rec.reason = f"tied to {emb_name} (embedding policy)"
+
+
+def _unsupported_embedding(module: nn.Embedding) -> str | None:
+    """Why this embedding cannot be factorized without changing what it computes, or None."""
+    if module.max_norm is not None or module.sparse or module.scale_grad_by_freq:
+        return "max_norm/sparse/scale_grad_by_freq are not supported"
+    return _own_forward(module)
 
 
 def _unhandled_parameters(model: nn.Module, named: list[tuple[str, nn.Module]], surgery: _Surgery) -> list[LayerRecord]:

@@ -108,7 +108,8 @@ def test_fused_attention_is_reported_not_skipped():
     report = shapeshift(model, {"embedding": {"rank": 2}, "attention": {"rank": 1}, "ffn": {"rank": 1}})
     unhandled = {r.name for r in report.unhandled}
     assert "layer.self_attn.in_proj_weight" in unhandled
-    assert "layer.self_attn.out_proj" in unhandled
+    # MultiheadAttention reads out_proj.weight directly: the factorized layer's read-only weight serves it
+    assert isinstance(model.layer.self_attn.out_proj, KroneckerLinear)
     assert isinstance(model.layer.linear1, KroneckerLinear)
     assert isinstance(model.output_projection, TiedKroneckerOutput)
     out = model(torch.randint(0, 50, (2, 5)))
@@ -386,3 +387,38 @@ def test_a_rank_that_is_not_a_whole_number_is_an_error_not_truncated(rank: objec
 def test_a_rank_given_as_text_or_float_means_the_same_policy() -> None:
     same = [parse_policy({"ffn": {"rank": rank}}) for rank in ("2", 2.0, 2)]
     assert same[0] == same[1] == same[2] and same[2]["ffn"].rank == 2
+
+
+class ScaledEmbedding(nn.Embedding):
+    """An embedding with a forward of its own (as BART's scaled word embedding)."""
+
+    def forward(self, index):
+        return super().forward(index) * 4.0
+
+
+def test_subclass_with_its_own_forward_stays_dense_and_is_reported():
+    model = nn.ModuleDict({"embed_tokens": ScaledEmbedding(40, 8), "embed_positions": nn.Embedding(40, 8)})
+    report = shapeshift(model, {"embedding": {"rank": 2}})
+    assert isinstance(model.embed_tokens, ScaledEmbedding)
+    assert isinstance(model.embed_positions, KroneckerEmbedding)
+    (rec,) = report.unhandled
+    assert rec.name == "embed_tokens" and "overrides Embedding.forward" in rec.reason
+
+
+def test_embeddings_sharing_one_weight_share_one_replacement():
+    shared = nn.Embedding(40, 8)
+    model = nn.ModuleDict({"shared": shared, "enc": nn.Embedding(40, 8), "dec": nn.Embedding(40, 8),
+                           "lm_head": nn.Linear(8, 40, bias=False)})
+    for name in ("enc", "dec", "lm_head"):
+        model[name].weight = shared.weight
+    dense_params = count_parameters(model)["total"]
+    report = shapeshift(model, {"embedding": {"rank": 2}})
+    assert model["shared"] is model["enc"] is model["dec"] is model["lm_head"].embedding
+    records = {r.name: r for r in report.layers}
+    assert records["enc"].status == "factorized" and records["enc"].reason == "shares the weight of shared"
+    assert sum(r.params_before for r in report.layers) == dense_params
+    # one group member excluded keeps the whole group (and the tie) dense
+    model2 = nn.ModuleDict({"shared": nn.Embedding(40, 8), "enc": nn.Embedding(40, 8)})
+    model2["enc"].weight = model2["shared"].weight
+    shapeshift(model2, {"embedding": {"rank": 2}, "exclude": "enc"})
+    assert model2["enc"].weight is model2["shared"].weight

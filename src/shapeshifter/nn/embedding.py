@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .factors import FactoredMatrix, FactorizedModule, KroneckerMatrix, Path
+from .factors import FactoredMatrix, FactorizedModule, KroneckerMatrix, Path, ReadOnlyWeight, no_autocast
 from .shapes import KroneckerShape, ShapeSpec
 
 
@@ -64,6 +64,11 @@ class FactoredEmbedding(FactorizedModule):
     def forward(self, index: Tensor) -> Tensor:
         if index.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"{type(self).__name__} expects integer indices, got {index.dtype}")
+        # `nn.Embedding` is exact and keeps its table's dtype under autocast; so do the gathers here
+        with no_autocast(index.device):
+            return self._lookup(index)
+
+    def _lookup(self, index: Tensor) -> Tensor:
         if not torch.is_grad_enabled():
             return F.embedding(index, self.matrix.cached_weight())
         if self.choose_path(index.numel()) == "dense":
@@ -144,11 +149,11 @@ class KroneckerEmbedding(FactoredEmbedding):
         return super().from_dense(weight_or_embedding, rank, order, shape, **kwargs)
 
 
-class TiedOutput(nn.Module):
+class TiedOutput(ReadOnlyWeight):
     """Output projection tied to a factorized embedding (either kind): ``logits = h @ E.T (+ b)``.
 
     Holds the embedding by reference, so the tie survives `state_dict` round trips and the factors are
-    counted once.
+    counted once. ``weight`` is the embedding's (read-only) table, as for a tied `nn.Linear`.
     """
 
     def __init__(self, embedding: FactoredEmbedding, bias: Tensor | None = None) -> None:
@@ -162,6 +167,9 @@ class TiedOutput(nn.Module):
 
     def dense_weight(self) -> Tensor:
         return self.embedding.dense_weight()
+
+    def _read_weight(self) -> Tensor:
+        return self.embedding.weight
 
     def extra_repr(self) -> str:
         return f"tied to embedding {self.out_features}x{self.in_features}, bias={self.bias is not None}"

@@ -10,9 +10,10 @@ zero row, the path choice and the tail of ``x @ W.T``. A `KroneckerMatrix` store
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -65,7 +66,7 @@ class FactoredMatrix(nn.Module, ABC):
         self.rows, self.cols, self.rank = rows, cols, rank
         self.path = path
         self.zero_row = zero_row
-        self._cache: tuple[tuple, Tensor] | None = None
+        self._cache: tuple[tuple, Tensor, int] | None = None
 
     # -- what a kind implements --------------------------------------------------------------------------
     @abstractmethod
@@ -105,9 +106,14 @@ class FactoredMatrix(nn.Module, ABC):
             f.normal_(0.0, s, generator=generator)
 
     def dense_weight(self) -> Tensor:
-        """The represented ``rows x cols`` matrix, materialized (differentiable)."""
-        w = self._materialize()
-        return w if self.zero_row is None else w * self._row_keep(w)[:, None]
+        """The represented ``rows x cols`` matrix, materialized (differentiable), in the factors' dtype.
+
+        Built with autocast off, as a dense layer's weight is a parameter in its own dtype: the consumer
+        (`F.linear` under autocast) casts it, and the inference cache never holds a low-precision copy.
+        """
+        with no_autocast(self.factors[0].device):
+            w = self._materialize()
+            return w if self.zero_row is None else w * self._row_keep(w)[:, None]
 
     def _row_keep(self, like: Tensor) -> Tensor:
         """Mask of length `rows` zeroing `zero_row` (a product, so no gradient flows through that row)."""
@@ -129,15 +135,27 @@ class FactoredMatrix(nn.Module, ABC):
         return "factored" if factored < dense else "dense"
 
     def cached_weight(self) -> Tensor:
-        """Materialized W, detached, rebuilt only when a factor changed (in place or replaced)."""
+        """Materialized W, detached, rebuilt only when a factor changed (in place or replaced).
+
+        A write into the returned tensor itself (outside ``.data``) also triggers a rebuild, so it can never
+        leak into later outputs.
+        """
         key = tuple((f._version, f.data_ptr()) for f in self.factors)
         cache = self._cache
-        if cache is None or cache[0] != key:
+        if cache is None or cache[0] != key or cache[1]._version != cache[2]:
             # A detached leaf flagged requires_grad: on torch 2.13's CPU build F.linear takes a ~3x slower
             # kernel for weights without requires_grad (measured in beam search); it is only ever used with
             # autograd off, so no graph is recorded and it never receives a gradient.
-            cache = self._cache = (key, self.dense_weight().detach().requires_grad_(True))
+            w = self.dense_weight().detach().requires_grad_(True)
+            cache = self._cache = (key, w, w._version)
         return cache[1]
+
+    def read_weight(self) -> Tensor:
+        """W for code that reads a layer's ``.weight``: fresh and differentiable while autograd records and a
+        factor trains (so it never goes stale and gradients reach the factors), else the inference cache."""
+        if torch.is_grad_enabled() and any(f.requires_grad for f in self.factors):
+            return self.dense_weight()
+        return self.cached_weight()
 
     def matmul_t(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         """``x @ W.T (+ bias)`` for ``x`` of shape ``(..., cols)``; returns ``(..., rows)``."""
@@ -149,11 +167,11 @@ class FactoredMatrix(nn.Module, ABC):
         x2 = x.reshape(-1, self.cols)
         if self.choose_path(x2.shape[0]) == "dense":
             return F.linear(x, self.dense_weight(), bias)
-        y = self._factored_matmul_t(x2)  # (B, rows)
+        y = self._factored_matmul_t(x2)  # (B, rows); under autocast already in its dtype, as F.linear's
         if self.zero_row is not None:
             y = y * self._row_keep(y)
         if bias is not None:
-            y = y + bias
+            y = y + bias.to(y.dtype)  # F.linear adds the bias in the output dtype too
         return y.reshape(*lead, self.rows)
 
     @property
@@ -258,10 +276,50 @@ class KroneckerMatrix(FactoredMatrix):
         return f" (padded {ks.padded_out}x{ks.padded_in})"
 
 
-class FactorizedModule(nn.Module):
-    """Base of the layers that read a `FactoredMatrix` held as ``self.matrix``: the shared accessors."""
+def no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """A context with autocast off for ``device``'s type (a no-op where it is not on)."""
+    try:
+        enabled = torch.is_autocast_enabled(device.type)
+    except RuntimeError:  # a device type autocast does not know (meta)
+        enabled = False
+    return torch.autocast(device.type, enabled=False) if enabled else contextlib.nullcontext()
+
+
+class ReadOnlyWeight(nn.Module):
+    """A module whose ``weight`` is computed: reading it works like a dense layer's, assigning it is an error.
+
+    Code written for `nn.Linear` / `nn.Embedding` reads ``.weight`` for its dtype, device and shape, or hands
+    it to fused kernels (`nn.TransformerEncoderLayer`'s inference fast path, `nn.MultiheadAttention`'s
+    ``out_proj``); an assignment (a re-tie, a load of a dense weight) would silently detach the module from
+    what it computes, so it raises instead.
+    """
+
+    @property
+    def weight(self) -> Tensor:
+        return self._read_weight()
+
+    def _read_weight(self) -> Tensor:
+        raise NotImplementedError
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "weight":
+            raise AttributeError(
+                f"{type(self).__name__}.weight is read-only: it is materialized from the factors "
+                f"(`.factors`); change the factors, or load a state dict of factors, instead")
+        super().__setattr__(name, value)
+
+
+class FactorizedModule(ReadOnlyWeight):
+    """Base of the layers that read a `FactoredMatrix` held as ``self.matrix``: the shared accessors.
+
+    ``weight`` is W materialized (`FactoredMatrix.read_weight`): differentiable in training, cached in
+    inference; building it costs a dense matrix, so the layers' own forward never reads it.
+    """
 
     matrix: FactoredMatrix
+
+    def _read_weight(self) -> Tensor:
+        return self.matrix.read_weight()
 
     @property
     def factors(self) -> nn.ParameterList:
