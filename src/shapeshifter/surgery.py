@@ -27,7 +27,7 @@ from .nn.embedding import FactoredEmbedding, KroneckerEmbedding, TiedOutput
 from .nn.factors import Path
 from .nn.linear import FactoredLinear, KroneckerLinear
 from .nn.lowrank import LowRankEmbedding, LowRankLinear
-from .nn.shapes import ShapeSpec, check_scheme_rank
+from .nn.shapes import ShapeSpec, check_scheme_name, check_scheme_rank
 
 Init = Literal["random", "project"]
 Kind = Literal["kronecker", "lowrank"]
@@ -65,6 +65,10 @@ class LayerSpec:
         if self.kind == "lowrank" and (self.order, self.scheme) != (2, "balanced"):
             raise ValueError(f"kind 'lowrank' has no order or reshape scheme, got order={self.order}, "
                              f"scheme={self.scheme!r}; leave them at their defaults (2, 'balanced')")
+        if self.path not in ("auto", "factored", "dense"):
+            raise ValueError(f"path must be 'auto', 'factored' or 'dense', got {self.path!r}")
+        if self.kind == "kronecker":
+            check_scheme_name(self.scheme, self.order)
         check_scheme_rank(self.scheme, self.rank, self.order)
 
     @property
@@ -112,7 +116,10 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
         scheme = tuple(tuple(int(v) for v in part) for part in scheme)
     rank = _whole_number(layer_type, "rank", fields["rank"])
     order = _whole_number(layer_type, "order", fields.get("order", 2))
-    return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"))
+    try:
+        return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"))
+    except ValueError as err:
+        raise ValueError(f"policy[{layer_type!r}]: {err}") from err
 
 
 def _whole_number(layer_type: str, key: str, value: Any) -> int:
@@ -267,7 +274,7 @@ class _Surgery:
         if module.max_norm is not None or module.sparse or module.scale_grad_by_freq:
             rec.status, rec.reason = "unhandled", "max_norm/sparse/scale_grad_by_freq are not supported"
             return rec
-        new, err = _make_embedding(module, spec, self.init)
+        new, err = _named(name, "embedding", _make_embedding, module, spec, self.init)
         self.replacements[id(module)] = new
         _fill(rec, new, err)
         return rec
@@ -287,7 +294,7 @@ class _Surgery:
         elif (reason := self.skip_reason(name, spec)) is not None:
             rec.reason = reason
         else:
-            new, err = _make_linear(module, spec, self.init)
+            new, err = _named(name, layer_type, _make_linear, module, spec, self.init)
             self.replacements[id(module)] = new
             _fill(rec, new, err)
             rec.params_after += n_bias  # the bias stays dense
@@ -320,6 +327,15 @@ def _unhandled_parameters(model: nn.Module, named: list[tuple[str, nn.Module]], 
                 reason="matrix outside nn.Linear/nn.Embedding (e.g. fused in_proj_weight, Conv1D)",
             ))
     return records
+
+
+def _named(name: str, layer_type: str, make: Any, *args: Any) -> Any:
+    """``make(*args)``, with a ValueError (e.g. an explicit shape too small for this matrix) naming the layer and
+    the policy entry that chose the shape."""
+    try:
+        return make(*args)
+    except ValueError as err:
+        raise ValueError(f"{name} (policy[{layer_type!r}]): {err}") from err
 
 
 def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init) -> tuple[FactoredLinear, float | None]:
