@@ -23,6 +23,22 @@ sys.path.insert(0, str(ROOT / "src"))
 from shapeshifter.threads import add_threads_argument, apply_threads  # noqa: E402
 
 
+def check_translation_run(run) -> None:
+    """This script rebuilds a fairseq Transformer: a GLUE run folder gets a pointer to its scores instead of a
+    traceback from the translation data recipe."""
+    kind = run.config.data.get("kind")
+    if kind == "translation":
+        return
+    if kind == "glue":
+        where = run.record_file or "its record (run.records/<group>/<name>-<config hash>.json)"
+        raise SystemExit(
+            f"{run.path} is a GLUE run (data.kind=glue); pipelines/evaluate.py evaluates translation runs. A GLUE run "
+            f"is evaluated when it finishes training: its validation and test scores are in {where}. To evaluate "
+            "it again, move that record aside and rerun pipelines/train.py with the same overrides (it resumes "
+            "from checkpoints/last.ckpt straight to evaluation).")
+    raise SystemExit(f"{run.path}: data.kind={kind!r}; pipelines/evaluate.py evaluates translation runs only")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dir", type=Path)
@@ -45,6 +61,7 @@ def main() -> None:
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(str(err)) from None
     cfg, ckpt_dir = run.config, run.checkpoints
+    check_translation_run(run)
 
     if args.average_last:
         paths = epoch_checkpoints(ckpt_dir, args.average_last)
