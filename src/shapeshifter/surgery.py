@@ -31,7 +31,7 @@ from .nn.embedding import FactoredEmbedding, KroneckerEmbedding, TiedOutput
 from .nn.factors import Path
 from .nn.linear import FactoredLinear, KroneckerLinear
 from .nn.lowrank import LowRankEmbedding, LowRankLinear
-from .nn.shapes import ShapeSpec, check_scheme_rank
+from .nn.shapes import ShapeSpec, check_scheme_name, check_scheme_rank
 
 Init = Literal["random", "project"]
 Kind = Literal["kronecker", "lowrank"]
@@ -69,6 +69,10 @@ class LayerSpec:
         if self.kind == "lowrank" and (self.order, self.scheme) != (2, "balanced"):
             raise ValueError(f"kind 'lowrank' has no order or reshape scheme, got order={self.order}, "
                              f"scheme={self.scheme!r}; leave them at their defaults (2, 'balanced')")
+        if self.path not in ("auto", "factored", "dense"):
+            raise ValueError(f"path must be 'auto', 'factored' or 'dense', got {self.path!r}")
+        if self.kind == "kronecker":
+            check_scheme_name(self.scheme, self.order)
         check_scheme_rank(self.scheme, self.rank, self.order)
 
     @property
@@ -116,7 +120,10 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
         scheme = tuple(tuple(int(v) for v in part) for part in scheme)
     rank = _whole_number(layer_type, "rank", fields["rank"])
     order = _whole_number(layer_type, "order", fields.get("order", 2))
-    return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"))
+    try:
+        return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"))
+    except ValueError as err:
+        raise ValueError(f"policy[{layer_type!r}]: {err}") from err
 
 
 def _whole_number(layer_type: str, key: str, value: Any) -> int:
@@ -326,7 +333,7 @@ class _Surgery:
             for rec in records:
                 rec.status, rec.reason = "unhandled", unsupported
             return records
-        new, err = _make_embedding(first, spec, self.init)
+        new, err = _named(first_name, "embedding", _make_embedding, first, spec, self.init)
         for (_, module), rec in zip(group, records, strict=True):
             self.replacements[id(module)] = new
             _describe(rec, new)
@@ -349,7 +356,7 @@ class _Surgery:
         elif (reason := _own_forward(module)) is not None:
             rec.status, rec.reason = "unhandled", reason
         else:
-            new, err = _make_linear(module, spec, self.init)
+            new, err = _named(name, layer_type, _make_linear, module, spec, self.init)
             self.replacements[id(module)] = new
             _fill(rec, new, err)
             rec.params_after += n_bias  # the bias stays dense
@@ -398,6 +405,15 @@ def _unhandled_parameters(model: nn.Module, named: list[tuple[str, nn.Module]], 
                 reason="matrix outside nn.Linear/nn.Embedding (e.g. fused in_proj_weight, Conv1D)",
             ))
     return records
+
+
+def _named(name: str, layer_type: str, make: Any, *args: Any) -> Any:
+    """``make(*args)``, with a ValueError (e.g. an explicit shape too small for this matrix) naming the layer and
+    the policy entry that chose the shape."""
+    try:
+        return make(*args)
+    except ValueError as err:
+        raise ValueError(f"{name} (policy[{layer_type!r}]): {err}") from err
 
 
 def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init) -> tuple[FactoredLinear, float | None]:

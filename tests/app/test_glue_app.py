@@ -162,7 +162,7 @@ def test_missing_field_fails_before_training(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"missing field\(s\) \['sentence'\]"):
         run_job(cfg, tmp_path / "out")
     assert not list((tmp_path / "out").rglob("checkpoints"))
-    assert json.loads(record_path(cfg).read_text())["status"] == "running"  # never "done"
+    assert json.loads(record_path(cfg).read_text())["status"] == "failed"  # never "running" or "done"
 
 
 def _tiny_snli(tmp_path: Path, *overrides: str) -> DictConfig:

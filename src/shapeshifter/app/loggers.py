@@ -1,15 +1,43 @@
-"""Loggers for a run: W&B (offline unless a key is configured) and a local CSV log."""
+"""Loggers for a run: W&B (offline unless a key is configured) and a local CSV log.
+
+An online W&B run that cannot reach the service within ``logger.wandb.init_timeout`` seconds falls back to
+offline logging with a warning (sync it later with ``wandb sync``), instead of stalling the job or failing it.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("shapeshifter")
+
+WANDB_MODES = ("online", "offline", "disabled")
+WANDB_KEYS = {"enabled", "mode", "project", "tags", "init_timeout"}
+DEFAULT_INIT_TIMEOUT = 30.0  # seconds; wandb's own default (90 s) would stall every job of a sweep that long
 
 
 def wandb_mode(configured: str | None = None) -> str:
     """The W&B mode a run uses: the configured one, else online only when an API key is set."""
     return configured or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+
+
+def validate_wandb(cfg: Any) -> None:
+    """Check ``logger.wandb`` before any work: wandb itself would only reject a bad mode once training starts."""
+    wb = cfg.get("wandb") if cfg is not None else None
+    if wb is None:
+        return
+    unknown = set(wb) - WANDB_KEYS
+    if unknown:
+        raise ValueError(f"logger.wandb: unknown key(s) {sorted(unknown)}; known: {sorted(WANDB_KEYS)}")
+    mode = wb.get("mode")
+    if mode is not None and mode not in WANDB_MODES:
+        raise ValueError(f"logger.wandb.mode must be one of {list(WANDB_MODES)} or null (online when WANDB_API_KEY "
+                         f"is set, else offline), got {mode!r}")
+    timeout = wb.get("init_timeout", DEFAULT_INIT_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise ValueError(f"logger.wandb.init_timeout must be a positive number of seconds, got {timeout!r}")
 
 
 def make_loggers(cfg: Any, out_dir: Path, run_name: str, group: str | None, config: dict) -> list:
@@ -21,15 +49,39 @@ def make_loggers(cfg: Any, out_dir: Path, run_name: str, group: str | None, conf
     loggers: list = [csv_logger]
     wb = cfg.get("wandb") if cfg is not None else None
     if wb is not None and wb.get("enabled", True):
-        from lightning.pytorch.loggers import WandbLogger
-
-        mode = wandb_mode(wb.get("mode"))
-        os.environ.setdefault("WANDB_MODE", mode)
         os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(WandbLogger(project=wb.get("project", "shapeshifter"), name=run_name, group=group,
-                                   save_dir=str(out_dir), offline=(mode == "offline"), config=config,
-                                   tags=list(wb.get("tags") or [])))
+        loggers.append(wandb_logger(wb, out_dir, run_name, group, config))
     return loggers
+
+
+def wandb_logger(wb: Any, out_dir: Path, run_name: str, group: str | None, config: dict) -> Any:
+    """A `WandbLogger` whose run is started here: an online run that cannot reach the service within
+    ``init_timeout`` is started offline instead, with a warning (the job goes on, its logs can be synced later)."""
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    mode = wandb_mode(wb.get("mode"))
+    timeout = float(wb.get("init_timeout", DEFAULT_INIT_TIMEOUT))
+
+    def make(run_mode: str) -> Any:
+        # mode goes to wandb.init itself: an environment variable left by an earlier job must not decide it
+        return WandbLogger(project=wb.get("project", "shapeshifter"), name=run_name, group=group,
+                           save_dir=str(out_dir), offline=(run_mode == "offline"), config=config,
+                           tags=list(wb.get("tags") or []), mode=run_mode,
+                           settings=wandb.Settings(init_timeout=timeout))
+
+    logger = make(mode)
+    if mode != "online":
+        return logger
+    try:
+        logger.experiment  # noqa: B018 - starts the run now, so that a failure can fall back
+    except Exception as err:  # noqa: BLE001 - wandb raises CommError, UsageError, ... for an unreachable service
+        log.warning("W&B: could not start an online run within logger.wandb.init_timeout=%ss (%s: %s); logging "
+                    "offline to %s instead (upload later with `wandb sync`)", timeout, type(err).__name__,
+                    str(err).splitlines()[0] if str(err) else "", out_dir / "wandb")
+        logger = make("offline")
+        logger.experiment  # noqa: B018
+    return logger
 
 
 def keep_previous_csv(logger: Any) -> int:

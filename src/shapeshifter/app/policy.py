@@ -49,6 +49,8 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
                            "layers_name", "scheme_name", "exclude", "init_from"}
     if unknown:
         raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
+    if node.get("init", "random") not in ("random", "project"):
+        raise ValueError(f"shapeshift.init must be 'random' or 'project', got {node.get('init')!r}")
     layers = node.get("layers") or []
     layers = [layers] if isinstance(layers, str) else list(layers)
     types = layer_types(layers)
@@ -73,5 +75,8 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         policy[t] = spec
     if node.get("exclude"):
         policy["exclude"] = list(node["exclude"])
-    parse_policy(policy)  # fail now, before data preparation or training
+    try:
+        parse_policy(policy)  # fail now, before data preparation or training
+    except ValueError as err:
+        raise ValueError(f"shapeshift: {err}") from err
     return policy

@@ -143,6 +143,15 @@ def finish_record(record: dict[str, Any], path: Path) -> Path:
     return write_record(record, path)
 
 
+def fail_record(record: dict[str, Any], path: Path, err: BaseException) -> Path:
+    """Mark a run whose data or model could not be built "failed", with the error: a "running" record would
+    read as an interrupted job to be resumed, and nothing was trained."""
+    record["status"] = "failed"
+    record["error"] = f"{type(err).__name__}: {err}"
+    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return write_record(record, path)
+
+
 def load_records(root: Path, pattern: str = "**/*.json") -> list[dict[str, Any]]:
     """Every finished record under ``root``, sorted by path (deterministic order for tables)."""
     records = []

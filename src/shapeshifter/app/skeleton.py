@@ -1,7 +1,9 @@
 """The one run skeleton every task goes through, so that each gets the same guarantees:
 
-1. validate everything cheap (`Task.validate`): a bad config fails before anything is written;
-2. write the record ("running") and build data, model and LightningModule (`Task.setup`);
+1. validate everything cheap (keys, schedule, trainer, loggers, `Task.validate`): a bad config fails before
+   anything is written;
+2. write the record ("running") and build data, model and LightningModule (`Task.setup`); a failure there
+   (bad data, a shape that does not fit a matrix) marks the record "failed" with the error;
 3. claim the config-hash-marked checkpoint folder and fit, resuming from ``last.ckpt`` (or, when that file is
    damaged, the previous epoch's, `training.resume_point`);
 4. refuse to finish a run that stopped short of its schedule, evaluate (`Task.evaluate`), send the summary to
@@ -22,8 +24,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from shapeshifter.app.loggers import finish_wandb, make_loggers
-from shapeshifter.app.records import claim_checkpoint_dir, finish_record, new_record, write_record
+from shapeshifter.app.loggers import finish_wandb, make_loggers, validate_wandb
+from shapeshifter.app.records import claim_checkpoint_dir, fail_record, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
 
 
@@ -74,6 +76,23 @@ def validate_schedule(cfg: DictConfig) -> None:
     if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1 and max_steps <= 0:
         raise ValueError(f"trainer.max_epochs must be >= 1 (or set trainer.max_steps), got {cfg.trainer.max_epochs}: "
                          "a run that trains nothing would be recorded as done")
+
+
+def validate_trainer(cfg: DictConfig) -> None:
+    """A GPU trainer on a machine without one fails here, naming the key, rather than inside Lightning after the
+    record is written and the data prepared."""
+    accelerator = str(cfg.trainer.get("accelerator", "auto")).lower()
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError(f"trainer.accelerator={accelerator} but CUDA is not available on this machine: use "
+                             "trainer=cpu (or run on a GPU node)")
+    elif accelerator == "mps":
+        import torch
+
+        if not torch.backends.mps.is_available():
+            raise ValueError("trainer.accelerator=mps but MPS is not available on this machine: use trainer=cpu")
 
 
 class Task(ABC):
@@ -173,12 +192,18 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
     validate_keys(cfg)
     validate_rank_axis(cfg)
     validate_schedule(cfg)
+    validate_trainer(cfg)
+    validate_wandb(cfg.get("logger"))
     header = task.validate()
     record = new_record(config, kind=task.kind)
     record.update(header)
     write_record(record, record_path)
 
-    module, dm = task.setup(record)
+    try:
+        module, dm = task.setup(record)
+    except Exception as err:
+        fail_record(record, record_path, err)
+        raise
     write_record(record, record_path)
 
     ckpt_dir = claim_checkpoint_dir(out_dir / "checkpoints", record["config_hash"])

@@ -62,6 +62,16 @@ def check_warmup(cfg: DictConfig) -> None:
         raise ValueError(f"optim.warmup_updates must be an integer >= 1, got {value!r}")
 
 
+def check_batching(cfg: DictConfig) -> None:
+    """Batch sizes that fairseq's batching would reject (or loop on) only once training starts."""
+    for key in ("max_tokens", "max_sentences"):
+        value = cfg.batching.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ValueError(f"batching.{key} must be a positive integer or null, got {value!r}")
+    if cfg.batching.get("max_tokens") is None and cfg.batching.get("max_sentences") is None:
+        raise ValueError("batching.max_tokens and batching.max_sentences are both null: set at least one")
+
+
 class TranslationTask(Task):
     """A fairseq Transformer trained on a prepared translation corpus; evaluated by beam search on test."""
 
@@ -77,6 +87,7 @@ class TranslationTask(Task):
         self.dcfg = data_config(cfg)
         self.init_from = dense_source_checkpoint(cfg)
         check_warmup(cfg)
+        check_batching(cfg)
         header: dict[str, Any] = {"policy": self.policy}
         if self.init_from is not None:
             header["init_from"] = {"path": str(self.init_from), "sha256": file_sha256(self.init_from)}
@@ -97,6 +108,7 @@ class TranslationTask(Task):
                                    seed=cfg.seed, max_source_positions=cfg.arch.max_positions,
                                    max_target_positions=cfg.arch.max_positions)
         self.dicts = dm.load_dictionaries()
+        dm.check_max_tokens()  # a sentence longer than batching.max_tokens fails here, not in fairseq's batching
         return self.build_module(record), dm
 
     def build_module(self, record: dict[str, Any]) -> Any:

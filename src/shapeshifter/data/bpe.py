@@ -32,6 +32,8 @@ def learn_subword_nmt(train_files: Sequence[Path], codes: Path, merges: int) -> 
             for f in train_files:
                 for line in read_lines(f):
                     out.write(line + "\n")
+        if not joint.read_text(encoding="utf-8").split():  # subword-nmt would fail on max() of nothing
+            raise DataError(f"cannot learn BPE: no words in {', '.join(map(str, train_files))}")
         # learn_bpe draws a tqdm progress bar on stderr; keep the pipeline's log readable.
         with (
             open(joint, encoding="utf-8") as inp,
@@ -72,6 +74,8 @@ def learn_sentencepiece(train_files: Sequence[Path], model_prefix: Path, vocab_s
     import sentencepiece as spm
 
     model_prefix.parent.mkdir(parents=True, exist_ok=True)
+    if not any(line.strip() for f in train_files for line in read_lines(f)):
+        raise DataError(f"cannot learn a SentencePiece model: no text in {', '.join(map(str, train_files))}")
     spm.SentencePieceTrainer.train(
         input=",".join(str(f) for f in train_files),
         model_prefix=str(model_prefix),

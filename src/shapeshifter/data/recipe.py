@@ -52,6 +52,12 @@ def _check_parallel(a: list[str], b: list[str], fa: Path | str, fb: Path | str) 
         raise DataError(f"parallel files differ in length: {fa} has {len(a)} lines, {fb} has {len(b)}")
 
 
+def _check_not_empty(train: list[str], where: str) -> None:
+    """No training sentence would otherwise surface as ``max() arg is an empty sequence`` in BPE learning."""
+    if not train:
+        raise DataError(f"{where}: no training sentences (the files are empty or hold only meta lines)")
+
+
 def _langs(cfg: TranslationDataConfig) -> tuple[str, str]:
     assert cfg.src_lang is not None and cfg.tgt_lang is not None
     return cfg.src_lang, cfg.tgt_lang
@@ -76,6 +82,7 @@ def _extract_iwslt(cfg: TranslationDataConfig, raw: Path, pair: str, tmp: Path) 
     fs, ft = iwslt14.train_file(raw, pair, src), iwslt14.train_file(raw, pair, tgt)
     s, t = iwslt14.read_train(fs, cfg.meta_rule), iwslt14.read_train(ft, cfg.meta_rule)
     _check_parallel(s, t, fs, ft)
+    _check_not_empty(s, f"{fs} and {ft}")
     keep = _subsample(len(s), cfg.max_train_pairs, cfg.seed)
     write_lines(tmp / f"train_all.raw.{src}", (s[i] for i in keep))
     write_lines(tmp / f"train_all.raw.{tgt}", (t[i] for i in keep))
@@ -109,6 +116,7 @@ def _extract_wmt(cfg: TranslationDataConfig, tmp: Path) -> None:
         _check_parallel(a, b, fs, ft)
         s += a
         t += b
+    _check_not_empty(s, f"the training files of {raw}")
     keep = _subsample(len(s), cfg.max_train_pairs, cfg.seed)
     write_lines(tmp / f"train_all.raw.{src}", (s[i] for i in keep))
     write_lines(tmp / f"train_all.raw.{tgt}", (t[i] for i in keep))
@@ -218,6 +226,11 @@ def _clean_split(cfg: TranslationDataConfig, tmp: Path, parts: list[str], split_
     tok_tr = {lang: read_lines(tmp / f"train_all.tok.{lang}") for lang in langs}
     keep = clean_corpus(tok_tr[src], tok_tr[tgt], cfg.min_len, cfg.max_len, cfg.ratio)
     idx = _train_valid_indices(cfg, keep)
+    empty = [s for s, ii in idx.items() if not ii]
+    if empty:  # an empty split would fail much later, in fairseq's binarizer or data loader
+        raise DataError(f"no {' or '.join(empty)} pair of {tmp}/train_all.tok.{{{src},{tgt}}} ({len(keep)} of "
+                        f"{len(tok_tr[src])} pairs kept) is left after cleaning (data.min_len={cfg.min_len}, "
+                        f"data.max_len={cfg.max_len}, data.ratio={cfg.ratio}, data.valid_every={cfg.valid_every})")
     for lang in langs:
         tok = [" ".join(x.split()) for x in tok_tr[lang]]  # clean-corpus collapses whitespace
         if cfg.lowercase:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ __all__ = [
     "EpochShuffleSampler",
     "GlueDataModule",
     "RawSplit",
+    "Table",
     "collate_encoded",
     "convert_labels",
     "load_generic_splits",
@@ -62,10 +65,68 @@ _EXTRA = "\x00extra"  # DictReader key for surplus fields in a row
 
 
 # ----------------------------------------------------------------------------------------------- files
-def read_table(path: str | Path, fmt: str | None = None) -> RawSplit:
-    """Read a TSV / CSV (header row) or JSONL file into columns.
+class Table(dict):
+    """Columns read from a file that remember where each row came from (``path``, 1-based ``lines``), so that
+    an error about a row names the file and line to fix."""
 
-    TSV is read with quoting disabled, as GLUE's own TSVs contain unbalanced quote characters.
+    def __init__(self, columns: Mapping[str, list], path: Path, lines: list[int]) -> None:
+        super().__init__(columns)
+        self.path, self.lines = path, lines
+
+
+def row_location(split: Mapping[str, list], name: str, i: int) -> str:
+    """Where row ``i`` of a split comes from: ``file:line`` when read from a file, else its 1-based row."""
+    if isinstance(split, Table):
+        return f"{split.path}:{split.lines[i]}"
+    return f"split {name!r} row {i + 1}"
+
+
+def _decode(path: Path) -> str:
+    """The file as text (UTF-8, a byte order mark dropped); an undecodable byte names the file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: byte 0x{data[err.start]:02x} is not UTF-8 (Latin-1 or another "
+                         "encoding?): re-save the file as UTF-8") from None
+
+
+def _read_jsonl(path: Path, text: str) -> tuple[list[dict[str, Any]], list[int]]:
+    rows, lines = [], []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: invalid JSON ({err.msg})") from err
+            if not isinstance(obj, dict):
+                raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
+            rows.append(obj)
+            lines.append(lineno)
+    return rows, lines
+
+
+def _read_delimited(path: Path, text: str, fmt: str) -> tuple[list[dict[str, Any]], list[int]]:
+    kwargs: dict[str, Any] = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
+    reader = csv.DictReader(io.StringIO(text, newline=""), restkey=_EXTRA, **kwargs)
+    rows, lines = [], []
+    for r in reader:
+        if _EXTRA in r:
+            raise ValueError(f"{path}:{reader.line_num}: the row has more fields than the header "
+                             f"({len(r) - 1 + len(r[_EXTRA])} > {len(r) - 1})")
+        rows.append(r)
+        lines.append(reader.line_num)
+    if not rows:
+        raise ValueError(f"{path} has a header row ({', '.join(reader.fieldnames or [])}) but no data rows")
+    return rows, lines
+
+
+def read_table(path: str | Path, fmt: str | None = None) -> Table:
+    """Read a TSV / CSV (header row) or JSONL file (UTF-8) into columns.
+
+    TSV is read with quoting disabled, as GLUE's own TSVs contain unbalanced quote characters. An empty file,
+    a header without rows and a byte that is not UTF-8 are errors naming the file (and line).
     """
     path = Path(path)
     if not path.is_file():
@@ -73,32 +134,15 @@ def read_table(path: str | Path, fmt: str | None = None) -> RawSplit:
     fmt = fmt or _FORMATS.get(path.suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
         raise ValueError(f"cannot infer the format of {path}; pass fmt='tsv'|'csv'|'jsonl'")
-    rows: list[dict[str, Any]]
-    with path.open(encoding="utf-8", newline="") as fh:
-        if fmt == "jsonl":
-            rows = []
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        obj = json.loads(line)
-                    except json.JSONDecodeError as err:
-                        raise ValueError(f"{path}:{lineno}: invalid JSON ({err.msg})") from err
-                    if not isinstance(obj, dict):
-                        raise ValueError(f"{path}:{lineno}: expected a JSON object per line")
-                    rows.append(obj)
-        else:
-            kwargs: dict[str, Any] = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}
-            rows = list(csv.DictReader(fh, restkey=_EXTRA, **kwargs))
-            for i, r in enumerate(rows):
-                if _EXTRA in r:
-                    raise ValueError(
-                        f"{path}: data row {i + 1} has more fields than the header "
-                        f"({len(r) - 1 + len(r[_EXTRA])} > {len(r) - 1})"
-                    )
+    text = _decode(path)
+    if not text.strip():
+        raise ValueError(f"{path} is empty: expected " + ("one JSON object per line" if fmt == "jsonl" else
+                                                           "a header row and data rows"))
+    rows, lines = _read_jsonl(path, text) if fmt == "jsonl" else _read_delimited(path, text, fmt)
     columns: list[str] = []
     for r in rows:  # union of keys in first-seen order; JSONL rows may differ
         columns.extend(k for k in r if k not in columns)
-    return {c: [r.get(c) for r in rows] for c in columns}
+    return Table({c: [r.get(c) for r in rows] for c in columns}, path, lines)
 
 
 def _n_rows(split: RawSplit) -> int:
@@ -109,16 +153,19 @@ def _check_fields(spec: TaskSpec, split_name: str, split: RawSplit, where: str, 
     needed = list(spec.text_fields) + ([spec.label_field] if need_label else [])
     missing = [f for f in needed if f not in split]
     if missing:
+        source = split.path if isinstance(split, Table) else where
         raise ValueError(
-            f"task {spec.name!r}: split {split_name!r} from {where} is missing field(s) {missing}; "
+            f"task {spec.name!r}: split {split_name!r} from {source} is missing field(s) {missing}; "
             f"available fields: {sorted(split)}"
         )
     for f in spec.text_fields:
         bad = [i for i, v in enumerate(split[f]) if not isinstance(v, str)]
         if bad:
+            value = split[f][bad[0]]
             raise ValueError(
-                f"task {spec.name!r}: split {split_name!r} field {f!r} must be text; row {bad[0]} holds "
-                f"{type(split[f][bad[0]]).__name__} {split[f][bad[0]]!r}"
+                f"task {spec.name!r}: {row_location(split, split_name, bad[0])}: field {f!r} must be text, got "
+                f"{type(value).__name__} {value!r}" + (" (a row with fewer fields than the header?)"
+                                                        if value is None else "")
             )
 
 
@@ -127,7 +174,7 @@ def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and math.isnan(v))
 
 
-def _canonical(v: Any, spec: TaskSpec, split: str) -> str:
+def _canonical(v: Any, spec: TaskSpec, where: str) -> str:
     """Class label as a string key: ints and integral floats become ``"3"``; strings are stripped."""
     if isinstance(v, bool):
         return str(int(v))
@@ -136,13 +183,13 @@ def _canonical(v: Any, spec: TaskSpec, split: str) -> str:
     if isinstance(v, float):
         if not v.is_integer():
             raise ValueError(
-                f"task {spec.name!r}: split {split!r} label {v!r} is a non-integer number; "
+                f"task {spec.name!r}: {where}: label {v!r} is a non-integer number; "
                 "use regression=True for real-valued targets"
             )
         return str(int(v))
     if isinstance(v, str):
         return v.strip()
-    raise ValueError(f"task {spec.name!r}: split {split!r} has label of unsupported type {type(v).__name__}")
+    raise ValueError(f"task {spec.name!r}: {where}: label of unsupported type {type(v).__name__}")
 
 
 def _numeric_key(s: str) -> tuple[int, float | str]:
@@ -152,13 +199,16 @@ def _numeric_key(s: str) -> tuple[int, float | str]:
         return (1, s)
 
 
-def convert_labels(spec: TaskSpec, values: Sequence[Any], split: str) -> list[float] | list[int]:
+def convert_labels(spec: TaskSpec, values: Sequence[Any], split: str,
+                   where: Callable[[int], str] | None = None) -> list[float] | list[int]:
     """Map raw label values to class indices (or floats for regression).
 
     GLUE labels may be indices or the task's label names (e.g. ``"entailment"``); generic tasks map
     through ``spec.label_names``. An all-missing column (or all ``-1``, GLUE's hidden test labels) gives
-    ``-1`` everywhere, meaning "unlabeled"; any other missing or unknown label is an error.
+    ``-1`` everywhere, meaning "unlabeled"; any other missing or unknown label is an error naming the row
+    (``where(i)``: its file and line, default its 1-based row in ``split``).
     """
+    where = where or (lambda i: f"split {split!r} row {i + 1}")
     if all(_is_missing(v) for v in values) or all(_is_hidden(v) for v in values):
         return [float(UNLABELED) if spec.is_regression else UNLABELED for _ in values]
     if spec.is_regression:
@@ -170,8 +220,7 @@ def convert_labels(spec: TaskSpec, values: Sequence[Any], split: str) -> list[fl
                 out_f.append(float(v))
             except (TypeError, ValueError):
                 raise ValueError(
-                    f"task {spec.name!r}: split {split!r} row {i}: regression label must be a number, "
-                    f"got {v!r}"
+                    f"task {spec.name!r}: {where(i)}: regression label must be a number, got {v!r}"
                 ) from None
         return out_f
     assert spec.label_names is not None, "classification spec without label names"
@@ -180,16 +229,15 @@ def convert_labels(spec: TaskSpec, values: Sequence[Any], split: str) -> list[fl
     out: list[int] = []
     for i, v in enumerate(values):
         if _is_missing(v):
-            raise ValueError(f"task {spec.name!r}: split {split!r} row {i} has no label")
-        key = _canonical(v, spec, split)
+            raise ValueError(f"task {spec.name!r}: {where(i)} has no label")
+        key = _canonical(v, spec, where(i))
         if key in index:
             out.append(index[key])
         elif key.lstrip("-").isdigit() and 0 <= int(key) < n and not spec.extra.get("labels_from_train"):
             out.append(int(key))  # GLUE files store indices
         else:
             raise ValueError(
-                f"task {spec.name!r}: split {split!r} row {i} has unknown label {v!r}; "
-                f"known labels: {list(spec.label_names)}"
+                f"task {spec.name!r}: {where(i)} has unknown label {v!r}; known labels: {list(spec.label_names)}"
             )
     return out
 
@@ -204,14 +252,16 @@ def _is_hidden(v: Any) -> bool:
         return False
 
 
-def _with_train_label_vocab(spec: TaskSpec, train_labels: Sequence[Any]) -> TaskSpec:
+def _with_train_label_vocab(spec: TaskSpec, train: RawSplit) -> TaskSpec:
     """Fill ``label_names`` / ``num_labels`` of a generic classification spec from the training labels."""
     if spec.is_regression or not spec.extra.get("labels_from_train"):
         return spec
+    train_labels = train[spec.label_field]
     missing = [i for i, v in enumerate(train_labels) if _is_missing(v)]
     if missing:
-        raise ValueError(f"task {spec.name!r}: training row {missing[0]} has no label")
-    keys = sorted({_canonical(v, spec, "train") for v in train_labels}, key=_numeric_key)
+        raise ValueError(f"task {spec.name!r}: {row_location(train, 'train', missing[0])} has no label")
+    keys = sorted({_canonical(v, spec, row_location(train, "train", i)) for i, v in enumerate(train_labels)},
+                  key=_numeric_key)
     if len(keys) < 2:
         raise ValueError(f"task {spec.name!r}: training split has {len(keys)} distinct label(s); need >= 2")
     return dataclasses.replace(spec, label_names=tuple(keys), num_labels=len(keys))
@@ -231,7 +281,8 @@ def _rename_original(spec: TaskSpec, split: RawSplit) -> RawSplit:
     """Accept the original GLUE TSV column names by renaming them to the Hugging Face ones."""
     mapping = ORIGINAL_GLUE_COLUMNS.get(spec.name, {})
     renames = {old: new for old, new in mapping.items() if old in split and new not in split}
-    return {renames.get(k, k): v for k, v in split.items()}
+    renamed = {renames.get(k, k): v for k, v in split.items()}
+    return Table(renamed, split.path, split.lines) if isinstance(split, Table) else renamed
 
 
 def _from_dataset_dict(dd: Any, spec: TaskSpec) -> dict[str, RawSplit]:
@@ -321,11 +372,13 @@ def _finalise(spec: TaskSpec, raw: dict[str, RawSplit], where: str) -> dict[str,
     for name, split in raw.items():
         is_test = name in spec.test_splits
         _check_fields(spec, name, split, where, need_label=not is_test)
-        split = dict(split)
         labels = split.get(spec.label_field, [None] * _n_rows(split))
-        split[spec.label_field] = convert_labels(spec, labels, name)
+        rows = partial(row_location, split, name)
+        source = split.path if isinstance(split, Table) else where
+        split = dict(split)
+        split[spec.label_field] = convert_labels(spec, labels, name, rows)
         if not is_test and any(x == UNLABELED for x in split[spec.label_field]) and not spec.is_regression:
-            raise ValueError(f"task {spec.name!r}: split {name!r} from {where} has unlabeled rows")
+            raise ValueError(f"task {spec.name!r}: split {name!r} from {source} has unlabeled rows (-1 labels)")
         out[name] = split
     return out
 
@@ -345,7 +398,7 @@ def load_generic_splits(
     """
     raw: dict[str, RawSplit] = {"train": read_table(train, fmt)}
     _check_fields(spec, "train", raw["train"], str(train), need_label=True)
-    spec = _with_train_label_vocab(spec, raw["train"][spec.label_field])
+    spec = _with_train_label_vocab(spec, raw["train"])
     if validation is not None:
         raw["validation"] = read_table(validation, fmt)
     if test is not None:

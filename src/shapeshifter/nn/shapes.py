@@ -150,6 +150,25 @@ def phm_n(shape: ShapeSpec) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def check_scheme_name(shape: ShapeSpec, order: int) -> None:
+    """Raise ValueError for a scheme no matrix could use (an unknown name, explicit factors of the wrong order):
+    policies are checked when parsed, before any data or model exists."""
+    if isinstance(shape, KroneckerShape) or phm_n(shape) is not None:
+        return
+    if isinstance(shape, str):
+        if shape not in _SCHEMES:
+            raise ValueError(f"unknown reshape scheme {shape!r}; choose one of {sorted(_SCHEMES)}, 'phm<n>' "
+                             f"(n >= 2) or give explicit factors ((m_1, ..., m_N), (n_1, ..., n_N))")
+        return
+    try:
+        out_f, in_f = (tuple(int(v) for v in part) for part in shape)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"explicit shape must be ((m_1, ..., m_N), (n_1, ..., n_N)), got {shape!r}") from err
+    if len(out_f) != order or len(in_f) != order or min(out_f + in_f) < 1:
+        raise ValueError(f"explicit shape {shape!r} needs {order} positive output and {order} positive input "
+                         f"factors (order {order})")
+
+
 def check_scheme_rank(shape: ShapeSpec, rank: int, order: int = 2) -> None:
     """Raise ValueError when ``shape`` fixes the rank or order and they differ (PHM: rank n, order 2)."""
     n = phm_n(shape)

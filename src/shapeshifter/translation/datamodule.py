@@ -167,7 +167,30 @@ class TranslationDataModule(L.LightningDataModule):
                 f"{len(ignored)} {name} sentence(s) exceed max positions {self.max_positions}, e.g. id "
                 f"{ignored[0]}; raise max_source_positions/max_target_positions"
             )
+        self._check_longest(name, dataset, indices)
         return dataset.batch_by_size(indices, max_tokens=self.max_tokens, max_sentences=self.max_sentences)
+
+    def check_max_tokens(self, splits: tuple[str, ...] = ("train", "valid", "test")) -> None:
+        """Raise ValueError when a sentence of ``splits`` is longer than ``max_tokens``: called right after the
+        data is prepared, so that the run fails before training instead of in fairseq's batching assertion."""
+        for name in splits:
+            dataset = self.load_split(name)
+            indices = np.arange(len(dataset), dtype=np.int64)
+            if name == "train":  # sentences over the max positions are dropped from train, not batched
+                indices, _ = dataset.filter_indices_by_size(indices, self.max_positions)
+            self._check_longest(name, dataset, indices)
+
+    def _check_longest(self, name: str, dataset: Any, indices: np.ndarray) -> None:
+        if self.max_tokens is None or len(indices) == 0:
+            return
+        tokens = np.asarray(dataset.num_tokens_vec(indices))  # per sentence: max(source, target) tokens
+        longest = int(tokens.max())
+        if longest > self.max_tokens:
+            where = int(indices[int(tokens.argmax())])
+            raise ValueError(
+                f"batching.max_tokens={self.max_tokens} is below the longest {name} sentence ({longest} tokens after "
+                f"BPE, sentence id {where} of {self.data_bin}): raise batching.max_tokens (pipelines/evaluate.py: "
+                f"--max-tokens) to at least {longest}")
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
