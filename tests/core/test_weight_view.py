@@ -139,3 +139,15 @@ def test_embedding_output_dtype_matches_nn_embedding_under_cpu_autocast(make, pa
         tied = TiedOutput(emb)(torch.randn(2, 8))
         assert tied.dtype == torch.bfloat16  # an output projection is an nn.Linear
     torch.testing.assert_close(out, emb.dense_weight()[index].detach())
+
+
+@pytest.mark.parametrize("make", [lambda: KroneckerLinear(12, 10, 2), lambda: KroneckerEmbedding(30, 8, 2)])
+def test_inference_mode_gives_the_no_grad_outputs(make):
+    layer = make().eval()
+    x = torch.randint(0, 30, (5,)) if isinstance(layer, KroneckerEmbedding) else torch.randn(5, 12)
+    with torch.no_grad():
+        expected = layer(x)
+    layer.matrix._cache = None  # built afresh inside inference mode (translation decodes under it)
+    with torch.inference_mode():
+        got = layer(x)
+    assert torch.equal(got, expected)

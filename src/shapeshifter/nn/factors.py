@@ -146,7 +146,9 @@ class FactoredMatrix(nn.Module, ABC):
             # A detached leaf flagged requires_grad: on torch 2.13's CPU build F.linear takes a ~3x slower
             # kernel for weights without requires_grad (measured in beam search); it is only ever used with
             # autograd off, so no graph is recorded and it never receives a gradient.
-            w = self.dense_weight().detach().requires_grad_(True)
+            # Built outside inference mode: an inference tensor has no version counter to catch writes into it.
+            with torch.inference_mode(False), torch.no_grad():
+                w = self.dense_weight().detach().requires_grad_(True)
             cache = self._cache = (key, w, w._version)
         return cache[1]
 
