@@ -181,5 +181,7 @@ def claim_checkpoint_dir(ckpt_dir: Path, config_hash: str) -> Path:
             aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}.{n}"), n + 1
         ckpt_dir.rename(aside)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    mark.write_text(config_hash + "\n")
+    tmp = mark.with_name(f"{mark.name}.{os.getpid()}.tmp")
+    tmp.write_text(config_hash + "\n")
+    os.replace(tmp, mark)  # atomic: a reader sees the old mark or the new one, never a half-written file
     return ckpt_dir
