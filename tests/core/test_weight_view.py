@@ -151,3 +151,13 @@ def test_inference_mode_gives_the_no_grad_outputs(make):
     with torch.inference_mode():
         got = layer(x)
     assert torch.equal(got, expected)
+
+
+def test_prediction_takes_the_factors_at_low_rank_and_matches_the_dense_path():
+    layer = KroneckerLinear(512, 512, rank=1).eval()
+    x = torch.randn(160, 512)  # a beam-search step: few rows, where the factors cost less than the GEMM
+    assert layer.matrix.choose_inference_path(160) == "factored"
+    assert KroneckerLinear(512, 512, rank=8).matrix.choose_inference_path(160) == "dense"
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.matrix.cached_weight(), layer.bias),
+                                   rtol=1e-5, atol=1e-5)

@@ -125,6 +125,13 @@ class FactoredMatrix(nn.Module, ABC):
         """The cheaper path of `matmul_t` for ``batch`` input rows (forward estimate)."""
         return self._pick(*self.path_costs(batch))
 
+    def choose_inference_path(self, batch: int) -> Literal["factored", "dense"]:
+        """The cheaper path of `matmul_t` with autograd off, where the dense path reuses the cached W and pays only
+        its GEMM: at low rank and few rows (beam-search steps) the factors win, so prediction can be faster than
+        dense."""
+        factored, _ = self.path_costs(batch)
+        return self._pick(factored, float(batch) * self.rows * self.cols)
+
     def choose_gather_path(self, tokens: int) -> Literal["factored", "dense"]:
         """The cheaper way to look up ``tokens`` rows: gather them from the factors, or index W."""
         return self._pick(*self.gather_costs(tokens))
@@ -163,11 +170,12 @@ class FactoredMatrix(nn.Module, ABC):
         """``x @ W.T (+ bias)`` for ``x`` of shape ``(..., cols)``; returns ``(..., rows)``."""
         if x.shape[-1] != self.cols:
             raise ValueError(f"expected input with last dim {self.cols}, got shape {tuple(x.shape)}")
-        if not torch.is_grad_enabled():
-            return F.linear(x, self.cached_weight(), bias)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.cols)
-        if self.choose_path(x2.shape[0]) == "dense":
+        if not torch.is_grad_enabled():
+            if self.choose_inference_path(x2.shape[0]) == "dense":
+                return F.linear(x, self.cached_weight(), bias)
+        elif self.choose_path(x2.shape[0]) == "dense":
             return F.linear(x, self.dense_weight(), bias)
         y = self._factored_matmul_t(x2)  # (B, rows); under autocast already in its dtype, as F.linear's
         if self.zero_row is not None:
