@@ -213,5 +213,9 @@ def test_evaluate_on_a_glue_run_folder_says_what_to_use(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(ROOT / "pipelines" / "evaluate.py"), str(tmp_path / "run")],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
-    assert "is a GLUE run" in done.stderr and "evaluates translation runs" in done.stderr
+    assert "is a GLUE run" in done.stderr and "works on translation runs" in done.stderr
     assert "pipelines/train.py" in done.stderr
+    from shapeshifter.translation.translator import load_translator
+
+    with pytest.raises(ValueError, match="is a GLUE run"):  # translate.py and export.py read run folders the same way
+        load_translator(tmp_path / "run")

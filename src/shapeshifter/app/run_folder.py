@@ -84,6 +84,21 @@ class RunFolder:
     record: dict[str, Any] | None
     record_file: Path | None
 
+    def require_translation(self, tool: str) -> None:
+        """ValueError unless this is a translation run: ``tool`` (evaluate, export, translate) rebuilds a fairseq
+        Transformer, and a GLUE run folder gets a pointer to its scores instead of a traceback."""
+        kind = self.config.data.get("kind")
+        if kind == "translation":
+            return
+        if kind == "glue":
+            where = self.record_file or "its record (run.records/<group>/<name>-<config hash>.json)"
+            raise ValueError(
+                f"{self.path} is a GLUE run (data.kind=glue); {tool} works on translation runs. A GLUE run is "
+                f"evaluated when it finishes training: its validation and test scores are in {where}. To evaluate "
+                "it again, move that record aside and rerun pipelines/train.py with the same overrides (it resumes "
+                "from checkpoints/last.ckpt straight to evaluation).")
+        raise ValueError(f"{self.path}: data.kind={kind!r}; {tool} works on translation runs only")
+
     def checkpoint(self, name: str | Path) -> Path:
         """A checkpoint given as a path, or as a file name inside this run's checkpoint folder."""
         for candidate in (Path(name), self.checkpoints / Path(name).name):

@@ -20,22 +20,6 @@ from typing import Any
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 
-def check_translation_run(run: Any) -> None:
-    """This script rebuilds a fairseq Transformer: a GLUE run folder gets a pointer to its scores instead of a
-    traceback from the translation data recipe."""
-    kind = run.config.data.get("kind")
-    if kind == "translation":
-        return
-    if kind == "glue":
-        where = run.record_file or "its record (run.records/<group>/<name>-<config hash>.json)"
-        raise SystemExit(
-            f"{run.path} is a GLUE run (data.kind=glue); pipelines/evaluate.py evaluates translation runs. A GLUE run "
-            f"is evaluated when it finishes training: its validation and test scores are in {where}. To evaluate "
-            "it again, move that record aside and rerun pipelines/train.py with the same overrides (it resumes "
-            "from checkpoints/last.ckpt straight to evaluation).")
-    raise SystemExit(f"{run.path}: data.kind={kind!r}; pipelines/evaluate.py evaluates translation runs only")
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", type=Path)
@@ -96,9 +80,9 @@ def main() -> None:
 
     try:
         run = find_run(args.run_dir)
+        run.require_translation("pipelines/evaluate.py")
     except (FileNotFoundError, ValueError) as err:
         raise SystemExit(str(err)) from None
-    check_translation_run(run)
     cfg = run.config
     weights, label = chosen_weights(run, args.checkpoint, args.average_last)
     dcfg = data_config(cfg)

@@ -83,6 +83,7 @@ def read_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> Model
     from shapeshifter.translation.checkpoints import average_checkpoints, load_checkpoint, model_state_dict
 
     run = find_run(run_dir)
+    run.require_translation("export/translate")
     paths = [run.checkpoint(checkpoint)] if checkpoint else run.evaluated_weights()
     state = average_checkpoints(paths) if len(paths) > 1 else model_state_dict(load_checkpoint(paths[0]))
     dcfg = data_config(run.config)
