@@ -20,20 +20,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from tiny_configs import TINY_TRANSLATION  # noqa: E402
 
 from shapeshifter.app.runner import record_path, run_job  # noqa: E402
 from shapeshifter.data import DataError  # noqa: E402
 from shapeshifter.data.smoke import slice_iwslt_raw  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = [
-    "arch=transformer_demo", "arch.overrides.encoder_layers=1", "arch.overrides.decoder_layers=1",
-    "arch.overrides.encoder_embed_dim=32", "arch.overrides.decoder_embed_dim=32",
-    "arch.overrides.encoder_ffn_embed_dim=64", "arch.overrides.decoder_ffn_embed_dim=64",
-    "arch.overrides.encoder_attention_heads=2", "arch.overrides.decoder_attention_heads=2",
-    "trainer.max_epochs=1", "trainer.progress_bar=none", "logger.wandb.enabled=false", "optim.warmup_updates=10",
-    "batching.max_tokens=1024", "eval.beam=2", "data.bpe_merges=200",
-]
+TINY = TINY_TRANSLATION
 
 
 def translation_cfg(raw: Path, work: Path, *overrides: str) -> DictConfig:

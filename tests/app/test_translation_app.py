@@ -8,21 +8,14 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
+from tiny_configs import TINY_TRANSLATION
 
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.runner import record_path, run_job
 from shapeshifter.data.smoke import slice_iwslt_raw
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-TINY = [
-    "arch=transformer_demo", "arch.overrides.encoder_layers=1", "arch.overrides.decoder_layers=1",
-    "arch.overrides.encoder_embed_dim=32", "arch.overrides.decoder_embed_dim=32",
-    "arch.overrides.encoder_ffn_embed_dim=64", "arch.overrides.decoder_ffn_embed_dim=64",
-    "arch.overrides.encoder_attention_heads=2", "arch.overrides.decoder_attention_heads=2",
-    "trainer.max_epochs=1", "trainer.progress_bar=none", "trainer.log_every_n_steps=1",
-    "logger.wandb.enabled=false", "optim.warmup_updates=10", "batching.max_tokens=1024",
-    "eval.beam=2", "eval.bleu_max_sentences=8", "data.bpe_merges=200",
-]
+TINY = [*TINY_TRANSLATION, "trainer.log_every_n_steps=1", "eval.bleu_max_sentences=8"]
 
 
 def compose_cfg(tmp: Path, *overrides: str) -> DictConfig:

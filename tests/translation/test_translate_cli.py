@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from tiny_configs import TINY_TRANSLATION
 
 from shapeshifter.app.runner import run_job
 from shapeshifter.data.smoke import slice_iwslt_raw
@@ -25,15 +26,8 @@ from shapeshifter.translation.translator import load_translator
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATE = ROOT / "pipelines" / "translate.py"
-TINY = [
-    "arch=transformer_demo", "arch.overrides.encoder_layers=1", "arch.overrides.decoder_layers=1",
-    "arch.overrides.encoder_embed_dim=32", "arch.overrides.decoder_embed_dim=32",
-    "arch.overrides.encoder_ffn_embed_dim=64", "arch.overrides.decoder_ffn_embed_dim=64",
-    "arch.overrides.encoder_attention_heads=2", "arch.overrides.decoder_attention_heads=2",
-    "trainer.max_epochs=1", "trainer.progress_bar=none", "logger.wandb.enabled=false", "optim.warmup_updates=10",
-    "batching.max_tokens=1024", "eval.beam=2", "eval.bleu_max_sentences=8", "data.bpe_merges=200",
-    "shapeshift=r1_emb16",  # factorized layers and a tied output projection sharing the embedding's factors
-]
+TINY = [*TINY_TRANSLATION, "eval.bleu_max_sentences=8",
+        "shapeshift=r1_emb16"]  # factorized layers and a tied output projection sharing the embedding's factors
 FIXED_LENGTH = ["--max-len-a", "0", "--max-len-b", "12"]  # fairseq sizes max length by the longest in a batch
 
 
