@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from shapeshifter.app.records import config_hash, portable_paths, write_record
+from shapeshifter.app.records import config_hash, portable_record, write_record
 
 
 def rename_policy(record: dict, old: str, new: str) -> bool:
@@ -90,7 +90,7 @@ def make_portable(roots: list[Path], run_roots: list[Path]) -> list[Path]:
                 continue
             new = dict(record)
             for run_root in run_roots:
-                new = {k: v if k == "config" else portable_paths(v, run_root) for k, v in new.items()}
+                new = portable_record(new, run_root)
             if new != record:
                 write_record(new, path)
                 changed.append(path)

@@ -125,12 +125,17 @@ def portable_paths(value: Any, root: Path) -> Any:
     return value
 
 
+def portable_record(record: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """``record`` with its paths inside ``root`` made relative (`portable_paths`), the config kept as resolved."""
+    return {k: v if k == "config" else portable_paths(v, root) for k, v in record.items()}
+
+
 def write_record(record: Mapping[str, Any], path: Path) -> Path:
     """Write atomically (a crash never leaves half a record behind). Paths inside the working directory (run
     folders, checkpoints, translations) are written relative to it; the config is written as resolved."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    body = {k: v if k == "config" else portable_paths(v, Path.cwd()) for k, v in record.items()}
+    body = portable_record(record, Path.cwd())
     tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
     return path

@@ -49,7 +49,7 @@ def chosen_weights(run: Any, checkpoint: Path | None, average_last: int) -> tupl
     return [Path(ckpt)], Path(ckpt).stem
 
 
-def build_model(cfg: Any, dm: Any, weights: list[Path]) -> Any:
+def build_model(cfg: Any, dicts: tuple[Any, Any], weights: list[Path]) -> Any:
     """The run's model (arch, overrides, policy from its config) with the chosen weights, in eval mode."""
     from omegaconf import OmegaConf
 
@@ -57,7 +57,7 @@ def build_model(cfg: Any, dm: Any, weights: list[Path]) -> Any:
     from shapeshifter.translation.checkpoints import average_checkpoints, load_model_weights
     from shapeshifter.translation.fairseq_model import build_transformer
 
-    src_dict, tgt_dict = dm.load_dictionaries()
+    src_dict, tgt_dict = dicts
     overrides = OmegaConf.to_container(cfg.arch.overrides, resolve=True) or {}
     model, _ = build_transformer(cfg.arch.name, src_dict, tgt_dict, overrides, policy_from_config(cfg.shapeshift),
                                  seed=cfg.seed)
@@ -91,10 +91,10 @@ def main() -> None:
                                max_tokens=args.max_tokens or cfg.batching.max_tokens, seed=cfg.seed,
                                max_source_positions=cfg.arch.max_positions,
                                max_target_positions=cfg.arch.max_positions)
-    model = build_model(cfg, dm, weights)
+    src_dict, tgt_dict = dm.load_dictionaries()
+    model = build_model(cfg, (src_dict, tgt_dict), weights)
     dm.setup("test" if args.split == "test" else "validate")
     loader = dm.test_dataloader() if args.split == "test" else dm.val_dataloader()
-    src_dict, tgt_dict = dm.load_dictionaries()
     result = evaluate_translation(
         model, loader, src_dict, tgt_dict, args.run_dir / "eval", prepared.tgt_lang,
         raw_references=prepared.reference(args.split, "raw") if prepared.splits else None,
