@@ -41,7 +41,7 @@ LAYER_CLASSES: dict[str, tuple[type[FactoredLinear], type[FactoredEmbedding]]] =
     "kronecker": (KroneckerLinear, KroneckerEmbedding),
     "lowrank": (LowRankLinear, LowRankEmbedding),
 }
-SPEC_FIELDS = ("rank", "order", "scheme", "path", "kind")
+SPEC_FIELDS = ("rank", "order", "scheme", "path", "kind", "init_gain")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class LayerSpec:
 
     ``kind="kronecker"`` (default): a rank-``rank`` sum of order-``order`` Kronecker products reshaped by
     ``scheme`` (``"phm<n>"`` is PHM and needs rank n, order 2). ``kind="lowrank"``: ``W = U @ V`` of inner
-    size ``rank``; it has no order or scheme, so those must stay at their defaults.
+    size ``rank``; it has no order or scheme, so those must stay at their defaults. ``init_gain`` scales the std
+    of a random init (default: the replaced layer's own std), to measure how much the init's variance matters.
     """
 
     rank: int
@@ -58,6 +59,7 @@ class LayerSpec:
     scheme: ShapeSpec = "balanced"
     path: Path = "auto"
     kind: Kind = "kronecker"
+    init_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.rank, int) or self.rank < 1:
@@ -69,6 +71,8 @@ class LayerSpec:
         if self.kind == "lowrank" and (self.order, self.scheme) != (2, "balanced"):
             raise ValueError(f"kind 'lowrank' has no order or reshape scheme, got order={self.order}, "
                              f"scheme={self.scheme!r}; leave them at their defaults (2, 'balanced')")
+        if isinstance(self.init_gain, bool) or not isinstance(self.init_gain, int | float) or self.init_gain <= 0:
+            raise ValueError(f"init_gain must be a positive number, got {self.init_gain!r}")
         if self.path not in ("auto", "factored", "dense"):
             raise ValueError(f"path must be 'auto', 'factored' or 'dense', got {self.path!r}")
         if self.kind == "kronecker":
@@ -121,7 +125,8 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
     rank = _whole_number(layer_type, "rank", fields["rank"])
     order = _whole_number(layer_type, "order", fields.get("order", 2))
     try:
-        return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"))
+        return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"),
+                         fields.get("init_gain", 1.0))
     except ValueError as err:
         raise ValueError(f"policy[{layer_type!r}]: {err}") from err
 
@@ -197,13 +202,14 @@ class ShapeshiftReport:
         return "\n".join(lines)
 
 
-def _target_std(weight: torch.Tensor, skip_row: int | None = None) -> float | None:
-    """Std of the weight being replaced (the model's own init); None when it carries no information."""
+def _target_std(weight: torch.Tensor, skip_row: int | None = None, gain: float = 1.0) -> float | None:
+    """Std of the weight being replaced (the model's own init) times ``gain``; None when it carries no
+    information (the layer's own default init then applies)."""
     w = weight.detach()
     if skip_row is not None:
         w = torch.cat([w[:skip_row], w[skip_row + 1:]])
     std = float(w.float().std()) if w.numel() > 1 else 0.0
-    return std if std > 0 else None
+    return std * gain if std > 0 else None
 
 
 def _parents(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
@@ -421,8 +427,8 @@ def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init) -> tuple[Factor
     if init == "project":
         return cls.from_dense(module, *spec.layer_args, path=spec.path)
     w = module.weight
-    new = cls(w.shape[1], w.shape[0], *spec.layer_args, bias=module.bias is not None, init_std=_target_std(w),
-              path=spec.path, device=w.device, dtype=w.dtype)
+    new = cls(w.shape[1], w.shape[0], *spec.layer_args, bias=module.bias is not None,
+              init_std=_target_std(w, gain=spec.init_gain), path=spec.path, device=w.device, dtype=w.dtype)
     if module.bias is not None:
         with torch.no_grad():
             new.bias.copy_(module.bias)
@@ -435,7 +441,8 @@ def _make_embedding(module: nn.Embedding, spec: LayerSpec, init: Init) -> tuple[
         return cls.from_dense(module, *spec.layer_args, path=spec.path)
     w = module.weight
     new = cls(w.shape[0], w.shape[1], *spec.layer_args, padding_idx=module.padding_idx,
-              init_std=_target_std(w, module.padding_idx), path=spec.path, device=w.device, dtype=w.dtype)
+              init_std=_target_std(w, module.padding_idx, spec.init_gain), path=spec.path, device=w.device,
+              dtype=w.dtype)
     return new, None
 
 

@@ -147,6 +147,19 @@ def test_random_init_matches_the_replaced_weights_scale():
     assert abs(holder[0].dense_weight().std().item() / 0.2 - 1) < 0.3
 
 
+@pytest.mark.parametrize("gain", [0.25, 4.0])
+def test_init_gain_scales_the_random_init_of_linears_and_embeddings(gain: float) -> None:
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"fc": nn.Linear(256, 256), "emb": nn.Embedding(1024, 64)})
+    with torch.no_grad():
+        model["fc"].weight.normal_(0, 0.2)
+    shapeshift(model, {"other": {"rank": 16, "init_gain": gain}, "embedding": {"rank": 16, "init_gain": gain}})
+    assert model["fc"].dense_weight().std().item() == pytest.approx(0.2 * gain, rel=0.3)
+    assert model["emb"].dense_weight().std().item() == pytest.approx(1.0 * gain, rel=0.3)  # nn.Embedding: N(0, 1)
+    with pytest.raises(ValueError, match="init_gain must be a positive number"):
+        shapeshift(nn.Sequential(nn.Linear(8, 8)), {"other": {"rank": 1, "init_gain": 0}})
+
+
 def test_policy_validation():
     assert parse_policy({"ffn": "dense"})["ffn"] is None
     assert parse_policy({"ffn": {"rank": 2, "scheme": [[4, 2], [4, 3]]}})["ffn"].scheme == ((4, 2), (4, 3))
@@ -376,6 +389,8 @@ def test_policy_from_config_passes_kind_through_only_when_given():
     assert mixed["embedding"]["kind"] == "lowrank" and "kind" not in mixed["ffn"]
     with pytest.raises(ValueError, match="kind must be one of"):
         policy_from_config({"layers": ["ffn"], "kind": "tucker"})
+    assert "init_gain" not in policy_from_config({"layers": ["ffn"], "rank": 2})["ffn"]  # same hash as before
+    assert policy_from_config({"layers": ["ffn"], "rank": 2, "init_gain": 0.5})["ffn"]["init_gain"] == 0.5
 
 
 @pytest.mark.parametrize("rank", [2.7, "two", True, None])
