@@ -48,7 +48,12 @@ class FactoredConv1D(FactoredLinear):
 
 
 class Conv1DLayout:
-    """`FusedLayout` of ``transformers.pytorch_utils.Conv1D`` (GPT-2's fused c_attn and its c_proj, c_fc)."""
+    """`FusedLayout` of ``transformers.pytorch_utils.Conv1D`` (GPT-2's fused c_attn and its c_proj, c_fc).
+
+    ``c_attn`` stacks q, k and v (self-attention) or k and v (cross-attention), ``nx`` outputs each.
+    """
+
+    suffix = ""
 
     def matches(self, module: nn.Module) -> bool:
         from transformers.pytorch_utils import Conv1D
@@ -63,6 +68,10 @@ class Conv1DLayout:
             if module.bias is not None:
                 linear.bias.copy_(module.bias)
         return linear
+
+    def slices(self, name: str, module: nn.Module) -> int:
+        fused = name.rsplit(".", 1)[-1] == "c_attn" and module.nf % module.nx == 0
+        return module.nf // module.nx if fused else 1
 
     def wrap(self, module: nn.Module, linear: FactoredLinear) -> nn.Module:
         return FactoredConv1D(linear)
