@@ -8,6 +8,7 @@ from torch import nn
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.layer_types import LayerTypeClassifier
 from shapeshifter.nn import (
+    FactoredMultiheadAttention,
     KroneckerEmbedding,
     KroneckerLinear,
     LowRankEmbedding,
@@ -103,13 +104,17 @@ class TinyTorchTransformer(nn.Module):
         return self.output_projection(self.layer(self.embed_tokens(x)))
 
 
-def test_fused_attention_is_reported_not_skipped():
+def test_fused_attention_is_factorized_and_reported():
     model = TinyTorchTransformer()
     report = shapeshift(model, {"embedding": {"rank": 2}, "attention": {"rank": 1}, "ffn": {"rank": 1}})
-    unhandled = {r.name for r in report.unhandled}
-    assert "layer.self_attn.in_proj_weight" in unhandled
+    assert report.unhandled == []
+    records = {r.name: r for r in report.layers}
+    in_proj = records["layer.self_attn.in_proj"]
+    assert (in_proj.status, in_proj.layer_type, in_proj.shape) == ("factorized", "attention", (48, 16))
+    attn = model.layer.self_attn
+    assert isinstance(attn, FactoredMultiheadAttention)
     # MultiheadAttention reads out_proj.weight directly: the factorized layer's read-only weight serves it
-    assert isinstance(model.layer.self_attn.out_proj, KroneckerLinear)
+    assert isinstance(attn.out_proj, KroneckerLinear)
     assert isinstance(model.layer.linear1, KroneckerLinear)
     assert isinstance(model.output_projection, TiedKroneckerOutput)
     out = model(torch.randint(0, 50, (2, 5)))
