@@ -4,6 +4,7 @@ or make the paths in existing records relative to the folder the runs were made 
     python pipelines/migrate_records.py results/records results/demo/records --rename paper=r1-emb16
     python pipelines/migrate_records.py results/records --portable-paths /work/main
     python pipelines/migrate_records.py results/records --rehash   # after a change of what the hash covers
+    python pipelines/migrate_records.py results/records --add-curves   # records made before training.curve
 
 The policy's name is part of the config hash, so a renamed policy would otherwise re-run every finished job.
 Each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash`` recomputed and the file
@@ -19,6 +20,8 @@ import sys
 from pathlib import Path
 
 from shapeshifter.app.records import config_hash, portable_record, write_record
+from shapeshifter.app.training import learning_curve
+from shapeshifter.paths import repo_root
 
 
 def rename_policy(record: dict, old: str, new: str) -> bool:
@@ -97,6 +100,26 @@ def make_portable(roots: list[Path], run_roots: list[Path]) -> list[Path]:
     return changed
 
 
+def add_curves(roots: list[Path], base: Path) -> list[Path]:
+    """Give finished records without ``training.curve`` the one their run folder's CSV log holds (the folder
+    above the evaluated checkpoint's ``checkpoints/``, relative to ``base``); the changed files."""
+    changed = []
+    for root in roots:
+        for path in sorted(root.rglob("*.json")):
+            record = json.loads(path.read_text())
+            training = record.get("training") if isinstance(record, dict) else None
+            if not training or "curve" in training or not record.get("evaluated_weights"):
+                continue
+            run_dir = base / Path(record["evaluated_weights"]).parent.parent
+            monitor = training.get("monitor") or record["config"].get("ckpt", {}).get("monitor")
+            curve = learning_curve(run_dir / "csv" / "metrics.csv", monitor)
+            if curve:
+                training["curve"] = curve
+                write_record(record, path)
+                changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("roots", nargs="+", type=Path, help="records folders (searched recursively)")
@@ -104,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rehash", action="store_true", help="recompute config hashes, rename changed files")
     parser.add_argument("--portable-paths", action="append", default=[], type=Path, metavar="RUN_ROOT",
                         help="the folder the runs were made in (repeatable)")
+    parser.add_argument("--add-curves", action="store_true",
+                        help="add training.curve from the run folders' CSV logs where a record lacks it")
     args = parser.parse_args(argv)
-    if not args.rename and not args.portable_paths and not args.rehash:
-        parser.error("nothing to do: give --rename OLD=NEW, --rehash and/or --portable-paths RUN_ROOT")
+    if not (args.rename or args.portable_paths or args.rehash or args.add_curves):
+        parser.error("nothing to do: give --rename OLD=NEW, --rehash, --portable-paths RUN_ROOT and/or --add-curves")
     renames = dict(item.split("=", 1) for item in args.rename)
     for old, new in migrate(args.roots, renames) if renames else []:
         print(f"{old} -> {new.name}")
@@ -114,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{old} -> {new.name}")
     for path in make_portable(args.roots, args.portable_paths):
         print(f"{path}: paths made relative")
+    for path in add_curves(args.roots, repo_root()) if args.add_curves else []:
+        print(f"{path}: learning curve added")
     return 0
 
 

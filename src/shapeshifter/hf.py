@@ -3,6 +3,16 @@
 Everything that knows `transformers` lives here; `shapeshifter.surgery` and `shapeshifter.nn` stay plain
 PyTorch. `shapeshift` is `shapeshifter.surgery.shapeshift` with the Hugging Face layouts added and the policy
 recorded in ``model.config``, so `save` / `from_pretrained` can rebuild the same factorized model.
+
+A folder written by `save` refuses a plain ``ModelClass.from_pretrained`` (and ``AutoModel...``, ``pipeline``),
+which would otherwise build the dense model and leave every factorized matrix at random init with only a
+warning: its ``config.json`` names as weights file (``transformers_weights``, read by ``from_pretrained`` since
+huggingface/transformers#38152) a sentence that is no file name, so ``from_pretrained`` raises a ValueError
+quoting it, before building anything. Nothing else in a config can stop it: an unknown ``model_type`` or
+``quantization_config`` is only warned about, missing and unexpected keys only reported. Transformers drops
+``transformers_weights`` whenever it saves a config, so `save` writes it after ``save_pretrained``: a folder
+written by ``model.save_pretrained`` itself is not guarded (`from_pretrained` here still loads it), and
+transformers older than that change ignore the field.
 """
 
 from __future__ import annotations
@@ -48,7 +58,12 @@ class FactoredConv1D(FactoredLinear):
 
 
 class Conv1DLayout:
-    """`FusedLayout` of ``transformers.pytorch_utils.Conv1D`` (GPT-2's fused c_attn and its c_proj, c_fc)."""
+    """`FusedLayout` of ``transformers.pytorch_utils.Conv1D`` (GPT-2's fused c_attn and its c_proj, c_fc).
+
+    ``c_attn`` stacks q, k and v (self-attention) or k and v (cross-attention), ``nx`` outputs each.
+    """
+
+    suffix = ""
 
     def matches(self, module: nn.Module) -> bool:
         from transformers.pytorch_utils import Conv1D
@@ -63,6 +78,10 @@ class Conv1DLayout:
             if module.bias is not None:
                 linear.bias.copy_(module.bias)
         return linear
+
+    def slices(self, name: str, module: nn.Module) -> int:
+        fused = name.rsplit(".", 1)[-1] == "c_attn" and module.nf % module.nx == 0
+        return module.nf // module.nx if fused else 1
 
     def wrap(self, module: nn.Module, linear: FactoredLinear) -> nn.Module:
         return FactoredConv1D(linear)
@@ -115,13 +134,25 @@ def _declare(model: nn.Module, policy: Mapping[str, Any] | None, patterns: Mappi
 
 M = TypeVar("M", bound=nn.Module)
 WEIGHTS, INDEX = "model.safetensors", "model.safetensors.index.json"
+# What a plain `from_pretrained` of a saved folder says (not a *.safetensors name, so transformers refuses it).
+GUARD_KEY = "transformers_weights"
+GUARD = ("this folder holds a shapeshifted model (factorized weights), which a plain from_pretrained would load "
+         "as random dense weights: load it with shapeshifter.hf.from_pretrained(ModelClass, folder)")
 
 
 def save(model: nn.Module, directory: str | Path, **kwargs: Any) -> None:
-    """``model.save_pretrained`` of a model shapeshifted by `shapeshift` (the factors, each tied one once)."""
+    """``model.save_pretrained`` of a model shapeshifted by `shapeshift` (the factors, each tied one once), its
+    config marked so that a plain ``from_pretrained`` of the folder fails (see the module docstring)."""
     if getattr(model.config, CONFIG_KEY, None) is None:
         raise ValueError("the model was not shapeshifted with shapeshifter.hf.shapeshift: no policy in its config")
+    if kwargs.get("push_to_hub"):
+        raise ValueError("save first, then upload the folder: pushed by save_pretrained, its config would lack "
+                         "the mark that stops a plain from_pretrained")
     model.save_pretrained(directory, **kwargs)
+    config_file = Path(directory) / "config.json"
+    config = json.loads(config_file.read_text())
+    config[GUARD_KEY] = GUARD
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def from_pretrained(model_class: type[M], directory: str | Path, **config_kwargs: Any) -> M:
@@ -129,9 +160,11 @@ def from_pretrained(model_class: type[M], directory: str | Path, **config_kwargs
     then loaded with the saved factors (every key accounted for), in eval mode as ``from_pretrained`` returns.
 
     A plain ``model_class.from_pretrained(directory)`` would build the dense model and leave every factorized
-    matrix at random init (transformers only warns), hence this function.
+    matrix at random init (transformers only warns), hence this function; `save` makes that call fail.
     """
     config = model_class.config_class.from_pretrained(directory, **config_kwargs)
+    if hasattr(config, GUARD_KEY):  # the mark is for plain from_pretrained, not a file to read
+        delattr(config, GUARD_KEY)
     stored = getattr(config, CONFIG_KEY, None)
     if stored is None:
         raise ValueError(f"{directory} holds no shapeshifted model (no {CONFIG_KEY!r} entry in its config.json)")

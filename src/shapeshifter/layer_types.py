@@ -8,7 +8,8 @@ T5 (``SelfAttention.q``, ``DenseReluDense.wi_0``), DistilBERT (``q_lin``, ``ffn.
 ``mlp.c_proj``), BART and ViT (``q_proj``, ``fc1``; older ViT: ``attention.attention.query``), PyTorch's
 `nn.TransformerEncoderLayer` (``linear1``), LLaMA-style blocks (``o_proj``, ``up_proj``) and this project's
 own models (tests/hf/test_hf_layer_types.py builds each from a tiny config). Every `nn.Embedding` is an
-``embedding``; a linear layer no pattern matches is ``other``. Pass ``patterns`` to add or replace
+``embedding`` and every `nn.MultiheadAttention` (its fused ``in_proj_weight``) ``attention``, whatever their
+names; a linear layer no pattern matches is ``other``. Pass ``patterns`` to add or replace
 expressions for a type.
 """
 
@@ -59,6 +60,8 @@ class LayerTypeClassifier:
     def __call__(self, name: str, module: nn.Module | None = None) -> str:
         if isinstance(module, nn.Embedding) or _is_factored_embedding(module):
             return "embedding"
+        if isinstance(module, nn.MultiheadAttention):
+            return "attention"
         for layer_type in ("attention", "ffn", "output", "embedding"):
             if any(p.search(name) for p in self.patterns.get(layer_type, ())):
                 return layer_type

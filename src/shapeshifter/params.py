@@ -21,7 +21,7 @@ from .layer_types import LAYER_TYPES, LayerTypeClassifier
 from .nn.factors import FactoredMatrix
 from .surgery import parse_policy
 
-_OWNER = re.compile(r"(\.matrix\.factors\.\d+|\.weight|\.bias)$")
+_OWNER = re.compile(r"(\.weight|\.bias)$")
 
 
 def count_parameters(model: nn.Module, patterns: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -32,15 +32,16 @@ def count_parameters(model: nn.Module, patterns: Mapping[str, Any] | None = None
     total = trainable = 0
     seen_matrices: set[int] = set()
     for pname, param in model.named_parameters():  # deduplicated: shared parameters appear once
-        owner = _OWNER.sub("", pname)
-        layer_type = classify(owner, modules.get(owner))  # LayerNorms etc. match no pattern: "other"
+        owner, matrix = _owner(pname, modules)
+        # a parameter that is not a module's weight/bias (MultiheadAttention's in_proj_weight) is typed by its holder
+        holder = modules.get(owner, modules.get(pname.rsplit(".", 1)[0] if "." in pname else ""))
+        layer_type = classify(owner, holder)  # LayerNorms etc. match no pattern: "other"
         n = param.numel()
         total += n
         trainable += n if param.requires_grad else 0
         entry = by_type[layer_type]
         entry["params"] += n
-        matrix = modules.get(pname.rsplit(".factors.", 1)[0]) if ".matrix.factors." in pname else None
-        if isinstance(matrix, FactoredMatrix):
+        if matrix is not None:
             entry["factorized"] += n
             if id(matrix) not in seen_matrices:
                 seen_matrices.add(id(matrix))
@@ -59,6 +60,22 @@ def count_parameters(model: nn.Module, patterns: Mapping[str, Any] | None = None
         "compression": dense_equivalent / total if total else 1.0,
         "by_type": by_type,
     }
+
+
+def _owner(pname: str, modules: Mapping[str, nn.Module]) -> tuple[str, FactoredMatrix | None]:
+    """The layer a parameter counts under, and the factored matrix it is a factor of (None for dense ones).
+
+    A factor belongs to the outermost `FactoredMatrix` on its path (a `StackedMatrix`, not its parts), and that
+    to the layer holding it (``fc1.matrix``: ``fc1``; a factorized MultiheadAttention's ``in_proj``: the
+    attention module); a dense parameter to its module, named as in the regular expressions (``fc1.weight``:
+    ``fc1``).
+    """
+    path = pname.split(".")[:-1]
+    for i in range(1, len(path) + 1):
+        matrix = modules.get(".".join(path[:i]))
+        if isinstance(matrix, FactoredMatrix):
+            return ".".join(path[: i - 1]), matrix
+    return _OWNER.sub("", pname), None
 
 
 def format_table(counts: Mapping[str, Any], dense_total: int | None = None) -> str:

@@ -9,11 +9,20 @@ Tied weights stay tied: an output projection whose weight *is* an embedding's we
 `TiedOutput` reading the factorized embedding (it follows the ``embedding`` policy, since one matrix
 cannot have two); embeddings sharing one weight (T5's ``shared`` and both stacks' ``embed_tokens``) share
 one replacement. Factorized layers keep a read-only ``weight`` (materialized), so code that reads it, such as
-`nn.MultiheadAttention` reading ``out_proj.weight``, keeps working. Subclasses with a forward of their own
-(scaled or offset embeddings) and matrices that live outside `nn.Linear` / `nn.Embedding` (fused
-``in_proj_weight`` of `nn.MultiheadAttention`, GPT-2's ``Conv1D`` unless its `FusedLayout` is passed) are
-left as they are and listed in the report as unhandled, with the reason, never replaced by something that
-computes differently.
+`nn.MultiheadAttention` reading ``out_proj.weight``, keeps working.
+
+Matrices held in a layout of their own go through a `FusedLayout`: `nn.MultiheadAttention`'s fused ``3d x d``
+``in_proj_weight`` always (it becomes a `FactoredMultiheadAttention`, ``attention`` policy), GPT-2's ``Conv1D``
+when `shapeshifter.hf` passes its layout. A fused q/k/v projection is factorized as one matrix by default
+(``qkv: fused``); ``qkv: per_slice`` factorizes each slice on its own (`StackedMatrix`), as separate q/k/v
+projections would be. At equal parameters the two fit a trained encoder's in-projection within 1% of each
+other (fused a little better on W, per slice on its learned update) and fused is no slower
+(`shapeshifter.bench.fused_qkv`), hence the default, which is also what GPT-2's ``c_attn`` got before.
+
+Subclasses with a forward of their own (scaled or offset embeddings) and matrices no layout handles (the
+separate ``q/k/v_proj_weight`` of an `nn.MultiheadAttention` whose kdim/vdim differ, GPT-2's ``Conv1D`` without
+its layout) are left as they are and listed in the report as unhandled, with the reason, never replaced by
+something that computes differently.
 """
 
 from __future__ import annotations
@@ -27,21 +36,27 @@ import torch
 from torch import nn
 
 from .layer_types import LAYER_TYPES, LayerTypeClassifier
+from .nn.attention import FactoredMultiheadAttention
 from .nn.embedding import FactoredEmbedding, KroneckerEmbedding, TiedOutput
-from .nn.factors import Path
+from .nn.factors import FactoredMatrix, KroneckerMatrix, Path
 from .nn.linear import FactoredLinear, KroneckerLinear
-from .nn.lowrank import LowRankEmbedding, LowRankLinear
+from .nn.lowrank import LowRankEmbedding, LowRankLinear, LowRankMatrix
+from .nn.projection import project_into
 from .nn.shapes import ShapeSpec, check_scheme_name, check_scheme_rank
+from .nn.stacked import StackedMatrix
 
 Init = Literal["random", "project"]
 Kind = Literal["kronecker", "lowrank"]
+Qkv = Literal["fused", "per_slice"]
 
 # The layer classes of each kind: (linear, embedding).
 LAYER_CLASSES: dict[str, tuple[type[FactoredLinear], type[FactoredEmbedding]]] = {
     "kronecker": (KroneckerLinear, KroneckerEmbedding),
     "lowrank": (LowRankLinear, LowRankEmbedding),
 }
-SPEC_FIELDS = ("rank", "order", "scheme", "path", "kind")
+# The matrix class of each kind, for the parts of a `StackedMatrix`.
+MATRIX_CLASSES: dict[str, type[FactoredMatrix]] = {"kronecker": KroneckerMatrix, "lowrank": LowRankMatrix}
+SPEC_FIELDS = ("rank", "order", "scheme", "path", "kind", "qkv", "init_gain")
 
 
 @dataclass(frozen=True)
@@ -50,7 +65,11 @@ class LayerSpec:
 
     ``kind="kronecker"`` (default): a rank-``rank`` sum of order-``order`` Kronecker products reshaped by
     ``scheme`` (``"phm<n>"`` is PHM and needs rank n, order 2). ``kind="lowrank"``: ``W = U @ V`` of inner
-    size ``rank``; it has no order or scheme, so those must stay at their defaults.
+    size ``rank``; it has no order or scheme, so those must stay at their defaults. ``qkv`` says how a fused
+    q/k/v projection (``3d x d``) is factorized: as one matrix (``"fused"``) or one factorization per ``d x d``
+    slice (``"per_slice"``, the parameters of separate q/k/v projections at this rank); other layers ignore it.
+    ``init_gain`` scales the std of a random init (default: the replaced layer's own std), to measure how much
+    the init's variance matters.
     """
 
     rank: int
@@ -58,6 +77,8 @@ class LayerSpec:
     scheme: ShapeSpec = "balanced"
     path: Path = "auto"
     kind: Kind = "kronecker"
+    qkv: Qkv = "fused"
+    init_gain: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.rank, int) or self.rank < 1:
@@ -69,8 +90,12 @@ class LayerSpec:
         if self.kind == "lowrank" and (self.order, self.scheme) != (2, "balanced"):
             raise ValueError(f"kind 'lowrank' has no order or reshape scheme, got order={self.order}, "
                              f"scheme={self.scheme!r}; leave them at their defaults (2, 'balanced')")
+        if isinstance(self.init_gain, bool) or not isinstance(self.init_gain, int | float) or self.init_gain <= 0:
+            raise ValueError(f"init_gain must be a positive number, got {self.init_gain!r}")
         if self.path not in ("auto", "factored", "dense"):
             raise ValueError(f"path must be 'auto', 'factored' or 'dense', got {self.path!r}")
+        if self.qkv not in ("fused", "per_slice"):
+            raise ValueError(f"qkv must be 'fused' or 'per_slice', got {self.qkv!r}")
         if self.kind == "kronecker":
             check_scheme_name(self.scheme, self.order)
         check_scheme_rank(self.scheme, self.rank, self.order)
@@ -121,7 +146,8 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
     rank = _whole_number(layer_type, "rank", fields["rank"])
     order = _whole_number(layer_type, "order", fields.get("order", 2))
     try:
-        return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"))
+        return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"),
+                         qkv=fields.get("qkv", "fused"), init_gain=fields.get("init_gain", 1.0))
     except ValueError as err:
         raise ValueError(f"policy[{layer_type!r}]: {err}") from err
 
@@ -197,21 +223,23 @@ class ShapeshiftReport:
         return "\n".join(lines)
 
 
-def _target_std(weight: torch.Tensor, skip_row: int | None = None) -> float | None:
-    """Std of the weight being replaced (the model's own init); None when it carries no information."""
+def _target_std(weight: torch.Tensor, skip_row: int | None = None, gain: float = 1.0) -> float | None:
+    """Std of the weight being replaced (the model's own init) times ``gain``; None when it carries no
+    information (the layer's own default init then applies)."""
     w = weight.detach()
     if skip_row is not None:
         w = torch.cat([w[:skip_row], w[skip_row + 1:]])
     std = float(w.float().std()) if w.numel() > 1 else 0.0
-    return std if std > 0 else None
+    return std * gain if std > 0 else None
 
 
-def _parents(model: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
-    """Every (parent, attribute) that refers to each module, shared modules included."""
+def _parents(*roots: nn.Module) -> dict[int, list[tuple[nn.Module, str]]]:
+    """Every (parent, attribute) under ``roots`` that refers to each module, shared modules included."""
     refs: dict[int, list[tuple[nn.Module, str]]] = {}
-    for _, parent in model.named_modules(remove_duplicate=False):
-        for attr, child in parent.named_children():
-            refs.setdefault(id(child), []).append((parent, attr))
+    for root in roots:
+        for _, parent in root.named_modules(remove_duplicate=False):
+            for attr, child in parent.named_children():
+                refs.setdefault(id(child), []).append((parent, attr))
     return refs
 
 
@@ -223,15 +251,49 @@ class FusedLayout(Protocol):
     (`shapeshifter.hf`), so this module imports no framework.
     """
 
+    suffix: str  # appended to the module's name to name W in the report ("" when the module is W's only holder)
+
     def matches(self, module: nn.Module) -> bool: ...
 
     def dense(self, module: nn.Module) -> nn.Linear:
         """An `nn.Linear` computing what ``module`` computes (W out x in; a copy is fine)."""
         ...
 
+    def slices(self, name: str, module: nn.Module) -> int:
+        """How many maps W stacks by rows (3 for fused q, k, v), factorized apart under ``qkv: per_slice``."""
+        ...
+
     def wrap(self, module: nn.Module, linear: FactoredLinear) -> nn.Module:
         """The replacement: ``linear`` behind ``module``'s interface."""
         ...
+
+
+class MultiheadAttentionLayout:
+    """`FusedLayout` of `nn.MultiheadAttention` (kdim = vdim = embed_dim): W is ``in_proj_weight``, q/k/v stacked."""
+
+    suffix = ".in_proj"
+
+    def matches(self, module: nn.Module) -> bool:
+        return type(module) is nn.MultiheadAttention and module.in_proj_weight is not None
+
+    def dense(self, module: nn.Module) -> nn.Linear:
+        w, b = module.in_proj_weight, module.in_proj_bias
+        linear = nn.Linear(w.shape[1], w.shape[0], bias=b is not None, device=w.device, dtype=w.dtype)
+        with torch.no_grad():
+            linear.weight.copy_(w)
+            if b is not None:
+                linear.bias.copy_(b)
+        return linear
+
+    def slices(self, name: str, module: nn.Module) -> int:
+        return 3
+
+    def wrap(self, module: nn.Module, linear: FactoredLinear) -> nn.Module:
+        return FactoredMultiheadAttention.replacing(module, linear.matrix, linear.bias)
+
+
+# Layouts of PyTorch's own modules, always applied (after those passed to `shapeshift`).
+TORCH_LAYOUTS: tuple[FusedLayout, ...] = (MultiheadAttentionLayout(),)
 
 
 def shapeshift(
@@ -253,7 +315,8 @@ def shapeshift(
     What the model computes never changes silently: a subclass of `nn.Linear` / `nn.Embedding` with a
     forward of its own (a scaled or offset embedding) is left dense and reported unhandled; embeddings that
     share one weight get one shared replacement (or all stay dense); ``layouts`` adds modules such as
-    GPT-2's ``Conv1D`` (`shapeshifter.hf.shapeshift` passes the Hugging Face ones).
+    GPT-2's ``Conv1D`` (`shapeshifter.hf.shapeshift` passes the Hugging Face ones) to `TORCH_LAYOUTS`
+    (`nn.MultiheadAttention`).
     """
     if init not in ("random", "project"):
         raise ValueError(f"init must be 'random' or 'project', got {init!r}")
@@ -265,13 +328,14 @@ def shapeshift(
     # Embeddings first, so tied output projections can point at their replacement.
     for group in _weight_groups([(n, m) for n, m in named if isinstance(m, nn.Embedding)]):
         report.layers += surgery.embeddings(group)
+    layouts = (*layouts, *TORCH_LAYOUTS)
     for n, m in named:
         layout = next((lay for lay in layouts if lay.matches(m)), None)
         if layout is not None:
             report.layers.append(surgery.fused(n, m, layout))
         elif isinstance(m, nn.Linear):
             report.layers.append(surgery.linear(n, m, owner_of_weight.get(id(m.weight))))
-    parents = _parents(model)
+    parents = _parents(model, *surgery.replacements.values())  # a replacement may hold replaced children
     for module_id, new in surgery.replacements.items():
         for parent, attr in parents.get(module_id, []):
             setattr(parent, attr, new)
@@ -305,6 +369,7 @@ class _Surgery:
     classify: LayerTypeClassifier
     init: Init
     replacements: dict[int, nn.Module] = field(default_factory=dict)
+    layout_params: set[int] = field(default_factory=set)  # ids of the parameters of modules a layout matched
 
     def skip_reason(self, name: str, spec: LayerSpec | None) -> str | None:
         """Why the policy keeps this layer dense, or None when it is to be factorized."""
@@ -342,10 +407,12 @@ class _Surgery:
             rec.reason = f"shares the weight of {first_name}"
         return records
 
-    def linear(self, name: str, module: nn.Linear, tied: tuple[str, nn.Embedding] | None) -> LayerRecord:
+    def linear(self, name: str, module: nn.Linear, tied: tuple[str, nn.Embedding] | None,
+               layer_type: str | None = None, slices: int = 1) -> LayerRecord:
+        """Record (and decide the replacement of) one linear layer; ``slices`` > 1: W stacks that many maps."""
         out_f, in_f = module.weight.shape
         n_bias = 0 if module.bias is None else out_f
-        layer_type = self.classify(name, module)
+        layer_type = layer_type or self.classify(name, module)
         rec = LayerRecord(name, layer_type, "linear", (out_f, in_f), "dense", out_f * in_f + n_bias,
                           out_f * in_f + n_bias)
         spec = self.specs[layer_type]
@@ -356,7 +423,8 @@ class _Surgery:
         elif (reason := _own_forward(module)) is not None:
             rec.status, rec.reason = "unhandled", reason
         else:
-            new, err = _named(name, layer_type, _make_linear, module, spec, self.init)
+            blocks = slices if spec.qkv == "per_slice" else 1
+            new, err = _named(name, layer_type, _make_linear, module, spec, self.init, blocks)
             self.replacements[id(module)] = new
             _fill(rec, new, err)
             rec.params_after += n_bias  # the bias stays dense
@@ -365,7 +433,8 @@ class _Surgery:
     def fused(self, name: str, module: nn.Module, layout: FusedLayout) -> LayerRecord:
         """A linear map in a layout of its own: factorized as its `nn.Linear` twin, then wrapped."""
         twin = layout.dense(module)
-        rec = self.linear(name, twin, None)
+        self.layout_params |= {id(p) for p in module.parameters(recurse=False)}
+        rec = self.linear(name + layout.suffix, twin, None, self.classify(name, module), layout.slices(name, module))
         new = self.replacements.pop(id(twin), None)
         if new is not None:
             self.replacements[id(module)] = layout.wrap(module, new)
@@ -393,7 +462,7 @@ def _unsupported_embedding(module: nn.Embedding) -> str | None:
 
 def _unhandled_parameters(model: nn.Module, named: list[tuple[str, nn.Module]], surgery: _Surgery) -> list[LayerRecord]:
     """Any other matrix-shaped parameter is something we could not factorize: say so."""
-    covered = {id(p) for m in surgery.replacements.values() for p in m.parameters()}
+    covered = {id(p) for m in surgery.replacements.values() for p in m.parameters()} | surgery.layout_params
     covered |= {id(m.weight) for _, m in named if isinstance(m, (nn.Linear, nn.Embedding))}
     records = []
     for pname, param in model.named_parameters():
@@ -402,7 +471,8 @@ def _unhandled_parameters(model: nn.Module, named: list[tuple[str, nn.Module]], 
             shape = (param.shape[0], param.numel() // param.shape[0])
             records.append(LayerRecord(
                 pname, surgery.classify(owner), "parameter", shape, "unhandled", param.numel(), param.numel(),
-                reason="matrix outside nn.Linear/nn.Embedding (e.g. fused in_proj_weight, Conv1D)",
+                reason="matrix outside nn.Linear/nn.Embedding that no layout handles (e.g. the q/k/v_proj_weight of "
+                       "a MultiheadAttention with kdim/vdim != embed_dim, GPT-2's Conv1D without shapeshifter.hf)",
             ))
     return records
 
@@ -416,17 +486,36 @@ def _named(name: str, layer_type: str, make: Any, *args: Any) -> Any:
         raise ValueError(f"{name} (policy[{layer_type!r}]): {err}") from err
 
 
-def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init) -> tuple[FactoredLinear, float | None]:
+def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init,
+                 blocks: int = 1) -> tuple[FactoredLinear, float | None]:
+    if blocks > 1:
+        return _make_stacked(module, spec, init, blocks)
     cls = LAYER_CLASSES[spec.kind][0]
     if init == "project":
         return cls.from_dense(module, *spec.layer_args, path=spec.path)
     w = module.weight
-    new = cls(w.shape[1], w.shape[0], *spec.layer_args, bias=module.bias is not None, init_std=_target_std(w),
-              path=spec.path, device=w.device, dtype=w.dtype)
+    new = cls(w.shape[1], w.shape[0], *spec.layer_args, bias=module.bias is not None,
+              init_std=_target_std(w, gain=spec.init_gain), path=spec.path, device=w.device, dtype=w.dtype)
     if module.bias is not None:
         with torch.no_grad():
             new.bias.copy_(module.bias)
     return new, None
+
+
+def _make_stacked(module: nn.Linear, spec: LayerSpec, init: Init, blocks: int) -> tuple[FactoredLinear, float | None]:
+    """A linear whose W is ``blocks`` maps stacked by rows (q, k, v), each factorized on its own."""
+    w = module.weight
+    if w.shape[0] % blocks:
+        raise ValueError(f"{w.shape[0]} rows do not split into {blocks} equal slices")
+    parts = [MATRIX_CLASSES[spec.kind](w.shape[0] // blocks, w.shape[1], *spec.layer_args, path=spec.path,
+                                       device=w.device, dtype=w.dtype) for _ in range(blocks)]
+    new = FactoredLinear(StackedMatrix(parts, spec.path), bias=module.bias is not None,
+                         init_std=_target_std(w, gain=spec.init_gain), device=w.device, dtype=w.dtype)
+    err = project_into(new.matrix, w.detach()) if init == "project" else None
+    if module.bias is not None:
+        with torch.no_grad():
+            new.bias.copy_(module.bias)
+    return new, err
 
 
 def _make_embedding(module: nn.Embedding, spec: LayerSpec, init: Init) -> tuple[FactoredEmbedding, float | None]:
@@ -435,7 +524,8 @@ def _make_embedding(module: nn.Embedding, spec: LayerSpec, init: Init) -> tuple[
         return cls.from_dense(module, *spec.layer_args, path=spec.path)
     w = module.weight
     new = cls(w.shape[0], w.shape[1], *spec.layer_args, padding_idx=module.padding_idx,
-              init_std=_target_std(w, module.padding_idx), path=spec.path, device=w.device, dtype=w.dtype)
+              init_std=_target_std(w, module.padding_idx, spec.init_gain), path=spec.path, device=w.device,
+              dtype=w.dtype)
     return new, None
 
 

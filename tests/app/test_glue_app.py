@@ -181,6 +181,8 @@ def test_early_stopping_is_recorded_and_the_schedule_keeps_its_ceiling(tmp_path:
     assert training["epochs"] == 2 and training["steps"] == 4 and record["timings"]["train_steps"] == 4
     assert training["monitor"] == "val/accuracy"
     assert training["best"] == pytest.approx(record["metrics"]["validation"]["accuracy"])  # the evaluated checkpoint
+    assert [p["epoch"] for p in training["curve"]] == [0, 1]  # one point per validation, from the CSV log
+    assert training["curve"][0]["val/accuracy"] == pytest.approx(training["best"])
     assert record["schedule"]["max_steps"] == 12  # warmup/decay span the max_epochs ceiling, not the epochs run
 
 

@@ -77,6 +77,9 @@ def test_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_pa
     assert a["training"]["stopped_by"] == b["training"]["stopped_by"] == "max_epochs"
     # same batches (order drawn from (seed, epoch)) and same dropout masks (seed + step): same model
     assert a["training"]["best"] == b["training"]["best"]
+    # the CSV log survives the kill: the resumed run's curve has both epochs, equal to the uninterrupted one's
+    assert [p["epoch"] for p in a["training"]["curve"]] == [p["epoch"] for p in b["training"]["curve"]] == [0, 1]
+    assert [p["val/accuracy"] for p in a["training"]["curve"]] == [p["val/accuracy"] for p in b["training"]["curve"]]
     assert a["metrics"]["validation"] == pytest.approx(b["metrics"]["validation"], rel=1e-6)
     assert a["metrics"]["test"] == pytest.approx(b["metrics"]["test"], rel=1e-6)
 
@@ -103,4 +106,7 @@ def test_a_damaged_last_checkpoint_is_moved_aside_and_the_previous_epoch_resumed
     assert last.with_name("last.ckpt.corrupt").is_file()
     assert a["status"] == b["status"] == "done" and a["training"]["steps"] == b["training"]["steps"] == 18
     assert a["training"]["best"] == b["training"]["best"]
+    # the CSV log survives the kill: the resumed run's curve has both epochs, equal to the uninterrupted one's
+    assert [p["epoch"] for p in a["training"]["curve"]] == [p["epoch"] for p in b["training"]["curve"]] == [0, 1]
+    assert [p["val/accuracy"] for p in a["training"]["curve"]] == [p["val/accuracy"] for p in b["training"]["curve"]]
     assert a["metrics"]["validation"] == pytest.approx(b["metrics"]["validation"], rel=1e-6)

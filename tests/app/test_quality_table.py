@@ -26,7 +26,8 @@ def record(name: str, seed: int, bleu: float, params: int, *, label: str | None 
         "metrics": {"test": {"tokenized_bleu": bleu, "sacrebleu": bleu + 0.1},
                     "copy_baseline": {"tokenized_bleu": 3.0}},
         "timings": {"train_s": step_s * 100, "train_steps": 100, "test_generate_s": 10.0},
-        "training": {"epochs": 20, "stopped_by": "early_stopping", "best": best},
+        "training": {"epochs": 20, "stopped_by": "early_stopping", "best": best, "monitor": "valid_loss",
+                     "curve": [{"epoch": 0, "valid_loss": best + 1.0}, {"epoch": 1, "valid_loss": best}]},
     }
 
 
@@ -75,6 +76,7 @@ def test_writes_table_csv_with_the_promised_columns_and_a_plot(tmp_path: Path) -
     assert {"method", "params", "reduction_vs_dense", "bleu", "seeds"} <= set(rows[0])
     assert rows[0]["method"] == "dense" and float(rows[0]["bleu"]) == pytest.approx(21.0)
     assert (tmp_path / "quality_bleu_vs_params.png").stat().st_size > 1000
+    assert (tmp_path / "quality_curves.png").stat().st_size > 1000
     md = (tmp_path / "quality.md").read_text()
     assert "Copying the source scores 3.00" in md
     first = (tmp_path / "quality.csv").read_bytes()

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from shapeshifter.app.training import check_schedule_completed, expected_steps, stopping_callbacks
+from shapeshifter.app.training import check_schedule_completed, expected_steps, learning_curve, stopping_callbacks
 
 
 def test_expected_steps_counts_the_batches_the_trainer_takes() -> None:
@@ -69,3 +69,15 @@ def test_last_checkpoint_keeps_the_one_it_replaces(tmp_path: Path) -> None:
         callback._save_checkpoint(trainer, str(tmp_path / "last.ckpt"))
     load = lambda name: torch.load(tmp_path / name, weights_only=True)["epoch"]  # noqa: E731
     assert (load("last.ckpt"), load("last.prev.ckpt")) == (3, 2)
+
+
+def test_learning_curve_keeps_one_point_per_validated_epoch(tmp_path: Path) -> None:
+    log = tmp_path / "metrics.csv"
+    log.write_text("epoch,step,train_loss_step,train_loss_epoch,valid_loss\n"
+                   "0,9,9.5,,\n"            # a step row: not part of the curve
+                   "0,19,,,8.25\n"          # validation and the epoch's training loss come on separate rows
+                   "0,19,,9.0,\n"
+                   "1,29,8.0,,\n"
+                   "1,39,,8.5,\n")          # killed before epoch 1 validated: no point for it
+    assert learning_curve(log, "valid_loss") == [{"epoch": 0, "valid_loss": 8.25, "train_loss_epoch": 9.0}]
+    assert learning_curve(log, None) == [] and learning_curve(tmp_path / "absent.csv", "valid_loss") == []

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from shapeshifter.nn import KroneckerLinear, LowRankLinear
-from shapeshifter.optim import is_factor, param_groups
+from shapeshifter.optim import factor_ids, param_groups
 
 
 def model() -> nn.Module:
@@ -20,9 +20,19 @@ def test_factor_parameters_get_the_scaled_lr_and_nothing_else_does() -> None:
     groups = param_groups(m, lr=1e-3, factor_lr_scale=3.0)
     scaled = [g for g in groups if "lr" in g]
     assert len(scaled) == 1 and scaled[0]["lr"] == pytest.approx(3e-3)
-    factor_ids = {id(p) for n, p in m.named_parameters() if is_factor(n)}
-    assert {id(p) for p in scaled[0]["params"]} == factor_ids and len(factor_ids) == 4  # 2 Kronecker + U, V
+    factors = factor_ids(m)
+    assert {id(p) for p in scaled[0]["params"]} == factors and len(factors) == 4  # 2 Kronecker + U, V
+    assert factors == {id(p) for n, p in m.named_parameters() if ".matrix.factors." in f".{n}"}
     assert sum(len(g["params"]) for g in groups) == len(list(m.parameters()))
+
+
+def test_a_factorized_multihead_attention_in_projection_gets_the_scaled_lr() -> None:
+    from shapeshifter.nn import FactoredMultiheadAttention, KroneckerMatrix, StackedMatrix
+
+    attn = FactoredMultiheadAttention(8, 2, StackedMatrix([KroneckerMatrix(8, 8, 1) for _ in range(3)]))
+    scaled = [g for g in param_groups(attn, lr=1e-3, factor_lr_scale=3.0) if "lr" in g]
+    assert {id(p) for p in scaled[0]["params"]} == {id(f) for f in attn.in_proj.factors}
+    assert len(scaled[0]["params"]) == 6
 
 
 def test_default_scale_keeps_one_group_and_decay_rules_split_groups() -> None:

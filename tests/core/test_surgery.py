@@ -8,6 +8,7 @@ from torch import nn
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.layer_types import LayerTypeClassifier
 from shapeshifter.nn import (
+    FactoredMultiheadAttention,
     KroneckerEmbedding,
     KroneckerLinear,
     LowRankEmbedding,
@@ -103,13 +104,17 @@ class TinyTorchTransformer(nn.Module):
         return self.output_projection(self.layer(self.embed_tokens(x)))
 
 
-def test_fused_attention_is_reported_not_skipped():
+def test_fused_attention_is_factorized_and_reported():
     model = TinyTorchTransformer()
     report = shapeshift(model, {"embedding": {"rank": 2}, "attention": {"rank": 1}, "ffn": {"rank": 1}})
-    unhandled = {r.name for r in report.unhandled}
-    assert "layer.self_attn.in_proj_weight" in unhandled
+    assert report.unhandled == []
+    records = {r.name: r for r in report.layers}
+    in_proj = records["layer.self_attn.in_proj"]
+    assert (in_proj.status, in_proj.layer_type, in_proj.shape) == ("factorized", "attention", (48, 16))
+    attn = model.layer.self_attn
+    assert isinstance(attn, FactoredMultiheadAttention)
     # MultiheadAttention reads out_proj.weight directly: the factorized layer's read-only weight serves it
-    assert isinstance(model.layer.self_attn.out_proj, KroneckerLinear)
+    assert isinstance(attn.out_proj, KroneckerLinear)
     assert isinstance(model.layer.linear1, KroneckerLinear)
     assert isinstance(model.output_projection, TiedKroneckerOutput)
     out = model(torch.randint(0, 50, (2, 5)))
@@ -145,6 +150,19 @@ def test_random_init_matches_the_replaced_weights_scale():
     holder = nn.Sequential(lin)
     shapeshift(holder, {"other": {"rank": 4}})
     assert abs(holder[0].dense_weight().std().item() / 0.2 - 1) < 0.3
+
+
+@pytest.mark.parametrize("gain", [0.25, 4.0])
+def test_init_gain_scales_the_random_init_of_linears_and_embeddings(gain: float) -> None:
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"fc": nn.Linear(256, 256), "emb": nn.Embedding(1024, 64)})
+    with torch.no_grad():
+        model["fc"].weight.normal_(0, 0.2)
+    shapeshift(model, {"other": {"rank": 16, "init_gain": gain}, "embedding": {"rank": 16, "init_gain": gain}})
+    assert model["fc"].dense_weight().std().item() == pytest.approx(0.2 * gain, rel=0.3)
+    assert model["emb"].dense_weight().std().item() == pytest.approx(1.0 * gain, rel=0.3)  # nn.Embedding: N(0, 1)
+    with pytest.raises(ValueError, match="init_gain must be a positive number"):
+        shapeshift(nn.Sequential(nn.Linear(8, 8)), {"other": {"rank": 1, "init_gain": 0}})
 
 
 def test_policy_validation():
@@ -376,6 +394,8 @@ def test_policy_from_config_passes_kind_through_only_when_given():
     assert mixed["embedding"]["kind"] == "lowrank" and "kind" not in mixed["ffn"]
     with pytest.raises(ValueError, match="kind must be one of"):
         policy_from_config({"layers": ["ffn"], "kind": "tucker"})
+    assert "init_gain" not in policy_from_config({"layers": ["ffn"], "rank": 2})["ffn"]  # same hash as before
+    assert policy_from_config({"layers": ["ffn"], "rank": 2, "init_gain": 0.5})["ffn"]["init_gain"] == 0.5
 
 
 @pytest.mark.parametrize("rank", [2.7, "two", True, None])

@@ -8,7 +8,7 @@ import torch
 from tiny_hf_models import BUILDERS, HF_MODELS
 
 from shapeshifter import hf
-from shapeshifter.nn import TiedOutput
+from shapeshifter.nn import StackedMatrix, TiedOutput
 from shapeshifter.params import count_parameters
 from shapeshifter.surgery import LayerSpec, shapeshift
 
@@ -39,6 +39,8 @@ def test_shapeshifted_model_trains_generates_and_round_trips(name, tmp_path):
     hf.save(model, tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["shapeshifter"]["policy"] == POLICY
+    with pytest.raises(ValueError, match=r"shapeshifter\.hf\.from_pretrained"):  # not random dense weights
+        type(model).from_pretrained(tmp_path)
     loaded = hf.from_pretrained(type(model), tmp_path)
     assert not loaded.training
     with torch.no_grad():
@@ -85,3 +87,47 @@ def test_from_pretrained_refuses_a_dense_folder_and_a_mismatched_one(tmp_path):
     (tmp_path / "ffn" / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match="does not match"):
         hf.from_pretrained(type(model), tmp_path / "ffn")
+
+
+def test_gpt2_c_attn_per_slice_is_one_factorization_per_slice_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model, run = BUILDERS["GPT2LMHeadModel"]()
+    model.eval()
+    with torch.no_grad():
+        expected = run(model)
+    policy = {"attention": {"rank": 64, "qkv": "per_slice"}}  # rank 64: every slice exactly (4x4 ⊗ 4x4)
+    report = hf.shapeshift(model, policy, init="project")
+    records = {r.name: r for r in report.layers}
+    assert records["transformer.h.0.attn.c_attn"].factors == "3 × [4x4 ⊗ 4x4]"
+    assert records["transformer.h.0.attn.c_proj"].factors == "4x4 ⊗ 4x4"  # not fused: one matrix
+    c_attn = model.transformer.h[0].attn.c_attn
+    assert isinstance(c_attn.matrix, StackedMatrix) and c_attn.weight.shape == (16, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(run(model), expected, rtol=1e-4, atol=1e-4)
+    hf.save(model, tmp_path)
+    loaded = hf.from_pretrained(type(model), tmp_path)
+    assert isinstance(loaded.transformer.h[1].attn.c_attn.matrix, StackedMatrix)
+    with torch.no_grad():
+        torch.testing.assert_close(run(loaded), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_plain_and_auto_from_pretrained_refuse_a_saved_folder_and_a_resave_keeps_the_mark(tmp_path):
+    from transformers import AutoModelForMaskedLM
+
+    model, run = BUILDERS["BertForMaskedLM"]()
+    hf.shapeshift(model, {"attention": {"rank": 2}})
+    with pytest.raises(ValueError, match="then upload"):
+        hf.save(model, tmp_path / "hub", push_to_hub=True)
+    hf.save(model, tmp_path / "first")
+    for load in (type(model).from_pretrained, AutoModelForMaskedLM.from_pretrained):
+        with pytest.raises(ValueError, match="holds a shapeshifted model"):
+            load(tmp_path / "first")
+    loaded = hf.from_pretrained(type(model), tmp_path / "first")
+    assert not hasattr(loaded.config, hf.GUARD_KEY)  # the mark is not carried into the loaded model's config
+    hf.save(loaded, tmp_path / "again")
+    with pytest.raises(ValueError, match="holds a shapeshifted model"):
+        type(model).from_pretrained(tmp_path / "again")
+    loaded.eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(run(hf.from_pretrained(type(model), tmp_path / "again")), run(model))

@@ -11,6 +11,7 @@ higher-rank embeddings::
       scheme: balanced              # balanced | exact | phm<n> | [[m_1..m_N], [n_1..n_N]]
       kind: kronecker               # optional: kronecker (default) | lowrank (W = U @ V; order 2, scheme balanced)
       init: random                  # random | project
+      init_gain: 1.0                # optional: std of a random init relative to the replaced layer's
       per_type: {embedding: {rank: 16}}   # fields merged over the defaults for that type
       exclude: [token_type_embeddings$]   # module-name regexes that stay dense
 """
@@ -46,7 +47,7 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     node = dict(node)
     unknown = set(node) - {"layers", "rank", "order", "scheme", "init", "per_type", "path", "kind", "name",
-                           "layers_name", "scheme_name", "exclude", "init_from"}
+                           "layers_name", "scheme_name", "exclude", "init_from", "init_gain"}
     if unknown:
         raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
     if node.get("init", "random") not in ("random", "project"):
@@ -58,8 +59,9 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     base = {"rank": node.get("rank", 1), "order": node.get("order", 2), "scheme": node.get("scheme", "balanced"),
             "path": node.get("path", "auto")}
-    if "kind" in node:  # only when given: Kronecker policies stay identical to those in records and checkpoints
-        base["kind"] = node["kind"]
+    for key in ("kind", "init_gain"):  # only when given: policies stay identical to those in records and checkpoints
+        if key in node:
+            base[key] = node[key]
     per_type = dict(node.get("per_type") or {})
     bad = set(per_type) - set(LAYER_TYPES)
     if bad:

@@ -166,8 +166,33 @@ def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: f
     return save_figure(fig, path, source)
 
 
+def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, source: str, scale: float = 1.0) -> Path:
+    """The monitored validation value against epochs (``training.curve``), one line per configuration and seed,
+    coloured by method: whether a run was on its plateau when it stopped. Seeds after the first are dashed."""
+    fig, ax = pyplot().subplots(figsize=(8.0, 4.2), dpi=120)
+    methods = [m for m in METHOD_ORDER if any(method(r) == m for r in records)]
+    methods += sorted({method(r) for r in records} - set(methods))
+    labels = sorted({config_label(r) for r in records}, key=lambda c: (methods.index(
+        method(next(r for r in records if config_label(r) == c))), c))
+    for j, label in enumerate(labels):
+        recs = sorted((r for r in records if config_label(r) == label), key=lambda r: r["config"]["seed"])
+        colour = f"C{methods.index(method(recs[0]))}"
+        for k, rec in enumerate(recs):
+            curve = (rec.get("training") or {}).get("curve") or []
+            monitor = rec["training"].get("monitor") or rec["config"].get("ckpt", {}).get("monitor")
+            ax.plot([p["epoch"] + 1 for p in curve], [scale * p[monitor] for p in curve], color=colour,
+                    linestyle="--" if k else "-", marker="osD^vP*X"[j % 8], markevery=5, markersize=3,
+                    linewidth=1, label=f"{label} ({method(rec)})" if k == 0 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
+    return save_figure(fig, path, source)
+
+
 def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    """Write ``quality.md/.tex/.csv`` and ``quality_bleu_vs_params.png``; returns the Markdown."""
+    """Write ``quality.md/.tex/.csv``, ``quality_bleu_vs_params.png`` and ``quality_curves.png``; returns the
+    Markdown."""
     rows = quality_rows(records)
     copy = rows[0].get("copy_bleu")
     notes = ("Each configuration trained until its validation loss stopped improving (early stopping) or up to "
@@ -182,6 +207,7 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
                      rows, QUALITY_COLUMNS, records, notes, csv_columns=CSV_COLUMNS)
     plot_bleu_vs_params(rows, out_dir / "quality_bleu_vs_params.png", copy, stamp(records))
+    plot_curves(records, out_dir / "quality_curves.png", "validation loss (bits/token)", stamp(records))
     return md
 
 
@@ -301,7 +327,7 @@ def quality_glue_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
 
 
 def build_quality_glue_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    """Write ``quality_glue.md/.tex/.csv``; returns the Markdown."""
+    """Write ``quality_glue.md/.tex/.csv`` and ``quality_glue_curves.png``; returns the Markdown."""
     rows = quality_glue_rows(records)
     notes = ("Each configuration trained until its validation accuracy stopped improving (early stopping, see "
              "'stopped by'; the linear learning-rate decay spans the max_epochs ceiling), the best-validation "
@@ -311,5 +337,6 @@ def build_quality_glue_table(records: Sequence[dict[str, Any]], out_dir: Path) -
     if majority is not None:
         notes += f" Predicting the majority class scores {majority:.1f}% on the same test split."
     task = rows[0]["task"] if rows else "?"
+    plot_curves(records, out_dir / "quality_glue_curves.png", "validation accuracy (%)", stamp(records), scale=100.0)
     return write_table(out_dir, "quality_glue", f"Quality at ~10× fewer parameters ({task}, encoder_small)", rows,
                        QUALITY_GLUE_COLUMNS, records, notes, csv_columns=QUALITY_GLUE_CSV_COLUMNS)

@@ -173,6 +173,14 @@ def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir:
                      enable_progress_bar=progress not in (None, False, "none", "off", "false"), **kwargs)
 
 
+def csv_log(loggers: list[Any]) -> Path | None:
+    """The CSV logger's ``metrics.csv`` (None when the run has no CSV logger)."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    csv_logger = next((lg for lg in loggers if isinstance(lg, CSVLogger)), None)
+    return Path(csv_logger.log_dir) / "metrics.csv" if csv_logger is not None else None
+
+
 def set_objective(record: dict[str, Any], monitor: tuple[str, str] | None) -> None:
     """The value a sweeper optimizes: the best monitored validation score of the fit (None without one)."""
     best = record.get("training", {}).get("best")
@@ -185,6 +193,7 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
     from shapeshifter.app.training import (
         check_schedule_completed,
         expected_steps,
+        learning_curve,
         resume_point,
         training_summary,
     )
@@ -220,6 +229,7 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
         trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
         record["timings"].update(task.train_timings(trainer, module, time.perf_counter() - t0))
         record["training"] = training_summary(trainer, callbacks, max_steps=step_limit)
+        record["training"]["curve"] = learning_curve(csv_log(loggers), (task.monitor or (None,))[0])
         check_schedule_completed(record["training"], expected_steps(trainer, cfg.trainer.max_epochs, step_limit))
         best = callbacks[0].best_model_path or None
         task.evaluate(trainer, module, dm, best, record, out_dir)

@@ -141,3 +141,25 @@ def check_schedule_completed(summary: dict[str, Any], expected: float) -> None:
         raise RuntimeError(f"training ended after {summary['steps']} of {expected} optimizer steps "
                            f"(epoch {summary['epochs']}, stopped by {summary['stopped_by']}) without early stopping; "
                            "the record is left unfinished, rerun the same command to resume from last.ckpt")
+
+
+CURVE_COLUMNS = ("train_loss_epoch", "val/loss")  # per-epoch values kept beside the monitored one
+
+
+def learning_curve(metrics_csv: Path | None, monitor: str | None) -> list[dict[str, float]]:
+    """Per-epoch ``monitor`` (the validation value early stopping watches) and training loss, read from the
+    run's CSV log (appended across resumes, `loggers.keep_previous_csv`), so a record shows whether its
+    run had reached a plateau. ``[]`` without a log or a monitor."""
+    import csv
+
+    if monitor is None or metrics_csv is None or not metrics_csv.is_file():
+        return []
+    by_epoch: dict[int, dict[str, float]] = {}
+    with metrics_csv.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if not row.get("epoch"):
+                continue
+            values = {k: float(row[k]) for k in (monitor, *CURVE_COLUMNS) if row.get(k) not in (None, "")}
+            if values:
+                by_epoch.setdefault(int(row["epoch"]), {}).update(values)
+    return [{"epoch": e, **v} for e, v in sorted(by_epoch.items()) if monitor in v]
