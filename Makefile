@@ -53,7 +53,7 @@ demo-glue: $(STAMP)
 	bash pipelines/demo_glue.sh
 
 params: $(STAMP)
-	$(BIN)/python -m shapeshifter.params --arch transformer_iwslt_de_en --src-vocab 8848 --tgt-vocab 6632 \
+	$(BIN)/python pipelines/params.py --arch transformer_iwslt_de_en --src-vocab 8848 --tgt-vocab 6632 \
 		--policy embedding.rank=16 attention.rank=1 ffn.rank=2
 
 clean:

@@ -17,7 +17,6 @@ its exit status.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import time
@@ -47,9 +46,7 @@ def steps(records: Path, tables: Path, bench: Path) -> list[tuple[str, list[str]
 
 def throughput(seconds: float, device: torch.device) -> dict[str, Any]:
     """Training steps per second and target tokens per second, dense vs o2-r32-emb64, ``seconds`` each."""
-    spec = importlib.util.spec_from_file_location("bench_model", ROOT / "pipelines/bench_model.py")
-    bm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bm)
+    from shapeshifter.cli import bench as bm
     from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
     cfg = bm.bench_config("full", "cuda", seed=1)

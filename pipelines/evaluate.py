@@ -1,4 +1,4 @@
-"""Evaluate a trained translation run folder.
+"""Evaluate a trained run folder (translation or GLUE) or a checkpoint in one, without training.
 
 The code is `shapeshifter.cli.evaluate` (installed as ``shapeshifter-evaluate``);
 ``python pipelines/evaluate.py --help`` shows its options.

@@ -5,16 +5,12 @@ factors of every kind of `FactoredMatrix` (Kronecker, PHM, low rank) count as ``
 ``dense_equivalent`` is what the same architecture would have with every factorized matrix dense;
 ``compression = dense_equivalent / total``.
 
-Command line (builds a model, applies a policy, prints the table)::
-
-    python -m shapeshifter.params --arch transformer_iwslt_de_en --src-vocab 8848 --tgt-vocab 6632 \\
-        --policy embedding.rank=16 attention.rank=1 ffn.rank=1
+The command line that builds a model, applies a policy and prints this table is `shapeshifter.cli.params`
+(``shapeshifter-params``, ``pipelines/params.py``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -114,56 +110,3 @@ def parse_assignments(items: list[str]) -> dict[str, Any]:
         entry[fld] = value if fld in ("scheme", "path", "kind") else int(value)
     parse_policy(policy)
     return policy
-
-
-def yaml_value(text: str) -> Any:
-    """``"3"`` -> 3, ``"0.1"`` -> 0.1, ``"true"`` -> True, anything else stays a string."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def main(argv: list[str] | None = None) -> None:
-    from .surgery import shapeshift
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="transformer_iwslt_de_en", help="fairseq architecture name")
-    parser.add_argument("--src-vocab", type=int, default=8848)
-    parser.add_argument("--tgt-vocab", type=int, default=6632)
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="fairseq architecture overrides, e.g. encoder_layers=3 "
-                             "(share_decoder_input_output_embed defaults to true, as in the IWSLT recipe)")
-    parser.add_argument("--policy", nargs="*", default=[], metavar="TYPE.FIELD=VALUE",
-                        help="e.g. embedding.rank=16 embedding.order=2 attention.rank=1 ffn.rank=1 "
-                             "(low rank: ffn.kind=lowrank; PHM: attention.rank=4 attention.scheme=phm4)")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
-
-    from .translation.fairseq_model import build_transformer, placeholder_dictionary
-
-    overrides: dict[str, Any] = {"share_decoder_input_output_embed": True}
-    for kv in args.set:
-        key, value = kv.split("=", 1)
-        overrides[key] = yaml_value(value)
-    src, tgt = placeholder_dictionary(args.src_vocab), placeholder_dictionary(args.tgt_vocab)
-    policy = parse_assignments(args.policy)
-    model, _ = build_transformer(args.arch, src, tgt, overrides)
-    dense = count_parameters(model)
-    report = shapeshift(model, policy)
-    counts = count_parameters(model)
-    if args.json:
-        print(json.dumps({"dense": dense, "shapeshifted": counts, "policy": policy}, indent=2))
-        return
-    print(report.summary())
-    print()
-    print(format_table(counts, dense_total=dense["total"]))
-
-
-if __name__ == "__main__":
-    main()

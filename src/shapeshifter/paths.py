@@ -31,3 +31,15 @@ def repo_root() -> Path:
             return candidate
     raise FileNotFoundError(f"no project folder (conf/train.yaml) above {Path.cwd()}; run from a checkout or set "
                             f"{ROOT_ENV}")
+
+
+def anchored(path: str | Path, root: str | Path | None = None) -> Path:
+    """Where a relative path from a config (data files, caches, ``shapeshift.init_from``) is: as given when it is
+    absolute, exists from the current directory, or the current directory is the project folder; otherwise under
+    the project folder ``root`` (default: `repo_root`). Configs keep such paths relative because they enter the
+    config hash; this makes a run started from another directory read the same files."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    base = Path(root) if root is not None else repo_root()
+    return p if Path.cwd().resolve() == base.resolve() else base / p

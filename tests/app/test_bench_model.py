@@ -1,4 +1,4 @@
-"""Table 1's benchmark (pipelines/bench_model.py): the quality-budget policies hit their reductions, a tiny run
+"""Table 1's benchmark (shapeshifter.cli.bench): the quality-budget policies hit their reductions, a tiny run
 measures time and peak memory, and the table shows memory (or a dash for records that predate it)."""
 
 from __future__ import annotations
@@ -10,13 +10,14 @@ import torch
 
 from shapeshifter.app.paper_tables import build_table1, table1_rows
 from shapeshifter.app.records import finish_record, new_record, write_record
+from shapeshifter.cli import bench
 from shapeshifter.params import count_parameters
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
 
 @pytest.mark.parametrize("scale", ["smoke", "full"])
-def test_budget_policies_have_3_10_25_times_fewer_parameters(scale: str, pipeline_script) -> None:
-    bm = pipeline_script("bench_model")
+def test_budget_policies_have_3_10_25_times_fewer_parameters(scale: str) -> None:
+    bm = bench
     cfg = bm.bench_config(scale, "cpu", seed=1)
     src, tgt = placeholder_dictionary(bm.SRC_VOCAB), placeholder_dictionary(bm.TGT_VOCAB)
 
@@ -34,8 +35,8 @@ def test_budget_policies_have_3_10_25_times_fewer_parameters(scale: str, pipelin
         assert policy["ffn"]["rank"] == policy["attention"]["rank"] and policy["attention"]["order"] == 2
 
 
-def test_tiny_run_measures_time_and_peak_memory(pipeline_script) -> None:
-    bm = pipeline_script("bench_model")
+def test_tiny_run_measures_time_and_peak_memory() -> None:
+    bm = bench
     cfg = bm.bench_config("smoke", "cpu", seed=1, reps=1)
     cfg.update(warmup=0, tokens=64, sentence_len=16, decode_sentences=2, decode_len=3)
     cfg["policies"] = {k: v for k, v in cfg["policies"].items() if k in ("dense", "o2-r8-emb32")}

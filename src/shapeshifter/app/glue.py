@@ -40,9 +40,10 @@ from typing import Any
 from omegaconf import DictConfig
 
 from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters
-from shapeshifter.paths import repo_root
+from shapeshifter.paths import anchored, repo_root
 
 ROOT = repo_root()
 
@@ -66,14 +67,10 @@ ARCH_KEYS = {
 }
 
 
-def _path(value: str | None) -> Path | None:
-    """A data path as given, or relative to the repository root when it does not exist from the cwd."""
-    if value is None:
-        return None
-    p = Path(value)
-    if not p.exists() and not p.is_absolute() and (ROOT / p).exists():
-        return ROOT / p
-    return p
+def _path(value: str | None, root: Path = ROOT) -> Path | None:
+    """A data path as given, or under the project folder ``root`` when it does not exist from the cwd
+    (`shapeshifter.paths.anchored`)."""
+    return None if value is None else anchored(value, root)
 
 
 def glue_settings(cfg: DictConfig) -> dict[str, Any]:
@@ -113,11 +110,12 @@ def check_arch(cfg: DictConfig) -> dict[str, Any]:
 def check_data(cfg: DictConfig) -> dict[str, Any]:
     """The ``data`` node, checked without reading any data: a known GLUE task, or generic files that exist.
 
-    Returns ``{"spec": TaskSpec | None, **node}``; the spec of a GLUE task is resolved here so that a bad
-    task name fails before anything is written.
+    Returns ``{"spec": TaskSpec | None, "root": project folder, **node}``; the spec of a GLUE task is resolved
+    here so that a bad task name fails before anything is written.
     """
     from shapeshifter.glue.tasks import generic_task, get_task
 
+    root = config_root(cfg)  # relative data paths: from the cwd when they exist there, else from here
     data = plain(cfg.data) or {}
     unknown = set(data) - DATA_KEYS
     if unknown:
@@ -133,9 +131,9 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
             raise ValueError(f"data.source must be auto, local or hub, got {source!r}")
         if source == "local" and not data.get("data_dir"):
             raise ValueError("data.source=local needs data.data_dir (a folder of train/validation files)")
-        if data.get("data_dir") and not _path(data["data_dir"]).is_dir():
+        if data.get("data_dir") and not _path(data["data_dir"], root).is_dir():
             raise FileNotFoundError(f"data.data_dir {data['data_dir']!r} is not a directory")
-        return {**data, "spec": spec}
+        return {**data, "spec": spec, "root": root}
     fields = data.get("text_fields")
     if not fields:
         raise ValueError("data (glue files): data.text_fields is required (one or two column names)")
@@ -143,10 +141,10 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
                         name=str(data.get("name") or "custom"), regression=bool(data.get("regression")),
                         label_names=data.get("label_names"))
     for split in ("train", "validation", "test"):
-        p = _path(data.get(split))
+        p = _path(data.get(split), root)
         if p is not None and not p.is_file():
             raise FileNotFoundError(f"data.{split}: file not found: {data[split]}")
-    return {**data, "spec": spec}
+    return {**data, "spec": spec, "root": root}
 
 
 def load_datamodule(data: dict[str, Any], arch: dict[str, Any], settings: dict[str, Any], seed: int):
@@ -163,14 +161,16 @@ def load_datamodule(data: dict[str, Any], arch: dict[str, Any], settings: dict[s
               "eval_batch_size": settings["eval_batch_size"], "num_workers": settings["num_workers"],
               "min_count": settings["min_count"], "max_vocab": settings["max_vocab"],
               "max_examples": settings["max_examples"], "seed": seed}
+    root = data.get("root", ROOT)
     if data.get("task") is not None:
-        return GlueDataModule.from_glue(data["task"], data_dir=_path(data.get("data_dir")),
+        return GlueDataModule.from_glue(data["task"], data_dir=_path(data.get("data_dir"), root),
                                         source=data.get("source", "auto"), cache_dir=data.get("cache_dir"), **kwargs)
     fields = data["text_fields"]
     return GlueDataModule.from_files(
-        fields if isinstance(fields, str) else tuple(fields), _path(data["train"]), _path(data.get("validation")),
-        _path(data.get("test")), label_field=data.get("label_field") or "label",
-        regression=bool(data.get("regression")), label_names=data.get("label_names"), fmt=data.get("fmt"),
+        fields if isinstance(fields, str) else tuple(fields), _path(data["train"], root),
+        _path(data.get("validation"), root), _path(data.get("test"), root),
+        label_field=data.get("label_field") or "label", regression=bool(data.get("regression")),
+        label_names=data.get("label_names"), fmt=data.get("fmt"),
         name=str(data.get("name") or "custom"), **kwargs)
 
 

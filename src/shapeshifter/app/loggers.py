@@ -1,4 +1,5 @@
-"""Loggers for a run: W&B (offline unless a key is configured) and a local CSV log.
+"""Loggers for a run (``logger=`` group: wandb | csv | none): W&B (offline unless a key is configured) and a
+local CSV log, each switched by its ``enabled`` key.
 
 An online W&B run that cannot reach the service within ``logger.wandb.init_timeout`` seconds falls back to
 offline logging with a warning (sync it later with ``wandb sync``), instead of stalling the job or failing it.
@@ -15,6 +16,7 @@ log = logging.getLogger("shapeshifter")
 
 WANDB_MODES = ("online", "offline", "disabled")
 WANDB_KEYS = {"enabled", "mode", "project", "tags", "init_timeout"}
+LOGGER_KEYS = {"wandb": WANDB_KEYS, "csv": {"enabled"}}
 DEFAULT_INIT_TIMEOUT = 30.0  # seconds; wandb's own default (90 s) would stall every job of a sweep that long
 
 
@@ -23,14 +25,32 @@ def wandb_mode(configured: str | None = None) -> str:
     return configured or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
 
 
+def validate_loggers(cfg: Any) -> None:
+    """Check the ``logger`` node before any work: a misspelt logger or key would otherwise be ignored."""
+    unknown = sorted(set(cfg or {}) - set(LOGGER_KEYS))
+    if unknown:
+        raise ValueError(f"logger.{unknown[0]} is not a logger; known: {sorted(LOGGER_KEYS)} (logger=wandb|csv|none)")
+    for name, known in LOGGER_KEYS.items():
+        unknown = set((cfg or {}).get(name) or {}) - known
+        if unknown:
+            raise ValueError(f"logger.{name}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+    validate_wandb(cfg)
+
+
+def enabled(cfg: Any, name: str) -> bool:
+    """Whether logger ``name`` runs: not ``enabled: false``; without a node, CSV does (configs saved before the
+    ``logger`` group had no switch for it) and W&B does not."""
+    node = cfg.get(name) if cfg is not None else None
+    if node is None:
+        return name == "csv"
+    return bool(node.get("enabled", True))
+
+
 def validate_wandb(cfg: Any) -> None:
     """Check ``logger.wandb`` before any work: wandb itself would only reject a bad mode once training starts."""
     wb = cfg.get("wandb") if cfg is not None else None
     if wb is None:
         return
-    unknown = set(wb) - WANDB_KEYS
-    if unknown:
-        raise ValueError(f"logger.wandb: unknown key(s) {sorted(unknown)}; known: {sorted(WANDB_KEYS)}")
     mode = wb.get("mode")
     if mode is not None and mode not in WANDB_MODES:
         raise ValueError(f"logger.wandb.mode must be one of {list(WANDB_MODES)} or null (online when WANDB_API_KEY "
@@ -41,16 +61,18 @@ def validate_wandb(cfg: Any) -> None:
 
 
 def make_loggers(cfg: Any, out_dir: Path, run_name: str, group: str | None, config: dict) -> list:
-    """Lightning loggers: CSV always; W&B when ``logger.wandb.enabled`` (default offline mode)."""
+    """Lightning loggers: CSV unless ``logger.csv.enabled`` is false; W&B when ``logger.wandb.enabled`` (default
+    offline mode). Empty for ``logger=none``."""
     from lightning.pytorch.loggers import CSVLogger
 
-    csv_logger = CSVLogger(save_dir=str(out_dir), name="csv", version="")
-    keep_previous_csv(csv_logger)
-    loggers: list = [csv_logger]
-    wb = cfg.get("wandb") if cfg is not None else None
-    if wb is not None and wb.get("enabled", True):
+    loggers: list = []
+    if enabled(cfg, "csv"):
+        csv_logger = CSVLogger(save_dir=str(out_dir), name="csv", version="")
+        keep_previous_csv(csv_logger)
+        loggers.append(csv_logger)
+    if enabled(cfg, "wandb"):
         os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(wandb_logger(wb, out_dir, run_name, group, config))
+        loggers.append(wandb_logger(cfg.get("wandb"), out_dir, run_name, group, config))
     return loggers
 
 

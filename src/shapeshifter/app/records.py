@@ -19,8 +19,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# Keys that name where things go, not what is computed: left out of the config hash.
-NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths"}
+# Keys that name where things go or what watches a run, not what is computed: left out of the config hash.
+# ``callbacks`` holds only callbacks that cannot change a result (`app.callbacks` refuses any other key).
+NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths", "callbacks"}
 
 
 # Settings that only the translation task reads: left out of a GLUE run's hash, so that e.g. the beam size of
@@ -125,17 +126,38 @@ def portable_paths(value: Any, root: Path) -> Any:
     return value
 
 
+def portable_config(config: Any, root: Path) -> Any:
+    """``config`` as resolved, except that the parts outside the hash (`NON_SEMANTIC_KEYS`: run folders,
+    ``paths.root_dir``, ...) name paths inside ``root`` relative to it (``root`` itself as ``.``)."""
+    if not isinstance(config, Mapping):
+        return config
+    out = dict(config)
+    for key in NON_SEMANTIC_KEYS & out.keys():
+        out[key] = portable_paths(out[key], root)
+    if isinstance(out.get("paths"), Mapping):  # the project folder itself, when it is the working directory
+        out["paths"] = {k: "." if v == str(root).rstrip("/") else v for k, v in out["paths"].items()}
+    return out
+
+
 def portable_record(record: Mapping[str, Any], root: Path) -> dict[str, Any]:
-    """``record`` with its paths inside ``root`` made relative (`portable_paths`), the config kept as resolved."""
-    return {k: v if k == "config" else portable_paths(v, root) for k, v in record.items()}
+    """``record`` with its paths inside ``root`` made relative (`portable_paths`); of the config only the parts
+    outside the hash (`portable_config`), the rest kept as resolved."""
+    return {k: portable_config(v, root) if k == "config" else portable_paths(v, root) for k, v in record.items()}
 
 
 def write_record(record: Mapping[str, Any], path: Path) -> Path:
     """Write atomically (a crash never leaves half a record behind). Paths inside the working directory (run
-    folders, checkpoints, translations) are written relative to it; the config is written as resolved."""
+    folders, checkpoints, translations), else inside the project folder (a run started elsewhere), are written
+    relative to it; the config is written as resolved, but for the parts outside the hash (`portable_config`)."""
+    from shapeshifter.paths import repo_root
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     body = portable_record(record, Path.cwd())
+    try:
+        body = portable_record(body, repo_root())
+    except FileNotFoundError:  # an installed package run outside any checkout: nothing to be relative to
+        pass
     tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
     os.replace(tmp, path)
     return path

@@ -83,35 +83,48 @@ class RunFolder:
     checkpoints: Path
     record: dict[str, Any] | None
     record_file: Path | None
+    config_hash: str | None = None
+
+    @property
+    def kind(self) -> str | None:
+        """``data.kind`` of the run: ``translation`` or ``glue``."""
+        return self.config.data.get("kind")
 
     def require_translation(self, tool: str) -> None:
-        """ValueError unless this is a translation run: ``tool`` (evaluate, export, translate) rebuilds a fairseq
+        """ValueError unless this is a translation run: ``tool`` (export, translate) rebuilds a fairseq
         Transformer, and a GLUE run folder gets a pointer to its scores instead of a traceback."""
-        kind = self.config.data.get("kind")
-        if kind == "translation":
+        if self.kind == "translation":
             return
-        if kind == "glue":
+        if self.kind == "glue":
             where = self.record_file or "its record (run.records/<group>/<name>-<config hash>.json)"
             raise ValueError(
-                f"{self.path} is a GLUE run (data.kind=glue); {tool} works on translation runs. A GLUE run is "
-                f"evaluated when it finishes training: its validation and test scores are in {where}. To evaluate "
-                "it again, move that record aside and rerun pipelines/train.py with the same overrides (it resumes "
-                "from checkpoints/last.ckpt straight to evaluation).")
-        raise ValueError(f"{self.path}: data.kind={kind!r}; {tool} works on translation runs only")
+                f"{self.path} is a GLUE run (data.kind=glue); {tool} works on translation runs. Its validation and "
+                f"test scores are in {where}; to score a checkpoint of it again: pipelines/evaluate.py {self.path}")
+        raise ValueError(f"{self.path}: data.kind={self.kind!r}; {tool} works on translation runs only")
 
     def checkpoint(self, name: str | Path) -> Path:
-        """A checkpoint given as a path, or as a file name inside this run's checkpoint folder."""
+        """A checkpoint given as a path, or as a file name inside this run's checkpoint folder; refused when its
+        folder is marked with another config's hash (weights are never paired with another run's config)."""
         for candidate in (Path(name), self.checkpoints / Path(name).name):
             if candidate.is_file():
+                self._check_owner(candidate)
                 return candidate
         raise FileNotFoundError(f"checkpoint not found: {name} (nor in {self.checkpoints})")
 
+    def _check_owner(self, checkpoint: Path) -> None:
+        mark = checkpoint.parent / "CONFIG_HASH"
+        owner = mark.read_text().strip() if mark.is_file() else None
+        if owner and self.config_hash and owner != self.config_hash:
+            raise ValueError(f"{checkpoint} belongs to config {owner}, but {self.path / CONFIG_FILE} hashes to "
+                             f"{self.config_hash}: pass a checkpoint of this run")
+
     def best_or_last(self) -> Path:
-        """best-*.ckpt, else last.ckpt: what `pipelines/evaluate.py` reads by default."""
-        best = sorted(self.checkpoints.glob(BEST_PATTERN))
+        """best-*.ckpt (translation) or best.ckpt (GLUE), else last.ckpt: what `pipelines/evaluate.py` reads by
+        default."""
+        best = sorted(self.checkpoints.glob(BEST_PATTERN)) or sorted(self.checkpoints.glob("best.ckpt"))
         path = best[-1] if best else self.checkpoints / LAST_NAME
         if not path.is_file():
-            raise FileNotFoundError(f"no {BEST_PATTERN} or {LAST_NAME} in {self.checkpoints}")
+            raise FileNotFoundError(f"no {BEST_PATTERN}, best.ckpt or {LAST_NAME} in {self.checkpoints}")
         return path
 
     def evaluated_weights(self) -> list[Path]:
@@ -159,4 +172,17 @@ def find_run(run_dir: str | Path) -> RunFolder:
         record = json.loads(record_file.read_text()) if record_file.is_file() else None
     except json.JSONDecodeError as err:
         raise ValueError(f"run record {record_file} is not valid JSON: {err}") from None
-    return RunFolder(root, config, checkpoints, record, record_file if record is not None else None)
+    return RunFolder(root, config, checkpoints, record, record_file if record is not None else None, expected)
+
+
+def run_folder_of(path: str | Path) -> tuple[Path, Path | None]:
+    """``(run folder, checkpoint)`` for a run folder (checkpoint None) or a checkpoint file inside one (the
+    nearest parent holding the composed config)."""
+    path = Path(path)
+    if not path.is_file():
+        return path, None
+    for parent in path.resolve().parents:
+        if is_run_folder(parent):
+            return parent, path
+    raise FileNotFoundError(f"{path} is not inside a run folder (no parent holds {CONFIG_FILE}): pass the run "
+                            "folder and the file as --checkpoint")

@@ -23,8 +23,10 @@ def run_hash(cfg: DictConfig) -> str:
 
 def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
     """Where this run's record lives: ``<records>/<group>/<name>-<config hash>.json`` (``digest``: the hash, when
-    the caller has it already)."""
-    return Path(cfg.run.records) / str(cfg.run.group) / f"{cfg.run.name}-{digest or run_hash(cfg)}.json"
+    the caller has it already). ``<records>`` is ``paths.records_dir`` (``run.records`` under the project
+    folder), or ``run.records`` itself for configs saved before the ``paths`` group."""
+    records = cfg.paths.records_dir if cfg.get("paths") else cfg.run.records
+    return Path(records) / str(cfg.run.group) / f"{cfg.run.name}-{digest or run_hash(cfg)}.json"
 
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from shapeshifter.app.loggers import finish_wandb, make_loggers, validate_wandb
+from shapeshifter.app.callbacks import make_callbacks, validate_callbacks
+from shapeshifter.app.loggers import finish_wandb, make_loggers, validate_loggers
 from shapeshifter.app.records import claim_checkpoint_dir, fail_record, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
 
@@ -150,6 +151,7 @@ def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | Non
     callbacks = [*task.checkpoint_callbacks(ckpt_dir), last_checkpoint_callback(ckpt_dir)]
     if task.monitor is not None:
         callbacks += stopping_callbacks(cfg.ckpt.get("patience"), *task.monitor)
+    callbacks += make_callbacks(cfg)  # callbacks=...: ones that only watch (lr_monitor)
     step_limit = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else None
     if step_limit:
         callbacks.append(StopAtStep(step_limit))
@@ -202,7 +204,8 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
     validate_rank_axis(cfg)
     validate_schedule(cfg)
     validate_trainer(cfg)
-    validate_wandb(cfg.get("logger"))
+    validate_loggers(cfg.get("logger"))
+    validate_callbacks(cfg)
     header = task.validate()
     record = new_record(config, kind=task.kind)
     record.update(header)

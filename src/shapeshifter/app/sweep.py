@@ -88,7 +88,8 @@ def is_done(path: Path) -> bool:
 def job_dir(cfg: DictConfig, outputs: Path = Path("outputs")) -> Path:
     """A job's output folder: the one ``train.py -m`` uses (``hydra.sweep.dir``/``subdir``), so either command
     resumes the other's checkpoints; another config under the same name is moved aside by claim_checkpoint_dir."""
-    return Path(cfg.run.get("outputs") or outputs) / str(cfg.run.group) / str(cfg.run.name)
+    root = cfg.paths.output_dir if cfg.get("paths") else cfg.run.get("outputs") or outputs
+    return Path(root) / str(cfg.run.group) / str(cfg.run.name)
 
 
 def run_grid(conf_dir: Path, jobs: Sequence[Sequence[str]], outputs: Path = Path("outputs")) -> list[Outcome]:

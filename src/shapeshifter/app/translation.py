@@ -15,17 +15,25 @@ from omegaconf import DictConfig
 
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.records import file_sha256
+from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.run_folder import find_checkpoint
 from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters
+from shapeshifter.paths import anchored
 
 
 def data_config(cfg: DictConfig):
-    """`TranslationDataConfig` from the ``data`` node (validated on construction)."""
+    """`TranslationDataConfig` from the ``data`` node (validated on construction), its relative folders read from
+    the project folder when the run starts elsewhere (`shapeshifter.paths.anchored`)."""
     from shapeshifter.data import TranslationDataConfig
 
     fields = {k: v for k, v in plain(cfg.data).items() if k not in ("kind", "name_in_tables")}
-    return TranslationDataConfig(**fields)
+    dcfg = TranslationDataConfig(**fields)
+    root = config_root(cfg)
+    for key in ("raw_dir", "work_dir", "data_bin"):
+        if getattr(dcfg, key) is not None:
+            setattr(dcfg, key, str(anchored(getattr(dcfg, key), root)))
+    return dcfg
 
 
 def copy_baseline(prepared, split: str = "test") -> dict[str, float]:
@@ -51,7 +59,7 @@ def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
     if cfg.shapeshift.get("init", "random") != "project":
         raise ValueError("shapeshift.init_from needs shapeshift.init=project (the factors are fitted to its weights)")
     try:
-        return find_checkpoint(Path(str(source)))
+        return find_checkpoint(anchored(str(source), config_root(cfg)))
     except FileNotFoundError as err:
         raise FileNotFoundError(f"shapeshift.init_from: {err} (train the dense run first)") from err
 
@@ -99,7 +107,7 @@ class TranslationTask(Task):
         from shapeshifter.translation.datamodule import TranslationDataModule
 
         cfg = self.cfg
-        ensure_slice(str(cfg.data.name), Path(str(cfg.data.raw_dir)))  # a named slice of the committed sample
+        ensure_slice(str(cfg.data.name), Path(self.dcfg.raw_dir))  # a named slice of the committed sample
         t0 = time.perf_counter()
         self.prepared = prepare_translation_data(self.dcfg)
         record["timings"] = {"data_s": time.perf_counter() - t0}

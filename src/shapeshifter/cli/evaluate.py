@@ -1,13 +1,19 @@
-"""Evaluate a trained translation checkpoint: beam search, sacreBLEU + tokenized BLEU, hypotheses on disk.
+"""Evaluate a trained run folder (or one checkpoint of it) without training: translation or GLUE.
 
     python pipelines/evaluate.py outputs/demo/sample_de_en-paper-s1                 # best (else last) ckpt
     python pipelines/evaluate.py RUN_DIR --checkpoint RUN_DIR/checkpoints/last.ckpt --split valid --beam 4
     python pipelines/evaluate.py RUN_DIR --average-last 5                           # fairseq-style averaging
+    python pipelines/evaluate.py outputs/demo_glue/snli_sample-encoder_small-dense-s1 --split valid   # GLUE
+    python pipelines/evaluate.py RUN_DIR/<config hash>/checkpoints/best.ckpt       # a checkpoint file
 
 The run directory is the Hydra output folder of `pipelines/train.py` (it holds ``.hydra/config.yaml`` and
-``checkpoints/``); the model is rebuilt from that config (arch, overrides, shapeshift policy) and must
-match the checkpoint exactly. Results go to ``RUN_DIR/eval/<split>-<checkpoint>.json`` plus the hypothesis
-files.
+``checkpoints/``); the model is rebuilt from that config (arch, overrides, shapeshift policy; GLUE: the data,
+which fixes the vocabulary) and must match the checkpoint exactly. A checkpoint file is found in its run folder,
+a parent of it. Translation: beam search, sacreBLEU + tokenized BLEU, hypotheses on disk. GLUE: the task's
+metrics on the validation or test split(s); by default the weights the run's own scores were computed with
+(its record's ``evaluated_weights``, else best.ckpt, else last.ckpt). Results go to
+``RUN_DIR/eval/<split>-<checkpoint>.json``. Checkpoints are loaded with ``weights_only=True``: a missing,
+damaged or foreign file is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from shapeshifter.threads import add_threads_argument, apply_threads
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--checkpoint", type=Path, default=None, help="default: best-*.ckpt, else last.ckpt")
-    p.add_argument("--average-last", type=int, default=0, help="average the last N epoch checkpoints")
+    p.add_argument("run_dir", type=Path, help="a run folder, or a checkpoint file inside one")
+    p.add_argument("--checkpoint", "--ckpt-path", type=Path, default=None,
+                   help="default: best-*.ckpt (GLUE: the weights the run was scored with), else last.ckpt")
+    p.add_argument("--average-last", type=int, default=0, help="translation: average the last N epoch checkpoints")
     p.add_argument("--split", default="test", choices=["test", "valid"])
-    p.add_argument("--beam", type=int, default=None)
-    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--beam", type=int, default=None, help="translation only")
+    p.add_argument("--max-tokens", type=int, default=None, help="translation only")
     add_threads_argument(p)
     return p
 
@@ -68,21 +75,13 @@ def build_model(cfg: Any, dicts: tuple[Any, Any], weights: list[Path]) -> Any:
     return model.eval()
 
 
-def main() -> None:
-    args = parser().parse_args()
-    apply_threads(args.threads)
-
-    from shapeshifter.app.run_folder import find_run
+def evaluate_translation_run(run: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """Beam search over the chosen split of a translation run; returns ``(report, result label)``."""
     from shapeshifter.app.translation import data_config
     from shapeshifter.data import prepare_translation_data
     from shapeshifter.translation.datamodule import TranslationDataModule
     from shapeshifter.translation.evaluate import evaluate_translation
 
-    try:
-        run = find_run(args.run_dir)
-        run.require_translation("pipelines/evaluate.py")
-    except (FileNotFoundError, ValueError) as err:
-        raise SystemExit(str(err)) from None
     cfg = run.config
     weights, label = chosen_weights(run, args.checkpoint, args.average_last)
     dcfg = data_config(cfg)
@@ -96,13 +95,54 @@ def main() -> None:
     dm.setup("test" if args.split == "test" else "validate")
     loader = dm.test_dataloader() if args.split == "test" else dm.val_dataloader()
     result = evaluate_translation(
-        model, loader, src_dict, tgt_dict, args.run_dir / "eval", prepared.tgt_lang,
+        model, loader, src_dict, tgt_dict, run.path / "eval", prepared.tgt_lang,
         raw_references=prepared.reference(args.split, "raw") if prepared.splits else None,
         tok_references=prepared.reference(args.split, "tok") if prepared.splits else None,
         lowercase=bool(dcfg.lowercase), name=f"{args.split}-{label}", beam=args.beam or cfg.eval.beam,
         max_len_a=cfg.eval.max_len_a, max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen, bpe=prepared.bpe,
     )
-    out = args.run_dir / "eval" / f"{args.split}-{label}.json"
+    return result, label
+
+
+def evaluate_glue_run(run: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The task's metrics of one checkpoint of a GLUE run; returns ``(report, result label)``."""
+    from shapeshifter.app.glue_evaluate import evaluate_glue
+
+    unused = [flag for flag, value in (("--average-last", args.average_last), ("--beam", args.beam),
+                                       ("--max-tokens", args.max_tokens)) if value]
+    if unused:
+        raise ValueError(f"{', '.join(unused)}: translation options; {run.path} is a GLUE run")
+    ckpt = run.checkpoint(args.checkpoint) if args.checkpoint else run.evaluated_weights()[0]
+    return evaluate_glue(run.config, ckpt, args.split), Path(ckpt).stem
+
+
+def locate(args: argparse.Namespace) -> Any:
+    """The run folder of ``args.run_dir`` (a checkpoint file inside one becomes ``--checkpoint``)."""
+    from shapeshifter.app.run_folder import find_run, run_folder_of
+
+    run_dir, ckpt = run_folder_of(args.run_dir)
+    if ckpt is not None:
+        if args.checkpoint is not None:
+            raise ValueError(f"{args.run_dir} is a checkpoint file: pass it or --checkpoint, not both")
+        args.checkpoint = ckpt
+    return find_run(run_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    apply_threads(args.threads)
+    try:
+        run = locate(args)
+        if run.kind == "glue":
+            result, label = evaluate_glue_run(run, args)
+        else:
+            run.require_translation("pipelines/evaluate.py")
+            result, label = evaluate_translation_run(run, args)
+    except (FileNotFoundError, ValueError) as err:  # missing / damaged / foreign checkpoint, wrong run folder
+        raise SystemExit(str(err)) from None
+    out = run.path / "eval" / f"{args.split}-{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "files"}, indent=1))
     print(f"wrote {out}")
+    return 0

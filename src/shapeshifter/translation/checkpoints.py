@@ -9,6 +9,7 @@ error naming it instead of falling back to full unpickling.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,10 +86,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError depending on damage
-        raise ValueError(f"{path} is not a readable checkpoint (weights_only load failed: {err})") from err
+        raise ValueError(f"{path} is not a readable checkpoint ({load_failure(err)}; read with weights_only=True, "
+                         "which refuses anything but tensors and plain containers)") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a checkpoint with a 'state_dict' entry")
     return checkpoint
+
+
+def load_failure(err: BaseException) -> str:
+    """One line saying why ``torch.load`` failed: its own message spans many lines, mostly on how to unpickle
+    anyway, with the reason (``WeightsUnpickler error: ...``) near the end."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    _, found, reason = text.partition("WeightsUnpickler error:")
+    if not found:
+        reason = (text.strip().splitlines() or [""])[0]
+    reason = " ".join(reason.split("Check the documentation")[0].split()).split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {reason[:300] or 'the file ends early'}"
 
 
 def model_state_dict(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
