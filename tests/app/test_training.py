@@ -47,6 +47,7 @@ def test_resume_point_prefers_last_and_moves_a_damaged_one_aside(tmp_path: Path)
     assert resume_point(tmp_path) == last
 
     last.write_bytes(last.read_bytes()[:-100])  # truncated
+    assert resume_point(tmp_path, move_damaged=False) == prev and last.is_file()  # a DDP rank > 0 only reads
     assert resume_point(tmp_path) == prev
     assert not last.exists() and (tmp_path / "last.ckpt.corrupt").is_file()  # kept for inspection
 

@@ -65,11 +65,12 @@ def readable_checkpoint(path: Path) -> bool:
         return False
 
 
-def resume_point(ckpt_dir: Path) -> Path | None:
+def resume_point(ckpt_dir: Path, move_damaged: bool = True) -> Path | None:
     """The checkpoint to resume from: ``last.ckpt``, else ``last.prev.ckpt``, else None (a fresh start).
 
     A file that is not a readable checkpoint is moved aside to ``<name>.corrupt[.N]`` (kept for inspection,
-    never deleted) with a warning, and the next candidate is tried.
+    never deleted) with a warning, and the next candidate is tried; ``move_damaged=False`` (the ranks of a DDP
+    job other than rank zero, which alone touches files) only skips it.
     """
     for name in (LAST, PREVIOUS):
         path = Path(ckpt_dir) / name
@@ -77,6 +78,8 @@ def resume_point(ckpt_dir: Path) -> Path | None:
             continue
         if readable_checkpoint(path):
             return path
+        if not move_damaged:
+            continue
         aside, n = path.with_name(f"{name}.corrupt"), 1
         while aside.exists():
             aside, n = path.with_name(f"{name}.corrupt.{n}"), n + 1
