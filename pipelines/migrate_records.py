@@ -112,7 +112,7 @@ def add_curves(roots: list[Path], base: Path) -> list[Path]:
                 continue
             run_dir = base / Path(record["evaluated_weights"]).parent.parent
             monitor = training.get("monitor") or record["config"].get("ckpt", {}).get("monitor")
-            curve = learning_curve(run_dir / "csv" / "metrics.csv", monitor)
+            curve = learning_curve(run_dir / "csv" / "metrics.csv", monitor, training.get("epochs"))
             if curve:
                 training["curve"] = curve
                 write_record(record, path)

@@ -47,6 +47,7 @@ def test_resume_point_prefers_last_and_moves_a_damaged_one_aside(tmp_path: Path)
     assert resume_point(tmp_path) == last
 
     last.write_bytes(last.read_bytes()[:-100])  # truncated
+    assert resume_point(tmp_path, move_damaged=False) == prev and last.is_file()  # a DDP rank > 0 only reads
     assert resume_point(tmp_path) == prev
     assert not last.exists() and (tmp_path / "last.ckpt.corrupt").is_file()  # kept for inspection
 
@@ -80,4 +81,5 @@ def test_learning_curve_keeps_one_point_per_validated_epoch(tmp_path: Path) -> N
                    "1,29,8.0,,\n"
                    "1,39,,8.5,\n")          # killed before epoch 1 validated: no point for it
     assert learning_curve(log, "valid_loss") == [{"epoch": 0, "valid_loss": 8.25, "train_loss_epoch": 9.0}]
+    assert learning_curve(log, "valid_loss", epochs=0) == []  # a value logged after the last trained epoch
     assert learning_curve(log, None) == [] and learning_curve(tmp_path / "absent.csv", "valid_loss") == []

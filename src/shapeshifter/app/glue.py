@@ -40,6 +40,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.ranks import world_size
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters
@@ -252,7 +253,9 @@ class GlueTask(Task):
         record["params"] = {"dense_model_total": dense_counts["total"], **counts,
                             "reduction_vs_dense": dense_counts["total"] / counts["total"]}
         record["shapeshift_report"] = report.to_dict() if report is not None else None
-        steps_per_epoch = math.ceil(len(dm.datasets[dm.spec.train_split]) / settings["batch_size"])
+        # glue.batch_size is per rank; under DDP each rank takes ceil(n / world) examples an epoch
+        per_rank = math.ceil(len(dm.datasets[dm.spec.train_split]) / world_size(cfg.trainer))
+        steps_per_epoch = math.ceil(per_rank / settings["batch_size"])
         max_steps = cfg.trainer.max_steps if (cfg.trainer.get("max_steps") or -1) > 0 else \
             cfg.trainer.max_epochs * steps_per_epoch
         warmup = settings["warmup_steps"]
@@ -290,6 +293,7 @@ class GlueTask(Task):
         """Validation and test scores of the best checkpoint (the final weights without validation data)."""
         record["evaluated_weights"] = best_checkpoint or "final"
         module.metrics.clear()
+        module.examples.clear()
         if dm.validation_split_names:
             t0 = time.perf_counter()
             trainer.validate(module, datamodule=dm, ckpt_path=best_checkpoint, verbose=False)
@@ -316,6 +320,7 @@ class GlueTask(Task):
             "test": {k.removeprefix("test/"): v for k, v in scores.items() if k.startswith("test/")},
             "majority_rate": majority,
             "main_metric": main_metric(dm.spec),
+            "examples": dict(module.examples),  # per split: the predictions scored (all ranks' together)
         }
 
 

@@ -9,6 +9,9 @@
 4. refuse to finish a run that stopped short of its schedule, evaluate (`Task.evaluate`), send the summary to
    the loggers and mark the record "done", closing the W&B run however the job ends.
 
+Under DDP (`app.ranks`) steps 3-4's fit and evaluation run on every rank (`fit_and_evaluate`); everything that
+writes (record, checkpoint folder, loggers, summary) happens on global rank zero only.
+
 A task is an adapter: a `Task` subclass that supplies the task-specific steps (translation:
 `app.translation.TranslationTask`, classification: `app.glue.GlueTask`). The record's ``objective`` (what a
 Hydra sweeper optimizes) is the best value of the monitored validation metric, never a test score.
@@ -20,14 +23,18 @@ import difflib
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.callbacks import make_callbacks, validate_callbacks
 from shapeshifter.app.loggers import finish_wandb, make_loggers, validate_loggers
+from shapeshifter.app.ranks import global_rank, launch_ranks, validate_cpu_ddp, world_size
 from shapeshifter.app.records import claim_checkpoint_dir, fail_record, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
+
+if TYPE_CHECKING:
+    from shapeshifter.app.launched_rank import LaunchedRank
 
 
 def plain(node: Any) -> Any:
@@ -80,8 +87,9 @@ def validate_schedule(cfg: DictConfig) -> None:
 
 
 def validate_trainer(cfg: DictConfig) -> None:
-    """A GPU trainer on a machine without one fails here, naming the key, rather than inside Lightning after the
-    record is written and the data prepared."""
+    """A GPU trainer on a machine without one, or several CPU processes without the DDP strategy, fails here,
+    naming the key, rather than inside Lightning after the record is written and the data prepared."""
+    validate_cpu_ddp(cfg.trainer)
     accelerator = str(cfg.trainer.get("accelerator", "auto")).lower()
     if accelerator in ("gpu", "cuda"):
         import torch
@@ -160,13 +168,22 @@ def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | Non
     return callbacks, step_limit
 
 
-def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir: Path) -> Any:
+def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir: Path,
+                  rank: LaunchedRank | None = None) -> Any:
+    """The Trainer of ``cfg.trainer``; ``rank``: this process's place among ranks `app.ranks` launched (DDP over
+    gloo with that environment). The datamodules shard their data by rank themselves, so Lightning must not
+    swap in its ``DistributedSampler``."""
     import lightning as L
 
     cfg = task.cfg
     progress = cfg.trainer.get("progress_bar", "rich")
     kwargs = {k: v for k, v in plain(cfg.trainer).items() if k != "progress_bar"}
     kwargs["max_steps"] = -1  # epoch-based in Lightning; a step limit is StopAtStep (app/training.py)
+    kwargs["use_distributed_sampler"] = False
+    if rank is not None:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        kwargs["strategy"] = DDPStrategy(cluster_environment=rank, process_group_backend="gloo")
     kwargs.update(task.trainer_options())
     return L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
                      gradient_clip_val=cfg.optim.clip_norm or None,
@@ -188,62 +205,95 @@ def set_objective(record: dict[str, Any], monitor: tuple[str, str] | None) -> No
     record["objective_metric"], record["objective_mode"] = monitor if monitor is not None else (None, None)
 
 
-def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
-    """Run one job of ``task`` from config to "done" record (module docstring)."""
-    from shapeshifter.app.training import (
-        check_schedule_completed,
-        expected_steps,
-        learning_curve,
-        resume_point,
-        training_summary,
-    )
-
-    cfg = task.cfg
-    config = plain(cfg)
+def validate_run(cfg: DictConfig) -> None:
+    """Every cheap check of the shared config nodes (the task checks its own in `Task.validate`)."""
     validate_keys(cfg)
     validate_rank_axis(cfg)
     validate_schedule(cfg)
     validate_trainer(cfg)
     validate_loggers(cfg.get("logger"))
     validate_callbacks(cfg)
-    header = task.validate()
-    record = new_record(config, kind=task.kind)
-    record.update(header)
-    write_record(record, record_path)
 
+
+def fit_and_evaluate(task: Task, module: Any, dm: Any, loggers: list[Any], rank: LaunchedRank | None,
+                     resume: Path | None, record: dict[str, Any], out_dir: Path) -> None:
+    """Fit (resuming from ``resume``), check the schedule was completed and evaluate, filling ``record``: what every
+    rank of a DDP run does alike (the collectives of one rank are matched by the others')."""
+    from shapeshifter.app.training import check_schedule_completed, expected_steps, learning_curve, training_summary
+
+    cfg = task.cfg
+    callbacks, step_limit = training_callbacks(task, out_dir / "checkpoints")
+    trainer = build_trainer(task, callbacks, loggers, out_dir, rank)
+    t0 = time.perf_counter()
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    record.setdefault("timings", {}).update(task.train_timings(trainer, module, time.perf_counter() - t0))
+    record["training"] = training_summary(trainer, callbacks, max_steps=step_limit)
+    record["training"]["curve"] = learning_curve(csv_log(loggers), (task.monitor or (None,))[0],
+                                                 record["training"]["epochs"])
+    check_schedule_completed(record["training"], expected_steps(trainer, cfg.trainer.max_epochs, step_limit))
+    best = callbacks[0].best_model_path or None
+    task.evaluate(trainer, module, dm, best, record, out_dir)
+
+
+def finish_run(task: Task, record: dict[str, Any], record_path: Path, loggers: list[Any]) -> None:
+    """Objective, summary to the loggers, and the record marked "done" (or "debug"), sent to W&B too."""
+    set_objective(record, task.monitor)
+    summary = task.summary(record)
+    for logger in loggers:
+        logger.log_metrics(summary)
+        logger.save()
+    if task.cfg.run.get("debug"):  # a check that the config runs: never a result a table or a sweep could use
+        record["status"] = "debug"
+        write_record(record, record_path)
+    else:
+        finish_record(record, record_path)
+    attach_record(record)  # the final record also goes to the W&B run, before it is closed
+
+
+def start_record(task: Task, record_path: Path, writes: bool) -> tuple[dict[str, Any], Any, Any]:
+    """The record ("running", written when ``writes``) and the task's module and datamodule; a setup failure
+    marks the record "failed"."""
+    cfg = task.cfg
+    header = task.validate()
+    record = new_record(plain(cfg), kind=task.kind)
+    record.update(header)
+    record["world_size"] = world_size(cfg.trainer)
+    if writes:
+        write_record(record, record_path)
     try:
         module, dm = task.setup(record)
     except Exception as err:
-        fail_record(record, record_path, err)
+        if writes:
+            fail_record(record, record_path, err)
         raise
-    write_record(record, record_path)
+    if writes:
+        write_record(record, record_path)
+    return record, module, dm
 
-    ckpt_dir = claim_checkpoint_dir(out_dir / "checkpoints", record["config_hash"])
-    callbacks, step_limit = training_callbacks(task, ckpt_dir)
-    loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, config)
-    trainer = build_trainer(task, callbacks, loggers, out_dir)
-    resume = resume_point(ckpt_dir) if cfg.run.resume else None
+
+def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
+    """Run one job of ``task`` from config to "done" record (module docstring).
+
+    On a rank other than global rank zero of an externally launched DDP job nothing is written: it fits and
+    evaluates with the others and returns its unwritten record.
+    """
+    from shapeshifter.app.training import resume_point
+
+    cfg = task.cfg
+    validate_run(cfg)
+    zero = global_rank() == 0
+    record, module, dm = start_record(task, record_path, writes=zero)
+    ckpt_dir = out_dir / "checkpoints"
+    if zero:
+        claim_checkpoint_dir(ckpt_dir, record["config_hash"])
+    resume = resume_point(ckpt_dir, move_damaged=zero) if cfg.run.resume else None
     record["resumed_from"] = str(resume) if resume else None
     try:
-        t0 = time.perf_counter()
-        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
-        record["timings"].update(task.train_timings(trainer, module, time.perf_counter() - t0))
-        record["training"] = training_summary(trainer, callbacks, max_steps=step_limit)
-        record["training"]["curve"] = learning_curve(csv_log(loggers), (task.monitor or (None,))[0])
-        check_schedule_completed(record["training"], expected_steps(trainer, cfg.trainer.max_epochs, step_limit))
-        best = callbacks[0].best_model_path or None
-        task.evaluate(trainer, module, dm, best, record, out_dir)
-        set_objective(record, task.monitor)
-        summary = task.summary(record)
-        for logger in loggers:
-            logger.log_metrics(summary)
-            logger.save()
-        if cfg.run.get("debug"):  # a check that the config runs: never a result a table or a sweep could use
-            record["status"] = "debug"
-            write_record(record, record_path)
-        else:
-            finish_record(record, record_path)
-        attach_record(record)  # the final record also goes to the W&B run, before it is closed
+        loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, plain(cfg)) if zero else []
+        with launch_ranks(task, out_dir, resume) as rank:
+            fit_and_evaluate(task, module, dm, loggers, rank, resume, record, out_dir)
+        if zero:
+            finish_run(task, record, record_path, loggers)
     finally:
         finish_wandb()  # one W&B run per job, closed even when the job fails
     return record

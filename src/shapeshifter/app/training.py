@@ -65,11 +65,12 @@ def readable_checkpoint(path: Path) -> bool:
         return False
 
 
-def resume_point(ckpt_dir: Path) -> Path | None:
+def resume_point(ckpt_dir: Path, move_damaged: bool = True) -> Path | None:
     """The checkpoint to resume from: ``last.ckpt``, else ``last.prev.ckpt``, else None (a fresh start).
 
     A file that is not a readable checkpoint is moved aside to ``<name>.corrupt[.N]`` (kept for inspection,
-    never deleted) with a warning, and the next candidate is tried.
+    never deleted) with a warning, and the next candidate is tried; ``move_damaged=False`` (the ranks of a DDP
+    job other than rank zero, which alone touches files) only skips it.
     """
     for name in (LAST, PREVIOUS):
         path = Path(ckpt_dir) / name
@@ -77,6 +78,8 @@ def resume_point(ckpt_dir: Path) -> Path | None:
             continue
         if readable_checkpoint(path):
             return path
+        if not move_damaged:
+            continue
         aside, n = path.with_name(f"{name}.corrupt"), 1
         while aside.exists():
             aside, n = path.with_name(f"{name}.corrupt.{n}"), n + 1
@@ -146,10 +149,12 @@ def check_schedule_completed(summary: dict[str, Any], expected: float) -> None:
 CURVE_COLUMNS = ("train_loss_epoch", "val/loss")  # per-epoch values kept beside the monitored one
 
 
-def learning_curve(metrics_csv: Path | None, monitor: str | None) -> list[dict[str, float]]:
+def learning_curve(metrics_csv: Path | None, monitor: str | None, epochs: int | None = None) -> list[dict[str, float]]:
     """Per-epoch ``monitor`` (the validation value early stopping watches) and training loss, read from the
     run's CSV log (appended across resumes, `loggers.keep_previous_csv`), so a record shows whether its
-    run had reached a plateau. ``[]`` without a log or a monitor."""
+    run had reached a plateau. Only epochs below ``epochs`` (those trained) count: the evaluation of the best
+    checkpoint logs validation values under the epoch after the last, and a resumed run's log holds those of the
+    attempt before. ``[]`` without a log or a monitor."""
     import csv
 
     if monitor is None or metrics_csv is None or not metrics_csv.is_file():
@@ -162,4 +167,5 @@ def learning_curve(metrics_csv: Path | None, monitor: str | None) -> list[dict[s
             values = {k: float(row[k]) for k in (monitor, *CURVE_COLUMNS) if row.get(k) not in (None, "")}
             if values:
                 by_epoch.setdefault(int(row["epoch"]), {}).update(values)
-    return [{"epoch": e, **v} for e, v in sorted(by_epoch.items()) if monitor in v]
+    return [{"epoch": e, **v} for e, v in sorted(by_epoch.items())
+            if monitor in v and (epochs is None or e < epochs)]

@@ -178,8 +178,12 @@ class TranslationTask(Task):
 
     def evaluate(self, trainer: Any, module: Any, dm: Any, best_checkpoint: str | None,
                  record: dict[str, Any], out_dir: Path) -> None:
+        """Beam search over the whole test set on global rank zero (the other DDP ranks have nothing to add: the
+        fit is over and the test set is small next to training)."""
         from shapeshifter.translation.evaluate import evaluate_translation
 
+        if not trainer.is_global_zero:
+            return
         cfg, prepared, (src_dict, tgt_dict) = self.cfg, self.prepared, self.dicts
         record["evaluated_weights"] = self.load_evaluated_weights(module, out_dir / "checkpoints", best_checkpoint)
         dm.setup("test")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from shapeshifter.distributed import eval_shard, rank_share, trainer_ranks
 from shapeshifter.glue.tasks import TaskSpec, generic_task, get_task
 from shapeshifter.glue.tokenization import Encoded, HFTokenizer, PairTokenizer, WordTokenizer
 
@@ -466,20 +467,23 @@ class EpochShuffleSampler(Sampler[int]):
     uninterrupted one would.
 
     Lightning calls `set_epoch` at the start of every epoch, also after a resume (a generator seeded once per
-    dataloader would restart at epoch 0's order instead).
+    dataloader would restart at epoch 0's order instead). With ``world > 1`` it serves rank ``rank``'s share of
+    the permutation, padded so that every rank takes the same number of steps (`shapeshifter.distributed`).
     """
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1) -> None:
         self.n, self.seed, self.epoch = n, seed, 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        return iter(np.random.default_rng((self.seed, self.epoch)).permutation(self.n).tolist())
+        order = np.random.default_rng((self.seed, self.epoch)).permutation(self.n)
+        return iter(rank_share(order, self.rank, self.world).tolist())
 
     def __len__(self) -> int:
-        return self.n
+        return -(-self.n // self.world)
 
 
 class GlueDataModule(L.LightningDataModule):
@@ -606,13 +610,20 @@ class GlueDataModule(L.LightningDataModule):
             self.datasets[name] = EncodedDataset(encoded, split[self.spec.label_field])
 
     def _loader(self, split: str, train: bool) -> DataLoader:
+        """Under DDP a training rank takes its padded share of each epoch's permutation and an evaluation rank a
+        contiguous block of the split (the module gathers the blocks back in order)."""
         if split not in self.datasets:
             self.setup()
         dataset = self.datasets[split]
+        rank, world = trainer_ranks(self.trainer)
+        if train:
+            sampler = EpochShuffleSampler(len(dataset), self.seed, rank, world)
+        else:
+            sampler = eval_shard(len(dataset), rank, world, f"{split} examples").tolist() if world > 1 else None
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            sampler=EpochShuffleSampler(len(dataset), self.seed) if train else None,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=_Collator(self.pad_id, self.spec.is_regression),
         )

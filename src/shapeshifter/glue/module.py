@@ -3,6 +3,11 @@
 Validation/test metrics are computed once per epoch over the whole split (MCC, F1 and correlations are
 not averages of per-batch values). MNLI's two validation loaders are told apart by dataloader index,
 which follows ``task_spec.validation_splits``.
+
+Under DDP each rank evaluates a contiguous block of a split; the blocks' predictions are gathered in rank
+order (the split's order) before any metric, so every rank computes the metrics of the whole split and
+``examples`` counts what was scored. The evaluation loss is logged with ``sync_dist`` (example-weighted over
+the ranks).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shapeshifter.distributed import ALREADY_REDUCED, all_gather_objects, rank_and_world, rank_seed
 from shapeshifter.glue.metrics import glue_metrics
 from shapeshifter.glue.tasks import TaskSpec, split_tag
 from shapeshifter.optim import param_groups
@@ -85,6 +91,7 @@ class GlueClassifierModule(L.LightningModule):
         self.save_hyperparameters(ignore=["model", "task_spec", "shapeshift_report"])
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.metrics: dict[str, float] = {}
+        self.examples: dict[str, int] = {}  # split -> predictions gathered at the last evaluation of it
         self.test_predictions: dict[str, torch.Tensor] = {}
 
     # -- core
@@ -105,11 +112,11 @@ class GlueClassifierModule(L.LightningModule):
 
     def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         if self.seed is not None:
-            torch.manual_seed(self.seed + self.global_step)
+            torch.manual_seed(rank_seed(self.seed + self.global_step, rank_and_world()[0]))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(self(batch), batch["labels"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0], sync_dist=True)
         return loss
 
     # -- evaluation
@@ -120,7 +127,8 @@ class GlueClassifierModule(L.LightningModule):
         if not _unlabeled(labels):
             tag = split_tag(self.spec, split)
             name = f"{stage}/loss" + (f"_{tag}" if tag else "")
-            self.log(name, self._loss(logits, labels), batch_size=labels.shape[0], add_dataloader_idx=False)
+            self.log(name, self._loss(logits, labels), batch_size=labels.shape[0], add_dataloader_idx=False,
+                     sync_dist=True)
 
     def validation_step(
         self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
@@ -131,12 +139,13 @@ class GlueClassifierModule(L.LightningModule):
         self._eval_step(batch, self.test_splits[dataloader_idx], "test")
 
     def _epoch_end(self, stage: str, splits: list[str]) -> None:
-        for split in splits:
-            outs = self._outputs.pop(split, [])
+        for split in splits:  # every rank gathers every split, in the same order
+            outs = [out for part in all_gather_objects(self._outputs.pop(split, [])) for out in part]
             if not outs:
                 continue
             preds = torch.cat([p for p, _ in outs])
             labels = torch.cat([y for _, y in outs])
+            self.examples[split] = len(labels)
             if stage == "test":
                 self.test_predictions[split] = preds
             if _unlabeled(labels):
@@ -144,7 +153,8 @@ class GlueClassifierModule(L.LightningModule):
             scores = glue_metrics(self.spec, preds, labels, split=split)
             for key, value in scores.items():
                 self.metrics[f"{stage}/{key}"] = value
-                self.log(f"{stage}/{key}", value, prog_bar=stage == "val", add_dataloader_idx=False)
+                self.log(f"{stage}/{key}", value, prog_bar=stage == "val", add_dataloader_idx=False,
+                         **ALREADY_REDUCED)
 
     def on_validation_epoch_start(self) -> None:
         for s in self.validation_splits:

@@ -3,6 +3,11 @@
 Batching follows fairseq: sentences are sorted by length, packed into token buckets of at most
 `max_tokens` (source or target, padding included), and the *batches* are shuffled once per epoch by an
 RNG seeded with (seed, epoch) so that a resumed run sees exactly the batches an uninterrupted one would.
+
+Under DDP (several ranks) the batches themselves are shared out, never re-formed (`shapeshifter.distributed`):
+a training rank takes every world-th batch of the epoch's order (padded so that all ranks take the same number
+of steps); a validation rank takes every world-th batch of the length-sorted list, so each validation batch is
+the one a single process evaluates. The test loader is never sharded: the test set is translated by one process.
 """
 
 from __future__ import annotations
@@ -15,12 +20,16 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
+from shapeshifter.distributed import rank_share, trainer_ranks
+
 
 class TokenBatchSampler(Sampler[list[int]]):
     """Fixed token-bucket batches; the batch order is a permutation drawn from (seed, epoch) when shuffling.
 
     The epoch comes from `epoch_fn` when given (the datamodule passes the trainer's current epoch, which
-    is correct after a resume too), else from `set_epoch`.
+    is correct after a resume too), else from `set_epoch`. With ``world > 1`` this rank's share of the batches
+    is served: of the shuffled order padded to equal shares when shuffling (training), of the fixed order
+    otherwise (evaluation, every batch once).
     """
 
     def __init__(
@@ -29,12 +38,15 @@ class TokenBatchSampler(Sampler[list[int]]):
         seed: int,
         shuffle: bool,
         epoch_fn: Callable[[], int] | None = None,
+        rank: int = 0,
+        world: int = 1,
     ) -> None:
         self.batches = [np.asarray(b, dtype=np.int64) for b in batches]
         self.seed = seed
         self.shuffle = shuffle
         self.epoch_fn = epoch_fn
         self.epoch = 0
+        self.rank, self.world = rank, world
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -42,15 +54,36 @@ class TokenBatchSampler(Sampler[list[int]]):
     def current_epoch(self) -> int:
         return self.epoch_fn() if self.epoch_fn is not None else self.epoch
 
+    def order(self) -> np.ndarray:
+        """Indices of this rank's batches, in the order served."""
+        n = len(self.batches)
+        if not self.shuffle:
+            return np.arange(self.rank, n, self.world)
+        return rank_share(np.random.default_rng((self.seed, self.current_epoch())).permutation(n), self.rank,
+                          self.world)
+
     def __iter__(self) -> Iterator[list[int]]:
-        order = np.arange(len(self.batches))
-        if self.shuffle:
-            order = np.random.default_rng((self.seed, self.current_epoch())).permutation(len(self.batches))
-        for i in order:
+        for i in self.order():
             yield self.batches[i].tolist()
 
     def __len__(self) -> int:
-        return len(self.batches)
+        n = len(self.batches)
+        return -(-n // self.world) if self.shuffle else len(range(self.rank, n, self.world))
+
+
+def split_for_ranks(batches: list[np.ndarray], world: int, name: str) -> list[np.ndarray]:
+    """``batches`` with the largest ones halved until every one of ``world`` ranks gets at least one (a rank
+    without a validation batch would skip the hooks where the others wait for its sums); unchanged when there
+    are enough already, which is the rule beyond tiny evaluation sets."""
+    batches = list(batches)
+    while len(batches) < world:
+        i = max(range(len(batches)), key=lambda j: len(batches[j])) if batches else None
+        if i is None or len(batches[i]) < 2:
+            raise ValueError(f"the {name} split has {sum(map(len, batches))} sentence(s), fewer than the {world} "
+                             "ranks (each needs at least one): evaluate on fewer devices or more data")
+        half = len(batches[i]) // 2
+        batches[i:i + 1] = [batches[i][:half], batches[i][half:]]
+    return batches
 
 
 class TranslationDataModule(L.LightningDataModule):
@@ -195,9 +228,13 @@ class TranslationDataModule(L.LightningDataModule):
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, shuffle: bool, shard: bool = True) -> DataLoader:
         dataset = self.load_split(name)
-        sampler = TokenBatchSampler(self.batches(name), self.seed, shuffle, self._epoch if shuffle else None)
+        rank, world = trainer_ranks(self.trainer) if shard else (0, 1)
+        batches = self.batches(name)
+        if world > 1 and not shuffle:
+            batches = split_for_ranks(batches, world, name)
+        sampler = TokenBatchSampler(batches, self.seed, shuffle, self._epoch if shuffle else None, rank, world)
         return DataLoader(
             dataset, batch_sampler=sampler, collate_fn=dataset.collater, num_workers=self.num_workers
         )
@@ -209,4 +246,5 @@ class TranslationDataModule(L.LightningDataModule):
         return self._loader("valid", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        """The whole test split on every rank: it is translated by one process (`app.translation`)."""
+        return self._loader("test", shuffle=False, shard=False)

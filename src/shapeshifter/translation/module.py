@@ -5,6 +5,12 @@ Defaults follow fairseq's IWSLT'14 de-en example (`--lr 5e-4 --warmup-updates 40
 Optimizer: fairseq's Adam applies decoupled weight decay (`p -= lr * wd * p`) to every parameter,
 which is exactly `torch.optim.AdamW`. Losses are logged in bits like fairseq (`ppl = 2 ** nll_loss`);
 the loss that is back-propagated is the smoothed loss in nats per target token.
+
+Under DDP every rank trains on its share of the batches and the per-token normalisation is fairseq's: the
+summed loss of all ranks divided by their total target tokens. Validation loss, perplexity and BLEU are
+sums (or hypotheses) reduced over the ranks before they are logged, so they are the values of the whole split
+and the same on every rank (checkpointing and early stopping decide alike everywhere). ``train_step_s`` and
+``train_wps`` are per rank (averaged over the ranks).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from shapeshifter.distributed import ALREADY_REDUCED, all_gather_objects, all_reduce_sum, rank_and_world, rank_seed
 from shapeshifter.optim import param_groups
 from shapeshifter.translation.bleu import tokenized_bleu
 from shapeshifter.translation.criterion import label_smoothed_nll_loss, to_base2
@@ -102,7 +109,7 @@ class TranslationModule(L.LightningModule):
         self._step_start: float | None = None
         self._train_sums: dict[str, float] = {}
         self._valid_sums: dict[str, float] = {}
-        self._bleu_pairs: list[tuple[str, str]] = []
+        self._bleu_pairs: list[tuple[int, str, str]] = []  # (sentence id, hypothesis, reference)
         InverseSqrtSchedule(lr, warmup_updates, warmup_init_lr)  # fail on bad schedule args at build time
         if not factor_lr_scale > 0:
             raise ValueError(f"optim.factor_lr_scale must be > 0, got {factor_lr_scale!r}")
@@ -123,7 +130,7 @@ class TranslationModule(L.LightningModule):
         self._train_sums = {"nll": 0.0, "ntokens": 0}
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        torch.manual_seed(self.hparams.seed + self.global_step)
+        torch.manual_seed(rank_seed(self.hparams.seed + self.global_step, rank_and_world()[0]))
         self._step_start = time.perf_counter()
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
@@ -131,23 +138,36 @@ class TranslationModule(L.LightningModule):
         loss_per_token = loss / ntokens
         self._train_sums["nll"] = self._train_sums.get("nll", 0.0) + float(nll.detach())
         self._train_sums["ntokens"] = self._train_sums.get("ntokens", 0) + ntokens
-        log = dict(on_step=True, on_epoch=True, batch_size=ntokens)  # epoch means weighted by tokens
+        # epoch means weighted by tokens, over all ranks
+        log = dict(on_step=True, on_epoch=True, batch_size=ntokens, sync_dist=True)
         self.log("train_loss", to_base2(loss_per_token.detach()), prog_bar=True, **log)
         self.log("train_nll_loss", to_base2(nll.detach() / ntokens), **log)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, batch_size=ntokens)
-        return loss_per_token
+        return self.ranks_loss(loss, ntokens, loss_per_token)
+
+    def ranks_loss(self, loss: Tensor, ntokens: int, loss_per_token: Tensor) -> Tensor:
+        """The loss whose gradient DDP's averaging over ``world`` ranks turns into fairseq's: the sum of all
+        ranks' losses over all ranks' target tokens (one process: ``loss_per_token`` itself)."""
+        world = rank_and_world()[1]
+        if world == 1:
+            return loss_per_token
+        (total,) = all_reduce_sum([ntokens], device=loss.device)
+        return loss * (world / total)
 
     def on_train_batch_end(self, outputs: Any, batch: dict, batch_idx: int) -> None:
         if self._step_start is None:
             return
         seconds = time.perf_counter() - self._step_start
         ntokens = int(batch["ntokens"])
-        self.log("train_step_s", seconds, on_step=True, on_epoch=True, batch_size=1)
-        self.log("train_wps", ntokens / max(seconds, 1e-9), on_step=True, on_epoch=True, batch_size=1)
+        log = dict(on_step=True, on_epoch=True, batch_size=1, sync_dist=True)  # per rank, averaged over the ranks
+        self.log("train_step_s", seconds, **log)
+        self.log("train_wps", ntokens / max(seconds, 1e-9), **log)
 
     def on_train_epoch_end(self) -> None:
-        if self._train_sums.get("ntokens"):
-            self.log("train_ppl", 2.0 ** to_base2(self._train_sums["nll"] / self._train_sums["ntokens"]))
+        nll, ntokens = all_reduce_sum([self._train_sums.get("nll", 0.0), self._train_sums.get("ntokens", 0)],
+                                      device=self.device)
+        if ntokens:
+            self.log("train_ppl", 2.0 ** to_base2(nll / ntokens), **ALREADY_REDUCED)
 
     # -- validation ------------------------------------------------------------------------------------
     def bleu_this_epoch(self) -> bool:
@@ -175,17 +195,20 @@ class TranslationModule(L.LightningModule):
             self.hparams.lenpen,
         )  # fmt: skip
         for t in translate_batch(generator, batch, self.src_dict, self.tgt_dict, self.hparams.bpe):
-            self._bleu_pairs.append((t.hypothesis, t.reference))
+            self._bleu_pairs.append((t.id, t.hypothesis, t.reference))
 
     def on_validation_epoch_end(self) -> None:
-        ntokens = max(self._valid_sums["ntokens"], 1)
-        nll = to_base2(self._valid_sums["nll"] / ntokens)
-        self.log("valid_loss", to_base2(self._valid_sums["loss"] / ntokens), prog_bar=True)
-        self.log("valid_nll_loss", nll)
-        self.log("valid_ppl", 2.0**nll)
-        if self._bleu_pairs:
-            hyps, refs = zip(*self._bleu_pairs, strict=True)
-            self.log("valid_bleu", tokenized_bleu(list(hyps), list(refs)).score, prog_bar=True)
+        sums = self._valid_sums
+        loss, nll, ntokens = all_reduce_sum([sums["loss"], sums["nll"], sums["ntokens"]], device=self.device)
+        ntokens = max(ntokens, 1)
+        nll = to_base2(nll / ntokens)
+        self.log("valid_loss", to_base2(loss / ntokens), prog_bar=True, **ALREADY_REDUCED)
+        self.log("valid_nll_loss", nll, **ALREADY_REDUCED)
+        self.log("valid_ppl", 2.0**nll, **ALREADY_REDUCED)
+        pairs = sorted(p for part in all_gather_objects(self._bleu_pairs) for p in part)  # by sentence id
+        if pairs:
+            _, hyps, refs = zip(*pairs, strict=True)
+            self.log("valid_bleu", tokenized_bleu(list(hyps), list(refs)).score, prog_bar=True, **ALREADY_REDUCED)
 
     # -- optimisation ----------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict:
