@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -24,3 +24,15 @@ def pipeline_script() -> Callable[[str], ModuleType]:
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Tiny models run faster on one thread, and a shared CI machine is not oversubscribed (modules that train
+    models use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,7 +13,6 @@ import json
 import math
 import multiprocessing
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -41,12 +40,7 @@ GLUE = ["experiment=glue/snli_demo", "glue.max_examples=75", "glue.batch_size=16
 N_GLUE, KILL_GLUE_AT, KILL_TRANSLATION_AT = 75, 4, 19  # steps: GLUE 3 per epoch, translation 14 per epoch
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _compose(*overrides: str) -> DictConfig:
