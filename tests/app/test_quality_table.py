@@ -107,6 +107,9 @@ def test_why_rows_name_each_change_and_its_effect_on_valid_loss() -> None:
     assert [round(r["delta"], 3) for r in rows] == [0.0, -0.2, -0.1, 0.2]
     with pytest.raises(FileNotFoundError, match="base record"):
         why_rows(records[1:])
+    later = why_record("o2-r8-emb29", 4.7, flr=3.0)
+    later["config"]["scale"] = {"suffix": ""}  # a key added by later code, empty by default: not a change
+    assert why_rows([records[0], later])[1]["change"] == "optim.factor_lr_scale: 1.0 → 3.0"
 
 
 def test_verdict_answers_the_question_from_the_rows() -> None:

@@ -238,7 +238,12 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 def describe_change(config: dict[str, Any], base: dict[str, Any]) -> str:
     """The settings in which ``config`` differs from ``base`` (names are left out: they follow the settings)."""
     a, b = flatten(semantic_config(config)), flatten(semantic_config(base))
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and not k.endswith(".name") and k != "seed")
+
+    def value(flat: dict[str, Any], key: str) -> Any:  # a key added later with an empty default ("") is no change
+        return None if flat.get(key) == "" else flat.get(key)
+
+    keys = sorted(k for k in a.keys() | b.keys()
+                  if value(a, k) != value(b, k) and not k.endswith(".name") and k != "seed")
     return "; ".join(f"{k}: {b.get(k, '–')} → {a.get(k, '–')}" for k in keys) or "base"
 
 
