@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from shapeshifter.app.records import config_hash, portable_record, write_record
+from shapeshifter.app.records import config_hash, monitored_metric, portable_record, write_record
 from shapeshifter.app.training import learning_curve
 from shapeshifter.paths import repo_root
 
@@ -111,8 +111,7 @@ def add_curves(roots: list[Path], base: Path) -> list[Path]:
             if not training or "curve" in training or not record.get("evaluated_weights"):
                 continue
             run_dir = base / Path(record["evaluated_weights"]).parent.parent
-            monitor = training.get("monitor") or record["config"].get("ckpt", {}).get("monitor")
-            curve = learning_curve(run_dir / "csv" / "metrics.csv", monitor, training.get("epochs"))
+            curve = learning_curve(run_dir / "csv" / "metrics.csv", monitored_metric(record), training.get("epochs"))
             if curve:
                 training["curve"] = curve
                 write_record(record, path)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.app.glue_tables import glue_rows
-from shapeshifter.app.records import semantic_config
+from shapeshifter.app.records import monitored_metric, semantic_config
 from shapeshifter.app.tables import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
@@ -81,6 +81,14 @@ def config_label(record: dict[str, Any]) -> str:
     return name if label == DENSE_ARCH_LABEL else f"{name}-{label}"
 
 
+def by_config(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Records grouped by their row (`config_label`), in first-seen order."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(config_label(rec), []).append(rec)
+    return groups
+
+
 def add_study_columns(rows: list[dict[str, Any]], records: Sequence[dict[str, Any]],
                       scale: float = 1.0) -> None:
     """Method, reduction against the study's dense row, best monitored validation value (x ``scale``), epochs
@@ -89,9 +97,7 @@ def add_study_columns(rows: list[dict[str, Any]], records: Sequence[dict[str, An
     The reduction is recomputed from the dense row: a narrow dense record counts its own width as dense
     (``reduction_vs_dense`` 1.0).
     """
-    by_label: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        by_label.setdefault(config_label(rec), []).append(rec)
+    by_label = by_config(records)
     dense = next((r for r in rows if r["config"] == "dense"), None)
     for row in rows:
         recs = by_label[row["config"]]
@@ -172,14 +178,14 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, sour
     fig, ax = pyplot().subplots(figsize=(8.0, 4.2), dpi=120)
     methods = [m for m in METHOD_ORDER if any(method(r) == m for r in records)]
     methods += sorted({method(r) for r in records} - set(methods))
-    labels = sorted({config_label(r) for r in records}, key=lambda c: (methods.index(
-        method(next(r for r in records if config_label(r) == c))), c))
+    groups = by_config(records)
+    labels = sorted(groups, key=lambda c: (methods.index(method(groups[c][0])), c))
     for j, label in enumerate(labels):
-        recs = sorted((r for r in records if config_label(r) == label), key=lambda r: r["config"]["seed"])
+        recs = sorted(groups[label], key=lambda r: r["config"]["seed"])
         colour = f"C{methods.index(method(recs[0]))}"
         for k, rec in enumerate(recs):
             curve = (rec.get("training") or {}).get("curve") or []
-            monitor = rec["training"].get("monitor") or rec["config"].get("ckpt", {}).get("monitor")
+            monitor = monitored_metric(rec)
             ax.plot([p["epoch"] + 1 for p in curve], [scale * p[monitor] for p in curve], color=colour,
                     linestyle="--" if k else "-", marker="osD^vP*X"[j % 8], markevery=5, markersize=3,
                     linewidth=1, label=f"{label} ({method(rec)})" if k == 0 else None)

@@ -99,6 +99,13 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def monitored_metric(record: Mapping[str, Any]) -> str | None:
+    """The validation metric a run's early stopping and checkpointing watched: ``training.monitor``, or for records
+    written before it was stored, the config's ``ckpt.monitor``."""
+    training = record.get("training") or {}
+    return training.get("monitor") or record["config"].get("ckpt", {}).get("monitor")
+
+
 def new_record(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """The common header of every record; the caller adds params, metrics and timings."""
     return {
