@@ -44,10 +44,14 @@ def evaluation_trainer() -> Any:
                      enable_progress_bar=False, enable_model_summary=False)
 
 
+def split_names(dm: Any, split: str) -> list[str]:
+    """The data splits behind ``valid`` or ``test`` (MNLI has two of each)."""
+    return dm.validation_split_names if split == "valid" else dm.test_split_names
+
+
 def run_split(trainer: Any, module: Any, dm: Any, split: str) -> float:
     """Validate or test ``module`` on ``split``; returns the seconds it took."""
-    names = dm.validation_split_names if split == "valid" else dm.test_split_names
-    if not names:
+    if not split_names(dm, split):
         raise ValueError(f"task {dm.spec.name!r} has no {split} split in this run's data")
     t0 = time.perf_counter()
     if split == "valid":
@@ -77,7 +81,7 @@ def evaluate_glue(cfg: DictConfig, checkpoint: Path, split: str = "test") -> dic
     load_weights(module, checkpoint)
     seconds = run_split(evaluation_trainer(), module, dm, split)
     scores = task.scores(module)
-    names = dm.validation_split_names if split == "valid" else dm.test_split_names
+    names = split_names(dm, split)
     return {"task": dm.spec.name, "split": split, "splits": names, "checkpoint": str(checkpoint),
             "examples": {s: len(dm.datasets[s]) for s in names},
             "metrics": scores["validation" if split == "valid" else "test"],
