@@ -496,9 +496,7 @@ def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init,
     w = module.weight
     new = cls(w.shape[1], w.shape[0], *spec.layer_args, bias=module.bias is not None,
               init_std=_target_std(w, gain=spec.init_gain), path=spec.path, device=w.device, dtype=w.dtype)
-    if module.bias is not None:
-        with torch.no_grad():
-            new.bias.copy_(module.bias)
+    _copy_bias(new, module)
     return new, None
 
 
@@ -512,10 +510,15 @@ def _make_stacked(module: nn.Linear, spec: LayerSpec, init: Init, blocks: int) -
     new = FactoredLinear(StackedMatrix(parts, spec.path), bias=module.bias is not None,
                          init_std=_target_std(w, gain=spec.init_gain), device=w.device, dtype=w.dtype)
     err = project_into(new.matrix, w.detach()) if init == "project" else None
+    _copy_bias(new, module)
+    return new, err
+
+
+def _copy_bias(new: FactoredLinear, module: nn.Linear) -> None:
+    """The replaced layer's bias, which stays dense (a randomly initialised replacement keeps it as it was)."""
     if module.bias is not None:
         with torch.no_grad():
             new.bias.copy_(module.bias)
-    return new, err
 
 
 def _make_embedding(module: nn.Embedding, spec: LayerSpec, init: Init) -> tuple[FactoredEmbedding, float | None]:
