@@ -13,8 +13,8 @@ import os
 import platform
 import subprocess
 import sys
-import time
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,12 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def now() -> str:
+    """The local time with its UTC offset, to the millisecond: records of parallel jobs that start and end within
+    one second still order correctly."""
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
 def monitored_metric(record: Mapping[str, Any]) -> str | None:
     """The validation metric a run's early stopping and checkpointing watched: ``training.monitor``, or for records
     written before it was stored, the config's ``ckpt.monitor``."""
@@ -112,7 +118,7 @@ def new_record(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
         "kind": kind,
         "config_hash": config_hash(config),
         "config": dict(config),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_at": now(),
         "git_commit": git_commit(),
         "versions": versions(),
         "machine": machine(),
@@ -173,7 +179,7 @@ def write_record(record: Mapping[str, Any], path: Path) -> Path:
 def finish_record(record: dict[str, Any], path: Path) -> Path:
     """Mark a run's record "done" (what makes sweeps skip it and tables use it) and write it."""
     record["status"] = "done"
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record["finished_at"] = now()
     return write_record(record, path)
 
 
@@ -182,7 +188,7 @@ def fail_record(record: dict[str, Any], path: Path, err: BaseException) -> Path:
     read as an interrupted job to be resumed, and nothing was trained."""
     record["status"] = "failed"
     record["error"] = f"{type(err).__name__}: {err}"
-    record["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    record["finished_at"] = now()
     return write_record(record, path)
 
 
