@@ -59,8 +59,8 @@ GLUE_DEFAULTS: dict[str, Any] = {
     "warmup_ratio": 0.1,
     "num_workers": 0,
 }
-DATA_KEYS = {"kind", "name", "name_in_tables", "task", "source", "data_dir", "cache_dir", "train", "validation",
-             "test", "fmt", "text_fields", "label_field", "regression", "label_names"}
+DATA_KEYS = {"kind", "name", "name_in_tables", "content", "task", "source", "data_dir", "cache_dir", "train",
+             "validation", "test", "fmt", "text_fields", "label_field", "regression", "label_names"}
 ARCH_KEYS = {
     # label: the architecture's name in run names and tables (narrow variants, e.g. d16)
     "scratch": {"kind", "name", "label", "d_model", "n_layers", "n_heads", "d_ff", "dropout", "activation"},
@@ -146,6 +146,27 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
         if p is not None and not p.is_file():
             raise FileNotFoundError(f"data.{split}: file not found: {data[split]}")
     return {**data, "spec": spec, "root": root}
+
+
+def data_content(cfg: DictConfig, fetch: bool) -> str | None:
+    """The identity of a GLUE run's data (`shapeshifter.data.identity`): its split files, or its local
+    ``data_dir``; None for a task read from the Hugging Face hub (named by the task). ``fetch``: a missing or bad
+    data setting raises, naming it; otherwise it gives None (the run will say what is wrong)."""
+    from shapeshifter.data.identity import folder_digest, named_digest
+
+    try:
+        data = check_data(cfg)
+    except (ValueError, FileNotFoundError):
+        if fetch:
+            raise
+        return None
+    root = data["root"]
+    if data.get("task") is None:
+        return named_digest({split: _path(data[split], root) for split in ("train", "validation", "test")
+                             if data.get(split)})
+    if data.get("data_dir") and data.get("source", "auto") != "hub":
+        return folder_digest(_path(data["data_dir"], root))
+    return None
 
 
 def load_datamodule(data: dict[str, Any], arch: dict[str, Any], settings: dict[str, Any], seed: int):

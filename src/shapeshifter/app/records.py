@@ -31,11 +31,20 @@ TRANSLATION_ONLY = {"eval": None, "batching": None,
                     "ckpt": {"monitor", "average_last"}}
 
 
+# Where a run's data lies: left out of the hash once ``data.content`` (what the data is) is set.
+DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "train", "validation", "test"}
+
+
 def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The result-defining part of a resolved config: what the hash covers and seed replicas must share.
 
-    Task-scoped: a GLUE run's config drops the translation-only settings (`TRANSLATION_ONLY`)."""
+    Task-scoped: a GLUE run's config drops the translation-only settings (`TRANSLATION_ONLY`). A config whose
+    data node holds ``content`` (`shapeshifter.data.identity`; set by `app.runner.stamp_data_content`) drops the
+    data's folders and files (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
     out = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    data = out.get("data")
+    if isinstance(data, Mapping) and "content" in data:
+        out["data"] = {k: v for k, v in data.items() if k not in DATA_PATH_KEYS}
     if (config.get("data") or {}).get("kind") == "glue":
         for node, keys in TRANSLATION_ONLY.items():
             if keys is None:

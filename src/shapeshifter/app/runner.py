@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from shapeshifter.app.records import config_hash
 from shapeshifter.app.run_folder import run_dir
@@ -16,8 +16,27 @@ from shapeshifter.threads import apply_threads
 log = logging.getLogger("shapeshifter")
 
 
+def stamp_data_content(cfg: DictConfig, fetch: bool = False) -> None:
+    """Set ``data.content``, the identity of the run's data (`shapeshifter.data.identity`), on ``cfg`` unless it
+    is set: the config hash then covers what the data is, not where it lies. ``fetch``: get the inputs as the
+    run would (write a sample slice, download a recipe's archive) and raise when they are missing; otherwise a
+    missing input leaves the content None, which no finished run has. Configs without a translation or GLUE data
+    node are left as they are."""
+    data = cfg.get("data")
+    if data is None or data.get("kind") not in ("translation", "glue") or data.get("content") is not None:
+        return
+    if data.kind == "translation":
+        from shapeshifter.app.translation import data_content
+    else:
+        from shapeshifter.app.glue import data_content
+    content = data_content(cfg, fetch)
+    with open_dict(cfg):
+        cfg.data.content = content
+
+
 def run_hash(cfg: DictConfig) -> str:
-    """The config hash that names this run's record and its run folder."""
+    """The config hash that names this run's record and its run folder (the data's identity stamped first)."""
+    stamp_data_content(cfg)
     return config_hash(OmegaConf.to_container(cfg, resolve=True))
 
 
@@ -29,8 +48,26 @@ def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
     return Path(records) / str(cfg.run.group) / f"{cfg.run.name}-{digest or run_hash(cfg)}.json"
 
 
+def save_data_content(cfg: DictConfig, job_dir: Path) -> None:
+    """Add the stamped ``data.content`` to the job folder's composed config (`run_folder.CONFIG_FILE`, written by
+    Hydra before the job), so that the folder names its config hash on its own, wherever the data is later."""
+    from shapeshifter.app.run_folder import CONFIG_FILE
+
+    config_file = Path(job_dir) / CONFIG_FILE
+    if not config_file.is_file() or cfg.get("data") is None or "content" not in cfg.data:
+        return
+    saved = OmegaConf.load(config_file)
+    if saved.get("data") is None or saved.data.get("content") == cfg.data.content:
+        return
+    with open_dict(saved):
+        saved.data.content = cfg.data.content
+    OmegaConf.save(saved, config_file)
+
+
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     kind = cfg.data.get("kind")
+    stamp_data_content(cfg, fetch=True)
+    save_data_content(cfg, out_dir)
     digest = run_hash(cfg)
     path = record_path(cfg, digest)
     if cfg.run.skip_done and path.is_file():

@@ -27,13 +27,33 @@ def data_config(cfg: DictConfig):
     the project folder when the run starts elsewhere (`shapeshifter.paths.anchored`)."""
     from shapeshifter.data import TranslationDataConfig
 
-    fields = {k: v for k, v in plain(cfg.data).items() if k not in ("kind", "name_in_tables")}
+    fields = {k: v for k, v in plain(cfg.data).items() if k not in ("kind", "name_in_tables", "content")}
     dcfg = TranslationDataConfig(**fields)
     root = config_root(cfg)
     for key in ("raw_dir", "work_dir", "data_bin"):
         if getattr(dcfg, key) is not None:
             setattr(dcfg, key, str(anchored(getattr(dcfg, key), root)))
     return dcfg
+
+
+def data_content(cfg: DictConfig, fetch: bool) -> str | None:
+    """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). ``fetch``: write a
+    named slice of the sample and fetch a recipe's archive first, as the run would, and raise a `DataError`
+    naming what is missing; otherwise None when the inputs are not (yet) here."""
+    from dataclasses import replace
+
+    from shapeshifter.data import DataError
+    from shapeshifter.data.recipe import data_content as corpus_content
+    from shapeshifter.data.smoke import ensure_slice
+
+    dcfg = data_config(cfg)
+    if fetch:
+        ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
+        return corpus_content(dcfg)
+    try:
+        return corpus_content(replace(dcfg, download=False), log=lambda s: None)
+    except DataError:
+        return None
 
 
 def copy_baseline(prepared, split: str = "test") -> dict[str, float]:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import shapeshifter.data.identity as identity
 import shapeshifter.data.iwslt14 as iwslt14
 import shapeshifter.data.wmt18 as wmt18
 from shapeshifter.data.bpe import apply_file, learn_sentencepiece, learn_subword_nmt
@@ -339,6 +340,17 @@ def _run_stages(cfg: TranslationDataConfig, work: Path, langs: tuple[str, str], 
         split_files[s].lines = _count_lines(split_files[s].bpe[src])
     return PreparedData(data_bin=dest, src_lang=src, tgt_lang=tgt, work_dir=work, bpe_codes=model, bpe=cfg.bpe,
                         splits=split_files, dict_sizes=dict_sizes)
+
+
+def data_content(cfg: TranslationDataConfig | dict, log: Log = print) -> str:
+    """The identity of the corpus ``cfg`` reads (`shapeshifter.data.identity`): the raw files the recipe extracts
+    from (an IWSLT'14 archive is fetched and unpacked first, as preparation would), or an existing data-bin."""
+    if isinstance(cfg, dict):
+        cfg = TranslationDataConfig(**cfg)
+    if cfg.data_bin:
+        return identity.data_bin_digest(Path(cfg.data_bin))
+    inputs = _wmt_inputs(cfg) if cfg.recipe == "wmt18" else _iwslt_inputs(cfg, Path(cfg.work_dir), log)[2]
+    return identity.content_digest(inputs)
 
 
 def _count_lines(path: Path) -> int:
