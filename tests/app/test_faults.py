@@ -132,11 +132,18 @@ def test_a_bad_glue_validation_label_names_the_file_and_line(tmp_path: Path) -> 
     assert record_status(cfg) == "failed"
 
 
-@pytest.mark.slow
-def test_explicit_shapes_that_do_not_cover_a_matrix_name_the_layer(raw: Path, tmp_path: Path) -> None:
-    """The embedding's size is known only once the vocabulary is built: the record says "failed"."""
+def test_explicit_shapes_too_small_for_attention_fail_before_the_data_is_prepared(raw: Path, tmp_path: Path) -> None:
     cfg = translation_cfg(raw, tmp_path, "shapeshift=sweep", "shapeshift.scheme=[[2,2],[2,2]]")
-    with pytest.raises(ValueError, match=r"encoder\.embed_tokens \(policy\['embedding'\]\): shape .* covers 4x4"):
+    with pytest.raises(ValueError, match=r"self_attn\.\w+_proj \(policy\['attention'\]\): shape .* covers 4x4"):
+        run_job(cfg, tmp_path / "run")
+    assert record_status(cfg) is None and not (tmp_path / "work").exists()  # no record, nothing prepared
+
+
+@pytest.mark.slow
+def test_explicit_embedding_shapes_that_do_not_cover_the_vocabulary_name_the_layer(raw: Path, tmp_path: Path) -> None:
+    """The embedding's size is known only once the vocabulary is built: the record says "failed"."""
+    cfg = translation_cfg(raw, tmp_path, "shapeshift=sweep", "layers=emb", "shapeshift.scheme=[[2,2],[8,4]]")
+    with pytest.raises(ValueError, match=r"encoder\.embed_tokens \(policy\['embedding'\]\): shape .* covers 4x32"):
         run_job(cfg, tmp_path / "run")
     assert record_status(cfg) == "failed"
 

@@ -84,6 +84,26 @@ def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
         raise FileNotFoundError(f"shapeshift.init_from: {err} (train the dense run first)") from err
 
 
+# Layer types whose matrices have a vocabulary-sized side, unknown until the data's dictionaries exist.
+VOCAB_SIZED = ("embedding", "output")
+
+
+def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, Any] | None) -> None:
+    """Factorize the architecture's vocabulary-independent matrices (attention, FFN, ...) by ``policy`` once,
+    on a model with a placeholder vocabulary: a shape that cannot hold such a matrix (e.g. an explicit
+    attention shape too small for d_model) fails here, naming the layer, before the data is prepared. The
+    embedding and output layers are checked when the dictionaries exist."""
+    if not policy or not any(spec is not None for key, spec in policy.items() if key not in VOCAB_SIZED):
+        return
+    from fairseq.data import Dictionary
+
+    from shapeshifter.translation.fairseq_model import build_transformer
+
+    placeholder = Dictionary()
+    without_vocab = {key: None if key in VOCAB_SIZED else spec for key, spec in policy.items()}
+    build_transformer(arch, placeholder, placeholder, overrides, without_vocab)
+
+
 def check_warmup(cfg: DictConfig) -> None:
     value = cfg.optim.warmup_updates
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -112,6 +132,7 @@ class TranslationTask(Task):
         self.policy = policy_from_config(cfg.shapeshift)
         self.overrides = plain(cfg.arch.overrides) or {}
         transformer_args(cfg.arch.name, self.overrides)  # unknown arch / override keys fail here
+        check_policy_fits(cfg.arch.name, self.overrides, self.policy)
         self.dcfg = data_config(cfg)
         self.init_from = dense_source_checkpoint(cfg)
         check_warmup(cfg)
