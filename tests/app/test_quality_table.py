@@ -112,6 +112,19 @@ def test_why_rows_name_each_change_and_its_effect_on_valid_loss() -> None:
     assert why_rows([records[0], later])[1]["change"] == "optim.factor_lr_scale: 1.0 → 3.0"
 
 
+def test_why_rows_average_the_seeds_of_one_change() -> None:
+    def seeded(seed: int, best: float, **config: object) -> dict:
+        rec = why_record("o2-r8-emb29", best, **config)
+        rec["config"]["seed"], rec["config_hash"] = seed, f"{rec['config_hash']}-s{seed}"
+        return rec
+
+    rows = why_rows([seeded(1, 5.0), seeded(2, 5.2), seeded(1, 4.8, flr=3.0), seeded(2, 4.9, flr=3.0),
+                     seeded(3, 4.7, flr=3.0)])
+    assert [(r["change"], r["seeds"]) for r in rows] == [("base", 2), ("optim.factor_lr_scale: 1.0 → 3.0", 3)]
+    assert rows[0]["valid_loss"] == pytest.approx(5.1) and rows[0]["valid_loss_std"] == pytest.approx(0.1414, abs=1e-4)
+    assert rows[1]["delta"] == pytest.approx(-0.3) and len(rows[1]["hashes"]) == 3
+
+
 def test_verdict_answers_the_question_from_the_rows() -> None:
     text = verdict(quality_rows(study()), 10)
     assert "best Shapeshifter row o2-r8-emb29-proj" in text or "best Shapeshifter row o2-r8-emb29 " in text

@@ -21,6 +21,7 @@ from shapeshifter.app.tables import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
     Column,
+    check_seed_replicas,
     fmt_num,
     mean_std,
     pareto_front,
@@ -227,7 +228,8 @@ WHY_COLUMNS = [
     Column("delta", "Δ valid loss vs base", fmt_num("+.3f")),
     Column("train_loss", "train loss, last epoch", fmt_num(".3f")),
     Column("bleu", "test BLEU (tok; reported, not used to choose)", fmt_num(".2f")),
-    Column("epochs", "epochs", str),
+    Column("epochs", "epochs", fmt_num("g")),
+    Column("seeds", "seeds", str),
 ]
 
 
@@ -254,7 +256,8 @@ def describe_change(config: dict[str, Any], base: dict[str, Any]) -> str:
 
 
 def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per record, with the change it makes and its validation loss against the base run."""
+    """One row per change against the base run (its seeds averaged: mean ± std), with its validation loss
+    against the base's."""
     def is_base(rec: dict[str, Any]) -> bool:
         flat = flatten(rec["config"])
         return all(flat.get(k) == v for k, v in WHY_BASE.items())
@@ -262,18 +265,30 @@ def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     base = next((r for r in records if is_base(r)), None)
     if base is None:  # not built until the base run has finished
         raise FileNotFoundError(f"no base record ({WHY_BASE}) among the quality_why records")
-    rows = []
+    groups: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
-        best = best_valid(rec.get("training") or {})
-        rows.append({"change": describe_change(rec["config"], base["config"]), "params": rec["params"]["total"],
-                     "valid_loss": best, "train_loss": (rec["metrics"].get("train") or {}).get("train_loss_epoch"),
-                     "bleu": rec["metrics"]["test"].get("tokenized_bleu"),
-                     "epochs": (rec.get("training") or {}).get("epochs"), "hashes": [rec["config_hash"]]})
+        groups.setdefault(describe_change(rec["config"], base["config"]), []).append(rec)
+    rows = [why_row(change, recs) for change, recs in groups.items()]
     base_loss = next(r["valid_loss"] for r in rows if r["change"] == "base")
     for row in rows:
         row["delta"] = None if row["valid_loss"] is None or base_loss is None else row["valid_loss"] - base_loss
     rows.sort(key=lambda r: (r["change"] != "base", r["valid_loss"] if r["valid_loss"] is not None else 1e9))
     return rows
+
+
+def why_row(change: str, recs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The seeds of one change averaged (they differ in nothing else: `check_seed_replicas`)."""
+    check_seed_replicas(recs, change)
+    training = [rec.get("training") or {} for rec in recs]
+    row: dict[str, Any] = {"change": change, "params": recs[0]["params"]["total"], "seeds": len(recs),
+                           "hashes": [rec["config_hash"] for rec in recs],
+                           "epochs": mean_std([t["epochs"] for t in training if "epochs" in t])[0]}
+    train = [(rec["metrics"].get("train") or {}).get("train_loss_epoch") for rec in recs]
+    bleu = [rec["metrics"]["test"].get("tokenized_bleu") for rec in recs]
+    row["valid_loss"], row["valid_loss_std"] = mean_std([v for v in map(best_valid, training) if v is not None])
+    row["train_loss"] = mean_std([v for v in train if v is not None])[0]
+    row["bleu"], row["bleu_std"] = mean_std([v for v in bleu if v is not None])
+    return row
 
 
 def build_why_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
