@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,15 @@ def rename_policy(record: dict, old: str, new: str) -> bool:
     return True
 
 
+def _records(roots: list[Path]) -> Iterator[tuple[Path, dict]]:
+    """``(path, record)`` for every run record (a JSON object with a ``config``) under ``roots``, in path order."""
+    for root in roots:
+        for path in sorted(root.rglob("*.json")):
+            record = json.loads(path.read_text())
+            if isinstance(record, dict) and "config" in record:
+                yield path, record
+
+
 def _split_name(name: str, policy: str) -> list[str]:
     """``data-<policy>-s1`` -> ``["data", policy, "s1"]``; the policy name may itself contain dashes."""
     head, sep, tail = name.partition(f"-{policy}-")
@@ -56,19 +66,15 @@ def _split_name(name: str, policy: str) -> list[str]:
 
 def migrate(roots: list[Path], renames: dict[str, str]) -> list[tuple[Path, Path]]:
     moved = []
-    for root in roots:
-        for path in sorted(root.rglob("*.json")):
-            record = json.loads(path.read_text())
-            if not isinstance(record, dict) or "config" not in record:
-                continue
-            if not any(rename_policy(record, old, new) for old, new in renames.items()):
-                continue
-            target = path.with_name(f"{record['config']['run']['name']}-{record['config_hash']}.json")
-            if target.exists() and json.loads(target.read_text()) != record:
-                raise FileExistsError(f"{target} exists with other content; not overwriting it (from {path})")
-            write_record(record, target)
-            path.unlink()
-            moved.append((path, target))
+    for path, record in _records(roots):
+        if not any(rename_policy(record, old, new) for old, new in renames.items()):
+            continue
+        target = path.with_name(f"{record['config']['run']['name']}-{record['config_hash']}.json")
+        if target.exists() and json.loads(target.read_text()) != record:
+            raise FileExistsError(f"{target} exists with other content; not overwriting it (from {path})")
+        write_record(record, target)
+        path.unlink()
+        moved.append((path, target))
     return moved
 
 
@@ -87,20 +93,18 @@ def add_data_content(roots: list[Path]) -> list[Path]:
     (relative paths read from the project folder); the changed files. Data that is not here is an error naming
     the record: a record must not be re-hashed to a guess."""
     changed = []
-    for root in roots:
-        for path in sorted(root.rglob("*.json")):
-            record = json.loads(path.read_text())
-            data = record.get("config", {}).get("data") if isinstance(record, dict) else None
-            if not isinstance(data, dict) or data.get("kind") not in ("translation", "glue") or "content" in data:
-                continue
-            cfg = OmegaConf.create(record["config"])
-            try:
-                stamp_data_content(cfg, fetch=True)
-            except (OSError, ValueError) as err:
-                raise SystemExit(f"{path}: cannot read its data ({err})") from None
-            data["content"] = cfg.data.content
-            write_record(record, path)
-            changed.append(path)
+    for path, record in _records(roots):
+        data = record["config"].get("data")
+        if not isinstance(data, dict) or data.get("kind") not in ("translation", "glue") or "content" in data:
+            continue
+        cfg = OmegaConf.create(record["config"])
+        try:
+            stamp_data_content(cfg, fetch=True)
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"{path}: cannot read its data ({err})") from None
+        data["content"] = cfg.data.content
+        write_record(record, path)
+        changed.append(path)
     return changed
 
 
@@ -134,42 +138,34 @@ def rehash_run_folders(roots: list[Path]) -> list[tuple[Path, Path]]:
 def rehash(roots: list[Path]) -> list[tuple[Path, Path]]:
     """Recompute every record's ``config_hash`` from its config and rename the files whose hash changed."""
     moved = []
-    for root in roots:
-        for path in sorted(root.rglob("*.json")):
-            record = json.loads(path.read_text())
-            if not isinstance(record, dict) or "config" not in record or "config_hash" not in record:
-                continue
-            digest = config_hash(record["config"])
-            if digest == record["config_hash"]:
-                continue
-            old = record["config_hash"]
-            config = record.pop("config")
-            record = {"config": config, **_replace_in_strings(record, f"/{old}/", f"/{digest}/")}
-            record.setdefault("migrated_from", []).append(old)
-            record["config_hash"] = digest
-            target = path.with_name(f"{record['config']['run']['name']}-{digest}.json")
-            if target.exists():
-                raise FileExistsError(f"{target} exists; not overwriting it (from {path})")
-            write_record(record, target)
-            path.unlink()
-            moved.append((path, target))
+    for path, record in _records(roots):
+        old = record.get("config_hash")
+        digest = config_hash(record["config"])
+        if old is None or digest == old:
+            continue
+        config = record.pop("config")
+        record = {"config": config, **_replace_in_strings(record, f"/{old}/", f"/{digest}/")}
+        record.setdefault("migrated_from", []).append(old)
+        record["config_hash"] = digest
+        target = path.with_name(f"{record['config']['run']['name']}-{digest}.json")
+        if target.exists():
+            raise FileExistsError(f"{target} exists; not overwriting it (from {path})")
+        write_record(record, target)
+        path.unlink()
+        moved.append((path, target))
     return moved
 
 
 def make_portable(roots: list[Path], run_roots: list[Path]) -> list[Path]:
     """Rewrite absolute paths under any of ``run_roots`` (outside ``config``) as relative ones; the changed files."""
     changed = []
-    for root in roots:
-        for path in sorted(root.rglob("*.json")):
-            record = json.loads(path.read_text())
-            if not isinstance(record, dict) or "config" not in record:
-                continue
-            new = dict(record)
-            for run_root in run_roots:
-                new = portable_record(new, run_root)
-            if new != record:
-                write_record(new, path)
-                changed.append(path)
+    for path, record in _records(roots):
+        new = dict(record)
+        for run_root in run_roots:
+            new = portable_record(new, run_root)
+        if new != record:
+            write_record(new, path)
+            changed.append(path)
     return changed
 
 
@@ -177,18 +173,16 @@ def add_curves(roots: list[Path], base: Path) -> list[Path]:
     """Give finished records without ``training.curve`` the one their run folder's CSV log holds (the folder
     above the evaluated checkpoint's ``checkpoints/``, relative to ``base``); the changed files."""
     changed = []
-    for root in roots:
-        for path in sorted(root.rglob("*.json")):
-            record = json.loads(path.read_text())
-            training = record.get("training") if isinstance(record, dict) else None
-            if not training or "curve" in training or not record.get("evaluated_weights"):
-                continue
-            run_dir = base / Path(record["evaluated_weights"]).parent.parent
-            curve = learning_curve(run_dir / "csv" / "metrics.csv", monitored_metric(record), training.get("epochs"))
-            if curve:
-                training["curve"] = curve
-                write_record(record, path)
-                changed.append(path)
+    for path, record in _records(roots):
+        training = record.get("training")
+        if not training or "curve" in training or not record.get("evaluated_weights"):
+            continue
+        run_dir = base / Path(record["evaluated_weights"]).parent.parent
+        curve = learning_curve(run_dir / "csv" / "metrics.csv", monitored_metric(record), training.get("epochs"))
+        if curve:
+            training["curve"] = curve
+            write_record(record, path)
+            changed.append(path)
     return changed
 
 
