@@ -207,8 +207,10 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
              "best-validation checkpoint evaluated with beam search on the test split; mean ± "
              "std over seeds. Configurations differ only in the method (with its factor learning rate, "
              "optim.factor_lr_scale, chosen per method on the validation split: quality_why) and its size (and "
-             "seed). Plot: lines join "
-             "each method's Pareto front; points at one budget are spread sideways by a few percent.")
+             "seed). Train time/step is each run's own mean step time over dense's, measured in separate "
+             "processes while other jobs shared the machine: a rough guide; the layer benchmark (Table 1) measures "
+             "time ratios in one process. Plot: lines join each method's Pareto front; points at one budget are "
+             "spread sideways by a few percent.")
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
