@@ -57,6 +57,13 @@ def test_rows_per_configuration_with_methods_seed_means_and_ratios() -> None:
     assert rows["dense-d20"]["seeds"] == 1  # a narrow dense run is not averaged into the dense row
 
 
+def test_a_resumed_run_is_timed_by_its_measured_step_time_not_by_its_last_attempt_over_all_steps() -> None:
+    resumed = record("o2-r8-emb29", 1, 15.0, 100)
+    resumed["timings"].update(train_s=10.0, train_step_s=0.5)  # 80 of the 100 steps ran before the resume
+    rows = {r["config"]: r for r in quality_rows([record("dense", 1, 20.0, 1000), resumed])}
+    assert rows["o2-r8-emb29"]["train_time_ratio"] == pytest.approx(1.0)
+
+
 def test_narrow_dense_reduction_is_against_the_dense_row() -> None:
     narrow = record("dense", 1, 6.0, 100, label="d20")
     narrow["params"]["reduction_vs_dense"] = 1.0  # what a run records: its own width is its dense model

@@ -24,6 +24,16 @@ class Column:
     fmt: Callable[[Any], str] = str
 
 
+def train_step_s(record: dict[str, Any]) -> float:
+    """A run's mean training step time: the record's ``train_step_s`` (measured inside the training loop, so
+    validation, checkpoints and the epochs of an interrupted attempt stay out), else for records without it
+    ``train_s / train_steps``, which over-counts nothing only when the run was never resumed."""
+    timings = record["timings"]
+    if timings.get("train_step_s") is not None:
+        return float(timings["train_step_s"])
+    return timings["train_s"] / max(1, timings["train_steps"])
+
+
 def fmt_num(fmt: str) -> Callable[[Any], str]:
     """A cell formatter: ``format(v, fmt)``, or a dash for a missing value."""
     return lambda v: "–" if v is None else format(v, fmt)
@@ -101,8 +111,7 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
             "reduction": first["params"]["reduction_vs_dense"],
             "bleu": bleu[0], "bleu_std": bleu[1],
             "sacrebleu": sacre[0], "sacrebleu_std": sacre[1],
-            "train_s_per_step": statistics.mean(r["timings"]["train_s"] / max(1, r["timings"]["train_steps"])
-                                                for r in recs),
+            "train_s_per_step": statistics.mean(map(train_step_s, recs)),
             "test_generate_s": statistics.mean(r["timings"]["test_generate_s"] for r in recs),
             # per generated token: a weaker model may emit longer outputs, which is not a per-step cost
             "generate_s_per_token": _per_token(recs),
