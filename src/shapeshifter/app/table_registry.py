@@ -87,6 +87,15 @@ WHY_JOBS = (
     ("optim.factor_lr_scale=3.0", "shapeshift=kron", "arch.overrides.dropout=0.0",
      "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
     ("optim.factor_lr_scale=3.0", "shapeshift=study/phm8_emb16"),
+    *(("optim.factor_lr_scale=3.0", "shapeshift=kron", f"+shapeshift.init_gain={gain}",
+       f"run.name=${{data.name}}-d128-${{shapeshift.name}}-flr${{optim.factor_lr_scale}}-gain{gain}-s${{seed}}")
+      for gain in ("0.5", "0.25", "2.0")),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "optim.warmup_updates=600",
+     "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-warm600-s${seed}"),
+    # the spread between seeds of the base at 3x and of the init's half std
+    *(("optim.factor_lr_scale=3.0", "shapeshift=kron", f"seed={seed}") for seed in (2, 3)),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "+shapeshift.init_gain=0.5", "seed=2",
+     "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-gain0.5-s${seed}"),
 )
 
 REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
@@ -101,7 +110,7 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality", records_builder(build_quality_table, "translation"),
               ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
                "quality/grid_sizes"), full_scale="cpu", with_dense=False),
-    TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale=None,
+    TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale="cpu",
               jobs=WHY_JOBS),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
               ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue", full_scale="cpu"),
