@@ -8,10 +8,11 @@ or make the paths in existing records relative to the folder the runs were made 
     shapeshifter-migrate results/records --data-content --rehash --run-folders outputs
 
 ``--data-content`` gives records made before ``data.content`` (the data's identity, `shapeshifter.data.identity`)
-the content of the data their config names, read here; ``--rehash`` then names them by it. ``--run-folders``
-moves each run folder ``<job>/<old hash>/`` whose job config hashes to it to the hash it has with its data's
-content (checkpoints' ``CONFIG_HASH`` mark and the job's ``.hydra/config.yaml`` updated), so unfinished runs
-resume; a rehashed record's paths into its old hash folder are rewritten to the new one.
+the content of the data their config names, read here; ``--rehash`` then names them by it. With ``--rehash``,
+``--run-folders`` moves each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash (the
+checkpoints' ``CONFIG_HASH`` mark and the job's ``.hydra/config.yaml`` updated), so unfinished runs resume: pass
+the records folders that hold the runs' records, "running" ones included. A re-hashed record's paths into its
+old hash folder are rewritten to the new one.
 
 The policy's name is part of the config hash, so a renamed policy would otherwise re-run every finished job.
 Each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash`` recomputed and the file
@@ -108,30 +109,27 @@ def add_data_content(roots: list[Path]) -> list[Path]:
     return changed
 
 
-def rehash_run_folders(roots: list[Path]) -> list[tuple[Path, Path]]:
-    """Move every ``<job>/<hash>/`` run folder whose job config (``.hydra/config.yaml``) hashes to ``<hash>``
-    without ``data.content`` to the hash it has with it; the moves."""
+def move_run_folders(roots: list[Path], renamed: dict[str, str]) -> list[tuple[Path, Path]]:
+    """Move every run folder ``<job>/<old hash>/`` under ``roots`` whose hash ``renamed`` maps to a new one (the
+    records' re-hash), with its checkpoints' ``CONFIG_HASH`` mark, and give the job's composed config
+    (``.hydra/config.yaml``) its data's content where it lacks it, so the folder names its hash again and an
+    unfinished run resumes; the moves."""
     moved = []
     for root in roots:
-        for config_file in sorted(root.rglob(str(CONFIG_FILE))):
-            job = config_file.parent.parent
-            saved = OmegaConf.load(config_file)
-            if saved.get("data") is None or "content" in saved.data:
-                continue
-            old = config_hash(OmegaConf.to_container(saved, resolve=True))
-            if not (job / old).is_dir():
-                continue
-            cfg = saved.copy()
-            stamp_data_content(cfg, fetch=True)
-            new = config_hash(OmegaConf.to_container(cfg, resolve=True))
+        for folder in sorted(p for p in root.glob("**/*") if p.is_dir() and p.name in renamed):
+            job, new = folder.parent, renamed[folder.name]
             if (job / new).exists():
-                raise FileExistsError(f"{job / new} exists; not moving {job / old} onto it")
-            (job / old).rename(job / new)
+                raise FileExistsError(f"{job / new} exists; not moving {folder} onto it")
+            folder.rename(job / new)
             mark = job / new / "checkpoints" / "CONFIG_HASH"
             if mark.is_file():
                 mark.write_text(new + "\n")
-            save_data_content(cfg, job)
-            moved.append((job / old, job / new))
+            config_file = job / CONFIG_FILE
+            if config_file.is_file():
+                cfg = OmegaConf.load(config_file)
+                stamp_data_content(cfg, fetch=True)
+                save_data_content(cfg, job)
+            moved.append((folder, job / new))
     return moved
 
 
@@ -196,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-content", action="store_true",
                         help="add data.content (the data's identity) where a record lacks it; then --rehash")
     parser.add_argument("--run-folders", action="append", default=[], type=Path, metavar="OUTPUTS",
-                        help="move run folders to the config hash their data's content gives (repeatable)")
+                        help="with --rehash: move the run folders of re-hashed records to their new hash (repeatable)")
     parser.add_argument("--add-curves", action="store_true",
                         help="add training.curve from the run folders' CSV logs where a record lacks it")
     args = parser.parse_args(argv)
@@ -213,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: learning curve added")
     for path in add_data_content(args.roots) if args.data_content else []:
         print(f"{path}: data content added")
-    for old, new in rehash_run_folders(args.run_folders):
-        print(f"{old} -> {new.name}")
+    renamed = {}
     for old, new in rehash(args.roots) if args.rehash else []:
+        record = json.loads(new.read_text())
+        renamed[record["migrated_from"][-1]] = record["config_hash"]
+        print(f"{old} -> {new.name}")
+    for old, new in move_run_folders(args.run_folders, renamed):
         print(f"{old} -> {new.name}")
     return 0
