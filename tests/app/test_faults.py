@@ -66,6 +66,11 @@ CONFIG_FAULTS = [
     fault("shapeshift=sweep +shapeshift.path=foo", r"path must be 'auto', 'factored' or 'dense', got 'foo'"),
     fault("shapeshift=sweep shapeshift.rank=two", r"rank must be a whole number, got 'two'"),
     fault("shapeshift=sweep shapeshift.rank=2.7", r"rank must be a whole number, got 2\.7"),
+    fault("shapeshift=sweep shapeshift.rank='2'", r"shapeshift\.rank must be a whole number, got '2': write "
+          r"shapeshift\.rank=2"),
+    fault("shapeshift=sweep rank=2.0", r"shapeshift\.rank must be a whole number, got 2\.0"),
+    fault("shapeshift=kron shapeshift.per_type.embedding.rank='16'", r"shapeshift\.per_type\.embedding\.rank must "
+          r"be a whole number, got '16'"),
     fault("shapeshift=sweep shapeshift.scheme=[[2,2,2],[2,2]]", r"explicit shape .* needs 2 positive"),
     fault("shapeshift=sweep optim.lr=0", r"optim\.lr must be a positive number"),
     fault("shapeshift=sweep +optim.lrr=1", r"optim\.lrr is not a setting; did you mean optim\.lr\?"),

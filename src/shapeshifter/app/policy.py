@@ -41,6 +41,24 @@ def layer_types(layers: list[str]) -> list[str]:
     return list(dict.fromkeys(types))
 
 
+def check_whole_numbers(node: Mapping[str, Any]) -> None:
+    """``rank`` and ``order`` (also per layer type) are integers in a config: ``'2'`` or ``2.0`` would train the
+    same model as ``2`` under another config hash, so a sweep would run it twice and tables split it."""
+    entries = [("shapeshift", node)]
+    entries += [(f"shapeshift.per_type.{t}", dict(v or {})) for t, v in dict(node.get("per_type") or {}).items()]
+    for where, entry in entries:
+        for key in ("rank", "order"):
+            value = entry.get(key)
+            if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+                continue
+            try:
+                whole = float(value).is_integer() and not isinstance(value, bool)
+            except (TypeError, ValueError):
+                whole = False
+            hint = f": write {where}.{key}={int(float(value))} (no quotes or decimals)" if whole else ""
+            raise ValueError(f"{where}.{key} must be a whole number, got {value!r}{hint}")
+
+
 def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A policy dict (validated), or None when nothing is factorized (the dense baseline)."""
     if node is None:
@@ -52,6 +70,7 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
         raise ValueError(f"shapeshift config: unknown key(s) {sorted(unknown)}")
     if node.get("init", "random") not in ("random", "project"):
         raise ValueError(f"shapeshift.init must be 'random' or 'project', got {node.get('init')!r}")
+    check_whole_numbers(node)
     layers = node.get("layers") or []
     layers = [layers] if isinstance(layers, str) else list(layers)
     types = layer_types(layers)
