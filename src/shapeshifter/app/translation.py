@@ -37,9 +37,9 @@ def data_config(cfg: DictConfig):
 
 
 def data_content(cfg: DictConfig, fetch: bool) -> str | None:
-    """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). ``fetch``: write a
-    named slice of the sample and fetch a recipe's archive first, as the run would, and raise a `DataError`
-    naming what is missing; otherwise None when the inputs are not (yet) here."""
+    """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). A named slice of the
+    committed sample is written first (cheap, local). ``fetch``: fetch a recipe's archive first, as the run
+    would, and raise a `DataError` naming what is missing; otherwise None when the inputs are not (yet) here."""
     from dataclasses import replace
 
     from shapeshifter.data import DataError
@@ -47,8 +47,8 @@ def data_content(cfg: DictConfig, fetch: bool) -> str | None:
     from shapeshifter.data.smoke import ensure_slice
 
     dcfg = data_config(cfg)
+    ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
     if fetch:
-        ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
         return corpus_content(dcfg)
     try:
         return corpus_content(replace(dcfg, download=False), log=lambda s: None)
