@@ -275,7 +275,7 @@ def test_a_sweep_killed_midway_finishes_only_the_missing_runs(smoke_env) -> None
 @pytest.mark.slow
 def test_a_launcher_runs_the_grid_through_hydra_two_jobs_at_a_time(smoke_env, capsys) -> None:
     """The grid goes through Hydra's joblib launcher with two workers. Whether two jobs' time spans overlap is
-    not asserted: with the data prepared, a smoke job lasts under a second, less than a worker's start-up skew."""
+    not asserted: with the data prepared, a smoke job lasts about a second, less than a worker's start-up skew."""
     import yaml
 
     reproduce, extra, tmp = smoke_env
