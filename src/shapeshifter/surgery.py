@@ -143,8 +143,8 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
     scheme = fields.get("scheme", "balanced")
     if not isinstance(scheme, str):  # explicit ((m..), (n..)) possibly as lists from YAML
         scheme = tuple(tuple(int(v) for v in part) for part in scheme)
-    rank = _whole_number(layer_type, "rank", fields["rank"])
-    order = _whole_number(layer_type, "order", fields.get("order", 2))
+    rank = whole_number(f"policy[{layer_type!r}].rank", fields["rank"])
+    order = whole_number(f"policy[{layer_type!r}].order", fields.get("order", 2))
     try:
         return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"),
                          qkv=fields.get("qkv", "fused"), init_gain=fields.get("init_gain", 1.0))
@@ -152,14 +152,15 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
         raise ValueError(f"policy[{layer_type!r}]: {err}") from err
 
 
-def _whole_number(layer_type: str, key: str, value: Any) -> int:
-    """``value`` as an int when it is one (``4``, ``"4"``, ``4.0``); an error for ``2.7``, ``"two"`` or ``True``."""
+def whole_number(name: str, value: Any) -> int:
+    """``value`` as an int when it is one (``4``, ``"4"``, ``4.0``); an error naming ``name`` for ``2.7``,
+    ``"two"`` or ``True``."""
     try:
         number = float(value) if not isinstance(value, bool) else float("nan")
     except (TypeError, ValueError):
         number = float("nan")
     if not number.is_integer():
-        raise ValueError(f"policy[{layer_type!r}].{key} must be a whole number, got {value!r}")
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
     return int(number)
 
 

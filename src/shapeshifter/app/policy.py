@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shapeshifter.layer_types import LAYER_TYPES
-from shapeshifter.surgery import parse_policy
+from shapeshifter.surgery import parse_policy, whole_number
 
 ALIASES = {"attn": "attention", "emb": "embedding", "embeddings": "embedding", "out": "output"}
 
@@ -51,12 +51,9 @@ def check_whole_numbers(node: Mapping[str, Any]) -> None:
             value = entry.get(key)
             if value is None or (isinstance(value, int) and not isinstance(value, bool)):
                 continue
-            try:
-                whole = float(value).is_integer() and not isinstance(value, bool)
-            except (TypeError, ValueError):
-                whole = False
-            hint = f": write {where}.{key}={int(float(value))} (no quotes or decimals)" if whole else ""
-            raise ValueError(f"{where}.{key} must be a whole number, got {value!r}{hint}")
+            whole = whole_number(f"{where}.{key}", value)  # 2.7, 'two', True: the error names the key
+            raise ValueError(f"{where}.{key} must be a whole number, got {value!r}: write {where}.{key}={whole} "
+                             "(no quotes or decimals)")
 
 
 def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:

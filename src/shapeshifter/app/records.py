@@ -13,7 +13,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -135,17 +135,22 @@ def new_record(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
     }
 
 
+def map_strings(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` with ``fn`` applied to every string in it, through mappings, lists and tuples (as lists)."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, Mapping):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [map_strings(v, fn) for v in value]
+    return value
+
+
 def portable_paths(value: Any, root: Path) -> Any:
     """``value`` with every string that is an absolute path inside ``root`` made relative to it (recursively):
     committed records then name run outputs the same way on every machine."""
     prefix = str(root).rstrip("/") + "/"
-    if isinstance(value, str):
-        return value[len(prefix):] if value.startswith(prefix) else value
-    if isinstance(value, Mapping):
-        return {k: portable_paths(v, root) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [portable_paths(v, root) for v in value]
-    return value
+    return map_strings(value, lambda s: s[len(prefix):] if s.startswith(prefix) else s)
 
 
 def portable_config(config: Any, root: Path) -> Any:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from omegaconf import OmegaConf
 
-from shapeshifter.app.records import config_hash, monitored_metric, portable_record, write_record
+from shapeshifter.app.records import config_hash, map_strings, monitored_metric, portable_record, write_record
 from shapeshifter.app.run_folder import CONFIG_FILE
 from shapeshifter.app.runner import save_data_content, stamp_data_content
 from shapeshifter.app.training import learning_curve
@@ -79,14 +78,9 @@ def migrate(roots: list[Path], renames: dict[str, str]) -> list[tuple[Path, Path
     return moved
 
 
-def _replace_in_strings(value: Any, old: str, new: str) -> Any:
-    if isinstance(value, str):
-        return value.replace(old, new)
-    if isinstance(value, dict):
-        return {k: _replace_in_strings(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_in_strings(v, old, new) for v in value]
-    return value
+def _replacing(old: str, new: str) -> Callable[[str], str]:
+    """A string map for `map_strings`: paths into a run's old hash folder name the new one."""
+    return lambda text: text.replace(old, new)
 
 
 def add_data_content(roots: list[Path]) -> list[Path]:
@@ -142,7 +136,7 @@ def rehash(roots: list[Path]) -> list[tuple[Path, Path]]:
         if old is None or digest == old:
             continue
         config = record.pop("config")
-        record = {"config": config, **_replace_in_strings(record, f"/{old}/", f"/{digest}/")}
+        record = {"config": config, **map_strings(record, _replacing(f"/{old}/", f"/{digest}/"))}
         record.setdefault("migrated_from", []).append(old)
         record["config_hash"] = digest
         target = path.with_name(f"{record['config']['run']['name']}-{digest}.json")
