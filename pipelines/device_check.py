@@ -7,7 +7,8 @@ Without CUDA it prints that no GPU is present and exits 0 (nothing to check). Wi
 1. bench_layers, quick grid on one shape (the layer benchmark times on CPU: it has no device option);
 2. Table 1 (bench_model) at full scale, 3 repetitions, fp32 and bf16 autocast (records under --records);
 3. the peer benchmark (bench_peers) on the GPU;
-4. training throughput of the full-size transformer_iwslt_de_en, dense vs the ~10x policy o2-r32-emb64 of
+4. the step profile (profile_step): wall vs kernel time and kernels per training step, 4,096 and 16,384 tokens;
+5. training throughput of the full-size transformer_iwslt_de_en, dense vs the ~10x policy o2-r32-emb64 of
    Table 1, --seconds each on the same fixed batch, written as a record under <records>/device_check/.
 
 Each step is a subprocess with a time limit; the first that fails (a CUDA error, a timeout) stops the check with
@@ -41,6 +42,8 @@ def steps(records: Path, tables: Path, bench: Path) -> list[tuple[str, list[str]
         ("table1 fp32", table1, 150),
         ("table1 bf16", [*table1, "--amp", "bf16"], 150),
         ("bench_peers", [*py, str(ROOT / "pipelines/bench_peers.py"), "--device", "cuda", "--out", str(bench)], 120),
+        ("step_profile", [*py, str(ROOT / "pipelines/profile_step.py"), "--device", "cuda", "--records", str(records),
+                          "--out", str(bench)], 120),
     ]
 
 

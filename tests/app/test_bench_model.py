@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from shapeshifter.app.paper_tables import build_table1, table1_rows
-from shapeshifter.app.records import finish_record, new_record, write_record
+from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.cli import bench
 from shapeshifter.params import count_parameters
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
@@ -78,3 +78,41 @@ def test_table1_shows_peak_memory_or_a_dash(tmp_path: Path, memory: bool) -> Non
     line = next(x for x in md.splitlines() if x.startswith("| o2-r8-emb32"))
     assert line.endswith("| 300.0 | 0.75 |" if memory else "| – | – |")
     assert (tmp_path / "tables" / "table1_time_ratio_vs_rank.png").is_file()
+
+
+def test_table1_notes_give_each_devices_repetitions(tmp_path: Path) -> None:
+    """Records of two devices with different repetitions and threads: the notes name each, not the first's."""
+    folder = tmp_path / "records" / "table1-smoke"
+    for device, reps, threads in (("cpu", 5, 1), ("cuda", 3, 16)):
+        rec = _record(1, memory=True)
+        rec["config"] |= {"device": device, "reps": reps, "threads": threads}
+        rec["config_hash"] = config_hash(rec["config"])
+        path = folder / f"bench-{device}.json"
+        write_record(rec, path)
+        finish_record(rec, path)
+    md = build_table1(folder, tmp_path / "tables")
+    assert "(5 with 1 CPU thread(s) on cpu; 3 on cuda)" in md
+    assert sum(line.startswith("| o2-r8-emb32") for line in md.splitlines()) == 2
+
+
+def test_bf16_benchmark_is_its_own_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--amp bf16 writes records and table under table1_bf16 (registry id): Table 1's fp32 files stay as they were."""
+    records, tables = tmp_path / "records", tmp_path / "tables"
+    fp32 = _record(1, memory=True)
+    write_record(fp32, records / "table1-smoke" / "bench.json")
+    finish_record(fp32, records / "table1-smoke" / "bench.json")
+    build_table1(records / "table1-smoke", tables / "smoke")
+    before = (tables / "smoke" / "table1.md").read_bytes()
+
+    def tiny(cfg: dict, device: torch.device) -> dict:
+        assert cfg["amp"] == "bf16"
+        return _record(2, memory=True)["results"]
+
+    monkeypatch.setattr(bench, "run_bench", tiny)
+    assert bench.main(["--scale", "smoke", "--device", "cpu", "--amp", "bf16", "--records", str(records),
+                       "--tables", str(tables), "--no-wandb"]) == 0
+    assert [p.parent.name for p in records.rglob("bench-*.json")] == ["table1_bf16-smoke"]
+    md = (tables / "smoke" / "table1_bf16.md").read_text()
+    assert md.startswith("## Table 1 under bf16 autocast") and "bf16 autocast (weights and Adam state" in md
+    assert (tables / "smoke" / "table1_bf16_time_ratio_vs_rank.png").is_file()
+    assert (tables / "smoke" / "table1.md").read_bytes() == before

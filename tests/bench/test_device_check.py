@@ -14,4 +14,4 @@ def test_without_cuda_it_says_so_and_exits_0(monkeypatch, capsys, tmp_path: Path
     assert "no CUDA GPU present" in capsys.readouterr().out
     assert not any(tmp_path.iterdir())  # nothing run, nothing written
     names = [name for name, _, _ in module.steps(tmp_path, tmp_path, tmp_path)]
-    assert names == ["bench_layers", "table1 fp32", "table1 bf16", "bench_peers"]
+    assert names == ["bench_layers", "table1 fp32", "table1 bf16", "bench_peers", "step_profile"]

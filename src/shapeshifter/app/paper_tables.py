@@ -132,23 +132,34 @@ def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path, source: 
     return save_figure(fig, path, source)
 
 
-def build_table1(records_dir: Path, out_dir: Path) -> str:
+def _runs_by_device(records: Sequence[dict[str, Any]]) -> str:
+    """'5 with 1 CPU thread(s) on cpu; 3 on cuda': each device's repetitions (and threads) of its own."""
+    parts = []
+    for device in sorted({rec["config"]["device"] for rec in records}):
+        cfg = next(rec["config"] for rec in records if rec["config"]["device"] == device)
+        threads = f" with {cfg['threads']} CPU thread(s)" if device == "cpu" else ""
+        parts.append(f"{cfg['reps']}{threads} on {device}")
+    return "; ".join(parts)
+
+
+def build_table1(records_dir: Path, out_dir: Path, name: str = "table1",
+                 title: str = "Table 1: time overhead of Shapeshifter vs dense") -> str:
     records = finished_records(records_dir, "bench_model")
     rows = table1_rows(records)
     cfg = records[0]["config"]
+    amp = " Every measurement under bf16 autocast (weights and Adam state in fp32)." if cfg.get("amp") else ""
     notes = (f"Whole {cfg['arch']} model ({'small variant, ' if cfg.get('scale') == 'smoke' else ''}"
              f"{cfg['tokens']:,}-token batch; beam {cfg['beam']} over {cfg['decode_sentences']} sentences, "
-             f"{cfg['decode_len']} steps); ratios are medians of same-repetition ratios over {cfg['reps']} "
-             f"interleaved repetitions ({cfg['threads']} CPU thread(s) when on CPU); rN-emb16 = rank N in "
+             f"{cfg['decode_len']} steps); ratios are medians of same-repetition ratios over interleaved "
+             f"repetitions ({_runs_by_device(records)}); rN-emb16 = rank N in "
              f"attention/FFN/output, rank 16 for the embeddings; o2-rN-embE = order 2, rank N, embeddings rank E "
              f"(the quality study's ~3×/10×/25× budgets). Peak memory: parameters, Adam state and batch plus the "
              f"most one training step allocates on top (CUDA: max_memory_allocated; CPU: profiler allocator "
-             f"events), measured alone after the timings; – where a record predates it. The paper reports "
+             f"events), measured alone after the timings; – where a record predates it.{amp} The paper reports "
              f"+{PAPER_TRAIN_OVERHEAD:.0%} training and +{PAPER_PREDICT_OVERHEAD:.0%} prediction time for its "
              f"policy (quoted, not measured here).")
-    md = write_table(out_dir, "table1", "Table 1: time overhead of Shapeshifter vs dense", rows, TABLE1_COLUMNS,
-                       records, notes)
-    plot_time_ratio_vs_rank(rows, out_dir / "table1_time_ratio_vs_rank.png", stamp(records))
+    md = write_table(out_dir, name, title, rows, TABLE1_COLUMNS, records, notes)
+    plot_time_ratio_vs_rank(rows, out_dir / f"{name}_time_ratio_vs_rank.png", stamp(records))
     return md
 
 

@@ -46,6 +46,7 @@ class TableSpec:
     full_scale: str | None = "full"          # ... for SCALE=full (cpu: a study sized for CPUs; None: none)
     with_dense: bool = True                  # add each experiment's dense baseline (False: a grid file lists it)
     jobs: tuple[tuple[str, ...], ...] = ()   # explicit jobs (overrides on the one experiment) instead of its grid
+    bench_args: tuple[str, ...] = ()         # a benchmark table's own options of pipelines/bench_model.py
 
     def scale_overrides(self, scale: str) -> list[str]:
         name = self.smoke_scale if scale == "smoke" else self.full_scale
@@ -100,6 +101,9 @@ WHY_JOBS = (
 
 REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("table1", build_table1, aliases=("1",)),  # pipelines/bench_model.py
+    TableSpec("table1_bf16", partial(build_table1, name="table1_bf16",
+                                     title="Table 1 under bf16 autocast: time overhead of Shapeshifter vs dense"),
+              aliases=("1_bf16",), bench_args=("--amp", "bf16")),
     TableSpec("table2", translation_builder("table2"), ("table2/iwslt14",), aliases=("2",)),
     TableSpec("table2_wmt", translation_builder("table2_wmt"), ("table2/wmt18",), aliases=("2_wmt",)),
     TableSpec("embedding_table", translation_builder("embedding_table"), ("embedding_table/iwslt14",),

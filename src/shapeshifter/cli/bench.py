@@ -34,8 +34,8 @@ from typing import Any
 import torch
 
 from shapeshifter.app.loggers import wandb_mode
-from shapeshifter.app.paper_tables import build_table1
 from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
+from shapeshifter.app.table_registry import build_table, group_name
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.bench import peak_bytes, tensor_bytes
 from shapeshifter.bench.timing import timed
@@ -250,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     cfg = bench_config(args.scale, args.device, args.seed, args.reps, args.threads, args.amp)
-    group = "table1" if args.scale == "full" else f"table1-{args.scale}"
-    group += f"-{args.amp}" if args.amp else ""  # its own table: rows never mix fp32 and bf16 records
+    table = f"table1_{args.amp}" if args.amp else "table1"  # its own table: rows never mix fp32 and bf16 records
+    group = group_name(table, args.scale)
     path = args.records / group / f"bench-{args.device}-s{args.seed}-{config_hash(cfg)}.json"
     if path.is_file() and not args.force and json.loads(path.read_text()).get("status") == "done":
         log.info("skipping: %s is complete (use --force to rerun)", path)
@@ -267,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("record: %s", path)
         if args.wandb if args.wandb is not None else args.scale == "full":
             log_to_wandb(record, args.wandb_project, group, path.stem.rsplit("-", 1)[0])
-    out = args.tables if args.scale == "full" else args.tables / args.scale
-    out = out / args.amp if args.amp else out
-    print(build_table1(args.records / group, out))
+    print(build_table(table, args.scale, args.records, args.tables))
     return 0
 
 

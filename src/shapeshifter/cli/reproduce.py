@@ -190,10 +190,10 @@ def rebuild_tables(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_benchmark(args: argparse.Namespace) -> int:
-    """Table 1: `pipelines/bench_model.py`, which writes its records and rebuilds the table itself."""
+def run_benchmark(spec: TableSpec, args: argparse.Namespace) -> int:
+    """Table 1 (fp32 or bf16): `pipelines/bench_model.py`, which writes its records and rebuilds the table."""
     cmd = [sys.executable, str(ROOT / "pipelines/bench_model.py"), "--scale", args.scale,
-           "--records", str(args.records), "--tables", str(args.tables)]
+           "--records", str(args.records), "--tables", str(args.tables), *spec.bench_args]
     if args.device:
         cmd += ["--device", args.device]
     if args.threads:
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         p.error(str(err))
     if not spec.experiments:
-        return run_benchmark(args)
+        return run_benchmark(spec, args)
     threads = [f"run.threads={args.threads}"] if args.threads else []  # run.* is not part of the config hash
     return reproduce_grid(spec.id, args.scale, args.records, args.tables, args.outputs,
                           [*threads, *args.overrides], args.dry_run)

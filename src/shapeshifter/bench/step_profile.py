@@ -1,0 +1,78 @@
+"""Where a training step's time goes: wall time against the time the device spends in kernels, and how many
+kernels a step launches, per model and batch size.
+
+A step whose kernels fill only a small part of its wall time is bound by launching them (Python, the framework,
+the driver), not by arithmetic; there, a model with more and smaller kernels is slower at equal FLOPs, and a
+larger batch narrows the gap. These numbers tell which regime a time ratio of Table 1 was measured in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
+
+from .timing import sync
+
+LAUNCH_CALLS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
+
+
+def _device_kernels(prof: profile) -> list[Any]:
+    """The profiler's averaged events that ran on the GPU (kernels and copies)."""
+    return [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+
+
+def profile_steps(step: Callable[[], None], device: torch.device, steps: int = 5, warmup: int = 3,
+                  top: int = 5) -> dict[str, Any]:
+    """Per step: wall seconds (device work included), seconds of device kernels, kernels launched, and the
+    ``top`` kernels by device time. Kernel fields are None off CUDA (the profiler sees no device there)."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync(device)
+    wall = (time.perf_counter() - t0) / steps  # timed without the profiler, which slows what it watches
+    out: dict[str, Any] = {"wall_s": wall, "kernel_s": None, "busy": None, "kernels": None, "launches": None,
+                           "top_kernels": []}
+    if device.type != "cuda":
+        return out
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            step()
+        sync(device)
+    kernels = _device_kernels(prof)
+    kernel_s = sum(e.self_device_time_total for e in kernels) / 1e6 / steps
+    launches = sum(e.count for e in prof.key_averages() if e.key in LAUNCH_CALLS) / steps
+    ranked = sorted(kernels, key=lambda e: e.self_device_time_total, reverse=True)[:top]
+    out |= {"kernel_s": kernel_s, "busy": kernel_s / wall, "kernels": sum(e.count for e in kernels) / steps,
+            "launches": launches,
+            "top_kernels": [{"name": e.key[:120], "per_step": e.count / steps,
+                             "share": e.self_device_time_total / 1e6 / steps / kernel_s if kernel_s else None}
+                            for e in ranked]}
+    return out
+
+
+def to_markdown(rows: Sequence[dict[str, Any]], device_name: str) -> str:
+    """One line per (batch, model): wall ms, kernel ms, busy share, kernels per step, ratios to dense."""
+    lines = [f"## Training step: wall time vs device kernel time ({device_name})", "",
+             "| tokens | model | params | wall (ms) | wall (× dense) | kernels (ms) | busy | kernels per step |"
+             " kernels (× dense) |", "|---|---|---|---|---|---|---|---|---|"]
+    dense = {r["tokens"]: r for r in rows if r["model"] == "dense"}
+    for r in rows:
+        d = dense[r["tokens"]]
+        ms = "–" if r["kernel_s"] is None else f"{1000 * r['kernel_s']:.1f}"
+        busy = "–" if r["busy"] is None else f"{r['busy']:.0%}"
+        count = "–" if r["kernels"] is None else f"{r['kernels']:,.0f}"
+        ratio = "–" if r["kernels"] is None else f"{r['kernels'] / d['kernels']:.2f}"
+        lines.append(f"| {r['tokens']:,} | {r['model']} | {r['params']:,} | {1000 * r['wall_s']:.1f} | "
+                     f"{r['wall_s'] / d['wall_s']:.2f} | {ms} | {busy} | {count} | {ratio} |")
+    lines += ["", "busy: the device's kernel time over the step's wall time (a step far below 100% waits on "
+                  "launches, not on arithmetic). Wall times without the profiler; kernel counts and times from "
+                  "torch.profiler over the same number of steps."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,81 @@
+"""Profile a training step of the Table 1 model, dense vs Shapeshifter, at several batch sizes: wall time, device
+kernel time, kernels per step (`shapeshifter.bench.step_profile`).
+
+    python pipelines/profile_step.py                                   # CUDA when available
+    python pipelines/profile_step.py --scale smoke --device cpu --tokens 256   # quick; no kernel counts on CPU
+
+Writes a record ``<records>/step_profile/profile-<device>-<hash>.json`` and ``<out>/step_profile-<device>.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
+from shapeshifter.bench.step_profile import profile_steps, to_markdown
+from shapeshifter.cli import bench as bm
+from shapeshifter.threads import add_threads_argument, apply_threads
+
+
+def profile_models(cfg: dict[str, Any], device: torch.device) -> list[dict[str, Any]]:
+    """One row per (tokens, model) of ``cfg``; each model is built, profiled and freed in turn."""
+    from shapeshifter.params import count_parameters
+    from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
+
+    src, tgt = placeholder_dictionary(bm.SRC_VOCAB), placeholder_dictionary(bm.TGT_VOCAB)
+    rows = []
+    for tokens in cfg["token_counts"]:
+        batch = bm.make_batch(tokens, cfg["sentence_len"], bm.SRC_VOCAB, bm.TGT_VOCAB, tgt.nspecial, tgt.eos(),
+                              cfg["seed"])
+        for name in cfg["models"]:
+            model, _ = build_transformer(cfg["arch"], src, tgt, cfg["overrides"], cfg["policies"][name],
+                                         seed=cfg["seed"])
+            params = count_parameters(model)["total"]
+            bench = bm.Bench(model, batch, tgt, cfg, device)
+            rows.append({"tokens": tokens, "model": name, "params": params,
+                         **profile_steps(bench.train_step, device, steps=cfg["steps"])})
+            del bench, model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=sorted(bm.SCALES), default="full")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--tokens", type=int, nargs="+", default=[4096, 16384])
+    parser.add_argument("--models", nargs="+", default=["dense", "o2-r32-emb64"])
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--records", type=Path, default=Path("results/records"))
+    parser.add_argument("--out", type=Path, default=Path("results/bench"))
+    add_threads_argument(parser)
+    args = parser.parse_args(argv)
+    cfg = bm.bench_config(args.scale, args.device, seed=1, threads=args.threads)
+    unknown = sorted(set(args.models) - set(cfg["policies"]))
+    if unknown or "dense" not in args.models:
+        parser.error(f"--models must include dense and name models of Table 1 ({', '.join(cfg['policies'])}); "
+                     f"unknown: {', '.join(unknown) or 'none'}")
+    cfg |= {"table": "step_profile", "token_counts": args.tokens, "models": args.models, "steps": args.steps,
+            "policies": {name: cfg["policies"][name] for name in args.models}}
+    apply_threads(cfg["threads"])
+    device = torch.device(args.device)
+    path = args.records / "step_profile" / f"profile-{args.device}-{config_hash(cfg)}.json"
+    record = new_record(cfg, kind="step_profile")
+    write_record(record, path)
+    record["results"] = profile_models(cfg, device)
+    finish_record(record, path)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    md = to_markdown(record["results"], name)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"step_profile-{args.device}.md").write_text(md)
+    print(md + f"\nrecord: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

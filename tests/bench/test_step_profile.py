@@ -1,0 +1,45 @@
+"""The step profile: wall time measured on any device, kernel fields only where the profiler sees a GPU, the
+table's ratios against dense at the same batch size, and a clear error for models Table 1 does not have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from shapeshifter.bench.step_profile import profile_steps, to_markdown
+from shapeshifter.cli import profile_step
+
+
+def test_cpu_profile_times_the_step_and_leaves_kernel_fields_empty() -> None:
+    calls = []
+    out = profile_steps(lambda: calls.append(1), torch.device("cpu"), steps=4, warmup=2)
+    assert len(calls) == 6 and out["wall_s"] > 0
+    assert out["kernel_s"] is None and out["kernels"] is None and out["top_kernels"] == []
+
+
+def test_table_ratios_are_against_dense_at_the_same_batch() -> None:
+    def row(tokens: int, model: str, wall: float, kernels: float) -> dict:
+        return {"tokens": tokens, "model": model, "params": 10, "wall_s": wall, "kernel_s": wall / 4,
+                "busy": 0.25, "kernels": kernels}
+
+    md = to_markdown([row(4096, "dense", 0.04, 1000), row(4096, "o2", 0.06, 2500),
+                      row(16384, "dense", 0.08, 1000), row(16384, "o2", 0.10, 2500)], "gpu")
+    assert "| 4,096 | o2 | 10 | 60.0 | 1.50 | 15.0 | 25% | 2,500 | 2.50 |" in md
+    assert "| 16,384 | o2 | 10 | 100.0 | 1.25 | 25.0 | 25% | 2,500 | 2.50 |" in md
+
+
+def test_unknown_model_is_refused_before_any_record(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        profile_step.main(["--scale", "smoke", "--device", "cpu", "--models", "dense", "o2-r9-emb9",
+                           "--records", str(tmp_path)])
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_smoke_profile_writes_record_and_table(tmp_path: Path) -> None:
+    assert profile_step.main(["--scale", "smoke", "--device", "cpu", "--tokens", "64", "--models", "dense",
+                              "o2-r8-emb32", "--steps", "1", "--threads", "1", "--records", str(tmp_path / "r"),
+                              "--out", str(tmp_path / "b")]) == 0
+    assert len(list((tmp_path / "r" / "step_profile").glob("profile-cpu-*.json"))) == 1
+    assert "| 64 | o2-r8-emb32 |" in (tmp_path / "b" / "step_profile-cpu.md").read_text()
