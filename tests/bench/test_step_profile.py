@@ -26,8 +26,8 @@ def test_table_ratios_are_against_dense_at_the_same_batch() -> None:
 
     md = to_markdown([row(4096, "dense", 0.04, 1000), row(4096, "o2", 0.06, 2500),
                       row(16384, "dense", 0.08, 1000), row(16384, "o2", 0.10, 2500)], "gpu")
-    assert "| 4,096 | o2 | 10 | 60.0 | 1.50 | 15.0 | 25% | 2,500 | 2.50 |" in md
-    assert "| 16,384 | o2 | 10 | 100.0 | 1.25 | 25.0 | 25% | 2,500 | 2.50 |" in md
+    assert "| 4,096 | o2 | auto | 10 | 60.0 | 1.50 | 15.0 | 25% | 2,500 | 2.50 |" in md
+    assert "| 16,384 | o2 | auto | 10 | 100.0 | 1.25 | 25.0 | 25% | 2,500 | 2.50 |" in md
 
 
 def test_unknown_model_is_refused_before_any_record(tmp_path: Path) -> None:
@@ -39,7 +39,24 @@ def test_unknown_model_is_refused_before_any_record(tmp_path: Path) -> None:
 
 def test_smoke_profile_writes_record_and_table(tmp_path: Path) -> None:
     assert profile_step.main(["--scale", "smoke", "--device", "cpu", "--tokens", "64", "--models", "dense",
-                              "o2-r8-emb32", "--steps", "1", "--threads", "1", "--records", str(tmp_path / "r"),
+                              "o2-r8-emb32", "--paths", "auto", "dense", "--steps", "1", "--threads", "1",
+                              "--records", str(tmp_path / "r"),
                               "--out", str(tmp_path / "b")]) == 0
     assert len(list((tmp_path / "r" / "step_profile").glob("profile-cpu-*.json"))) == 1
-    assert "| 64 | o2-r8-emb32 |" in (tmp_path / "b" / "step_profile-cpu.md").read_text()
+    md = (tmp_path / "b" / "step_profile-cpu.md").read_text()
+    assert "| 64 | o2-r8-emb32 | auto |" in md and "| 64 | o2-r8-emb32 | dense |" in md
+    assert md.count("| 64 | dense |") == 1  # the dense model has no path to vary
+
+
+def test_forced_path_reaches_every_factorized_layer() -> None:
+    from shapeshifter.cli import bench as bm
+    from shapeshifter.nn.factors import FactoredMatrix
+    from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
+
+    cfg = bm.bench_config("smoke", "cpu", seed=1)
+    policy = profile_step.with_path(cfg["policies"]["o2-r8-emb32"], "dense")
+    src, tgt = placeholder_dictionary(bm.SRC_VOCAB), placeholder_dictionary(bm.TGT_VOCAB)
+    model, _ = build_transformer(cfg["arch"], src, tgt, cfg["overrides"], policy, seed=1)
+    paths = {m.path for m in model.modules() if isinstance(m, FactoredMatrix)}
+    assert paths == {"dense"}
+    assert profile_step.with_path(None, "dense") is None

@@ -22,8 +22,10 @@ LAUNCH_CALLS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cu
 
 
 def _device_kernels(prof: profile) -> list[Any]:
-    """The profiler's averaged events that ran on the GPU (kernels and copies)."""
-    return [e for e in prof.key_averages() if e.device_type == DeviceType.CUDA]
+    """The profiler's averaged events that ran on the GPU (kernels and copies), without the spans of user
+    annotations (the optimizer's step shows on the GPU timeline too, around kernels already counted)."""
+    return [e for e in prof.key_averages()
+            if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
 def profile_steps(step: Callable[[], None], device: torch.device, steps: int = 5, warmup: int = 3,
@@ -61,8 +63,8 @@ def profile_steps(step: Callable[[], None], device: torch.device, steps: int = 5
 def to_markdown(rows: Sequence[dict[str, Any]], device_name: str) -> str:
     """One line per (batch, model): wall ms, kernel ms, busy share, kernels per step, ratios to dense."""
     lines = [f"## Training step: wall time vs device kernel time ({device_name})", "",
-             "| tokens | model | params | wall (ms) | wall (× dense) | kernels (ms) | busy | kernels per step |"
-             " kernels (× dense) |", "|---|---|---|---|---|---|---|---|---|"]
+             "| tokens | model | path | params | wall (ms) | wall (× dense) | kernels (ms) | busy | kernels per step |"
+             " kernels (× dense) |", "|---|---|---|---|---|---|---|---|---|---|"]
     dense = {r["tokens"]: r for r in rows if r["model"] == "dense"}
     for r in rows:
         d = dense[r["tokens"]]
@@ -70,9 +72,12 @@ def to_markdown(rows: Sequence[dict[str, Any]], device_name: str) -> str:
         busy = "–" if r["busy"] is None else f"{r['busy']:.0%}"
         count = "–" if r["kernels"] is None else f"{r['kernels']:,.0f}"
         ratio = "–" if r["kernels"] is None else f"{r['kernels'] / d['kernels']:.2f}"
-        lines.append(f"| {r['tokens']:,} | {r['model']} | {r['params']:,} | {1000 * r['wall_s']:.1f} | "
-                     f"{r['wall_s'] / d['wall_s']:.2f} | {ms} | {busy} | {count} | {ratio} |")
+        lines.append(f"| {r['tokens']:,} | {r['model']} | {r.get('path', 'auto')} | {r['params']:,} | "
+                     f"{1000 * r['wall_s']:.1f} | {r['wall_s'] / d['wall_s']:.2f} | {ms} | {busy} | {count} | "
+                     f"{ratio} |")
     lines += ["", "busy: the device's kernel time over the step's wall time (a step far below 100% waits on "
                   "launches, not on arithmetic). Wall times without the profiler; kernel counts and times from "
-                  "torch.profiler over the same number of steps."]
+                  "torch.profiler over the same number of steps. path: the factorized layers' matmul path (auto: "
+                  "the cost model's choice per layer and batch; dense: build W, one GEMM; factored: through the "
+                  "factors)."]
     return "\n".join(lines) + "\n"

@@ -21,8 +21,22 @@ from shapeshifter.cli import bench as bm
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 
+def with_path(policy: dict[str, Any] | None, path: str) -> dict[str, Any] | None:
+    """The policy with every layer type's matmul path set to ``path`` (dense stays dense)."""
+    return None if policy is None else {kind: spec | {"path": path} for kind, spec in policy.items()}
+
+
+def runs(cfg: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(model, path, policy) of every model of ``cfg`` under each of its paths; dense once."""
+    out = []
+    for name in cfg["models"]:
+        for path in ["auto"] if name == "dense" else cfg["paths"]:
+            out.append((name, path, with_path(cfg["policies"][name], path)))
+    return out
+
+
 def profile_models(cfg: dict[str, Any], device: torch.device) -> list[dict[str, Any]]:
-    """One row per (tokens, model) of ``cfg``; each model is built, profiled and freed in turn."""
+    """One row per (tokens, model, path) of ``cfg``; each model is built, profiled and freed in turn."""
     from shapeshifter.params import count_parameters
     from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
@@ -31,12 +45,11 @@ def profile_models(cfg: dict[str, Any], device: torch.device) -> list[dict[str, 
     for tokens in cfg["token_counts"]:
         batch = bm.make_batch(tokens, cfg["sentence_len"], bm.SRC_VOCAB, bm.TGT_VOCAB, tgt.nspecial, tgt.eos(),
                               cfg["seed"])
-        for name in cfg["models"]:
-            model, _ = build_transformer(cfg["arch"], src, tgt, cfg["overrides"], cfg["policies"][name],
-                                         seed=cfg["seed"])
+        for name, path, policy in runs(cfg):
+            model, _ = build_transformer(cfg["arch"], src, tgt, cfg["overrides"], policy, seed=cfg["seed"])
             params = count_parameters(model)["total"]
             bench = bm.Bench(model, batch, tgt, cfg, device)
-            rows.append({"tokens": tokens, "model": name, "params": params,
+            rows.append({"tokens": tokens, "model": name, "path": path, "params": params,
                          **profile_steps(bench.train_step, device, steps=cfg["steps"])})
             del bench, model
             if device.type == "cuda":
@@ -50,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--tokens", type=int, nargs="+", default=[4096, 16384])
     parser.add_argument("--models", nargs="+", default=["dense", "o2-r32-emb64"])
+    parser.add_argument("--paths", nargs="+", choices=["auto", "dense", "factored"], default=["auto"],
+                        help="matmul paths of the factorized models (auto: the cost-model's choice per layer)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--records", type=Path, default=Path("results/records"))
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
@@ -60,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or "dense" not in args.models:
         parser.error(f"--models must include dense and name models of Table 1 ({', '.join(cfg['policies'])}); "
                      f"unknown: {', '.join(unknown) or 'none'}")
-    cfg |= {"table": "step_profile", "token_counts": args.tokens, "models": args.models, "steps": args.steps,
+    cfg |= {"table": "step_profile", "token_counts": args.tokens, "models": args.models, "paths": args.paths,
+            "steps": args.steps,
             "policies": {name: cfg["policies"][name] for name in args.models}}
     apply_threads(cfg["threads"])
     device = torch.device(args.device)
