@@ -45,7 +45,7 @@ bench-peers: $(STAMP)
 # sample, then the table.
 demo: $(STAMP)
 	@start=$$(date +%s); \
-	$(BIN)/python pipelines/train.py -m experiment=demo shapeshift=dense,study/o2_r8_emb29 && \
+	$(BIN)/python pipelines/train.py -m experiment=demo shapeshift=dense,study/o2_r8_emb29,study/o2_r8_emb29_proj && \
 	$(BIN)/python pipelines/tables.py demo --records results/demo/records/demo --out results/demo && \
 	echo "make demo: $$(( $$(date +%s) - start )) s wall"
 
