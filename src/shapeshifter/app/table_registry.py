@@ -97,6 +97,14 @@ WHY_JOBS = (
     *(("optim.factor_lr_scale=3.0", "shapeshift=kron", f"seed={seed}") for seed in (2, 3)),
     ("optim.factor_lr_scale=3.0", "shapeshift=kron", "+shapeshift.init_gain=0.5", "seed=2",
      "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-gain0.5-s${seed}"),
+    # do the levers that helped alone add up? dropout 0 on top of projection, and of more rank for the embeddings
+    ("optim.factor_lr_scale=3.0", "shapeshift=study/o2_r8_emb29_proj",
+     "shapeshift.init_from=${run.outputs}/quality${oc.select:scale.suffix,''}/${data.name}-d128-dense-s${seed}",
+     "arch.overrides.dropout=0.0",
+     "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
+    ("optim.factor_lr_scale=3.0", "shapeshift=kron", "shapeshift.rank=4", "shapeshift.per_type.embedding.rank=42",
+     "arch.overrides.dropout=0.0",
+     "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
 )
 
 REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
