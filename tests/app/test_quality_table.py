@@ -148,3 +148,11 @@ def test_projected_replicas_may_name_their_own_seeds_dense_source() -> None:
     b["config"]["shapeshift"]["rank"] = 4  # anything else that differs is still an error
     with pytest.raises(ValueError, match="not only in the seed"):
         quality_rows([record("dense", 1, 20.0, 1000), a, b])
+
+
+def test_full_width_variant_is_its_own_row_of_its_method_not_narrow_dense() -> None:
+    tuned = record("o2-r8-emb29-proj", 1, 18.0, 100, init="project", label="d128-drop0")
+    rows = {r["config"]: r for r in quality_rows([*study(), tuned])}
+    assert rows["o2-r8-emb29-proj-drop0"]["method"] == "Shapeshifter, projected from dense"
+    assert rows["o2-r8-emb29-proj-drop0"]["seeds"] == 1 and rows["o2-r8-emb29-proj"]["seeds"] == 1
+    assert rows["dense-d20"]["method"] == "narrow dense"  # a narrow width stays a baseline

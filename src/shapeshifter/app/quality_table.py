@@ -32,7 +32,8 @@ from shapeshifter.app.tables import (
     write_table,
 )
 
-DENSE_ARCH_LABEL = "d128"  # label of the full-width architecture; other labels are narrow dense baselines
+DENSE_ARCH_LABEL = "d128"  # the full-width architecture; d<width> labels are narrow dense baselines, and
+# d128-<variant> (transformer_demo_drop0: d128-drop0) the full width with one architecture setting changed
 BUDGETS = (1, 3, 5, 10, 25, 50, 100)  # the study's parameter reductions; rows are grouped by the nearest one
 METHOD_ORDER = ("dense", "Shapeshifter o2", "Shapeshifter o3", "Shapeshifter, projected from dense", "low-rank",
                 "PHM", "narrow dense")
@@ -60,11 +61,16 @@ def arch_label(record: dict[str, Any]) -> str:
     return str(record["config"]["arch"].get("label") or DENSE_ARCH_LABEL)
 
 
+def full_width(record: dict[str, Any]) -> bool:
+    """The dense model's width (``d128`` or a ``d128-<variant>`` of it), not a narrow dense baseline."""
+    return arch_label(record).split("-")[0] == DENSE_ARCH_LABEL
+
+
 def method(record: dict[str, Any]) -> str:
     """The family a run belongs to, read from its policy and architecture."""
     policy = record.get("policy") or {}
     if not policy:
-        return "dense" if arch_label(record) == DENSE_ARCH_LABEL else "narrow dense"
+        return "dense" if full_width(record) else "narrow dense"
     spec = next(v for k, v in policy.items() if k != "exclude")
     if spec.get("kind") == "lowrank":
         return "low-rank"
@@ -76,10 +82,13 @@ def method(record: dict[str, Any]) -> str:
 
 
 def config_label(record: dict[str, Any]) -> str:
-    """Row name: the policy's name, or ``dense-<arch label>`` for a narrow dense model."""
+    """Row name: the policy's name, ``dense-<arch label>`` for a narrow dense model, and ``<name>-<variant>`` for
+    a full-width architecture variant (``o2-r8-emb29-proj-drop0``)."""
     name = record["config"]["shapeshift"]["name"]
     label = arch_label(record)
-    return name if label == DENSE_ARCH_LABEL else f"{name}-{label}"
+    if label == DENSE_ARCH_LABEL:
+        return name
+    return f"{name}{label.removeprefix(DENSE_ARCH_LABEL)}" if full_width(record) else f"{name}-{label}"
 
 
 def by_config(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -207,8 +216,10 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
              "best-validation checkpoint evaluated with beam search on the test split; mean ± "
              "std over seeds. Configurations differ only in the method (with its factor learning rate, "
              "optim.factor_lr_scale, chosen per method on the validation split: quality_why) and its size (and "
-             "seed). Train time/step is each run's own mean step time over dense's, measured in separate "
-             "processes while other jobs shared the machine: a rough guide; the layer benchmark (Table 1) measures "
+             "seed); a row named -drop0 also trains without dropout (transformer_demo_drop0, chosen on the "
+             "validation split: quality_why). Train time/step is each run's own mean step time over dense's, "
+             "measured in separate processes while other jobs shared the machine: a rough guide; the layer "
+             "benchmark (Table 1) measures "
              "time ratios in one process. Plot: lines join each method's Pareto front; points at one budget are "
              "spread sideways by a few percent.")
     if copy is not None:

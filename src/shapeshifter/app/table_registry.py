@@ -121,7 +121,7 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
               smoke_scale="smoke_glue"),
     TableSpec("quality", records_builder(build_quality_table, "translation"),
               ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
-               "quality/grid_sizes"), full_scale="cpu", with_dense=False),
+               "quality/grid_sizes", "quality/grid_tuned"), full_scale="cpu", with_dense=False),
     TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale="cpu",
               jobs=WHY_JOBS),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
