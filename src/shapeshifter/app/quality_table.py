@@ -33,7 +33,7 @@ from shapeshifter.app.tables import (
 )
 
 DENSE_ARCH_LABEL = "d128"  # the full-width architecture; d<width> labels are narrow dense baselines, and
-# d128-<variant> (transformer_demo_drop0: d128-drop0) the full width with one architecture setting changed
+# d128-<variant> (quality/grid_tuned: d128-drop0) the full width with one architecture setting changed
 BUDGETS = (1, 3, 5, 10, 25, 50, 100)  # the study's parameter reductions; rows are grouped by the nearest one
 METHOD_ORDER = ("dense", "Shapeshifter o2", "Shapeshifter o3", "Shapeshifter, projected from dense", "low-rank",
                 "PHM", "narrow dense")
@@ -216,7 +216,7 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
              "best-validation checkpoint evaluated with beam search on the test split; mean ± "
              "std over seeds. Configurations differ only in the method (with its factor learning rate, "
              "optim.factor_lr_scale, chosen per method on the validation split: quality_why) and its size (and "
-             "seed); a row named -drop0 also trains without dropout (transformer_demo_drop0, chosen on the "
+             "seed); a row named -drop0 also trains without dropout (arch.overrides.dropout=0, chosen on the "
              "validation split: quality_why). Train time/step is each run's own mean step time over dense's, "
              "measured in separate processes while other jobs shared the machine: a rough guide; the layer "
              "benchmark (Table 1) measures "
