@@ -50,15 +50,13 @@ def steps(records: Path, tables: Path, bench: Path) -> list[tuple[str, list[str]
 def throughput(seconds: float, device: torch.device) -> dict[str, Any]:
     """Training steps per second and target tokens per second, dense vs o2-r32-emb64, ``seconds`` each."""
     from shapeshifter.cli import bench as bm
-    from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
     cfg = bm.bench_config("full", "cuda", seed=1)
-    src, tgt = placeholder_dictionary(bm.SRC_VOCAB), placeholder_dictionary(bm.TGT_VOCAB)
-    batch = bm.make_batch(cfg["tokens"], cfg["sentence_len"], bm.SRC_VOCAB, bm.TGT_VOCAB, tgt.nspecial, tgt.eos(), 1)
+    inputs = bm.bench_inputs(cfg)
+    batch = inputs[2]
     out: dict[str, Any] = {}
     for name in ("dense", "o2-r32-emb64"):
-        model, _ = build_transformer(cfg["arch"], src, tgt, cfg["overrides"], cfg["policies"][name], seed=1)
-        bench = bm.Bench(model, batch, tgt, cfg, device)
+        bench, _ = bm.build_bench(cfg, cfg["policies"][name], inputs, device)
         bench.train_step()  # warm-up
         torch.cuda.synchronize(device)
         n, t0 = 0, time.perf_counter()
@@ -69,7 +67,7 @@ def throughput(seconds: float, device: torch.device) -> dict[str, Any]:
         elapsed = time.perf_counter() - t0
         out[name] = {"steps": n, "seconds": elapsed, "steps_per_s": n / elapsed,
                      "target_tokens_per_s": n * batch["target"].numel() / elapsed}
-        del bench, model
+        del bench
         torch.cuda.empty_cache()
     out["o2-r32-emb64"]["ratio_to_dense"] = out["o2-r32-emb64"]["steps_per_s"] / out["dense"]["steps_per_s"]
     return out

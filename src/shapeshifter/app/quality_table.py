@@ -86,8 +86,6 @@ def config_label(record: dict[str, Any]) -> str:
     a full-width architecture variant (``o2-r8-emb29-proj-drop0``)."""
     name = record["config"]["shapeshift"]["name"]
     label = arch_label(record)
-    if label == DENSE_ARCH_LABEL:
-        return name
     return f"{name}{label.removeprefix(DENSE_ARCH_LABEL)}" if full_width(record) else f"{name}-{label}"
 
 

@@ -8,7 +8,6 @@ larger batch narrows the gap. These numbers tell which regime a time ratio of Ta
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,41 +15,38 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-from .timing import sync
+from .timing import sync, timed
 
 LAUNCH_CALLS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx")
 
 
-def _device_kernels(prof: profile) -> list[Any]:
-    """The profiler's averaged events that ran on the GPU (kernels and copies), without the spans of user
+def _device_kernels(events: Sequence[Any]) -> list[Any]:
+    """The averaged profiler events that ran on the GPU (kernels and copies), without the spans of user
     annotations (the optimizer's step shows on the GPU timeline too, around kernels already counted)."""
-    return [e for e in prof.key_averages()
-            if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
+    return [e for e in events if e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)]
 
 
 def profile_steps(step: Callable[[], None], device: torch.device, steps: int = 5, warmup: int = 3,
                   top: int = 5) -> dict[str, Any]:
     """Per step: wall seconds (device work included), seconds of device kernels, kernels launched, and the
     ``top`` kernels by device time. Kernel fields are None off CUDA (the profiler sees no device there)."""
-    for _ in range(warmup):
-        step()
-    sync(device)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync(device)
-    wall = (time.perf_counter() - t0) / steps  # timed without the profiler, which slows what it watches
+    def run(n: int) -> None:
+        for _ in range(n):
+            step()
+
+    run(warmup)
+    wall = timed(lambda: run(steps), device) / steps  # without the profiler, which slows what it watches
     out: dict[str, Any] = {"wall_s": wall, "kernel_s": None, "busy": None, "kernels": None, "launches": None,
                            "top_kernels": []}
     if device.type != "cuda":
         return out
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for _ in range(steps):
-            step()
+        run(steps)
         sync(device)
-    kernels = _device_kernels(prof)
+    events = prof.key_averages()
+    kernels = _device_kernels(events)
     kernel_s = sum(e.self_device_time_total for e in kernels) / 1e6 / steps
-    launches = sum(e.count for e in prof.key_averages() if e.key in LAUNCH_CALLS) / steps
+    launches = sum(e.count for e in events if e.key in LAUNCH_CALLS) / steps
     ranked = sorted(kernels, key=lambda e: e.self_device_time_total, reverse=True)[:top]
     out |= {"kernel_s": kernel_s, "busy": kernel_s / wall, "kernels": sum(e.count for e in kernels) / steps,
             "launches": launches,

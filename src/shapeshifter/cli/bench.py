@@ -155,20 +155,35 @@ class Bench:
             self.generator.generate([self.model], self.decode_sample)
 
 
-def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, Any]]:
-    """Median seconds per measurement and model, interleaved over repetitions in rotating order."""
+def bench_inputs(cfg: dict[str, Any], tokens: int | None = None) -> tuple[Any, Any, dict[str, torch.Tensor]]:
+    """(source dictionary, target dictionary, fixed batch of ``tokens``, default the config's) that every model of
+    a benchmark config runs on."""
+    src_dict, tgt_dict = placeholder_dictionary(SRC_VOCAB), placeholder_dictionary(TGT_VOCAB)
+    batch = make_batch(tokens or cfg["tokens"], cfg["sentence_len"], SRC_VOCAB, TGT_VOCAB, tgt_dict.nspecial,
+                       tgt_dict.eos(), cfg["seed"])
+    return src_dict, tgt_dict, batch
+
+
+def build_bench(cfg: dict[str, Any], policy: dict[str, Any] | None, inputs: tuple[Any, Any, dict[str, torch.Tensor]],
+                device: torch.device) -> tuple[Bench, int]:
+    """The config's model under ``policy`` (None: dense) on `bench_inputs`, ready on ``device``; and its total
+    parameter count."""
     from shapeshifter.params import count_parameters
 
-    src_dict, tgt_dict = placeholder_dictionary(SRC_VOCAB), placeholder_dictionary(TGT_VOCAB)
-    batch = make_batch(cfg["tokens"], cfg["sentence_len"], SRC_VOCAB, TGT_VOCAB, tgt_dict.nspecial, tgt_dict.eos(),
-                       cfg["seed"])
+    src_dict, tgt_dict, batch = inputs
+    model, _ = build_transformer(cfg["arch"], src_dict, tgt_dict, cfg["overrides"], policy, seed=cfg["seed"])
+    return Bench(model, batch, tgt_dict, cfg, device), count_parameters(model)["total"]
+
+
+def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, Any]]:
+    """Median seconds per measurement and model, interleaved over repetitions in rotating order."""
+    inputs = bench_inputs(cfg)
     benches: dict[str, Bench] = {}
     results: dict[str, dict[str, Any]] = {}
     for name, policy in cfg["policies"].items():
-        model, _ = build_transformer(cfg["arch"], src_dict, tgt_dict, cfg["overrides"], policy, seed=cfg["seed"])
-        results[name] = {"policy": policy, "params": count_parameters(model)["total"],
+        benches[name], params = build_bench(cfg, policy, inputs, device)
+        results[name] = {"policy": policy, "params": params,
                          "times": {"train_step_s": [], "forward_s": [], "beam_s": []}}
-        benches[name] = Bench(model, batch, tgt_dict, cfg, device)
     names = list(benches)
     measurements = {"train_step_s": "train_step", "forward_s": "forward", "beam_s": "beam"}
     for rep in range(cfg["warmup"] + cfg["reps"]):

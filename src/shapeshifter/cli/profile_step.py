@@ -37,21 +37,14 @@ def runs(cfg: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 def profile_models(cfg: dict[str, Any], device: torch.device) -> list[dict[str, Any]]:
     """One row per (tokens, model, path) of ``cfg``; each model is built, profiled and freed in turn."""
-    from shapeshifter.params import count_parameters
-    from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
-
-    src, tgt = placeholder_dictionary(bm.SRC_VOCAB), placeholder_dictionary(bm.TGT_VOCAB)
     rows = []
     for tokens in cfg["token_counts"]:
-        batch = bm.make_batch(tokens, cfg["sentence_len"], bm.SRC_VOCAB, bm.TGT_VOCAB, tgt.nspecial, tgt.eos(),
-                              cfg["seed"])
+        inputs = bm.bench_inputs(cfg, tokens)
         for name, path, policy in runs(cfg):
-            model, _ = build_transformer(cfg["arch"], src, tgt, cfg["overrides"], policy, seed=cfg["seed"])
-            params = count_parameters(model)["total"]
-            bench = bm.Bench(model, batch, tgt, cfg, device)
+            bench, params = bm.build_bench(cfg, policy, inputs, device)
             rows.append({"tokens": tokens, "model": name, "path": path, "params": params,
                          **profile_steps(bench.train_step, device, steps=cfg["steps"])})
-            del bench, model
+            del bench
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return rows
