@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo-glue: dense vs Shapeshifter from-scratch encoders on the committed SNLI sample, then the table.
 #   bash pipelines/demo_glue.sh            (about 10 minutes on 2 quiet CPU cores)
-# Records go to results/demo_glue/records (a finished run is skipped on re-run), tables to results/demo_glue.
+# Records go to results/demo_glue/records (a re-run resumes each run from its last checkpoint: it only evaluates
+# again), tables to results/demo_glue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-.venv/bin/python}"

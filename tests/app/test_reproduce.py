@@ -183,6 +183,23 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
     assert table2[1].optim.lr == 2e-3 and table2[1].batching.max_sentences == 128
 
 
+@pytest.mark.parametrize("scale", ["smoke", "full"])
+def test_every_table_skips_what_is_recorded(scale: str) -> None:
+    """The demos always train (`run.skip_done=false`); a table's grid, even one built on a demo's settings
+    (quality/glue on the SNLI demo), must skip its committed records, or a fresh clone would retrain them all."""
+    from shapeshifter.app.sweep import compose_cfg
+    from shapeshifter.app.table_registry import REGISTRY
+
+    conf = ROOT / "conf"
+    for spec in REGISTRY.values():
+        if not spec.experiments:
+            continue
+        jobs = spec.all_jobs(spec.scale_overrides(scale))
+        assert jobs, spec.id
+        for job in jobs[:1] + jobs[-1:]:  # the first (dense) and last job of each table
+            assert compose_cfg(conf, job).run.skip_done is True, (spec.id, job)
+
+
 def test_rows_only_average_records_that_differ_in_the_seed(tmp_path: Path) -> None:
     records = tmp_path / "records"
     good = _translation_record("dense", 1, 1000, 30.0, None)

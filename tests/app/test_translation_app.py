@@ -115,19 +115,22 @@ def test_experiment_files_override_defaults(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("skip_done", [None, True])
-def test_make_demo_trains_where_its_committed_records_are_done(skip_done, monkeypatch, tmp_path: Path) -> None:
-    """A fresh clone holds the demo's committed records, done and under the same config hash: the demo must still
-    train (reproduce-table runs, by contrast, skip what is recorded)."""
-    import shapeshifter.app.translation as translation
+@pytest.mark.parametrize(("experiment", "task"), [("demo", "translation"), ("glue/snli_demo", "glue")])
+def test_the_demos_train_where_their_committed_records_are_done(experiment: str, task: str, skip_done: bool | None,
+                                                                monkeypatch, tmp_path: Path) -> None:
+    """A fresh clone holds a demo's committed records, done and under the same config hash: `make demo` and `make
+    demo-glue` must still train (reproduce-table runs, by contrast, skip what is recorded)."""
+    import importlib
 
+    app = importlib.import_module(f"shapeshifter.app.{task}")
     overrides = [f"run.records={tmp_path / 'records'}"] + ([f"run.skip_done={skip_done}"] if skip_done else [])
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=demo", *overrides])
+        cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
     path = record_path(cfg)
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"status": "done"}))
     trained = []
-    monkeypatch.setattr(translation, "run_translation", lambda cfg, out, rec: trained.append(rec) or {"status": "done"})
+    monkeypatch.setattr(app, f"run_{task}", lambda cfg, out, rec: trained.append(rec) or {"status": "done"})
     run_job(cfg, tmp_path / "run")
     assert trained == ([] if skip_done else [path])
 
