@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.app.quality_table import build_quality_table, method, quality_rows, verdict, why_rows
+from shapeshifter.app.quality_table import (
+    build_quality_table,
+    build_width_table,
+    method,
+    quality_rows,
+    verdict,
+    why_rows,
+    width_rows,
+)
 
 
 def record(name: str, seed: int, bleu: float, params: int, *, label: str | None = None, order: int = 2,
@@ -156,3 +164,34 @@ def test_full_width_variant_is_its_own_row_of_its_method_not_narrow_dense() -> N
     assert rows["o2-r8-emb29-proj-drop0"]["method"] == "Shapeshifter, projected from dense"
     assert rows["o2-r8-emb29-proj-drop0"]["seeds"] == 1 and rows["o2-r8-emb29-proj"]["seeds"] == 1
     assert rows["dense-d20"]["method"] == "narrow dense"  # a narrow width stays a baseline
+
+
+def width_study() -> list[dict]:
+    """The full-width study plus a narrower base: its dense model and Shapeshifter at ~10x fewer than it."""
+    return [*study(), record("dense", 1, 12.0, 400, label="d64", best=4.6),
+            record("o2-r4-emb22", 1, 6.0, 40, label="d64", best=5.8),
+            record("o2-r2-emb14", 1, 9.0, 40)]  # a full-width row at 25x: not in the width table
+
+
+def test_width_rows_compare_each_base_with_its_own_dense_model() -> None:
+    rows = width_rows(width_study())
+    assert [(r["base"].split()[0], r["config"]) for r in rows] == [
+        ("d128", "dense"), ("d128", "o2-r8-emb29"), ("d64", "dense-d64"), ("d64", "o2-r4-emb22-d64")]
+    by = {r["config"]: r for r in rows}
+    assert by["o2-r8-emb29"]["reduction"] == pytest.approx(10.0) and by["o2-r4-emb22-d64"]["reduction"] == 10.0
+    assert by["o2-r8-emb29"]["bleu_kept"] == pytest.approx(100 * 16.0 / 21.0)  # both seeds of each, averaged
+    assert by["o2-r4-emb22-d64"]["bleu_kept"] == pytest.approx(50.0)
+    assert by["o2-r4-emb22-d64"]["valid_gap"] == pytest.approx(1.2) and by["dense-d64"]["valid_gap"] == 0.0
+    assert by["o2-r8-emb29"]["valid_gap"] == pytest.approx(5.0 - 4.1)
+
+
+def test_runs_on_a_narrower_base_make_the_width_table_not_rows_of_the_main_one(tmp_path: Path) -> None:
+    build_quality_table(width_study(), tmp_path)
+    main = {row["config"] for row in csv.DictReader((tmp_path / "quality.csv").open())}
+    assert "o2-r4-emb22-d64" not in main and {"dense-d64", "o2-r2-emb14"} <= main  # d64 dense: a narrow baseline
+    build_width_table(width_study(), tmp_path)
+    width = (tmp_path / "quality_width.md").read_text()
+    assert "o2-r4-emb22-d64" in width and "o2-r2-emb14" not in width
+    assert "Built from 6 run record(s)" in width  # the two seeds of dense and of o2-r8-emb29, and the d64 pair
+    with pytest.raises(FileNotFoundError, match="narrower base"):
+        build_width_table(study(), tmp_path)  # not built before a run on a narrower base has finished

@@ -5,7 +5,9 @@ model, Shapeshifter of order 2 and 3 at several sizes, Shapeshifter fitted to th
 (``init_from``), narrow dense models, low-rank and PHM layers. ``quality_glue`` (classification) comes from
 ``experiment=quality/glue_grid*`` (group ``quality_glue``): encoder_small on the SNLI sample, dense, Shapeshifter,
 low-rank and narrow dense at ~10x fewer parameters. Each row averages the seeds of one configuration; every
-ratio is against the dense model of the same study.
+ratio is against the dense model of the same study. ``quality_width`` (from the same records) asks whether the
+gap depends on the model's size: Shapeshifter at ~10x fewer parameters than a narrower base
+(``experiment=quality/grid_width``) next to the full-width pair.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ def arch_label(record: dict[str, Any]) -> str:
 def full_width(record: dict[str, Any]) -> bool:
     """The dense model's width (``d128`` or a ``d128-<variant>`` of it), not a narrow dense baseline."""
     return arch_label(record).split("-")[0] == DENSE_ARCH_LABEL
+
+
+def on_narrow_base(record: dict[str, Any]) -> bool:
+    """A factorized model of a narrower architecture than dense (quality/grid_width): a row of the width table,
+    not of the study's main table, whose budgets are all against the full-width dense model."""
+    return bool(record.get("policy")) and not full_width(record)
 
 
 def method(record: dict[str, Any]) -> str:
@@ -207,6 +215,7 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, sour
 def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
     """Write ``quality.md/.tex/.csv``, ``quality_bleu_vs_params.png`` and ``quality_curves.png``; returns the
     Markdown."""
+    records = [r for r in records if not on_narrow_base(r)]  # the width table's (build_width_table)
     rows = quality_rows(records)
     copy = rows[0].get("copy_bleu")
     notes = ("Each configuration trained until its validation loss stopped improving (early stopping) or up to "
@@ -228,6 +237,74 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     plot_curves(records, out_dir / "quality_curves.png", "validation loss (bits/token)", stamp(records))
     return md
 
+
+
+# -- does the gap depend on the model's size: the same ~10x compression of a narrower base -------------------
+WIDTH_COLUMNS = [
+    Column("base", "base model"),
+    Column("config", "configuration"),
+    PARAMS_COLUMN,
+    Column("reduction", "fewer params than its base (×)", fmt_num(".1f")),
+    Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
+    Column("valid_gap", "Δ valid loss vs its base (bits)", fmt_num("+.3f")),
+    Column("bleu", "BLEU (tok, test)", fmt_num(".2f")),
+    Column("bleu_kept", "BLEU kept (% of its base)", fmt_num(".0f")),
+    Column("epochs", "epochs", fmt_num(".1f")),
+    Column("stopped_by", "stopped by"),
+    Column("seeds", "seeds", str),
+]
+
+
+def base_label(record: dict[str, Any]) -> str:
+    """The architecture a run compresses (``d128``, ``d64``): its label without a variant suffix."""
+    return arch_label(record).split("-")[0]
+
+
+def width_rows(records: Sequence[dict[str, Any]], budget: int = 10) -> list[dict[str, Any]]:
+    """Per base architecture with a factorized run on it: its dense model and its from-scratch order-2
+    Shapeshifter rows at about ``budget``x fewer parameters than that dense model, widest base first.
+
+    Only plain architectures count (a ``d128-drop0`` variant is not a base of its own); the gap columns are
+    against the dense model of the same base.
+    """
+    bases = {base_label(r) for r in records if on_narrow_base(r)} | {DENSE_ARCH_LABEL}
+    rows = []
+    for base in sorted(bases, key=lambda b: -int(b.removeprefix("d"))):
+        recs = [r for r in records if arch_label(r) == base and method(r) in ("dense", "narrow dense",
+                                                                            "Shapeshifter o2")]
+        dense = [r for r in recs if not r.get("policy")]
+        if not dense:
+            continue
+        base_rows = translation_rows(recs, baseline=config_label(dense[0]), label=config_label)
+        add_study_columns(base_rows, recs)
+        ref = base_rows[0]  # translation_rows puts the baseline first
+        for row in base_rows:
+            row["reduction"] = ref["params"] / row["params"]
+            near = min(BUDGETS, key=lambda b: abs(math.log(row["reduction"] / b)))
+            if row is not ref and near != budget:
+                continue
+            row["base"] = f"{base} ({ref['params']:,} params)"
+            row["valid_loss"] = row.pop("best")
+            row["valid_gap"] = row["valid_loss"] - ref["valid_loss"] if None not in (row["valid_loss"],
+                                                                                     ref["valid_loss"]) else None
+            row["bleu_kept"] = 100 * row["bleu"] / ref["bleu"] if ref["bleu"] else None
+            rows.append(row)
+    return rows
+
+
+def build_width_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
+    """Write ``quality_width.md/.tex/.csv``: does the ~10x gap to dense shrink as the base model grows?"""
+    rows = width_rows(records)
+    if not any(on_narrow_base(r) for r in records):  # not built until a run on a narrower base has finished
+        raise FileNotFoundError("no finished run on a narrower base (experiment=quality/grid_width) yet")
+    used = {h for row in rows for h in row["hashes"]}
+    notes = ("Each base model (transformer_demo at the given width: d_model, FFN 2x d_model, same layers, heads and "
+             "vocabulary) and Shapeshifter of order 2 from scratch at ~10x fewer parameters than that base, trained "
+             "as every row of the quality table (early stopping on the validation loss, 40-epoch ceiling, factors "
+             "at 3x the lr). The gap columns compare each row with the dense model of its own base: if the gap "
+             "shrinks as the base grows, the size of the model, not only the compression, explains it.")
+    return write_table(out_dir, "quality_width", "Does the gap at ~10× depend on the model's size? (De→En sample)",
+                       rows, WIDTH_COLUMNS, [r for r in records if r["config_hash"] in used], notes)
 
 
 # -- why the quality drops: one change at a time against a base configuration --------------------------------

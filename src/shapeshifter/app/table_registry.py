@@ -1,7 +1,8 @@
 """Every table in one registry: what runs fill it and how it is built from their records.
 
 A table is one `TableSpec`. Its ``id`` is used everywhere: ``make reproduce-table-<id>``, the records folder
-``<records>/<id>`` (``<id>-smoke`` at smoke scale, ``conf/scale/``), the files ``results/tables/<id>.*``. The
+``<records>/<id>`` (``<id>-smoke`` at smoke scale, ``conf/scale/``; a table built from another table's records
+names that group in ``records``), the files ``results/tables/<id>.*``. The
 short names the Makefile has always taken (``2``, ``glue``, ...) are kept as aliases. `pipelines/reproduce.py`,
 `make smoke`, the results notebook and ``make tables`` all read this registry, so adding a table is one
 experiment file (its grid) plus one entry here::
@@ -24,7 +25,12 @@ from shapeshifter.app.paper_tables import (
     build_translation_table,
     finished_records,
 )
-from shapeshifter.app.quality_table import build_quality_glue_table, build_quality_table, build_why_table
+from shapeshifter.app.quality_table import (
+    build_quality_glue_table,
+    build_quality_table,
+    build_why_table,
+    build_width_table,
+)
 from shapeshifter.app.tables import TRANSLATION_COLUMNS, Column
 from shapeshifter.paths import repo_root
 
@@ -47,6 +53,11 @@ class TableSpec:
     with_dense: bool = True                  # add each experiment's dense baseline (False: a grid file lists it)
     jobs: tuple[tuple[str, ...], ...] = ()   # explicit jobs (overrides on the one experiment) instead of its grid
     bench_args: tuple[str, ...] = ()         # a benchmark table's own options of pipelines/bench_model.py
+    records: str | None = None               # records group it is built from, when not its own id
+
+    @property
+    def records_group(self) -> str:
+        return self.records or self.id
 
     def scale_overrides(self, scale: str) -> list[str]:
         name = self.smoke_scale if scale == "smoke" else self.full_scale
@@ -122,6 +133,9 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality", records_builder(build_quality_table, "translation"),
               ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
                "quality/grid_sizes", "quality/grid_tuned"), full_scale="cpu", with_dense=False),
+    # from the quality records: its own runs on a narrower base next to the full-width pair of the quality table
+    TableSpec("quality_width", records_builder(build_width_table, "translation"), ("quality/grid_width",),
+              full_scale="cpu", with_dense=False, records="quality"),
     TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale="cpu",
               jobs=WHY_JOBS),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
@@ -151,7 +165,7 @@ def tables_dir(tables_root: Path, scale: str) -> Path:
 def build_table(table: str, scale: str, records_root: Path, tables_root: Path) -> str:
     """Build one table from ``<records_root>/<group>``; FileNotFoundError when it has no finished records."""
     spec = get_table(table)
-    return spec.build(records_root / group_name(spec.id, scale), tables_dir(tables_root, scale))
+    return spec.build(records_root / group_name(spec.records_group, scale), tables_dir(tables_root, scale))
 
 
 def build_all(records_root: Path, tables_root: Path) -> list[str]:
