@@ -25,6 +25,8 @@ CONF = ROOT / "conf"
 PINNED = {
     ("experiment=quality/grid_10x", "+scale=cpu", "seed=1", "shapeshift=study/o2_r8_emb29"): "2b47b79cd794",
     ("experiment=quality/glue_grid", "+scale=cpu", "seed=1", "shapeshift=study_glue/o2_r8_emb44"): "a7b805024e71",
+    # results/demo/records: make demo rewrites these files in place; another hash would add a second record per row
+    ("experiment=demo", "shapeshift=study/o2_r8_emb29_proj"): "eba68f685714",
     ("experiment=glue_table/pretrained", "+scale=smoke_glue"): "6247236215b8",
     ("experiment=ablation/iwslt14", "+scale=smoke", "rank=4", "scheme=exact", "layers=all"): "e2bbceb641ad",
     # shapeshift.init_from interpolates run.outputs into a hashed key: run.outputs must stay "outputs"
