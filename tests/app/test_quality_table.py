@@ -185,13 +185,29 @@ def test_width_rows_compare_each_base_with_its_own_dense_model() -> None:
     assert by["o2-r8-emb29"]["valid_gap"] == pytest.approx(5.0 - 4.1)
 
 
-def test_runs_on_a_narrower_base_make_the_width_table_not_rows_of_the_main_one(tmp_path: Path) -> None:
-    build_quality_table(width_study(), tmp_path)
-    main = {row["config"] for row in csv.DictReader((tmp_path / "quality.csv").open())}
-    assert "o2-r4-emb22-d64" not in main and {"dense-d64", "o2-r2-emb14"} <= main  # d64 dense: a narrow baseline
-    build_width_table(width_study(), tmp_path)
-    width = (tmp_path / "quality_width.md").read_text()
-    assert "o2-r4-emb22-d64" in width and "o2-r2-emb14" not in width
+@pytest.mark.parametrize("scale", ["full", "smoke"])
+def test_the_width_table_reads_the_quality_records_beside_its_own_and_leaves_them_alone(scale: str,
+                                                                                      tmp_path: Path) -> None:
+    import json
+
+    from shapeshifter.app.table_registry import build_table, group_name
+
+    narrow = [r for r in width_study() if (r["config"]["arch"].get("label") == "d64")]
+    for table, recs in (("quality", [r for r in width_study() if r not in narrow]), ("quality_width", narrow)):
+        folder = tmp_path / "records" / group_name(table, scale)
+        folder.mkdir(parents=True)
+        for i, rec in enumerate(recs):
+            (folder / f"{i}.json").write_text(json.dumps(rec))
+    tables = tmp_path / "tables"
+    with pytest.raises(FileNotFoundError):  # the full-width pair is not its records: not built without them
+        build_table("quality_width", scale, tmp_path / "nothing", tables)
+    build_table("quality", scale, tmp_path / "records", tables)
+    out = tables if scale == "full" else tables / scale
+    main = (out / "quality.csv").read_bytes()
+    width = build_table("quality_width", scale, tmp_path / "records", tables)
+    assert "o2-r4-emb22-d64" in width and "| o2-r8-emb29 |" in width and "o2-r2-emb14" not in width
     assert "Built from 6 run record(s)" in width  # the two seeds of dense and of o2-r8-emb29, and the d64 pair
+    build_table("quality", scale, tmp_path / "records", tables)
+    assert (out / "quality.csv").read_bytes() == main  # the width runs are not rows of the main table
     with pytest.raises(FileNotFoundError, match="narrower base"):
         build_width_table(study(), tmp_path)  # not built before a run on a narrower base has finished

@@ -5,9 +5,9 @@ model, Shapeshifter of order 2 and 3 at several sizes, Shapeshifter fitted to th
 (``init_from``), narrow dense models, low-rank and PHM layers. ``quality_glue`` (classification) comes from
 ``experiment=quality/glue_grid*`` (group ``quality_glue``): encoder_small on the SNLI sample, dense, Shapeshifter,
 low-rank and narrow dense at ~10x fewer parameters. Each row averages the seeds of one configuration; every
-ratio is against the dense model of the same study. ``quality_width`` (from the same records) asks whether the
-gap depends on the model's size: Shapeshifter at ~10x fewer parameters than a narrower base
-(``experiment=quality/grid_width``) next to the full-width pair.
+ratio is against the dense model of the same study. ``quality_width`` asks whether the gap depends on the
+model's size: Shapeshifter at ~10x fewer parameters than a narrower base (``experiment=quality/grid_width``,
+group ``quality_width``) next to the full-width pair of the ``quality`` records.
 """
 
 from __future__ import annotations
@@ -40,19 +40,16 @@ BUDGETS = (1, 3, 5, 10, 25, 50, 100)  # the study's parameter reductions; rows a
 METHOD_ORDER = ("dense", "Shapeshifter o2", "Shapeshifter o3", "Shapeshifter, projected from dense", "low-rank",
                 "PHM", "narrow dense")
 
-QUALITY_COLUMNS = [
-    Column("method", "method"),
-    Column("config", "configuration"),
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
-    Column("bleu", "BLEU (tok, test)", fmt_num(".2f")),
-    Column("sacrebleu", "sacreBLEU (test)", fmt_num(".2f")),
-    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
-    Column("epochs", "epochs", fmt_num(".1f")),
-    Column("stopped_by", "stopped by"),
-    Column("seeds", "seeds", str),
-]
+# the columns every study table shares
+METHOD_COLUMNS = [Column("method", "method"), Column("config", "configuration"), PARAMS_COLUMN, REDUCTION_COLUMN]
+VALID_LOSS_COLUMN = Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f"))
+BLEU_COLUMN = Column("bleu", "BLEU (tok, test)", fmt_num(".2f"))
+TIME_COLUMN = Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f"))
+TRAINING_COLUMNS = [Column("epochs", "epochs", fmt_num(".1f")), Column("stopped_by", "stopped by"),
+                    Column("seeds", "seeds", str)]
+
+QUALITY_COLUMNS = [*METHOD_COLUMNS, VALID_LOSS_COLUMN, BLEU_COLUMN,
+                   Column("sacrebleu", "sacreBLEU (test)", fmt_num(".2f")), TIME_COLUMN, *TRAINING_COLUMNS]
 # The CSV other tools read: the columns the study promises, then the rest of the table.
 CSV_COLUMNS = [Column(k, k) for k in ("method", "config", "params", "reduction_vs_dense", "bleu", "bleu_std",
                                       "sacrebleu", "valid_loss", "valid_loss_std", "train_time_ratio", "epochs",
@@ -69,8 +66,8 @@ def full_width(record: dict[str, Any]) -> bool:
 
 
 def on_narrow_base(record: dict[str, Any]) -> bool:
-    """A factorized model of a narrower architecture than dense (quality/grid_width): a row of the width table,
-    not of the study's main table, whose budgets are all against the full-width dense model."""
+    """A factorized model of a narrower architecture than dense (quality/grid_width, records of its own): the
+    width table compares it with the dense model of its own width."""
     return bool(record.get("policy")) and not full_width(record)
 
 
@@ -215,7 +212,6 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, sour
 def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
     """Write ``quality.md/.tex/.csv``, ``quality_bleu_vs_params.png`` and ``quality_curves.png``; returns the
     Markdown."""
-    records = [r for r in records if not on_narrow_base(r)]  # the width table's (build_width_table)
     rows = quality_rows(records)
     copy = rows[0].get("copy_bleu")
     notes = ("Each configuration trained until its validation loss stopped improving (early stopping) or up to "
@@ -241,17 +237,10 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
 
 # -- does the gap depend on the model's size: the same ~10x compression of a narrower base -------------------
 WIDTH_COLUMNS = [
-    Column("base", "base model"),
-    Column("config", "configuration"),
-    PARAMS_COLUMN,
+    Column("base", "base model"), Column("config", "configuration"), PARAMS_COLUMN,
     Column("reduction", "fewer params than its base (×)", fmt_num(".1f")),
-    Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
-    Column("valid_gap", "Δ valid loss vs its base (bits)", fmt_num("+.3f")),
-    Column("bleu", "BLEU (tok, test)", fmt_num(".2f")),
-    Column("bleu_kept", "BLEU kept (% of its base)", fmt_num(".0f")),
-    Column("epochs", "epochs", fmt_num(".1f")),
-    Column("stopped_by", "stopped by"),
-    Column("seeds", "seeds", str),
+    VALID_LOSS_COLUMN, Column("valid_gap", "Δ valid loss vs its base (bits)", fmt_num("+.3f")),
+    BLEU_COLUMN, Column("bleu_kept", "BLEU kept (% of its base)", fmt_num(".0f")), *TRAINING_COLUMNS,
 ]
 
 
@@ -409,18 +398,8 @@ def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float =
 
 
 # -- the classification side: encoder_small on the SNLI sample -----------------------------------------------
-QUALITY_GLUE_COLUMNS = [
-    Column("method", "method"),
-    Column("config", "configuration"),
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column("val_accuracy", "valid accuracy (%, best)", fmt_num(".1f")),
-    Column("accuracy", "test accuracy (%)", fmt_num(".1f")),
-    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
-    Column("epochs", "epochs", fmt_num(".1f")),
-    Column("stopped_by", "stopped by"),
-    Column("seeds", "seeds", str),
-]
+QUALITY_GLUE_COLUMNS = [*METHOD_COLUMNS, Column("val_accuracy", "valid accuracy (%, best)", fmt_num(".1f")),
+                        Column("accuracy", "test accuracy (%)", fmt_num(".1f")), TIME_COLUMN, *TRAINING_COLUMNS]
 QUALITY_GLUE_CSV_COLUMNS = [Column(k, k) for k in (
     "method", "config", "params", "reduction_vs_dense", "accuracy", "accuracy_std", "val_accuracy",
     "val_accuracy_std", "train_time_ratio", "epochs", "stopped_by", "seeds")]

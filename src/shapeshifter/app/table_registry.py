@@ -1,8 +1,7 @@
 """Every table in one registry: what runs fill it and how it is built from their records.
 
 A table is one `TableSpec`. Its ``id`` is used everywhere: ``make reproduce-table-<id>``, the records folder
-``<records>/<id>`` (``<id>-smoke`` at smoke scale, ``conf/scale/``; a table built from another table's records
-names that group in ``records``), the files ``results/tables/<id>.*``. The
+``<records>/<id>`` (``<id>-smoke`` at smoke scale, ``conf/scale/``), the files ``results/tables/<id>.*``. The
 short names the Makefile has always taken (``2``, ``glue``, ...) are kept as aliases. `pipelines/reproduce.py`,
 `make smoke`, the results notebook and ``make tables`` all read this registry, so adding a table is one
 experiment file (its grid) plus one entry here::
@@ -53,11 +52,6 @@ class TableSpec:
     with_dense: bool = True                  # add each experiment's dense baseline (False: a grid file lists it)
     jobs: tuple[tuple[str, ...], ...] = ()   # explicit jobs (overrides on the one experiment) instead of its grid
     bench_args: tuple[str, ...] = ()         # a benchmark table's own options of pipelines/bench_model.py
-    records: str | None = None               # records group it is built from, when not its own id
-
-    @property
-    def records_group(self) -> str:
-        return self.records or self.id
 
     def scale_overrides(self, scale: str) -> list[str]:
         name = self.smoke_scale if scale == "smoke" else self.full_scale
@@ -80,9 +74,14 @@ def translation_builder(table_id: str, title: str | None = None, columns: tuple[
     return partial(build_translation_table, spec)
 
 
-def records_builder(build: Callable, kind: str) -> Builder:
-    """A builder over the finished records of one kind (``build(records, out_dir)``)."""
-    return lambda records_dir, out_dir: build(finished_records(records_dir, kind), out_dir)
+def records_builder(build: Callable, kind: str, table: str = "", also: tuple[str, ...] = ()) -> Builder:
+    """A builder over the finished records of one kind (``build(records, out_dir)``); with ``also``, table
+    ``table`` also reads those tables' records (read only: their folders at the same scale, beside its own)."""
+    def builder(records_dir: Path, out_dir: Path) -> str:
+        scale_suffix = records_dir.name.removeprefix(table)  # "" or "-smoke": group_name
+        folders = [records_dir, *(records_dir.parent / f"{other}{scale_suffix}" for other in also)]
+        return build([rec for folder in folders for rec in finished_records(folder, kind)], out_dir)
+    return builder
 
 
 # The investigation of why quality drops: one change at a time against o2-r8-emb29 (conf/experiment/quality/why.yaml).
@@ -133,9 +132,9 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality", records_builder(build_quality_table, "translation"),
               ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
                "quality/grid_sizes", "quality/grid_tuned"), full_scale="cpu", with_dense=False),
-    # from the quality records: its own runs on a narrower base next to the full-width pair of the quality table
-    TableSpec("quality_width", records_builder(build_width_table, "translation"), ("quality/grid_width",),
-              full_scale="cpu", with_dense=False, records="quality"),
+    # its own runs on a narrower base, beside the full-width pair of the quality table's records
+    TableSpec("quality_width", records_builder(build_width_table, "translation", "quality_width", ("quality",)),
+              ("quality/grid_width",), full_scale="cpu", with_dense=False),
     TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale="cpu",
               jobs=WHY_JOBS),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
@@ -165,7 +164,7 @@ def tables_dir(tables_root: Path, scale: str) -> Path:
 def build_table(table: str, scale: str, records_root: Path, tables_root: Path) -> str:
     """Build one table from ``<records_root>/<group>``; FileNotFoundError when it has no finished records."""
     spec = get_table(table)
-    return spec.build(records_root / group_name(spec.records_group, scale), tables_dir(tables_root, scale))
+    return spec.build(records_root / group_name(spec.id, scale), tables_dir(tables_root, scale))
 
 
 def build_all(records_root: Path, tables_root: Path) -> list[str]:
