@@ -24,24 +24,26 @@ import os, runpy, signal, sys
 from shapeshifter.glue.module import GlueClassifierModule
 
 kill_at = int(os.environ.get("KILL_AT_STEP") or 0)
+kill_with = getattr(signal, os.environ.get("KILL_SIGNAL") or "SIGKILL")
 if kill_at:
     def on_train_batch_end(self, outputs, batch, batch_idx):
         if self.global_step >= kill_at:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), kill_with)
     GlueClassifierModule.on_train_batch_end = on_train_batch_end
 sys.argv = ["train.py", *sys.argv[1:]]
 runpy.run_path(sys.argv.pop(1), run_name="__main__")
 """
 
 
-def _train(tmp: Path, kill_at: int | None = None, epochs: int = 2) -> subprocess.CompletedProcess:
+def _train(tmp: Path, kill_at: int | None = None, epochs: int = 2, kill_with: str = "SIGKILL"
+           ) -> subprocess.CompletedProcess:
     overrides = [
         "experiment=glue/snli_demo", "glue.max_examples=192", "glue.batch_size=32", "glue.max_length=48",
         "arch.d_model=32", "arch.d_ff=64", f"trainer.max_epochs={epochs}", "trainer.progress_bar=none",
         "+trainer.enable_model_summary=false", "logger.wandb.enabled=false", "run.threads=1",
         f"run.records={tmp / 'records'}", f"run.outputs={tmp / 'outputs'}",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KILL_AT_STEP": str(kill_at or "")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KILL_AT_STEP": str(kill_at or ""), "KILL_SIGNAL": kill_with}
     cmd = [sys.executable, "-c", WRAPPER, str(ROOT / "pipelines" / "train.py"), *overrides]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp)
 
@@ -82,6 +84,15 @@ def test_killed_mid_epoch_resumes_to_the_same_end_as_an_uninterrupted_run(tmp_pa
     assert [p["val/accuracy"] for p in a["training"]["curve"]] == [p["val/accuracy"] for p in b["training"]["curve"]]
     assert a["metrics"]["validation"] == pytest.approx(b["metrics"]["validation"], rel=1e-6)
     assert a["metrics"]["test"] == pytest.approx(b["metrics"]["test"], rel=1e-6)
+
+
+def test_a_job_stopped_by_sigterm_exits_143_and_leaves_its_record_unfinished(tmp_path: Path) -> None:
+    """A scheduler's SIGTERM (preemption, a time limit) stops the fit at Lightning's next check; the job must not
+    exit 0 as if it had finished (Lightning's own exception carries no code), and its record stays "running" for
+    the next attempt to resume."""
+    stopped = _train(tmp_path, kill_at=3, epochs=1, kill_with="SIGTERM")
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-3000:]
+    assert _record(tmp_path)["status"] == "running"
 
 
 @pytest.mark.slow

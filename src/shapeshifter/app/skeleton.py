@@ -20,6 +20,7 @@ Hydra sweeper optimizes) is the best value of the monitored validation metric, n
 from __future__ import annotations
 
 import difflib
+import signal
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -219,13 +220,18 @@ def fit_and_evaluate(task: Task, module: Any, dm: Any, loggers: list[Any], rank:
                      resume: Path | None, record: dict[str, Any], out_dir: Path) -> None:
     """Fit (resuming from ``resume``), check the schedule was completed and evaluate, filling ``record``: what every
     rank of a DDP run does alike (the collectives of one rank are matched by the others')."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
     from shapeshifter.app.training import check_schedule_completed, expected_steps, learning_curve, training_summary
 
     cfg = task.cfg
     callbacks, step_limit = training_callbacks(task, out_dir / "checkpoints")
     trainer = build_trainer(task, callbacks, loggers, out_dir, rank)
     t0 = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    try:
+        trainer.fit(module, datamodule=dm, ckpt_path=str(resume) if resume else None)
+    except SIGTERMException as stop:  # Lightning's carries no exit code, so a job killed with SIGTERM exited 0
+        raise SystemExit(128 + signal.SIGTERM) from stop
     record.setdefault("timings", {}).update(task.train_timings(trainer, module, time.perf_counter() - t0))
     record["training"] = training_summary(trainer, callbacks, max_steps=step_limit)
     record["training"]["curve"] = learning_curve(csv_log(loggers), (task.monitor or (None,))[0],
