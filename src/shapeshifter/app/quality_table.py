@@ -122,7 +122,12 @@ def add_study_columns(rows: list[dict[str, Any]], records: Sequence[dict[str, An
         row["best"], row["best_std"] = mean_std([scale * best_valid(t) for t in training if best_valid(t) is not None])
         row["epochs"] = mean_std([t["epochs"] for t in training if "epochs" in t])[0]
         row["stopped_by"] = ", ".join(sorted({t.get("stopped_by", "?") for t in training}))
-        row["budget"] = min(BUDGETS, key=lambda b: abs(math.log(row["reduction"] / b)))
+        row["budget"] = nearest_budget(row["reduction"])
+
+
+def nearest_budget(reduction: float) -> int:
+    """The study's budget (`BUDGETS`) nearest to a parameter reduction, on a log scale."""
+    return min(BUDGETS, key=lambda b: abs(math.log(reduction / b)))
 
 
 def _study_order(row: dict[str, Any]) -> tuple:
@@ -269,8 +274,7 @@ def width_rows(records: Sequence[dict[str, Any]], budget: int = 10) -> list[dict
         ref = base_rows[0]  # translation_rows puts the baseline first
         for row in base_rows:
             row["reduction"] = ref["params"] / row["params"]
-            near = min(BUDGETS, key=lambda b: abs(math.log(row["reduction"] / b)))
-            if row is not ref and near != budget:
+            if row is not ref and nearest_budget(row["reduction"]) != budget:
                 continue
             row["base"] = f"{base} ({ref['params']:,} params)"
             row["valid_loss"] = row.pop("best")
@@ -283,9 +287,9 @@ def width_rows(records: Sequence[dict[str, Any]], budget: int = 10) -> list[dict
 
 def build_width_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
     """Write ``quality_width.md/.tex/.csv``: does the ~10x gap to dense shrink as the base model grows?"""
-    rows = width_rows(records)
     if not any(on_narrow_base(r) for r in records):  # not built until a run on a narrower base has finished
         raise FileNotFoundError("no finished run on a narrower base (experiment=quality/grid_width) yet")
+    rows = width_rows(records)
     used = {h for row in rows for h in row["hashes"]}
     notes = ("Each base model (transformer_demo at the given width: d_model, FFN 2x d_model, same layers, heads and "
              "vocabulary) and Shapeshifter of order 2 from scratch at ~10x fewer parameters than that base, trained "

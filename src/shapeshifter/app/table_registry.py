@@ -74,12 +74,12 @@ def translation_builder(table_id: str, title: str | None = None, columns: tuple[
     return partial(build_translation_table, spec)
 
 
-def records_builder(build: Callable, kind: str, table: str = "", also: tuple[str, ...] = ()) -> Builder:
-    """A builder over the finished records of one kind (``build(records, out_dir)``); with ``also``, table
-    ``table`` also reads those tables' records (read only: their folders at the same scale, beside its own)."""
+def records_builder(build: Callable, kind: str, also: tuple[str, ...] = ()) -> Builder:
+    """A builder over the finished records of one kind (``build(records, out_dir)``), and with ``also`` those of
+    these tables too (read only: their records folders at the same scale, beside its own)."""
     def builder(records_dir: Path, out_dir: Path) -> str:
-        scale_suffix = records_dir.name.removeprefix(table)  # "" or "-smoke": group_name
-        folders = [records_dir, *(records_dir.parent / f"{other}{scale_suffix}" for other in also)]
+        suffix = scale_suffix(records_dir.name)
+        folders = [records_dir, *(records_dir.parent / f"{other}{suffix}" for other in also)]
         return build([rec for folder in folders for rec in finished_records(folder, kind)], out_dir)
     return builder
 
@@ -133,7 +133,7 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
               ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
                "quality/grid_sizes", "quality/grid_tuned"), full_scale="cpu", with_dense=False),
     # its own runs on a narrower base, beside the full-width pair of the quality table's records
-    TableSpec("quality_width", records_builder(build_width_table, "translation", "quality_width", ("quality",)),
+    TableSpec("quality_width", records_builder(build_width_table, "translation", also=("quality",)),
               ("quality/grid_width",), full_scale="cpu", with_dense=False),
     TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale="cpu",
               jobs=WHY_JOBS),
@@ -155,6 +155,11 @@ def get_table(name: str) -> TableSpec:
 def group_name(table: str, scale: str) -> str:
     """Records subfolder (``run.group``) of a table at a scale."""
     return table if scale == "full" else f"{table}-{scale}"
+
+
+def scale_suffix(group: str) -> str:
+    """The ``-<scale>`` that `group_name` appended to a records subfolder (``""`` at full scale)."""
+    return next((f"-{scale}" for scale in SCALES if scale != "full" and group.endswith(f"-{scale}")), "")
 
 
 def tables_dir(tables_root: Path, scale: str) -> Path:
