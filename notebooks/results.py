@@ -94,10 +94,12 @@ for scale in SCALES:
 #
 # Converged models at matched parameter budgets (`make reproduce-table-quality`), the investigation of why the
 # quality drops (`experiment=quality/why`, one change at a time, chosen on the validation split), and how well
-# each structure can fit the embeddings of the trained dense model (`pipelines/analyze_embeddings.py`).
+# each structure can fit the embeddings and the other matrices of the trained dense model, next to Gaussian
+# matrices of the same shape and std (`pipelines/analyze_embeddings.py`, `pipelines/analyze_weights.py`).
 
 # %%
 from shapeshifter.analysis.embedding_fit import fit_markdown  # noqa: E402
+from shapeshifter.analysis.weight_fit import weight_fit_markdown  # noqa: E402
 from shapeshifter.app.quality_table import quality_rows, verdict  # noqa: E402
 
 quality = [r for r in load_records(RECORDS / "quality") if r.get("kind") == "translation"]
@@ -107,8 +109,9 @@ if quality:
         print(verdict(rows, budget))
 else:
     print("quality: no finished records yet")
-for fit in (r for r in load_records(RECORDS / "quality_why") if r.get("kind") == "embedding_fit"):
-    print(fit_markdown(fit))
+fit_tables = {"embedding_fit": fit_markdown, "weight_fit": weight_fit_markdown}
+for fit in (r for r in load_records(RECORDS / "quality_why") if r.get("kind") in fit_tables):
+    print(f"{fit['kind']} of {fit['checkpoint']}\n" + fit_tables[fit["kind"]](fit))
 
 # %% [markdown]
 # ## Plots

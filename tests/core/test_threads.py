@@ -13,9 +13,8 @@ from shapeshifter.threads import JOBS_ENV, add_threads_argument, apply_threads, 
 
 ROOT = Path(__file__).resolve().parents[2]
 # every pipeline script that runs torch work; Hydra jobs take run.threads and follow the same rule (run_job)
-TORCH_SCRIPTS = ["analyze_embeddings.py", "bench_layers.py", "bench_model.py", "bench_peers.py", "device_check.py",
-                 "evaluate.py", "glue_quick_check.py", "profile_step.py",
-                 "reproduce.py"]
+TORCH_SCRIPTS = ["analyze_embeddings.py", "analyze_weights.py", "bench_layers.py", "bench_model.py", "bench_peers.py",
+                 "device_check.py", "evaluate.py", "glue_quick_check.py", "profile_step.py", "reproduce.py"]
 
 
 def test_explicit_count_wins_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
