@@ -41,3 +41,16 @@ def test_fit_table_rows_per_budget_and_structure() -> None:
     assert [(r["reduction"], r["structure"]) for r in rows][:3] == [(4, "kronecker"), (4, "kronecker_shuffled"),
                                                                     (4, "lowrank")]
     assert all(r["params"] <= 64 * 16 / r["reduction"] for r in rows)
+
+
+def test_the_script_refuses_a_data_bin_without_dictionaries_before_reading_the_checkpoint(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "analyze_embeddings.py"
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "missing.ckpt"), "--data-bin", str(tmp_path),
+                           "--out", str(tmp_path / "rec"), "--threads", "1"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2 and f"no dictionary {tmp_path / 'dict.de.txt'}" in proc.stderr
+    assert not (tmp_path / "rec").exists()
