@@ -157,6 +157,39 @@ def test_evaluate_entry_point_rebuilds_model_from_run_dir(raw: Path, tmp_path: P
     assert missing.returncode != 0 and "config.yaml not found" in missing.stderr
 
 
+def test_evaluate_projects_a_dense_run_onto_a_policy_without_training(raw: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    script = Path(__file__).resolve().parents[2] / "pipelines" / "evaluate.py"
+
+    def trained(name: str, *overrides: str) -> Path:
+        cfg = compose_cfg(raw, "ckpt.monitor=valid_loss", "seed=7", *overrides)  # a seed no other test records
+        run_job(cfg, tmp_path / name)
+        (tmp_path / name / ".hydra").mkdir()
+        OmegaConf.save(cfg, tmp_path / name / ".hydra" / "config.yaml")
+        return tmp_path / name
+
+    def evaluate(run_dir: Path, *policy: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(script), str(run_dir), "--split", "valid", "--beam", "1",
+                               "--project", *policy], capture_output=True, text=True, timeout=300)
+
+    dense = trained("dense")
+    done = evaluate(dense, "embedding.rank=4", "attention.rank=2", "ffn.rank=2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (result_file,) = (dense / "eval").glob("valid-*-project-*.json")
+    projected = json.loads(result_file.read_text())["projected"]
+    assert projected["policy"]["attention"] == {"rank": 2} and projected["reduction_vs_dense"] > 2
+    assert set(projected["mean_reconstruction_error"]) == {"embedding", "attention", "ffn"}
+    assert all(0 < e < 1 for e in projected["mean_reconstruction_error"].values())
+    bad = evaluate(dense, "attention.rnak=2")
+    assert bad.returncode != 0 and "rnak" in bad.stderr and "Traceback" not in bad.stderr
+    factorized = evaluate(trained("kron", "shapeshift=r8_emb64"), "attention.rank=2")
+    assert factorized.returncode != 0 and "already factorized" in factorized.stderr
+
+
 def test_a_named_slice_of_the_sample_is_written_on_first_use(tmp_path: Path) -> None:
     from shapeshifter.data.smoke import ensure_slice
 

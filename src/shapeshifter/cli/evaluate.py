@@ -5,6 +5,8 @@
     python pipelines/evaluate.py RUN_DIR --average-last 5                           # fairseq-style averaging
     python pipelines/evaluate.py outputs/demo_glue/snli_sample-encoder_small-dense-s1 --split valid   # GLUE
     python pipelines/evaluate.py RUN_DIR/<config hash>/checkpoints/best.ckpt       # a checkpoint file
+    python pipelines/evaluate.py DENSE_RUN --split valid --project embedding.rank=29 attention.rank=8 \
+        ffn.rank=8 output.rank=8        # the dense weights projected onto a policy's factors, not trained
 
 The run directory is the Hydra output folder of `pipelines/train.py` (it holds ``.hydra/config.yaml`` and
 ``checkpoints/``); the model is rebuilt from that config (arch, overrides, shapeshift policy; GLUE: the data,
@@ -12,8 +14,10 @@ which fixes the vocabulary) and must match the checkpoint exactly. A checkpoint 
 a parent of it. Translation: beam search, sacreBLEU + tokenized BLEU, hypotheses on disk. GLUE: the task's
 metrics on the validation or test split(s); by default the weights the run's own scores were computed with
 (its record's ``evaluated_weights``, else best.ckpt, else last.ckpt). Results go to
-``RUN_DIR/eval/<split>-<checkpoint>.json``. Checkpoints are loaded with ``weights_only=True``: a missing,
-damaged or foreign file is one line on stderr and exit status 1.
+``RUN_DIR/eval/<split>-<checkpoint>.json``. ``--project`` (translation, a dense run) fits a policy's factors to
+the weights (Kronecker SVD, as ``shapeshift.init=project``) and evaluates that model before any training: what
+projection alone keeps; results go to ``<split>-<checkpoint>-project-<policy hash>.json``. Checkpoints are
+loaded with ``weights_only=True``: a missing, damaged or foreign file is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["test", "valid"])
     p.add_argument("--beam", type=int, default=None, help="translation only")
     p.add_argument("--max-tokens", type=int, default=None, help="translation only")
+    p.add_argument("--project", nargs="+", default=None, metavar="TYPE.FIELD=VALUE",
+                   help="translation, dense run: evaluate its weights projected onto this policy, untrained "
+                        "(e.g. embedding.rank=29 attention.rank=8 ffn.rank=8 output.rank=8)")
     add_threads_argument(p)
     return p
 
@@ -75,6 +82,36 @@ def build_model(cfg: Any, dicts: tuple[Any, Any], weights: list[Path]) -> Any:
     return model.eval()
 
 
+def projection_policy(cfg: Any, assignments: list[str] | None) -> dict[str, Any] | None:
+    """The policy ``--project`` names (None without it); only a dense run's weights can be projected."""
+    from shapeshifter.app.policy import policy_from_config
+    from shapeshifter.params import parse_assignments
+
+    if assignments is None:
+        return None
+    if policy_from_config(cfg.shapeshift):
+        raise ValueError("--project fits factors to a dense model's weights; this run is already factorized "
+                         f"({cfg.shapeshift.get('name')})")
+    return parse_assignments(assignments)
+
+
+def project(model: Any, policy: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``model``'s layers by ``policy``'s factors fitted to its weights; what the result file says of it."""
+    from shapeshifter.app.records import config_hash
+    from shapeshifter.params import count_parameters
+    from shapeshifter.surgery import shapeshift
+
+    dense = count_parameters(model)["total"]
+    report = shapeshift(model, policy, init="project")
+    errors: dict[str, list[float]] = {}
+    for layer in report.factorized:
+        if layer.reconstruction_error is not None:
+            errors.setdefault(layer.layer_type, []).append(layer.reconstruction_error)
+    total = count_parameters(model)["total"]
+    return {"policy": policy, "policy_hash": config_hash(policy), "params": total, "reduction_vs_dense": dense / total,
+            "mean_reconstruction_error": {t: sum(e) / len(e) for t, e in errors.items()}}
+
+
 def evaluate_translation_run(run: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """Beam search over the chosen split of a translation run; returns ``(report, result label)``."""
     from shapeshifter.app.translation import data_config
@@ -83,6 +120,7 @@ def evaluate_translation_run(run: Any, args: argparse.Namespace) -> tuple[dict[s
     from shapeshifter.translation.evaluate import evaluate_translation
 
     cfg = run.config
+    policy = projection_policy(cfg, args.project)  # a bad policy fails before the data and the model are built
     weights, label = chosen_weights(run, args.checkpoint, args.average_last)
     dcfg = data_config(cfg)
     prepared = prepare_translation_data(dcfg)
@@ -92,6 +130,9 @@ def evaluate_translation_run(run: Any, args: argparse.Namespace) -> tuple[dict[s
                                max_target_positions=cfg.arch.max_positions)
     src_dict, tgt_dict = dm.load_dictionaries()
     model = build_model(cfg, (src_dict, tgt_dict), weights)
+    projected = project(model, policy) if policy is not None else None
+    if projected is not None:
+        label += f"-project-{projected['policy_hash']}"
     dm.setup("test" if args.split == "test" else "validate")
     loader = dm.test_dataloader() if args.split == "test" else dm.val_dataloader()
     result = evaluate_translation(
@@ -101,6 +142,8 @@ def evaluate_translation_run(run: Any, args: argparse.Namespace) -> tuple[dict[s
         lowercase=bool(dcfg.lowercase), name=f"{args.split}-{label}", beam=args.beam or cfg.eval.beam,
         max_len_a=cfg.eval.max_len_a, max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen, bpe=prepared.bpe,
     )
+    if projected is not None:
+        result["projected"] = projected
     return result, label
 
 
@@ -109,7 +152,7 @@ def evaluate_glue_run(run: Any, args: argparse.Namespace) -> tuple[dict[str, Any
     from shapeshifter.app.glue_evaluate import evaluate_glue
 
     unused = [flag for flag, value in (("--average-last", args.average_last), ("--beam", args.beam),
-                                       ("--max-tokens", args.max_tokens)) if value]
+                                       ("--max-tokens", args.max_tokens), ("--project", args.project)) if value]
     if unused:
         raise ValueError(f"{', '.join(unused)}: translation options; {run.path} is a GLUE run")
     ckpt = run.checkpoint(args.checkpoint) if args.checkpoint else run.evaluated_weights()[0]
