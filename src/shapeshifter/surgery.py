@@ -206,6 +206,14 @@ class ShapeshiftReport:
     def factorized(self) -> list[LayerRecord]:
         return [r for r in self.layers if r.status == "factorized"]
 
+    def mean_error_by_type(self) -> dict[str, float]:
+        """Mean relative reconstruction error of the projected layers, per layer type (empty after a random init)."""
+        errors: dict[str, list[float]] = {}
+        for r in self.factorized:
+            if r.reconstruction_error is not None:
+                errors.setdefault(r.layer_type, []).append(r.reconstruction_error)
+        return {t: sum(e) / len(e) for t, e in errors.items()}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "layers": [asdict(r) for r in self.layers],

@@ -347,6 +347,20 @@ def test_low_rank_embedding_keeps_its_tie_and_bias(init):
     assert model.embed_tokens.factors[0].grad[0].abs().max() == 0  # padding row: no gradient through the tie
 
 
+@pytest.mark.parametrize("init", ["random", "project"])
+def test_report_gives_the_mean_projection_error_per_layer_type(init):
+    torch.manual_seed(0)
+    report = shapeshift(TinyTiedModel(), {"embedding": {"rank": 4, "kind": "lowrank"}, "ffn": {"rank": 2}}, init=init)
+    by_type = report.mean_error_by_type()
+    if init == "random":
+        assert by_type == {}
+        return
+    expected = {t: [r.reconstruction_error for r in report.factorized if r.layer_type == t and
+                    r.reconstruction_error is not None] for t in ("embedding", "ffn")}
+    assert by_type == {t: pytest.approx(sum(e) / len(e)) for t, e in expected.items()}
+    assert all(0 < e < 1 for e in by_type.values())
+
+
 def test_low_rank_project_init_is_exact_at_full_rank():
     torch.manual_seed(0)
     model = nn.Sequential()

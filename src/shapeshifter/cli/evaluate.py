@@ -103,13 +103,9 @@ def project(model: Any, policy: dict[str, Any]) -> dict[str, Any]:
 
     dense = count_parameters(model)["total"]
     report = shapeshift(model, policy, init="project")
-    errors: dict[str, list[float]] = {}
-    for layer in report.factorized:
-        if layer.reconstruction_error is not None:
-            errors.setdefault(layer.layer_type, []).append(layer.reconstruction_error)
     total = count_parameters(model)["total"]
     return {"policy": policy, "policy_hash": config_hash(policy), "params": total, "reduction_vs_dense": dense / total,
-            "mean_reconstruction_error": {t: sum(e) / len(e) for t, e in errors.items()}}
+            "mean_reconstruction_error": report.mean_error_by_type()}
 
 
 def evaluate_translation_run(run: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
