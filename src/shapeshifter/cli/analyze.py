@@ -31,8 +31,16 @@ def analysis_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def reduction(text: str) -> float:
+    """A ``--budgets`` value: a parameter reduction, so at least 1."""
+    value = float(text)
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"budgets are reductions (>= 1), got {text}")
+    return value
+
+
 def budgets_argument(parser: argparse.ArgumentParser, default: Sequence[float]) -> None:
-    parser.add_argument("--budgets", type=float, nargs="+", default=list(default),
+    parser.add_argument("--budgets", type=reduction, nargs="+", default=list(default),
                         help="parameter reductions (each matrix fitted with numel/budget parameters)")
 
 
@@ -43,8 +51,6 @@ def record_analysis(parser: argparse.ArgumentParser, args: argparse.Namespace, a
     from shapeshifter.app.run_folder import find_checkpoint
 
     apply_threads(args.threads)
-    if any(b < 1 for b in getattr(args, "budgets", [])):
-        parser.error(f"--budgets are reductions (>= 1), got {args.budgets}")
     try:
         record = analyse(find_checkpoint(args.run))
     except (FileNotFoundError, ValueError) as err:  # no checkpoint, an unreadable one, or nothing in it to fit
