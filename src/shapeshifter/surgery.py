@@ -19,6 +19,15 @@ projections would be. At equal parameters the two fit a trained encoder's in-pro
 other (fused a little better on W, per slice on its learned update) and fused is no slower
 (`shapeshifter.bench.fused_qkv`), hence the default, which is also what GPT-2's ``c_attn`` got before.
 
+``rank: full`` asks for the rank at which each matrix is represented exactly (`LayerSpec.at`), e.g. to check
+that nothing but the weights changes. A linear layer typed ``other`` that looks like a block's attention or FFN
+projection (`shapeshifter.layer_types.looks_like_block_layer`) and stays dense is warned about, by name, and
+listed in the report's ``warnings``: usually an architecture whose names no pattern knows yet.
+
+A Hugging Face model (a ``transformers`` ``PreTrainedModel``) goes through `shapeshifter.hf.shapeshift`: its
+layouts apply and the policy is recorded in ``model.config``, so ``save_pretrained`` and
+``shapeshifter.hf.from_pretrained`` round-trip whichever of the two was called.
+
 Subclasses with a forward of their own (scaled or offset embeddings) and matrices no layout handles (the
 separate ``q/k/v_proj_weight`` of an `nn.MultiheadAttention` whose kdim/vdim differ, GPT-2's ``Conv1D`` without
 its layout) are left as they are and listed in the report as unhandled, with the reason, never replaced by
@@ -28,21 +37,22 @@ something that computes differently.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
 
-from .layer_types import LAYER_TYPES, LayerTypeClassifier
+from .layer_types import LAYER_TYPES, LayerTypeClassifier, looks_like_block_layer
 from .nn.attention import FactoredMultiheadAttention
 from .nn.embedding import FactoredEmbedding, KroneckerEmbedding, TiedOutput
 from .nn.factors import FactoredMatrix, KroneckerMatrix, Path
 from .nn.linear import FactoredLinear, KroneckerLinear
 from .nn.lowrank import LowRankEmbedding, LowRankLinear, LowRankMatrix
 from .nn.projection import project_into
-from .nn.shapes import ShapeSpec, check_scheme_name, check_scheme_rank
+from .nn.shapes import ShapeSpec, check_scheme_name, check_scheme_rank, phm_n, resolve_shape
 from .nn.stacked import StackedMatrix
 
 Init = Literal["random", "project"]
@@ -57,6 +67,7 @@ LAYER_CLASSES: dict[str, tuple[type[FactoredLinear], type[FactoredEmbedding]]] =
 # The matrix class of each kind, for the parts of a `StackedMatrix`.
 MATRIX_CLASSES: dict[str, type[FactoredMatrix]] = {"kronecker": KroneckerMatrix, "lowrank": LowRankMatrix}
 SPEC_FIELDS = ("rank", "order", "scheme", "path", "kind", "qkv", "init_gain")
+FULL = "full"  # the rank at which every matrix is exact (`LayerSpec.at`)
 
 
 @dataclass(frozen=True)
@@ -69,10 +80,12 @@ class LayerSpec:
     q/k/v projection (``3d x d``) is factorized: as one matrix (``"fused"``) or one factorization per ``d x d``
     slice (``"per_slice"``, the parameters of separate q/k/v projections at this rank); other layers ignore it.
     ``init_gain`` scales the std of a random init (default: the replaced layer's own std), to measure how much
-    the init's variance matters.
+    the init's variance matters. ``rank="full"`` is, per matrix, the smallest rank that represents any matrix
+    of its shape exactly (`at`); defined for low rank and Kronecker order 2 (an order-3 fit is CP-ALS, which
+    need not reach an exact fit, and PHM fixes its rank).
     """
 
-    rank: int
+    rank: int | Literal["full"]
     order: int = 2
     scheme: ShapeSpec = "balanced"
     path: Path = "auto"
@@ -81,8 +94,8 @@ class LayerSpec:
     init_gain: float = 1.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.rank, int) or self.rank < 1:
-            raise ValueError(f"rank must be a positive integer, got {self.rank!r}")
+        if self.rank != FULL and (not isinstance(self.rank, int) or self.rank < 1):
+            raise ValueError(f"rank must be a positive integer or 'full' (exact), got {self.rank!r}")
         if not isinstance(self.order, int) or self.order < 2:
             raise ValueError(f"order must be an integer >= 2, got {self.order!r}")
         if self.kind not in LAYER_CLASSES:
@@ -98,11 +111,29 @@ class LayerSpec:
             raise ValueError(f"qkv must be 'fused' or 'per_slice', got {self.qkv!r}")
         if self.kind == "kronecker":
             check_scheme_name(self.scheme, self.order)
-        check_scheme_rank(self.scheme, self.rank, self.order)
+        if self.rank != FULL:
+            check_scheme_rank(self.scheme, self.rank, self.order)
+        elif self.kind == "kronecker" and (self.order != 2 or phm_n(self.scheme) is not None):
+            raise ValueError(f"rank 'full' (exact) needs order 2 and a scheme that leaves the rank free, got order "
+                             f"{self.order}, scheme {self.scheme!r}: an order-3 fit (CP-ALS) need not be exact "
+                             f"and PHM's rank is its n")
+
+    def at(self, rows: int, cols: int) -> LayerSpec:
+        """This spec for one ``rows x cols`` matrix: ``rank="full"`` becomes the rank that makes it exact, low
+        rank: min(rows, cols); Kronecker A ⊗ B with A m1 x n1, B m2 x n2: min(m1 n1, m2 n2), the rank of the
+        rearranged (m1 n1) x (m2 n2) matrix (Van Loan and Pitsianis; the padding a scheme adds is cropped)."""
+        if self.rank != FULL:
+            return self
+        if self.kind == "lowrank":
+            return replace(self, rank=min(rows, cols))
+        ks = resolve_shape(rows, cols, 2, self.scheme)
+        return replace(self, rank=min(m * n for m, n in zip(ks.out_factors, ks.in_factors, strict=True)))
 
     @property
     def layer_args(self) -> tuple[Any, ...]:
         """The positional arguments after the matrix size, for the layer classes of this kind."""
+        if self.rank == FULL:
+            raise ValueError("rank 'full' depends on the matrix: use spec.at(rows, cols).layer_args")
         return (self.rank,) if self.kind == "lowrank" else (self.rank, self.order, self.scheme)
 
 
@@ -139,11 +170,14 @@ def _spec_from_mapping(layer_type: str, spec: Any) -> LayerSpec:
         raise ValueError(f"policy[{layer_type!r}]: unknown field(s) {sorted(unknown)}; "
                          f"allowed: {', '.join(SPEC_FIELDS)}")
     if "rank" not in fields:
-        raise ValueError(f"policy[{layer_type!r}] needs a 'rank' (or the value 'dense')")
+        raise ValueError(f"policy[{layer_type!r}] needs a 'rank' ('full' for exact, or the value 'dense')")
     scheme = fields.get("scheme", "balanced")
     if not isinstance(scheme, str):  # explicit ((m..), (n..)) possibly as lists from YAML
         scheme = tuple(tuple(int(v) for v in part) for part in scheme)
-    rank = whole_number(f"policy[{layer_type!r}].rank", fields["rank"])
+    try:
+        rank = FULL if fields["rank"] == FULL else whole_number(f"policy[{layer_type!r}].rank", fields["rank"])
+    except ValueError as err:
+        raise ValueError(f"{err} (or 'full' for exact)") from err
     order = whole_number(f"policy[{layer_type!r}].order", fields.get("order", 2))
     try:
         return LayerSpec(rank, order, scheme, fields.get("path", "auto"), fields.get("kind", "kronecker"),
@@ -196,7 +230,10 @@ class LayerRecord:
 
 @dataclass
 class ShapeshiftReport:
+    """One `LayerRecord` per matrix, and a line per layer that looks like attention/FFN but stayed dense."""
+
     layers: list[LayerRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def unhandled(self) -> list[LayerRecord]:
@@ -220,15 +257,31 @@ class ShapeshiftReport:
             "factorized": len(self.factorized),
             "dense": sum(r.status == "dense" for r in self.layers),
             "unhandled": [r.name for r in self.unhandled],
+            "warnings": list(self.warnings),
         }
 
+    def totals(self) -> dict[str, int]:
+        """Parameters of the listed matrices (and their biases) before and after, and layers per status; a
+        matrix shared by several layers counts once."""
+        out = {"params_before": sum(r.params_before for r in self.layers),
+               "params_after": sum(r.params_after for r in self.layers)}
+        return out | {status: sum(r.status == status for r in self.layers)
+                      for status in ("factorized", "dense", "unhandled")}
+
     def summary(self) -> str:
+        """One line per matrix, a total line, then the warnings."""
         lines = [f"{'layer':60s} {'type':9s} {'status':10s} {'shape':>12s} {'params':>10s} {'factors':>22s} err"]
         for r in self.layers:
             err = "" if r.reconstruction_error is None else f"{r.reconstruction_error:.3f}"
             note = r.factors or (r.reason or "")
             lines.append(f"{r.name:60s} {r.layer_type:9s} {r.status:10s} {r.shape[0]:>5d}x{r.shape[1]:<6d} "
                          f"{r.params_after:>10,d} {note:>22s} {err}")
+        t = self.totals()
+        fewer = f"{t['params_before'] / t['params_after']:.2f}× fewer" if t["params_after"] else "no parameters left"
+        lines.append(f"{'total':60s} {'':9s} {'':10s} {'':>12s} {t['params_after']:>10,d} from "
+                     f"{t['params_before']:,d} ({fewer}); {t['factorized']} factorized, {t['dense']} dense, "
+                     f"{t['unhandled']} unhandled")
+        lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
 
@@ -325,10 +378,18 @@ def shapeshift(
     forward of its own (a scaled or offset embedding) is left dense and reported unhandled; embeddings that
     share one weight get one shared replacement (or all stay dense); ``layouts`` adds modules such as
     GPT-2's ``Conv1D`` (`shapeshifter.hf.shapeshift` passes the Hugging Face ones) to `TORCH_LAYOUTS`
-    (`nn.MultiheadAttention`).
+    (`nn.MultiheadAttention`); a Hugging Face model called without layouts goes through
+    `shapeshifter.hf.shapeshift` (its layouts, its policy recorded in ``model.config``).
+
+    Every linear layer typed ``other`` that looks like a block's attention/FFN projection and stays dense is
+    named in one `UserWarning` and in ``report.warnings``.
     """
     if init not in ("random", "project"):
         raise ValueError(f"init must be 'random' or 'project', got {init!r}")
+    if not layouts and is_hugging_face(model):
+        from . import hf  # the edge that knows transformers; it calls back here with its layouts
+
+        return hf.shapeshift(model, policy, init, patterns)
     surgery = _Surgery(parse_policy(policy), _exclude_patterns((policy or {}).get("exclude")),
                        LayerTypeClassifier(patterns), init)
     named = list(model.named_modules())
@@ -349,7 +410,29 @@ def shapeshift(
         for parent, attr in parents.get(module_id, []):
             setattr(parent, attr, new)
     report.layers += _unhandled_parameters(model, named, surgery)
+    report.warnings = _dense_lookalikes(report, surgery.specs)
+    if report.warnings:
+        warnings.warn(f"shapeshift left {len(report.warnings)} layer(s) dense: {'; '.join(report.warnings)}. "
+                      "Give 'other' a policy, or type them with patterns= (shapeshifter.layer_types)", stacklevel=2)
     return report
+
+
+def is_hugging_face(model: nn.Module) -> bool:
+    """Whether ``model`` is a ``transformers`` ``PreTrainedModel`` (checked without importing transformers)."""
+    return any(c.__name__ == "PreTrainedModel" and c.__module__.startswith("transformers")
+               for c in type(model).__mro__)
+
+
+def _dense_lookalikes(report: ShapeshiftReport, specs: Policy) -> list[str]:
+    """One line per linear layer that no pattern typed, that looks like attention/FFN, and that the policy
+    leaves dense only because ``other`` is dense while attention or FFN is factorized."""
+    if specs["other"] is not None or (specs["attention"] is None and specs["ffn"] is None):
+        return []
+    return [f"{r.name} ({r.shape[0]}x{r.shape[1]}): looks like attention/FFN, but no name pattern typed it "
+            f"(type 'other', whose policy is dense)"
+            for r in report.layers
+            if r.layer_type == "other" and r.status == "dense" and r.kind == "linear"
+            and r.reason == "policy: dense" and looks_like_block_layer(r.name)]
 
 
 def _weight_groups(embeddings: list[tuple[str, nn.Embedding]]) -> list[list[tuple[str, nn.Embedding]]]:
@@ -499,6 +582,7 @@ def _make_linear(module: nn.Linear, spec: LayerSpec, init: Init,
                  blocks: int = 1) -> tuple[FactoredLinear, float | None]:
     if blocks > 1:
         return _make_stacked(module, spec, init, blocks)
+    spec = spec.at(*module.weight.shape)
     cls = LAYER_CLASSES[spec.kind][0]
     if init == "project":
         return cls.from_dense(module, *spec.layer_args, path=spec.path)
@@ -514,6 +598,7 @@ def _make_stacked(module: nn.Linear, spec: LayerSpec, init: Init, blocks: int) -
     w = module.weight
     if w.shape[0] % blocks:
         raise ValueError(f"{w.shape[0]} rows do not split into {blocks} equal slices")
+    spec = spec.at(w.shape[0] // blocks, w.shape[1])
     parts = [MATRIX_CLASSES[spec.kind](w.shape[0] // blocks, w.shape[1], *spec.layer_args, path=spec.path,
                                        device=w.device, dtype=w.dtype) for _ in range(blocks)]
     new = FactoredLinear(StackedMatrix(parts, spec.path), bias=module.bias is not None,
@@ -531,6 +616,7 @@ def _copy_bias(new: FactoredLinear, module: nn.Linear) -> None:
 
 
 def _make_embedding(module: nn.Embedding, spec: LayerSpec, init: Init) -> tuple[FactoredEmbedding, float | None]:
+    spec = spec.at(*module.weight.shape)
     cls = LAYER_CLASSES[spec.kind][1]
     if init == "project":
         return cls.from_dense(module, *spec.layer_args, path=spec.path)

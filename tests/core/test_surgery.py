@@ -423,6 +423,44 @@ def test_a_rank_given_as_text_or_float_means_the_same_policy() -> None:
     assert same[0] == same[1] == same[2] and same[2]["ffn"].rank == 2
 
 
+@pytest.mark.parametrize("spec,shape,rank", [
+    ({"rank": "full"}, (8, 12), 8),  # balanced: A 4x3, B 2x4 -> min(4*3, 2*4)
+    ({"rank": "full", "scheme": [[4, 2], [4, 3]]}, (8, 12), 6),  # A 4x4, B 2x3 -> min(16, 6)
+    ({"rank": "full", "kind": "lowrank"}, (8, 12), 8),  # min(rows, cols)
+    ({"rank": "full"}, (6632, 512), 1584),  # A 99x16 (6633 rows, one cropped), B 67x32 -> min(1584, 2144)
+])
+def test_rank_full_is_the_smallest_exact_rank_of_each_matrix(spec, shape, rank) -> None:
+    assert parse_policy({"ffn": spec})["ffn"].at(*shape).rank == rank
+
+
+@pytest.mark.parametrize("kind", ["kronecker", "lowrank"])
+def test_rank_full_reproduces_every_layer_and_is_recorded_as_given(kind) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential()
+    model.add_module("embed_tokens", nn.Embedding(30, 12))
+    model.add_module("fc1", nn.Linear(12, 20))
+    model.add_module("fc2", nn.Linear(20, 12))
+    ids = torch.randint(0, 30, (3, 5))
+    before = model(ids)
+    report = shapeshift(model, {t: {"rank": "full", "kind": kind} for t in ("embedding", "ffn")}, init="project")
+    assert len(report.factorized) == 3 and max(r.reconstruction_error for r in report.factorized) < 1e-5
+    torch.testing.assert_close(model(ids), before, rtol=1e-4, atol=1e-5)
+    assert all(isinstance(r.rank, int) for r in report.factorized)
+
+
+def test_rank_full_validation() -> None:
+    assert parse_policy({"ffn": {"rank": "full"}})["ffn"].rank == "full"
+    with pytest.raises(ValueError, match="rank 'full' \\(exact\\) needs order 2"):
+        parse_policy({"ffn": {"rank": "full", "order": 3}})
+    with pytest.raises(ValueError, match="PHM's rank is its n"):
+        parse_policy({"ffn": {"rank": "full", "scheme": "phm4"}})
+    with pytest.raises(ValueError, match="whole number.*or 'full'"):
+        parse_policy({"ffn": {"rank": "fulll"}})
+    with pytest.raises(ValueError, match="depends on the matrix"):
+        LayerSpec("full").layer_args  # noqa: B018
+    assert policy_from_config({"layers": ["ffn"], "rank": "full"})["ffn"]["rank"] == "full"
+
+
 class ScaledEmbedding(nn.Embedding):
     """An embedding with a forward of its own (as BART's scaled word embedding)."""
 

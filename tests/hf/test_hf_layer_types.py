@@ -1,4 +1,5 @@
-"""Layer-type name patterns for T5, DistilBERT, Llama, GPT-2, BART and ViT, on models built from tiny configs."""
+"""Layer-type name patterns for T5, DistilBERT, Llama, GPT-2, BART, GPT-NeoX, Phi-3, ALBERT and ViT, on models built
+from tiny configs."""
 
 import pytest
 from tiny_hf_models import BUILDERS
@@ -38,6 +39,22 @@ EXPECTED = {
         "model.encoder.layers.0.fc1": "ffn", "model.decoder.layers.0.fc2": "ffn",
         "model.shared": "embedding", "model.encoder.embed_positions": "embedding", "lm_head": "output",
     },
+    "GPTNeoXForCausalLM": {
+        "gpt_neox.layers.0.attention.query_key_value": "attention", "gpt_neox.layers.0.attention.dense": "attention",
+        "gpt_neox.layers.1.mlp.dense_h_to_4h": "ffn", "gpt_neox.layers.1.mlp.dense_4h_to_h": "ffn",
+        "gpt_neox.embed_in": "embedding",
+    },
+    "Phi3ForCausalLM": {
+        "model.layers.0.self_attn.qkv_proj": "attention", "model.layers.0.self_attn.o_proj": "attention",
+        "model.layers.1.mlp.gate_up_proj": "ffn", "model.layers.1.mlp.down_proj": "ffn", "lm_head": "output",
+    },
+    "AlbertForMaskedLM": {  # one layer shared by every depth
+        "albert.encoder.albert_layer_groups.0.albert_layers.0.attention.query": "attention",
+        "albert.encoder.albert_layer_groups.0.albert_layers.0.attention.dense": "attention",
+        "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn": "ffn",
+        "albert.encoder.albert_layer_groups.0.albert_layers.0.ffn_output": "ffn",
+        "albert.encoder.embedding_hidden_mapping_in": "other", "predictions.decoder": "output",
+    },
     "ViTForImageClassification": {  # transformers 5 names; the older ones are checked below
         "vit.layers.0.attention.q_proj": "attention", "vit.layers.0.attention.o_proj": "attention",
         "vit.layers.1.mlp.fc1": "ffn", "vit.layers.1.mlp.fc2": "ffn", "classifier": "output",
@@ -70,6 +87,7 @@ def _is_projection(module: nn.Module) -> bool:
     ("vit.encoder.layer.0.output.dense", "ffn"),
     ("encoder.block.0.layer.1.DenseReluDense.wi", "ffn"),  # T5 v1.0 (not gated)
     ("transformer.h.0.crossattention.q_attn", "attention"),
+    ("embed_out", "output"),  # GPT-NeoX before transformers 5
 ])
 def test_names_of_other_versions(module_name, expected):
     assert LayerTypeClassifier()(module_name, nn.Linear(2, 2)) == expected

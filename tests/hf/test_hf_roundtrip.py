@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 from tiny_hf_models import BUILDERS, HF_MODELS
+from torch import nn
 
 from shapeshifter import hf
 from shapeshifter.nn import StackedMatrix, TiedOutput
@@ -16,7 +17,8 @@ pytest.importorskip("transformers")
 
 POLICY = {"embedding": {"rank": 2}, "attention": {"rank": 2}, "ffn": {"rank": 1, "order": 3},
           "output": {"rank": 2}, "other": {"rank": 2}}
-GENERATES = {"GPT2LMHeadModel", "LlamaForCausalLM", "T5ForConditionalGeneration", "BartForConditionalGeneration"}
+GENERATES = {"GPT2LMHeadModel", "LlamaForCausalLM", "T5ForConditionalGeneration", "BartForConditionalGeneration",
+             "GPTNeoXForCausalLM", "Phi3ForCausalLM"}
 
 
 @pytest.mark.parametrize("name", HF_MODELS)
@@ -56,9 +58,10 @@ def test_shapeshifted_model_trains_generates_and_round_trips(name, tmp_path):
 def test_gpt2_conv1d_is_factorized_behind_its_interface():
     torch.manual_seed(0)
     model, run = BUILDERS["GPT2LMHeadModel"]()
-    plain = shapeshift(BUILDERS["GPT2LMHeadModel"]()[0], POLICY)  # without the layout: reported, left as is
-    assert {r.name for r in plain.unhandled} >= {"transformer.h.0.attn.c_attn.weight",
-                                                 "transformer.h.0.mlp.c_fc.weight"}
+    # inside a plain module (not a PreTrainedModel) the layout is not applied: reported, left as is
+    plain = shapeshift(nn.ModuleDict({"gpt2": BUILDERS["GPT2LMHeadModel"]()[0]}), POLICY)
+    assert {r.name for r in plain.unhandled} >= {"gpt2.transformer.h.0.attn.c_attn.weight",
+                                                 "gpt2.transformer.h.0.mlp.c_fc.weight"}
     report = hf.shapeshift(model, POLICY)
     assert report.unhandled == []
     c_attn = model.transformer.h[0].attn.c_attn
@@ -131,3 +134,20 @@ def test_plain_and_auto_from_pretrained_refuse_a_saved_folder_and_a_resave_keeps
     model.eval()
     with torch.no_grad():
         torch.testing.assert_close(run(hf.from_pretrained(type(model), tmp_path / "again")), run(model))
+
+
+@pytest.mark.parametrize("name", ["GPT2LMHeadModel", "GPTNeoXForCausalLM", "AlbertForMaskedLM"])
+def test_the_framework_free_shapeshift_records_the_policy_so_save_pretrained_round_trips(name, tmp_path):
+    """`shapeshifter.shapeshift` on a transformers model is `hf.shapeshift`: GPT-2's Conv1D is factorized and the
+    policy lands in the config, so a plain ``save_pretrained`` folder loads with `hf.from_pretrained`."""
+    import shapeshifter
+
+    torch.manual_seed(0)
+    model, run = BUILDERS[name]()
+    report = shapeshifter.shapeshift(model, POLICY)
+    assert report.unhandled == [] and model.config.shapeshifter["policy"] == POLICY
+    model.eval()
+    model.save_pretrained(tmp_path)
+    loaded = hf.from_pretrained(type(model), tmp_path)
+    with torch.no_grad():
+        torch.testing.assert_close(run(loaded), run(model))

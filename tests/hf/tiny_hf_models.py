@@ -95,6 +95,37 @@ def vit() -> tuple[nn.Module, Run]:
     return ViTForImageClassification(config), lambda m: m(pixel_values=pixels).logits
 
 
+def gpt_neox() -> tuple[nn.Module, Run]:
+    """GPT-NeoX/Pythia: fused, head-interleaved ``attention.query_key_value``, ``mlp.dense_h_to_4h``."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    config = GPTNeoXConfig(vocab_size=VOCAB, hidden_size=D, num_hidden_layers=2, num_attention_heads=HEADS,
+                           intermediate_size=FF, max_position_embeddings=POSITIONS, bos_token_id=1, eos_token_id=2)
+    ids = _ids(2, 7)
+    return GPTNeoXForCausalLM(config), lambda m: m(input_ids=ids).logits
+
+
+def phi3() -> tuple[nn.Module, Run]:
+    """Phi-3: fused ``qkv_proj`` (grouped-query: q, k, v of different sizes) and ``gate_up_proj``."""
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    config = Phi3Config(vocab_size=VOCAB, hidden_size=D, intermediate_size=FF, num_hidden_layers=2,
+                        num_attention_heads=HEADS, num_key_value_heads=1, max_position_embeddings=POSITIONS,
+                        original_max_position_embeddings=POSITIONS, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    ids = _ids(2, 7)
+    return Phi3ForCausalLM(config), lambda m: m(input_ids=ids).logits
+
+
+def albert() -> tuple[nn.Module, Run]:
+    """ALBERT: one layer shared by every depth, 8-wide embeddings mapped to the 16-wide hidden size."""
+    from transformers import AlbertConfig, AlbertForMaskedLM
+
+    config = AlbertConfig(vocab_size=VOCAB, embedding_size=8, hidden_size=D, num_hidden_layers=2,
+                          num_attention_heads=HEADS, intermediate_size=FF, max_position_embeddings=POSITIONS)
+    ids = _ids(2, 7)
+    return AlbertForMaskedLM(config), lambda m: m(input_ids=ids).logits
+
+
 class TorchEncoder(nn.Module):
     """`nn.TransformerEncoder` with a tied token embedding and output projection."""
 
@@ -149,11 +180,14 @@ BUILDERS: dict[str, Callable[[], tuple[nn.Module, Run]]] = {
     "BartForConditionalGeneration": bart,
     "DistilBertForMaskedLM": distilbert,
     "ViTForImageClassification": vit,
+    "GPTNeoXForCausalLM": gpt_neox,
+    "Phi3ForCausalLM": phi3,
+    "AlbertForMaskedLM": albert,
     "nn.TransformerEncoder": torch_encoder,
     "fairseq transformer (learned positions)": fairseq_learned_pos,
 }
 HF_MODELS = [k for k in BUILDERS if not k.startswith(("nn.", "fairseq"))]
 
-# Kronecker order 2 at a rank no matrix here exceeds (64 >= min(m1 n1, m2 n2) for every shape), fitted by
+# Kronecker order 2 at the rank that makes each matrix exact (min(m1 n1, m2 n2), `LayerSpec.at`), fitted by
 # projection: every factorized layer reproduces its dense weight (up to float error).
-EXACT_POLICY = {t: {"rank": 64} for t in ("embedding", "attention", "ffn", "output", "other")}
+EXACT_POLICY = {t: {"rank": "full"} for t in ("embedding", "attention", "ffn", "output", "other")}

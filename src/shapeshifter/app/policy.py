@@ -6,7 +6,7 @@ higher-rank embeddings::
 
     shapeshift:
       layers: [attention, ffn]      # or [] for the dense baseline
-      rank: 1
+      rank: 1                       # or full: the rank at which every matrix is exact
       order: 2
       scheme: balanced              # balanced | exact | phm<n> | [[m_1..m_N], [n_1..n_N]]
       kind: kronecker               # optional: kronecker (default) | lowrank (W = U @ V; order 2, scheme balanced)
@@ -49,7 +49,8 @@ def check_whole_numbers(node: Mapping[str, Any]) -> None:
     for where, entry in entries:
         for key in ("rank", "order"):
             value = entry.get(key)
-            if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            if value is None or (isinstance(value, int) and not isinstance(value, bool)) or (key, value) == (
+                    "rank", "full"):  # rank: full is exact (LayerSpec.at)
                 continue
             whole = whole_number(f"{where}.{key}", value)  # 2.7, 'two', True: the error names the key
             raise ValueError(f"{where}.{key} must be a whole number, got {value!r}: write {where}.{key}={whole} "
