@@ -77,7 +77,7 @@ def test_table1_shows_peak_memory_or_a_dash(tmp_path: Path, memory: bool) -> Non
     assert "peak memory (× dense)" in md
     line = next(x for x in md.splitlines() if x.startswith("| o2-r8-emb32"))
     assert line.endswith("| 300.0 | 0.75 |" if memory else "| – | – |")
-    assert (tmp_path / "tables" / "table1_time_ratio_vs_rank.png").is_file()
+    assert (tmp_path / "tables" / "table1_ratio_vs_reduction.png").is_file()
 
 
 def test_table1_notes_give_each_devices_repetitions(tmp_path: Path) -> None:
@@ -114,5 +114,5 @@ def test_bf16_benchmark_is_its_own_table(tmp_path: Path, monkeypatch: pytest.Mon
     assert [p.parent.name for p in records.rglob("bench-*.json")] == ["table1_bf16-smoke"]
     md = (tables / "smoke" / "table1_bf16.md").read_text()
     assert md.startswith("## Table 1 under bf16 autocast") and "bf16 autocast (weights and Adam state" in md
-    assert (tables / "smoke" / "table1_bf16_time_ratio_vs_rank.png").is_file()
+    assert (tables / "smoke" / "table1_bf16_ratio_vs_reduction.png").is_file()
     assert (tables / "smoke" / "table1.md").read_bytes() == before

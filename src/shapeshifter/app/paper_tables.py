@@ -23,6 +23,7 @@ from shapeshifter.app.tables import (
     Column,
     check_seed_replicas,
     fmt_num,
+    log_ticks,
     mean_std,
     pareto_front,
     plot_quality_vs_params,
@@ -106,29 +107,39 @@ def _spread(values: Sequence[float], gap: float = 1.3) -> list[float]:
     return kept
 
 
-def plot_time_ratio_vs_rank(rows: Sequence[dict[str, Any]], path: Path, source: str = "") -> Path:
-    """Time and peak-memory ratios to dense against how many times fewer parameters each policy has, one line
-    per measurement and device (both policy families, rN-emb16 and the o2 budgets, on one axis)."""
-    fig, ax = pyplot().subplots(figsize=(6.5, 4.2), dpi=120)
-    for device in sorted({r["device"] for r in rows}):
+def plot_ratio_vs_reduction(rows: Sequence[dict[str, Any]], path: Path, source: str = "") -> Path:
+    """Time and peak-memory ratios to dense against how many times fewer parameters each policy has: one panel
+    per device (one y axis), one line per measurement in the same colour on every panel, both policy families
+    (rN-emb16 and the o2 budgets) on one x axis; the legend sits right of the panels."""
+    devices = sorted({r["device"] for r in rows})
+    fig, axes = pyplot().subplots(1, len(devices), figsize=(2.0 + 3.6 * len(devices), 3.8), dpi=120, sharey=True,
+                                  squeeze=False)
+    for ax, device in zip(axes[0], devices, strict=True):
         pts = sorted((r for r in rows if r["device"] == device and r["config"] != "dense"),
                      key=lambda r: r["reduction"])
-        for key, label in TABLE1_SERIES:
+        for i, (key, label) in enumerate(TABLE1_SERIES):
             measured = [r for r in pts if r.get(key) is not None]
-            if measured:
-                ax.plot([r["reduction"] for r in measured], [r[key] for r in measured], marker="o",
-                        linestyle="--" if key == "memory_ratio" else "-", label=f"{label} ({device})")
-    ax.axhline(1.0, color="grey", linewidth=1, label="dense")
-    ax.axhline(1 + PAPER_TRAIN_OVERHEAD, color="C3", linestyle=":", linewidth=1, label="paper: train +17%")
-    ax.axhline(1 + PAPER_PREDICT_OVERHEAD, color="C4", linestyle=":", linewidth=1, label="paper: prediction +13%")
-    ax.set_xscale("log")
-    ticks = _spread([r["reduction"] for r in rows if r["config"] != "dense"])
-    ax.set_xticks(ticks, [f"{t:.0f}×" if t >= 10 else f"{t:.1f}×" for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("fewer parameters than dense (×, log scale)")
-    ax.set_ylabel("time or peak memory (× dense)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
+            if not measured:  # records that predate the memory measurement
+                continue
+            memory = key == "memory_ratio"
+            ax.plot([r["reduction"] for r in measured], [r[key] for r in measured], color=f"C{i}",
+                    marker="s" if memory else "o", markersize=4, linestyle="--" if memory else "-",
+                    label=label if memory else f"{label} time")
+        ax.axhline(1.0, color="grey", linewidth=1, label="dense (= 1)")
+        ax.axhline(1 + PAPER_TRAIN_OVERHEAD, color="C5", linestyle=":", linewidth=1.2,
+                   label=f"paper: train +{PAPER_TRAIN_OVERHEAD:.0%} (quoted)")
+        ax.axhline(1 + PAPER_PREDICT_OVERHEAD, color="C6", linestyle=":", linewidth=1.2,
+                   label=f"paper: prediction +{PAPER_PREDICT_OVERHEAD:.0%} (quoted)")
+        ax.set_xscale("log")
+        lo, hi = ax.get_xlim()
+        ticks = _spread([r["reduction"] for r in pts], gap=(hi / lo) ** 0.12)  # labels ~1/8 of a panel apart
+        ax.set_xticks(ticks, [f"{t:.0f}×" if t >= 10 else f"{t:.1f}×" for t in ticks], fontsize=8)
+        ax.minorticks_off()
+        ax.set_title(device, fontsize=10)
+        ax.set_xlabel("fewer parameters than dense (×, log scale)", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("time or peak memory (× dense)")
+    axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
     return save_figure(fig, path, source)
 
 
@@ -159,7 +170,7 @@ def build_table1(records_dir: Path, out_dir: Path, name: str = "table1",
              f"+{PAPER_TRAIN_OVERHEAD:.0%} training and +{PAPER_PREDICT_OVERHEAD:.0%} prediction time for its "
              f"policy (quoted, not measured here).")
     md = write_table(out_dir, name, title, rows, TABLE1_COLUMNS, records, notes)
-    plot_time_ratio_vs_rank(rows, out_dir / f"{name}_time_ratio_vs_rank.png", stamp(records))
+    plot_ratio_vs_reduction(rows, out_dir / f"{name}_ratio_vs_reduction.png", stamp(records))
     return md
 
 
@@ -238,32 +249,40 @@ GLUE_TABLE_COLUMNS = [*GLUE_COLUMNS[:1], Column("setting", "init"), *GLUE_COLUMN
 
 
 def plot_glue_scores(rows: Sequence[dict[str, Any]], path: Path, source: str = "") -> Path:
-    """Score against total parameters, one panel per task, one marker per setting (scratch / pretrained)."""
-    from matplotlib.ticker import NullFormatter
+    """Score against total parameters, one panel per task: one colour per configuration (the same on every
+    panel), one marker shape per setting (scratch / pretrained), one legend for all right of the panels (text
+    beside the points overlapped where configurations have about the same size and score)."""
+    from matplotlib.lines import Line2D
 
     tasks = sorted({r["task"] for r in rows})
+    configs = list(dict.fromkeys(r["config"] for r in sorted(rows, key=lambda r: -r["params"])))
     cols = min(4, len(tasks))
     nrows = -(-len(tasks) // cols)
-    fig, axes = pyplot().subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), dpi=120, squeeze=False)
+    fig, axes = pyplot().subplots(nrows, cols, figsize=(1.6 + 3.2 * cols, 2.8 * nrows), dpi=120, squeeze=False)
+    settings = (("o", "scratch"), ("s", "pretrained"))
     for ax, task in zip(axes.flat, tasks, strict=False):  # extra panels are hidden below
-        for marker, init in (("o", "scratch"), ("s", "pretrained")):
-            pts = [r for r in rows if r["task"] == task and r["setting"] == init and r["score"] is not None]
-            if pts:
-                ax.scatter([r["params"] for r in pts], [r["score"] for r in pts], marker=marker, label=init, zorder=3)
-                for r in pts:
-                    ax.annotate(r["config"], (r["params"], r["score"]), textcoords="offset points", xytext=(3, 3),
-                                fontsize=6)
+        pts = [r for r in rows if r["task"] == task and r["score"] is not None]
+        for marker, init in settings:
+            for r in (r for r in pts if r["setting"] == init):
+                ax.scatter([r["params"]], [r["score"]], marker=marker, s=28, zorder=3,
+                           color=f"C{configs.index(r['config']) % 10}")
         majority = next((r["majority"] for r in rows if r["task"] == task and r.get("majority") is not None), None)
         if majority is not None:
-            ax.axhline(majority, color="grey", linestyle="--", linewidth=1, label="majority class")
+            ax.axhline(majority, color="grey", linestyle="--", linewidth=1)
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())
+        if pts:
+            log_ticks(ax, [r["params"] for r in pts])
         ax.set_title(f"{task} ({next(r['metric'] for r in rows if r['task'] == task)})", fontsize=9)
         ax.grid(True, alpha=0.3)
         ax.set_xlabel("total parameters", fontsize=8)
-        ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(tasks):]:
         ax.set_visible(False)
+    handles = [Line2D([], [], linestyle="", marker="o", color=f"C{i % 10}", label=c) for i, c in enumerate(configs)]
+    handles += [Line2D([], [], linestyle="", marker=m, color="black", markerfacecolor="none", label=init)
+                for m, init in settings if any(r["setting"] == init for r in rows)]
+    if any(r.get("majority") is not None for r in rows):
+        handles.append(Line2D([], [], color="grey", linestyle="--", linewidth=1, label="majority class"))
+    axes[0][len(tasks[:cols]) - 1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7)
     return save_figure(fig, path, source)
 
 

@@ -155,9 +155,11 @@ def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: f
     """BLEU against parameters, one colour and marker per method, each method's Pareto front as a line.
 
     Points carry no text labels (they would overlap at equal budgets): methods at one budget are spread
-    sideways by a few percent of the x axis, the legend (outside the axes) names them, and the top axis marks
-    the reductions against dense.
+    sideways by a few percent of the x axis, the legend (outside the axes) names them and explains the lines
+    and error bars, and the top axis marks the reductions against dense.
     """
+    from matplotlib.lines import Line2D
+
     fig, ax = pyplot().subplots(figsize=(8.0, 4.2), dpi=120)
     markers = "osD^vP*X"
     present = [m for m in METHOD_ORDER if any(r["method"] == m for r in rows)]
@@ -174,6 +176,9 @@ def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: f
                     zorder=2)
     if copy_bleu is not None:
         ax.axhline(copy_bleu, color="grey", linestyle="--", linewidth=1, label="copy the source")
+    ax.errorbar([], [], yerr=[], fmt="o", color="black", markerfacecolor="none", capsize=2,
+                label="error bar: ± std over seeds")
+    ax.add_line(Line2D([], [], color="black", linewidth=1, label="line: a method's Pareto front"))
     ax.set_xscale("log")
     ax.set_xlabel("total parameters (log scale)")
     ax.set_ylabel("test BLEU (tokenized)")
@@ -192,7 +197,10 @@ def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: f
 
 def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, source: str, scale: float = 1.0) -> Path:
     """The monitored validation value against epochs (``training.curve``), one line per configuration and seed,
-    coloured by method: whether a run was on its plateau when it stopped. Seeds after the first are dashed."""
+    coloured by method, one marker per configuration: whether a run was on its plateau when it stopped. Each
+    configuration's first seed is solid, its further seeds dashed; the legend says so."""
+    from matplotlib.lines import Line2D
+
     fig, ax = pyplot().subplots(figsize=(8.0, 4.2), dpi=120)
     methods = [m for m in METHOD_ORDER if any(method(r) == m for r in records)]
     methods += sorted({method(r) for r in records} - set(methods))
@@ -207,6 +215,9 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, sour
             ax.plot([p["epoch"] + 1 for p in curve], [scale * p[monitor] for p in curve], color=colour,
                     linestyle="--" if k else "-", marker="osD^vP*X"[j % 8], markevery=5, markersize=3,
                     linewidth=1, label=f"{label} ({method(rec)})" if k == 0 else None)
+    ax.add_line(Line2D([], [], color="black", linewidth=1, label="solid: a configuration's first seed"))
+    if any(len(recs) > 1 for recs in groups.values()):
+        ax.add_line(Line2D([], [], color="black", linewidth=1, linestyle="--", label="dashed: its further seeds"))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)

@@ -238,25 +238,65 @@ def save_figure(fig: Any, path: Path, source: str = "") -> Path:
     return path
 
 
+# One (marker, colour) pair per point of a plot keyed by its legend: 12 markers x 10 colours, 60 distinct pairs.
+POINT_MARKERS = "osD^vP*Xh<>p"
+
+
+def point_style(i: int) -> dict[str, str]:
+    """The marker and colour of the ``i``-th configuration of a plot whose legend names each point."""
+    return {"marker": POINT_MARKERS[i % len(POINT_MARKERS)], "color": f"C{i % 10}"}
+
+
+def compact_number(v: float) -> str:
+    """``20k``, ``1.5M``, ``500``: a tick label short enough for a log axis."""
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def log_ticks(ax: Any, values: Sequence[float]) -> None:
+    """Labelled x ticks of a log axis at 1-2-5, 1-3 or 1 per decade (fewer as the values span more decades), in
+    compact form, minor ticks unlabelled: matplotlib labels the minor ticks of a short log axis, and they overlap.
+    Values within one step of each other get their own two ends as ticks."""
+    import math
+
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    lo, hi = min(values), max(values)
+    span = math.log10(hi / lo) if lo > 0 else 0.0
+    steps = (1, 2, 5) if span <= 1.5 else (1, 3) if span <= 3 else (1,)
+    view_lo, view_hi = ax.get_xlim()
+    ticks = [s * 10.0**k for k in range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 2)
+             for s in steps if view_lo <= s * 10.0**k <= view_hi]
+    if len(ticks) < 2:
+        ticks = sorted({lo, hi})
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticks(ticks, [compact_number(t) for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: str = "bleu",
                            ylabel: str = "test BLEU (tokenized)", baseline: float | None = None,
                            baseline_label: str = "copy source", source: str = "") -> Path:
-    fig, ax = pyplot().subplots(figsize=(5.5, 3.8), dpi=120)
-    xs = [r["params"] for r in rows]
-    ys = [r[metric] for r in rows]
-    ax.scatter(xs, ys, zorder=3)
-    for r, x, y in zip(rows, xs, ys, strict=True):
-        ax.annotate(r["config"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    """Quality against total parameters, one marker (shape and colour) per configuration, named in the legend
+    beside the axes: text beside the points overlapped wherever configurations have about the same size and
+    score."""
+    scored = [r for r in rows if r.get(metric) is not None]
+    fig, ax = pyplot().subplots(figsize=(7.5, max(3.8, 1.2 + 0.17 * len(rows))), dpi=120)
     front = pareto_front(rows, metric)
     if len(front) > 1:
-        ax.step([r["params"] for r in front], [r[metric] for r in front], where="post", color="C1", linewidth=1,
+        ax.step([r["params"] for r in front], [r[metric] for r in front], where="post", color="grey", linewidth=1,
                 zorder=2, label="Pareto front")
     if baseline is not None:
         ax.axhline(baseline, color="grey", linestyle="--", linewidth=1, label=baseline_label)
-    if baseline is not None or len(front) > 1:
-        ax.legend(loc="lower right", fontsize=8)
+    for i, r in enumerate(scored):
+        ax.scatter([r["params"]], [r[metric]], s=30, zorder=3, label=r["config"], **point_style(i))
     ax.set_xscale("log")
+    log_ticks(ax, [r["params"] for r in scored])
     ax.set_xlabel("total parameters (log scale)")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, ncol=1 if len(rows) <= 22 else 2)
     return save_figure(fig, path, source)

@@ -28,7 +28,7 @@ def plot_peers(record: dict[str, Any], path: Path) -> Path:
         ax.grid(True, axis="x", alpha=0.3)
     axes[0].set_yticks([i + (len(peers) - 1) * height / 2 for i in range(len(shapes))], shapes)
     axes[0].invert_yaxis()
-    axes[1].legend(fontsize=8, loc="best")
+    axes[1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the bars, not over them
     cfg = record["config"]
     fig.suptitle(f"Peers at about {1 / cfg['budget']:.0f}× fewer parameters, {record['device']}, "
                  f"{cfg['tokens']} tokens (grey line: dense)", fontsize=10)
