@@ -117,3 +117,12 @@ def test_a_plot_with_overlapping_labels_fails_the_check(figures):
     fig.canvas.draw()
     with pytest.raises(AssertionError, match="point labels overlap"):
         check_readable("x.png", fig)
+
+
+def test_tick_labels_are_compact_and_a_single_or_unscored_point_still_plots(figures, tmp_path):
+    assert [tables.compact_number(v) for v in (500, 2000, 20_000, 1_500_000, 3e9)] == ["500", "2k", "20k", "1.5M",
+                                                                                       "3G"]
+    one = [{"config": "dense", "params": 123_456, "bleu": 1.0}]
+    tables.plot_quality_vs_params(one, tmp_path / "one_bleu_vs_params.png")
+    tables.plot_quality_vs_params([one[0] | {"bleu": None}], tmp_path / "none_bleu_vs_params.png")
+    check_readable("one_bleu_vs_params.png", figures["one_bleu_vs_params.png"])

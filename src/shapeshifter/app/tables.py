@@ -294,9 +294,11 @@ def plot_quality_vs_params(rows: Sequence[dict[str, Any]], path: Path, metric: s
     for i, r in enumerate(scored):
         ax.scatter([r["params"]], [r[metric]], s=30, zorder=3, label=r["config"], **point_style(i))
     ax.set_xscale("log")
-    log_ticks(ax, [r["params"] for r in scored])
+    if scored:
+        log_ticks(ax, [r["params"] for r in scored])
     ax.set_xlabel("total parameters (log scale)")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, ncol=1 if len(rows) <= 22 else 2)
+    if ax.get_legend_handles_labels()[0]:  # nothing scored and no baseline: an empty plot, no legend
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, ncol=1 if len(rows) <= 22 else 2)
     return save_figure(fig, path, source)
