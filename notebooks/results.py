@@ -24,17 +24,17 @@
 import os
 from pathlib import Path
 
-from shapeshifter.app.glue_tables import glue_rows
-from shapeshifter.app.paper_tables import (
+from shapeshifter.app.records import load_records
+from shapeshifter.reports.glue import glue_rows
+from shapeshifter.reports.paper import (
     PAPER_PARAM_REDUCTION,
     PAPER_PREDICT_OVERHEAD,
     PAPER_TRAIN_OVERHEAD,
     TRANSLATION_TABLES,
     table1_rows,
 )
-from shapeshifter.app.records import load_records
-from shapeshifter.app.table_registry import SCALES, TABLE_IDS, build_table, group_name, tables_dir
-from shapeshifter.app.tables import translation_rows
+from shapeshifter.reports.registry import SCALES, TABLE_IDS, build_table, group_name, tables_dir
+from shapeshifter.reports.translation import translation_rows
 
 ROOT = Path.cwd() if (Path.cwd() / "conf").is_dir() else Path.cwd().parent
 RECORDS = Path(os.environ.get("SHAPESHIFTER_RECORDS", ROOT / "results" / "records"))
@@ -100,7 +100,7 @@ for scale in SCALES:
 # %%
 from shapeshifter.analysis.embedding_fit import fit_markdown  # noqa: E402
 from shapeshifter.analysis.weight_fit import weight_fit_markdown  # noqa: E402
-from shapeshifter.app.quality_table import quality_rows, verdict  # noqa: E402
+from shapeshifter.reports.quality import quality_rows, verdict  # noqa: E402
 
 quality = [r for r in load_records(RECORDS / "quality") if r.get("kind") == "translation"]
 if quality:

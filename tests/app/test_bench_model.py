@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from shapeshifter.app.paper_tables import build_table1, table1_rows
 from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.cli import bench
 from shapeshifter.params import count_parameters
+from shapeshifter.reports.paper import build_table1, table1_rows
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
 

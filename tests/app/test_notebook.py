@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from shapeshifter.app.table_registry import build_all
+from shapeshifter.reports.registry import build_all
 
 ROOT = Path(__file__).resolve().parents[2]
 

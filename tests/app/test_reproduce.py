@@ -10,8 +10,8 @@ import pytest
 
 from shapeshifter.app import translation
 from shapeshifter.app.records import new_record, write_record
-from shapeshifter.app.table_registry import build_all, get_table, group_name
 from shapeshifter.data.smoke import slice_iwslt_raw
+from shapeshifter.reports.registry import build_all, get_table, group_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,7 +188,7 @@ def test_every_table_skips_what_is_recorded(scale: str) -> None:
     """The demos always train (`run.skip_done=false`); a table's grid, even one built on a demo's settings
     (quality/glue on the SNLI demo), must skip its committed records, or a fresh clone would retrain them all."""
     from shapeshifter.app.sweep import compose_cfg
-    from shapeshifter.app.table_registry import REGISTRY
+    from shapeshifter.reports.registry import REGISTRY
 
     conf = ROOT / "conf"
     for spec in REGISTRY.values():
@@ -225,7 +225,7 @@ def test_pareto_front() -> None:
     from hypothesis import given
     from hypothesis import strategies as st
 
-    from shapeshifter.app.tables import pareto_front
+    from shapeshifter.reports.frame import pareto_front
 
     rows = [{"config": "dense", "params": 1000, "bleu": 30.0}, {"config": "a", "params": 100, "bleu": 29.0},
             {"config": "b", "params": 120, "bleu": 28.0}, {"config": "c", "params": 50, "bleu": 20.0},
@@ -311,7 +311,7 @@ def test_a_launcher_runs_the_grid_through_hydra_two_jobs_at_a_time(smoke_env, ca
 
 
 def test_a_new_table_is_one_registry_entry(tmp_path: Path, monkeypatch, capsys) -> None:
-    from shapeshifter.app.table_registry import REGISTRY, TableSpec, translation_builder
+    from shapeshifter.reports.registry import REGISTRY, TableSpec, translation_builder
 
     spec = TableSpec("my_table", translation_builder("my_table", "My table: r1 vs r8"), ("table2/iwslt14",),
                      aliases=("mine",))

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from shapeshifter.app.records import new_record, write_record
-from shapeshifter.app.table_registry import build_all, group_name
 from shapeshifter.app.wandb_records import RECORD_FILE, attach_record, fetch_records
+from shapeshifter.reports.registry import build_all, group_name
 
 GROUP = group_name("table2", "smoke")
 PAPER = {"embedding": {"rank": 16, "order": 2, "scheme": "balanced"},

@@ -1,6 +1,6 @@
 """Run records kept in W&B: attach each finished record to its W&B run, and fetch them back as local records.
 
-Tables are built from local record files only (``paper_tables.build_all``). When the runs of a paper were
+Tables are built from local record files only (``reports.registry.build_all``). When the runs of a paper were
 made on machines whose record folders are gone, their W&B project still holds one ``shapeshifter_record.json``
 per run (the exact bytes of the local record); ``fetch_records`` writes those back into the local layout
 ``<dest>/<group>/<name>-<config_hash>.json`` so that the same tables can be rebuilt from W&B.

@@ -8,7 +8,7 @@ from typing import Any
 
 def plot_peers(record: dict[str, Any], path: Path) -> Path:
     """Two panels, time and peak memory as × dense, one group of horizontal bars per shape, one bar per peer."""
-    from shapeshifter.app.tables import pyplot, save_figure
+    from shapeshifter.reports.plots import pyplot, save_figure
 
     rows = [r for r in record["rows"] if "skipped" not in r and r["peer"] != "dense"]
     shapes = list(dict.fromkeys(r["shape"] for r in rows))

@@ -35,10 +35,10 @@ import torch
 
 from shapeshifter.app.loggers import wandb_mode
 from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
-from shapeshifter.app.table_registry import build_table, group_name
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.bench import peak_bytes, tensor_bytes
 from shapeshifter.bench.timing import timed
+from shapeshifter.reports.registry import build_table, group_name
 from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads
 from shapeshifter.translation.criterion import label_smoothed_nll_loss
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary

@@ -41,7 +41,8 @@ from shapeshifter.app.sweep import (
     run_grid,
     summary,
 )
-from shapeshifter.app.table_registry import (
+from shapeshifter.paths import repo_root
+from shapeshifter.reports.registry import (
     CONF,
     REGISTRY,
     TableSpec,
@@ -49,7 +50,6 @@ from shapeshifter.app.table_registry import (
     build_table,
     get_table,
 )
-from shapeshifter.paths import repo_root
 from shapeshifter.threads import add_threads_argument
 
 ROOT = repo_root()

@@ -13,16 +13,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows
-from shapeshifter.app.paper_tables import finished_records
-from shapeshifter.app.tables import (
-    TRANSLATION_COLUMNS,
-    Column,
-    plot_quality_vs_params,
-    stamp,
-    translation_rows,
-    write_table,
-)
+from shapeshifter.reports.frame import Column, stamp, write_table
+from shapeshifter.reports.glue import GLUE_COLUMNS, glue_rows
+from shapeshifter.reports.paper import finished_records
+from shapeshifter.reports.plots import plot_quality_vs_params
+from shapeshifter.reports.translation import TRANSLATION_COLUMNS, translation_rows
 
 GLUE_NOTE = ("Scores are the task's main metric on the test split (validation when the test labels are hidden), "
              "evaluated at the best validation checkpoint. Time ratios against the dense model: training wall time "

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from shapeshifter.app.paper_tables import (
+from shapeshifter.paths import repo_root
+from shapeshifter.reports.frame import Column
+from shapeshifter.reports.paper import (
     TRANSLATION_TABLES,
     TranslationTable,
     build_glue_table,
@@ -24,14 +26,13 @@ from shapeshifter.app.paper_tables import (
     build_translation_table,
     finished_records,
 )
-from shapeshifter.app.quality_table import (
+from shapeshifter.reports.quality import (
     build_quality_glue_table,
     build_quality_table,
     build_why_table,
     build_width_table,
 )
-from shapeshifter.app.tables import TRANSLATION_COLUMNS, Column
-from shapeshifter.paths import repo_root
+from shapeshifter.reports.translation import TRANSLATION_COLUMNS
 
 CONF = repo_root() / "conf"
 SCALES = ("full", "smoke")

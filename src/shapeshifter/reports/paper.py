@@ -14,25 +14,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shapeshifter.app.glue_tables import GLUE_COLUMNS, glue_rows
+import pandas as pd
+
 from shapeshifter.app.records import load_records
-from shapeshifter.app.tables import (
+from shapeshifter.reports.frame import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
-    TRANSLATION_COLUMNS,
     Column,
+    by_configuration,
     check_seed_replicas,
     fmt_num,
-    log_ticks,
-    mean_std,
     pareto_front,
-    plot_quality_vs_params,
-    pyplot,
-    save_figure,
     stamp,
-    translation_rows,
+    to_rows,
     write_table,
 )
+from shapeshifter.reports.glue import GLUE_COLUMNS, glue_rows
+from shapeshifter.reports.plots import log_ticks, plot_quality_vs_params, pyplot, save_figure
+from shapeshifter.reports.translation import TRANSLATION_COLUMNS, translation_rows
 
 # Figures quoted from the paper (not measured here); shown beside our measurements.
 PAPER_TRAIN_OVERHEAD = 0.17
@@ -63,32 +62,29 @@ TABLE1_COLUMNS = [
 ]
 
 
-def _peak_memory(results: Sequence[dict[str, Any]]) -> dict[str, float | None]:
-    """Peak memory of a training step (MB) and its ratio to dense, ± std over seeds; None for records written
-    before the benchmark measured memory."""
-    measured = [r for r in results if r.get("peak_train_bytes") is not None]
-    mb, mb_std = mean_std([r["peak_train_bytes"] / 2**20 for r in measured])
-    ratio, ratio_std = mean_std([r["peak_train_ratio_to_dense"] for r in measured])
-    return {"peak_mb": mb, "peak_mb_std": mb_std, "memory_ratio": ratio, "memory_ratio_std": ratio_std}
+def table1_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (record, policy) of the benchmark: its device, size, times and ratios to dense; peak memory
+    (MB) missing where a record predates the benchmark measuring it."""
+    def row(rec: dict[str, Any], name: str, res: dict[str, Any]) -> dict[str, Any]:
+        peak = res.get("peak_train_bytes")
+        return {"config_hash": rec["config_hash"], "device": rec["config"]["device"], "config": name,
+                "params": res["params"], "reduction": res["reduction_vs_dense"],
+                "train_ms": 1000 * res["median"]["train_step_s"], "train_ratio": res["ratio_to_dense"]["train_step_s"],
+                "forward_ratio": res["ratio_to_dense"]["forward_s"], "beam_ratio": res["ratio_to_dense"]["beam_s"],
+                "peak_mb": None if peak is None else peak / 2**20,
+                "memory_ratio": None if peak is None else res["peak_train_ratio_to_dense"]}
+
+    return pd.DataFrame([row(rec, name, res) for rec in records for name, res in rec["results"].items()])
 
 
 def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (device, policy); ratios averaged over the records (seeds) with ± std when several."""
     for device in {rec["config"]["device"] for rec in records}:
         check_seed_replicas([rec for rec in records if rec["config"]["device"] == device], f"Table 1 on {device}")
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for rec in records:
-        for name, res in rec["results"].items():
-            groups.setdefault((rec["config"]["device"], name), []).append(res | {"hash": rec["config_hash"]})
-    rows = []
-    for (device, name), results in groups.items():
-        row: dict[str, Any] = {"config": name, "device": device, "seeds": len(results),
-                               "params": results[0]["params"], "reduction": results[0]["reduction_vs_dense"],
-                               "hashes": sorted(r["hash"] for r in results)}
-        row["train_ms"], row["train_ms_std"] = mean_std([1000 * r["median"]["train_step_s"] for r in results])
-        for key, src in (("train_ratio", "train_step_s"), ("forward_ratio", "forward_s"), ("beam_ratio", "beam_s")):
-            row[key], row[f"{key}_std"] = mean_std([r["ratio_to_dense"][src] for r in results])
-        rows.append(row | _peak_memory(results))
+    measured = ["train_ms", "train_ratio", "forward_ratio", "beam_ratio", "peak_mb", "memory_ratio"]
+    table = by_configuration(table1_frame(records), ["device", "config"], first=["params", "reduction"],
+                             mean_std=measured)
+    rows = to_rows(table)
     rows.sort(key=lambda r: (r["device"], r["reduction"], r["config"]))
     return rows
 

@@ -17,22 +17,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shapeshifter.app.glue_tables import glue_rows
+import pandas as pd
+
 from shapeshifter.app.records import monitored_metric, semantic_config
-from shapeshifter.app.tables import (
+from shapeshifter.reports.frame import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
     Column,
-    check_seed_replicas,
+    by_configuration,
+    check_replicas,
     fmt_num,
-    mean_std,
     pareto_front,
-    pyplot,
-    save_figure,
+    records_frame,
     stamp,
-    translation_rows,
+    to_rows,
     write_table,
 )
+from shapeshifter.reports.glue import glue_rows
+from shapeshifter.reports.plots import pyplot, save_figure
+from shapeshifter.reports.translation import translation_rows
 
 DENSE_ARCH_LABEL = "d128"  # the full-width architecture; d<width> labels are narrow dense baselines, and
 # d128-<variant> (quality/grid_tuned: d128-drop0) the full width with one architecture setting changed
@@ -110,19 +113,24 @@ def add_study_columns(rows: list[dict[str, Any]], records: Sequence[dict[str, An
     The reduction is recomputed from the dense row: a narrow dense record counts its own width as dense
     (``reduction_vs_dense`` 1.0).
     """
-    by_label = by_config(records)
+    study = {row["config"]: row for row in to_rows(by_configuration(
+        training_frame(records, config=config_label, method=method, best=lambda r: best_valid(r, scale)),
+        "config", first=["method"], mean_std=["best"], mean=["epochs"]))}
+    stopped = training_frame(records, config=config_label).groupby("config")["stopped_by"]
     dense = next((r for r in rows if r["config"] == "dense"), None)
     for row in rows:
-        recs = by_label[row["config"]]
-        training = [r.get("training") or {} for r in recs]
-        row["method"] = method(recs[0])
+        row.update((k, study[row["config"]][k]) for k in ("method", "best", "best_std", "epochs"))
         if dense is not None:
             row["reduction"] = dense["params"] / row["params"]
         row["reduction_vs_dense"] = row["reduction"]
-        row["best"], row["best_std"] = mean_std([scale * best_valid(t) for t in training if best_valid(t) is not None])
-        row["epochs"] = mean_std([t["epochs"] for t in training if "epochs" in t])[0]
-        row["stopped_by"] = ", ".join(sorted({t.get("stopped_by", "?") for t in training}))
+        row["stopped_by"] = ", ".join(sorted(set(stopped.get_group(row["config"]))))
         row["budget"] = nearest_budget(row["reduction"])
+
+
+def training_frame(records: Sequence[dict[str, Any]], **fields: Any) -> pd.DataFrame:
+    """`records_frame` with how each run's training went: ``epochs`` and ``stopped_by`` (``?`` when unknown)."""
+    return records_frame(records, epochs="training.epochs",
+                         stopped_by=lambda r: (r.get("training") or {}).get("stopped_by", "?"), **fields)
 
 
 def nearest_budget(reduction: float) -> int:
@@ -135,10 +143,12 @@ def _study_order(row: dict[str, Any]) -> tuple:
     return row["budget"], rank.get(row["method"], len(rank)), -row["params"], row["config"]
 
 
-def best_valid(training: dict[str, Any]) -> float | None:
+def best_valid(record: dict[str, Any], scale: float = 1.0) -> float | None:
     """The evaluated checkpoint's monitored value (``best``; records of the first study runs name it ``best_score``,
-    early stopping's copy of the same value)."""
-    return training.get("best", training.get("best_score"))
+    early stopping's copy of the same value), times ``scale``."""
+    training = record.get("training") or {}
+    best = training.get("best", training.get("best_score"))
+    return None if best is None else scale * best
 
 
 def quality_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -348,8 +358,8 @@ def describe_change(config: dict[str, Any], base: dict[str, Any]) -> str:
 
 
 def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per change against the base run (its seeds averaged: mean ± std), with its validation loss
-    against the base's."""
+    """One row per change against the base run (its seeds averaged: mean ± std; they differ in nothing else:
+    `check_seed_replicas`), with its validation loss against the base's."""
     def is_base(rec: dict[str, Any]) -> bool:
         flat = flatten(rec["config"])
         return all(flat.get(k) == v for k, v in WHY_BASE.items())
@@ -357,30 +367,18 @@ def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     base = next((r for r in records if is_base(r)), None)
     if base is None:  # not built until the base run has finished
         raise FileNotFoundError(f"no base record ({WHY_BASE}) among the quality_why records")
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        groups.setdefault(describe_change(rec["config"], base["config"]), []).append(rec)
-    rows = [why_row(change, recs) for change, recs in groups.items()]
-    base_loss = next(r["valid_loss"] for r in rows if r["change"] == "base")
-    for row in rows:
-        row["delta"] = None if row["valid_loss"] is None or base_loss is None else row["valid_loss"] - base_loss
+    frame = training_frame(records, change=lambda r: describe_change(r["config"], base["config"]),
+                           params="params.total", valid_loss=best_valid, bleu="metrics.test.tokenized_bleu",
+                           train_loss=lambda r: (r["metrics"].get("train") or {}).get("train_loss_epoch"))
+    check_replicas(records, frame, "change")
+    table = by_configuration(frame, "change", first=["params"], mean_std=["valid_loss", "bleu"],
+                             mean=["epochs", "train_loss"])
+    # the records of a row in the order they were read (not sorted, unlike the other tables)
+    table["hashes"] = frame.groupby("change", sort=False)["config_hash"].agg(list).to_numpy()
+    base_loss = table.loc[table["change"] == "base", "valid_loss"].iloc[0]
+    rows = to_rows(table.assign(delta=table["valid_loss"] - base_loss))
     rows.sort(key=lambda r: (r["change"] != "base", r["valid_loss"] if r["valid_loss"] is not None else 1e9))
     return rows
-
-
-def why_row(change: str, recs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The seeds of one change averaged (they differ in nothing else: `check_seed_replicas`)."""
-    check_seed_replicas(recs, change)
-    training = [rec.get("training") or {} for rec in recs]
-    row: dict[str, Any] = {"change": change, "params": recs[0]["params"]["total"], "seeds": len(recs),
-                           "hashes": [rec["config_hash"] for rec in recs],
-                           "epochs": mean_std([t["epochs"] for t in training if "epochs" in t])[0]}
-    train = [(rec["metrics"].get("train") or {}).get("train_loss_epoch") for rec in recs]
-    bleu = [rec["metrics"]["test"].get("tokenized_bleu") for rec in recs]
-    row["valid_loss"], row["valid_loss_std"] = mean_std([v for v in map(best_valid, training) if v is not None])
-    row["train_loss"] = mean_std([v for v in train if v is not None])[0]
-    row["bleu"], row["bleu_std"] = mean_std([v for v in bleu if v is not None])
-    return row
 
 
 def build_why_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:

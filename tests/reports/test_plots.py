@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from matplotlib.lines import Line2D
 
-from shapeshifter.app import paper_tables, quality_table, tables
-from shapeshifter.app.table_registry import REGISTRY, SCALES, build_table
 from shapeshifter.bench.plots import plot_peers
 from shapeshifter.cli.tables import DEMOS
+from shapeshifter.reports import paper, plots, quality
+from shapeshifter.reports.registry import REGISTRY, SCALES, build_table
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDS = ROOT / "results" / "records"
@@ -32,10 +32,10 @@ def figures(monkeypatch) -> dict[str, Any]:
         kept[path.name] = fig
         return path
 
-    for module in (tables, paper_tables, quality_table):
+    for module in (plots, paper, quality):
         monkeypatch.setattr(module, "save_figure", keep)
     yield kept
-    tables.pyplot().close("all")
+    plots.pyplot().close("all")
 
 
 def _overlapping(boxes: list[Any]) -> list[tuple[Any, Any]]:
@@ -78,7 +78,7 @@ def test_every_table_plot_of_the_committed_records_is_readable(scale, figures, t
         check_readable(name, fig)
     assert "table1_time_ratio_vs_rank.png" not in figures
     table1 = figures["table1_ratio_vs_reduction.png"]
-    devices = {rec["config"]["device"] for rec in paper_tables.finished_records(
+    devices = {rec["config"]["device"] for rec in paper.finished_records(
         RECORDS / ("table1" if scale == "full" else "table1-smoke"), "bench_model")}
     assert sorted(ax.get_title() for ax in table1.axes) == sorted(devices)  # one panel per device
 
@@ -102,7 +102,7 @@ def test_the_peers_plot_keeps_its_legend_beside_the_bars(figures, tmp_path):
 
 def test_a_plot_with_overlapping_labels_fails_the_check(figures):
     """The check itself: labels on coinciding points and a legend over the data are caught."""
-    fig, ax = tables.pyplot().subplots()
+    fig, ax = plots.pyplot().subplots()
     ax.plot([1, 2], [1, 2], linestyle="--")
     for label in ("a", "b"):
         ax.annotate(label, (1, 1))
@@ -120,9 +120,9 @@ def test_a_plot_with_overlapping_labels_fails_the_check(figures):
 
 
 def test_tick_labels_are_compact_and_a_single_or_unscored_point_still_plots(figures, tmp_path):
-    assert [tables.compact_number(v) for v in (500, 2000, 20_000, 1_500_000, 3e9)] == ["500", "2k", "20k", "1.5M",
+    assert [plots.compact_number(v) for v in (500, 2000, 20_000, 1_500_000, 3e9)] == ["500", "2k", "20k", "1.5M",
                                                                                        "3G"]
     one = [{"config": "dense", "params": 123_456, "bleu": 1.0}]
-    tables.plot_quality_vs_params(one, tmp_path / "one_bleu_vs_params.png")
-    tables.plot_quality_vs_params([one[0] | {"bleu": None}], tmp_path / "none_bleu_vs_params.png")
+    plots.plot_quality_vs_params(one, tmp_path / "one_bleu_vs_params.png")
+    plots.plot_quality_vs_params([one[0] | {"bleu": None}], tmp_path / "none_bleu_vs_params.png")
     check_readable("one_bleu_vs_params.png", figures["one_bleu_vs_params.png"])

@@ -12,10 +12,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from shapeshifter.app.quality_table import build_quality_glue_table, quality_glue_rows  # noqa: E402
 from shapeshifter.app.records import write_record  # noqa: E402
 from shapeshifter.app.sweep import compose_cfg, grid_jobs  # noqa: E402
-from shapeshifter.app.table_registry import build_table, get_table  # noqa: E402
+from shapeshifter.reports.quality import build_quality_glue_table, quality_glue_rows  # noqa: E402
+from shapeshifter.reports.registry import build_table, get_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"

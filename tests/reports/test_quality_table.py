@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.app.quality_table import (
+from shapeshifter.reports.quality import (
     build_quality_table,
     build_width_table,
     method,
@@ -190,7 +190,7 @@ def test_the_width_table_reads_the_quality_records_beside_its_own_and_leaves_the
                                                                                       tmp_path: Path) -> None:
     import json
 
-    from shapeshifter.app.table_registry import build_table, group_name
+    from shapeshifter.reports.registry import build_table, group_name
 
     narrow = [r for r in width_study() if (r["config"]["arch"].get("label") == "d64")]
     for table, recs in (("quality", [r for r in width_study() if r not in narrow]), ("quality_width", narrow)):
