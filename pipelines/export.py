@@ -2,10 +2,10 @@
 
 The folder (weights as safetensors, config, dictionaries, BPE codes, manifest with sha256) is what
 ``pipelines/translate.py`` loads without the run folder or the data cache. The work is done by
-`shapeshifter.translation.cli` (also installed as ``shapeshifter-export``).
+`shapeshifter.cli.translate` (also installed as ``shapeshifter-export``).
 """
 
-from shapeshifter.translation.cli import export_main
+from shapeshifter.cli.translate import export_main
 
 if __name__ == "__main__":
     raise SystemExit(export_main())

@@ -155,7 +155,7 @@ def test_ddp_cpu_is_the_cpu_trainer_with_two_ddp_processes() -> None:
 
 
 def test_a_rank_that_dies_before_it_is_ready_is_an_error() -> None:
-    from shapeshifter.app.ranks import _wait_ready
+    from shapeshifter.app.ddp import _wait_ready
 
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)

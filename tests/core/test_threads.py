@@ -75,8 +75,8 @@ def test_every_torch_entry_point_takes_threads(script: str) -> None:
 
 
 def test_translate_and_export_take_threads() -> None:
-    from shapeshifter.translation.cli import translate_parser
+    from shapeshifter.cli.translate import translate_parser
 
     assert translate_parser().parse_args(["model"]).threads == 1  # documented default of translate.py
-    text = (ROOT / "src/shapeshifter/translation/cli.py").read_text()
+    text = (ROOT / "src/shapeshifter/cli/translate.py").read_text()
     assert text.count("add_threads_argument(") == 2 and text.count("apply_threads(") == 2

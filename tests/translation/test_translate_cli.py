@@ -18,9 +18,9 @@ from omegaconf import OmegaConf
 from tiny_configs import TINY_TRANSLATION
 
 from shapeshifter.app.runner import run_job
+from shapeshifter.cli.translate import export_main, fairseq_lines, read_sentences, translate_main
 from shapeshifter.data.smoke import slice_iwslt_raw
 from shapeshifter.data.text import read_lines
-from shapeshifter.translation.cli import export_main, fairseq_lines, read_sentences, translate_main
 from shapeshifter.translation.export import MANIFEST, ExportError, export_run, load_export
 from shapeshifter.translation.translator import load_translator
 

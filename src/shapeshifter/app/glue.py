@@ -39,8 +39,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from shapeshifter.app.ddp import world_size
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.ranks import world_size
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters

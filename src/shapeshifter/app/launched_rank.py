@@ -1,4 +1,4 @@
-"""The Lightning cluster environment of a rank that `app.ranks.launch_ranks` started (its own module so that
+"""The Lightning cluster environment of a rank that `app.ddp.launch_ranks` started (its own module so that
 importing the run skeleton does not import Lightning)."""
 
 from __future__ import annotations

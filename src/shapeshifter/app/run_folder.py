@@ -10,7 +10,7 @@ never share files, run one after another or in parallel::
 
 Folders of the older layout (``<run>/checkpoints/`` directly) are still read, and adopted by `run_dir` when
 their ``CONFIG_HASH`` names the config being run. The record is ``<run.records>/<run.group>/<run.name>-<config
-hash>.json`` (`runner.record_path`). Everything that opens a run folder (train, evaluate, export, translate,
+hash>.json`` (`record_location`). Everything that opens a run folder (train, evaluate, export, translate,
 ``shapeshift.init_from``) goes through this module, so a change of layout is a change here only.
 """
 
@@ -52,6 +52,14 @@ def checkpoint_dir(job_dir: Path, config_hash: str) -> Path:
     job_dir = Path(job_dir)
     current = job_dir / config_hash / CHECKPOINT_DIR
     return current if current.is_dir() or not (job_dir / CHECKPOINT_DIR).is_dir() else job_dir / CHECKPOINT_DIR
+
+
+def record_location(cfg: Any, digest: str) -> Path:
+    """Where the record of the run with config hash ``digest`` lives: ``<records>/<group>/<name>-<digest>.json``.
+    ``<records>`` is ``paths.records_dir`` (``run.records`` under the project folder), or ``run.records`` itself
+    for configs saved before the ``paths`` group."""
+    records = cfg.paths.records_dir if cfg.get("paths") else cfg.run.records
+    return Path(records) / str(cfg.run.group) / f"{cfg.run.name}-{digest}.json"
 
 
 def find_checkpoint(path: Path, pattern: str = BEST_PATTERN) -> Path:
@@ -154,7 +162,6 @@ def find_run(run_dir: str | Path) -> RunFolder:
     from omegaconf import OmegaConf
 
     from shapeshifter.app.records import config_hash
-    from shapeshifter.app.runner import record_path
 
     root = Path(run_dir)
     config_file = root / CONFIG_FILE
@@ -167,12 +174,13 @@ def find_run(run_dir: str | Path) -> RunFolder:
     if mark.is_file() and mark.read_text().strip() != expected:
         raise ValueError(f"{mark} says {mark.read_text().strip()}, but {config_file} hashes to {expected}: "
                          "the checkpoints belong to another config")
-    record_file = record_path(config)
+    # the saved config holds the data's identity (runner.save_data_content), so its hash is the run's
+    path = record_location(config, expected)
     try:
-        record = json.loads(record_file.read_text()) if record_file.is_file() else None
+        record = json.loads(path.read_text()) if path.is_file() else None
     except json.JSONDecodeError as err:
-        raise ValueError(f"run record {record_file} is not valid JSON: {err}") from None
-    return RunFolder(root, config, checkpoints, record, record_file if record is not None else None, expected)
+        raise ValueError(f"run record {path} is not valid JSON: {err}") from None
+    return RunFolder(root, config, checkpoints, record, path if record is not None else None, expected)
 
 
 def run_folder_of(path: str | Path) -> tuple[Path, Path | None]:

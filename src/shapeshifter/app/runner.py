@@ -10,7 +10,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from shapeshifter.app.records import config_hash
-from shapeshifter.app.run_folder import run_dir
+from shapeshifter.app.run_folder import CONFIG_FILE, record_location, run_dir
 from shapeshifter.threads import apply_threads
 
 log = logging.getLogger("shapeshifter")
@@ -41,18 +41,14 @@ def run_hash(cfg: DictConfig) -> str:
 
 
 def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
-    """Where this run's record lives: ``<records>/<group>/<name>-<config hash>.json`` (``digest``: the hash, when
-    the caller has it already). ``<records>`` is ``paths.records_dir`` (``run.records`` under the project
-    folder), or ``run.records`` itself for configs saved before the ``paths`` group."""
-    records = cfg.paths.records_dir if cfg.get("paths") else cfg.run.records
-    return Path(records) / str(cfg.run.group) / f"{cfg.run.name}-{digest or run_hash(cfg)}.json"
+    """Where this run's record lives (`run_folder.record_location`; ``digest``: the config hash, when the caller has
+    it already)."""
+    return record_location(cfg, digest or run_hash(cfg))
 
 
 def save_data_content(cfg: DictConfig, job_dir: Path) -> None:
     """Add the stamped ``data.content`` to the job folder's composed config (`run_folder.CONFIG_FILE`, written by
     Hydra before the job), so that the folder names its config hash on its own, wherever the data is later."""
-    from shapeshifter.app.run_folder import CONFIG_FILE
-
     config_file = Path(job_dir) / CONFIG_FILE
     if not config_file.is_file() or cfg.get("data") is None or "content" not in cfg.data:
         return

@@ -9,7 +9,7 @@
 4. refuse to finish a run that stopped short of its schedule, evaluate (`Task.evaluate`), send the summary to
    the loggers and mark the record "done", closing the W&B run however the job ends.
 
-Under DDP (`app.ranks`) steps 3-4's fit and evaluation run on every rank (`fit_and_evaluate`); everything that
+Under DDP (`app.ddp`) steps 3-4's fit and evaluation run on every rank (`fit_and_evaluate`); everything that
 writes (record, checkpoint folder, loggers, summary) happens on global rank zero only.
 
 A task is an adapter: a `Task` subclass that supplies the task-specific steps (translation:
@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.callbacks import make_callbacks, validate_callbacks
+from shapeshifter.app.ddp import global_rank, launch_ranks, validate_cpu_ddp, world_size
 from shapeshifter.app.loggers import finish_wandb, make_loggers, validate_loggers
-from shapeshifter.app.ranks import global_rank, launch_ranks, validate_cpu_ddp, world_size
 from shapeshifter.app.records import claim_checkpoint_dir, fail_record, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
 
@@ -171,7 +171,7 @@ def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | Non
 
 def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir: Path,
                   rank: LaunchedRank | None = None) -> Any:
-    """The Trainer of ``cfg.trainer``; ``rank``: this process's place among ranks `app.ranks` launched (DDP over
+    """The Trainer of ``cfg.trainer``; ``rank``: this process's place among ranks `app.ddp` launched (DDP over
     gloo with that environment). The datamodules shard their data by rank themselves, so Lightning must not
     swap in its ``DistributedSampler``."""
     import lightning as L
@@ -296,7 +296,7 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
     record["resumed_from"] = str(resume) if resume else None
     try:
         loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, plain(cfg)) if zero else []
-        with launch_ranks(task, out_dir, resume) as rank:
+        with launch_ranks(fit_and_evaluate, task, out_dir, resume) as rank:
             fit_and_evaluate(task, module, dm, loggers, rank, resume, record, out_dir)
         if zero:
             finish_run(task, record, record_path, loggers)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .factors import FactoredMatrix, FactorizedModule, KroneckerMatrix, Path, ReadOnlyWeight, no_autocast
+from .projection import dense_source, project_into
 from .shapes import KroneckerShape, ShapeSpec
 
 
@@ -85,8 +86,6 @@ class FactoredEmbedding(FactorizedModule):
     @classmethod
     def from_dense(cls, weight_or_embedding: Tensor | nn.Embedding, *args: Any, **kwargs: Any) -> tuple[Self, float]:
         """A ``cls(num, dim, *args, **kwargs)`` fitted to a trained table (padding_idx kept); (layer, error)."""
-        from .projection import dense_source, project_into
-
         table = isinstance(weight_or_embedding, nn.Embedding)
         if table:
             kwargs.setdefault("padding_idx", weight_or_embedding.padding_idx)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .functional import factored_flops, kron_apply, kron_materialize, kron_rows, materialize_flops
+from .projection import kronecker_factors
 from .shapes import KroneckerShape, ShapeSpec, check_scheme_rank, resolve_shape
 
 Path = Literal["auto", "factored", "dense"]
@@ -272,8 +273,6 @@ class KroneckerMatrix(FactoredMatrix):
         return gather, build
 
     def best_factors(self, weight: Tensor) -> list[Tensor]:
-        from .projection import kronecker_factors
-
         return kronecker_factors(weight, self.kshape, self.rank)
 
     def describe(self) -> str:

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from .factors import FactoredMatrix, FactorizedModule, KroneckerMatrix, Path, default_linear_std
+from .projection import dense_source, project_into
 from .shapes import KroneckerShape, ShapeSpec
 
 
@@ -57,8 +58,6 @@ class FactoredLinear(FactorizedModule):
     @classmethod
     def from_dense(cls, weight_or_linear: Tensor | nn.Linear, *args: Any, **kwargs: Any) -> tuple[Self, float]:
         """A ``cls(in, out, *args, **kwargs)`` fitted to a trained weight, bias copied; (layer, rel. error)."""
-        from .projection import dense_source, project_into
-
         linear = isinstance(weight_or_linear, nn.Linear)
         weight = dense_source(weight_or_linear.weight if linear else weight_or_linear)
         bias = weight_or_linear.bias if linear else None

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from .embedding import FactoredEmbedding, check_padding_idx
 from .factors import FactoredMatrix, Path
 from .linear import FactoredLinear
+from .projection import lowrank_factors
 
 
 class LowRankMatrix(FactoredMatrix):
@@ -68,8 +69,6 @@ class LowRankMatrix(FactoredMatrix):
         return tokens * self.rank * self.cols, self.rows * self.rank * self.cols
 
     def best_factors(self, weight: Tensor) -> list[Tensor]:
-        from .projection import lowrank_factors
-
         return lowrank_factors(weight, self.rank)
 
     def describe(self) -> str:

@@ -21,12 +21,16 @@ is always measured on the real (cropped) block.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from torch import Tensor
 
-from .factors import FactoredMatrix
 from .shapes import KroneckerShape
+
+if TYPE_CHECKING:  # only a type here: the factor kinds import this module for their best fits
+    from .factors import FactoredMatrix
 
 
 def rearrange(weight: Tensor, out_factors: tuple[int, ...], in_factors: tuple[int, ...]) -> Tensor:

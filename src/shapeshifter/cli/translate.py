@@ -1,4 +1,5 @@
-"""Command lines over `export` and `translator`: ``pipelines/export.py`` and ``pipelines/translate.py``.
+"""Command lines over `translation.export` and `translation.translator`: ``pipelines/export.py`` and
+``pipelines/translate.py``.
 
 Both turn a bad model path or a damaged export into one line on stderr and exit code 2 (no traceback):
 the message names the file, which is all a user needs to fix it.

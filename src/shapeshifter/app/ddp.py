@@ -1,6 +1,7 @@
 """Data-parallel (DDP) runs of the run skeleton: which process is which rank, and how a CPU run starts its ranks.
 
-Every rank runs the same fit and evaluation (`skeleton.fit_and_evaluate`); only global rank zero writes: the
+Every rank runs the same fit and evaluation (`skeleton.fit_and_evaluate`, handed to `launch_ranks` by the skeleton, so
+that this module does not import it back); only global rank zero writes: the
 record, the checkpoints (Lightning saves on rank zero only), the CSV and W&B logs, the translations.
 
 Two ways ranks come to exist:
@@ -30,7 +31,7 @@ import multiprocessing
 import os
 import socket
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,8 +108,10 @@ def validate_cpu_ddp(trainer_cfg: Any) -> None:
 
 @dataclass
 class RankJob:
-    """What a launched rank needs to rebuild the task and join the fit (everything picklable)."""
+    """What a launched rank needs to rebuild the task and join the fit (everything picklable: ``work`` is a
+    module-level function, pickled by name)."""
 
+    work: Callable[..., None]  # fit_and_evaluate(task, module, dm, loggers, rank, resume, record, out_dir)
     task_cls: type
     config: dict  # resolved: the rank needs no Hydra context
     out_dir: Path
@@ -142,7 +145,6 @@ def rank_main(job: RankJob, ready: Any) -> None:
     from omegaconf import OmegaConf
 
     from shapeshifter.app.launched_rank import LaunchedRank
-    from shapeshifter.app.skeleton import fit_and_evaluate
 
     torch.set_num_threads(job.threads)
     try:
@@ -155,8 +157,7 @@ def rank_main(job: RankJob, ready: Any) -> None:
         raise
     ready.send(None)
     ready.close()
-    fit_and_evaluate(task, module, dm, [], LaunchedRank(job.rank, job.world, job.port), job.resume, record,
-                     job.out_dir)
+    job.work(task, module, dm, [], LaunchedRank(job.rank, job.world, job.port), job.resume, record, job.out_dir)
 
 
 def _wait_ready(procs: list, conns: list) -> None:
@@ -189,7 +190,8 @@ def _stop(procs: list, timeout: float) -> list[str]:
     return failed
 
 
-def _start(task: Any, out_dir: Path, resume: Path | None, world: int, threads: int) -> tuple[int, list, list]:
+def _start(work: Callable[..., None], task: Any, out_dir: Path, resume: Path | None, world: int,
+           threads: int) -> tuple[int, list, list]:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
     port = _free_port()
@@ -197,7 +199,7 @@ def _start(task: Any, out_dir: Path, resume: Path | None, world: int, threads: i
     procs, conns = [], []
     for rank in range(1, world):
         receive, send = ctx.Pipe(duplex=False)
-        job = RankJob(type(task), config, out_dir, resume, rank, world, port, threads)
+        job = RankJob(work, type(task), config, out_dir, resume, rank, world, port, threads)
         proc = ctx.Process(target=rank_main, args=(job, send), name=f"rank {rank}")
         proc.start()
         send.close()
@@ -213,9 +215,11 @@ def _resolved(cfg: Any) -> dict:
 
 
 @contextlib.contextmanager
-def launch_ranks(task: Any, out_dir: Path, resume: Path | None) -> Iterator[LaunchedRank | None]:
+def launch_ranks(work: Callable[..., None], task: Any, out_dir: Path,
+                 resume: Path | None) -> Iterator[LaunchedRank | None]:
     """In the body, this process is rank 0 of the ranks started here (yields its cluster environment for the
-    Trainer), or the job needs none (yields None: one process, or ranks launched outside).
+    Trainer), or the job needs none (yields None: one process, or ranks launched outside). Each started rank
+    rebuilds ``task`` and calls ``work`` (the skeleton's fit and evaluation) with its own rank.
 
     The job's torch threads are shared by its ranks. On leaving, the other ranks are joined (an error if one
     failed, so that the record is not finished) and the process group is destroyed, so that a later job of this
@@ -232,7 +236,7 @@ def launch_ranks(task: Any, out_dir: Path, resume: Path | None) -> Iterator[Laun
     before = torch.get_num_threads()
     threads = max(1, before // world)
     saved_env = {k: os.environ.get(k) for k in ("MASTER_ADDR", "MASTER_PORT")}
-    port, procs, conns = _start(task, out_dir, resume, world, threads)
+    port, procs, conns = _start(work, task, out_dir, resume, world, threads)
     torch.set_num_threads(threads)
     try:
         _wait_ready(procs, conns)
