@@ -17,12 +17,13 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from tiny_configs import TINY_TRANSLATION
 
+from shapeshifter.app.run_model import export_run, load_translator
 from shapeshifter.app.runner import run_job
 from shapeshifter.cli.translate import export_main, fairseq_lines, read_sentences, translate_main
 from shapeshifter.data.smoke import slice_iwslt_raw
 from shapeshifter.data.text import read_lines
-from shapeshifter.translation.export import MANIFEST, ExportError, export_run, load_export
-from shapeshifter.translation.translator import load_translator
+from shapeshifter.translation import translator as engine
+from shapeshifter.translation.export import MANIFEST, ExportError, load_export
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATE = ROOT / "pipelines" / "translate.py"
@@ -102,6 +103,10 @@ def test_python_api_matches_the_run_folder_and_keeps_order(trained: Trained) -> 
     from_export = load_translator(trained.export_dir)
     sentences = trained.sentences[:12]
     assert from_export.translate(sentences) == from_run.translate(sentences)
+    # the engine's own loader (README: shapeshifter.translation.translator) reads exports, never a run folder
+    assert engine.load_translator(trained.export_dir).translate(sentences) == from_export.translate(sentences)
+    with pytest.raises(ExportError, match="manifest.json not found"):
+        engine.load_translator(trained.run_dir)
     texts = from_export.translate(sentences, max_len_a=0, max_len_b=12, batch_size=4)
     one_by_one = [from_export.translate([s], max_len_a=0, max_len_b=12)[0] for s in sentences]
     assert texts == one_by_one and texts[7] == "" and all(texts[:7])

@@ -1,4 +1,4 @@
-"""Command lines over `translation.export` and `translation.translator`: ``pipelines/export.py`` and
+"""Command lines over `app.run_model` (run folders, exports): ``pipelines/export.py`` and
 ``pipelines/translate.py``.
 
 Both turn a bad model path or a damaged export into one line on stderr and exit code 2 (no traceback):
@@ -105,7 +105,7 @@ def translate_main(argv: Sequence[str] | None = None) -> int:
     _quiet_logging()
     from tqdm import tqdm
 
-    from shapeshifter.translation.translator import load_translator
+    from shapeshifter.app.run_model import load_translator
 
     apply_threads(args.threads)
     try:
@@ -139,7 +139,8 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_logging()
     apply_threads(args.threads)
-    from shapeshifter.translation.export import MANIFEST, export_run
+    from shapeshifter.app.run_model import export_run
+    from shapeshifter.translation.export import MANIFEST
 
     try:
         out = export_run(args.run_dir, args.out_dir, args.checkpoint, overwrite=args.overwrite)

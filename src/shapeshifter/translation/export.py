@@ -1,7 +1,10 @@
 """A trained translation model as one self-contained folder, and the checked way back into a model.
 
-    export_run("outputs/demo/sample_de_en-r1-emb16-s1", "models/de-en")   # pipelines/export.py
-    bundle = load_export("models/de-en")                                  # no run folder, no data cache
+    write_export(source, "models/de-en")   # source: a ModelSource (app.run_model.read_run of a run folder)
+    bundle = load_export("models/de-en")   # no run folder, no data cache
+
+A run folder is read by the experiment layer (`shapeshifter.app.run_model`: ``export_run``, ``pipelines/export.py``);
+this module knows the format only.
 
 Layout (format version 1)::
 
@@ -28,7 +31,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from shapeshifter.app.records import file_sha256
+from shapeshifter.data.cache import file_digest as file_sha256
 from shapeshifter.translation.preprocess import TextSettings
 
 FORMAT = "shapeshifter-translation-model"
@@ -70,53 +73,6 @@ class LoadedModel:
     source: dict[str, Any]
 
 
-# ------------------------------------------------------------------------------------------ from a run
-def read_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> ModelSource:
-    """A run's config and weights (its evaluated ones unless `checkpoint` names others) and data files.
-
-    The dictionaries and subword model come from the run's data cache (``data.work_dir``), which must
-    still be there; an export is what makes the model independent of it.
-    """
-    from shapeshifter.app.run_folder import find_run
-    from shapeshifter.app.translation import data_config
-    from shapeshifter.data.recipe import data_bin_dir, subword_model_file
-    from shapeshifter.translation.checkpoints import average_checkpoints, load_checkpoint, model_state_dict
-
-    run = find_run(run_dir)
-    run.require_translation("export/translate")
-    paths = [run.checkpoint(checkpoint)] if checkpoint else run.evaluated_weights()
-    state = average_checkpoints(paths) if len(paths) > 1 else model_state_dict(load_checkpoint(paths[0]))
-    dcfg = data_config(run.config)
-    data_bin = data_bin_dir(dcfg)
-    files = {"src_dict": data_bin / f"dict.{dcfg.src_lang}.txt", "tgt_dict": data_bin / f"dict.{dcfg.tgt_lang}.txt",
-             "subword_model": subword_model_file(dcfg)}
-    for path in files.values():
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: the run's data cache (data.work_dir={dcfg.work_dir}) "
-                                    "is needed; prepare the data again with the run's config")
-    config = {"model": _model_section(run.config), "text": TextSettings.from_data_config(dcfg).to_dict(),
-              "generation": {k: run.config.eval[k] for k in ("beam", "lenpen", "max_len_a", "max_len_b")}}
-    return ModelSource(config, state, files, paths[0], _provenance(run, paths))
-
-
-def _model_section(cfg: Any) -> dict[str, Any]:
-    from omegaconf import OmegaConf
-
-    from shapeshifter.app.policy import policy_from_config
-
-    overrides = OmegaConf.to_container(cfg.arch.overrides, resolve=True) or {}
-    return {"arch": str(cfg.arch.name), "overrides": overrides, "policy": policy_from_config(cfg.shapeshift)}
-
-
-def _provenance(run: Any, paths: list[Path]) -> dict[str, Any]:
-    """Where the weights came from and what they scored: enough to trace an export back to its run."""
-    record = run.record or {}
-    test = (record.get("metrics") or {}).get("test") or {}
-    return {"run_dir": str(run.path.resolve()), "config_hash": record.get("config_hash"),
-            "checkpoints": [{"name": p.name, "sha256": file_sha256(p)} for p in paths],
-            "test": {k: test[k] for k in ("tokenized_bleu", "sacrebleu", "sacrebleu_signature") if k in test}}
-
-
 # ----------------------------------------------------------------------------------------------- build
 def tied_names(model: nn.Module) -> dict[str, str]:
     """alias -> first name, for state-dict entries that are the same tensor (tied weights)."""
@@ -147,18 +103,21 @@ def build_model(source: ModelSource) -> LoadedModel:
 
 
 # ---------------------------------------------------------------------------------------------- export
-def export_run(run_dir: str | Path, out_dir: str | Path, checkpoint: str | Path | None = None,
-               overwrite: bool = False) -> Path:
-    """Write the run's model as a self-contained folder; returns it.
+def check_export_target(out: Path, overwrite: bool = False) -> None:
+    """An export may go to a new folder, or replace an earlier export when ``overwrite``; never another folder."""
+    if out.exists() and not (overwrite and (out / MANIFEST).is_file()):
+        raise FileExistsError(f"{out} exists: choose a new folder (or overwrite an earlier export)")
+
+
+def write_export(source: ModelSource, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the model of ``source`` as a self-contained folder; returns it.
 
     The model is built and loaded first, so weights that do not fit their config are never exported.
     The folder is written beside `out_dir` and renamed into place: a failed export leaves nothing half done.
     `overwrite` replaces an existing export (a folder with a manifest), never any other folder.
     """
     out = Path(out_dir)
-    if out.exists() and not (overwrite and (out / MANIFEST).is_file()):
-        raise FileExistsError(f"{out} exists: choose a new folder (or overwrite an earlier export)")
-    source = read_run(run_dir, checkpoint)
+    check_export_target(out, overwrite)
     loaded = build_model(source)
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)

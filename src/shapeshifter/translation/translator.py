@@ -1,6 +1,6 @@
 """Translate your own sentences with a trained model.
 
-    translator = load_translator("models/de-en")          # an export (pipelines/export.py) or a run folder
+    translator = load_translator("models/de-en")          # an export (pipelines/export.py)
     translator.translate(["Guten Morgen.", "Wie geht es dir?"])   # one translation per sentence, in order
     translator.hypotheses(["Guten Morgen."], beam=5, nbest=3)     # the 3 best per sentence, with scores
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from shapeshifter.translation.export import LoadedModel, build_model, load_export, read_run
+from shapeshifter.translation.export import LoadedModel, load_export
 from shapeshifter.translation.generate import decode, make_generator
 from shapeshifter.translation.preprocess import TextProcessor
 
@@ -39,20 +39,10 @@ class Hypothesis:
 EMPTY = Hypothesis(text="", tokens="", score=0.0, positional_scores=())
 
 
-def load_model(path: str | Path, checkpoint: str | Path | None = None) -> LoadedModel:
-    """An export folder, or a run folder (its evaluated weights unless `checkpoint` names a file)."""
-    from shapeshifter.app.run_folder import is_run_folder
-
-    if is_run_folder(path):
-        return build_model(read_run(path, checkpoint))
-    if checkpoint is not None:
-        raise ValueError(f"{path}: a checkpoint can only be chosen for a run folder; an export holds one model")
-    return load_export(path)
-
-
-def load_translator(path: str | Path, checkpoint: str | Path | None = None, device: str = "cpu") -> Translator:
-    """A `Translator` for an export folder or a run folder; errors name the file that is wrong."""
-    return Translator(load_model(path, checkpoint), device=device)
+def load_translator(path: str | Path, device: str = "cpu") -> Translator:
+    """A `Translator` for an export folder; errors name the file that is wrong. A training run folder is loaded
+    by `shapeshifter.app.run_model.load_translator` (it needs the run's config and data cache)."""
+    return Translator(load_export(path), device=device)
 
 
 class Translator:
