@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.app.records import config_hash
+
 log = logging.getLogger("shapeshifter")
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
@@ -160,8 +162,6 @@ def find_run(run_dir: str | Path) -> RunFolder:
     weights are never paired with the config of a different run.
     """
     from omegaconf import OmegaConf
-
-    from shapeshifter.app.records import config_hash
 
     root = Path(run_dir)
     config_file = root / CONFIG_FILE

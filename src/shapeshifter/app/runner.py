@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from shapeshifter.app import glue, translation
 from shapeshifter.app.records import config_hash
 from shapeshifter.app.run_folder import CONFIG_FILE, record_location, run_dir
 from shapeshifter.threads import apply_threads
@@ -25,11 +26,7 @@ def stamp_data_content(cfg: DictConfig, fetch: bool = False) -> None:
     data = cfg.get("data")
     if data is None or data.get("kind") not in ("translation", "glue") or data.get("content") is not None:
         return
-    if data.kind == "translation":
-        from shapeshifter.app.translation import data_content
-    else:
-        from shapeshifter.app.glue import data_content
-    content = data_content(cfg, fetch)
+    content = (translation if data.kind == "translation" else glue).data_content(cfg, fetch)
     with open_dict(cfg):
         cfg.data.content = content
 
@@ -78,13 +75,9 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     out_dir = run_dir(out_dir, digest)  # <job folder>/<config hash>: no two configs share files
     apply_threads(cfg.run.get("threads"))  # run.threads, else the shared rule (shapeshifter.threads)
     if kind == "translation":
-        from shapeshifter.app.translation import run_translation
-
-        record = run_translation(cfg, out_dir, path)
+        record = translation.run_translation(cfg, out_dir, path)
     elif kind == "glue":
-        from shapeshifter.app.glue import run_glue
-
-        record = run_glue(cfg, out_dir, path)
+        record = glue.run_glue(cfg, out_dir, path)
     else:
         raise ValueError(f"data.kind must be 'translation' or 'glue', got {kind!r} (config group data={cfg.data})")
     record["_path"] = str(path)

@@ -60,7 +60,7 @@ class TableSpec:
 
     def all_jobs(self, base: list[str]) -> list[list[str]]:
         """Override lists of every job (``base`` appended to each experiment's own)."""
-        from shapeshifter.app.sweep import grid_jobs
+        from shapeshifter.app.sweep import grid_jobs  # Hydra's compose: only when a grid is run, not for tables
 
         if self.jobs:
             return [[f"experiment={self.experiments[0]}", *base, *job] for job in self.jobs]
