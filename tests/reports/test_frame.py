@@ -91,3 +91,12 @@ def test_markdown_latex_and_csv_text() -> None:
                                      "o3,999,27.1235,\n")
     assert to_csv([{k: v for k, v in r.items() if k != "hashes"} for r in ROWS], COLUMNS[:1]) == \
         'config\ndense\n"o2, r8"\no3\n'
+
+
+def test_no_records_give_no_rows() -> None:
+    from shapeshifter.reports.glue import glue_rows
+    from shapeshifter.reports.translation import translation_rows
+
+    assert translation_rows([]) == [] and glue_rows([]) == []
+    empty = records_frame([], config="name", value="value")
+    assert to_rows(by_configuration(empty, "config", mean_std=["value"])) == []

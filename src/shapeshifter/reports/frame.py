@@ -43,6 +43,8 @@ def records_frame(records: Sequence[dict[str, Any]], **fields: Field) -> pd.Data
     """One row per record: its ``config_hash`` and each of ``fields``, a dotted path into the record
     (``metrics.test.sacrebleu``, flattened by `pandas.json_normalize`; missing where a record lacks it) or a
     function of the record."""
+    if not records:  # no rows, but the columns a group-by needs
+        return pd.DataFrame(columns=["config_hash", *fields])
     flat = pd.json_normalize(list(records))
     frame = pd.DataFrame({"config_hash": flat["config_hash"]})
     for name, field in fields.items():
