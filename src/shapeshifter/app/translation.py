@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.records import file_sha256
@@ -31,6 +31,10 @@ def data_config(cfg: DictConfig):
     the project folder when the run starts elsewhere (`shapeshifter.paths.anchored`)."""
     from shapeshifter.data import TranslationDataConfig
 
+    missing = sorted(OmegaConf.missing_keys(cfg.data))
+    if missing:  # ``???`` in the data config: to_container would pass the placeholder on as a value
+        raise ValueError(f"{', '.join(missing)} must be set (e.g. data=parallel_files "
+                         "data.trainpref=corpus/train data.source_lang=de data.target_lang=en)")
     fields = {k: v for k, v in plain(cfg.data).items() if k not in NOT_RECIPE_KEYS}
     dcfg = TranslationDataConfig(**fields)
     root = config_root(cfg)

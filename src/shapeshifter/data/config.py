@@ -51,7 +51,7 @@ class TranslationDataConfig:
     bpe: str = "subword_nmt"
     bpe_merges: int | None = None  # subword-nmt merge operations
     spm_vocab_size: int = 8000  # sentencepiece vocabulary size
-    lowercase: bool | None = None  # default: True for iwslt14/sample, False (cased) for wmt18
+    lowercase: bool | None = None  # default: True for iwslt14/sample, False (cased) for wmt18/files
     moses_escape: bool = False  # False: & ' " < > stay plain; True: escaped as tokenizer.perl does by default
     min_len: int = 1
     max_len: int = 175
@@ -106,7 +106,7 @@ class TranslationDataConfig:
         if self.raw_dir is None:
             self.raw_dir = _DEFAULT_RAW_DIRS[self.recipe]
         if self.lowercase is None:
-            self.lowercase = self.recipe != "wmt18"
+            self.lowercase = self.recipe in ("iwslt14", "sample")  # your own files and WMT stay cased
         if self.test_sets is None and self.recipe in ("iwslt14", "sample"):
             from shapeshifter.data.iwslt14 import IWSLT14_TEST_SETS, SAMPLE_TEST_SETS
 
