@@ -113,18 +113,20 @@ def wandb_logger(wb: Any, out_dir: Path, run_name: str, group: str | None, confi
 
 # (prefixes of a metric name, its W&B stage): translation logs ``valid_bleu``, GLUE ``val/accuracy``.
 STAGE_PREFIXES = ((("train_", "train/"), "train"), (("valid_", "valid/", "val_", "val/"), "valid"),
-                  (("test_", "test/"), "test"), (("params_",), "model"))
+                  (("test_", "test/"), "test"))
 UNSTAGED = {"epoch", "trainer/global_step"}  # W&B's own step axes
 
 
 def wandb_metric_name(name: str) -> str:
     """The name a metric has in W&B: ``<stage>/<rest>`` for train, valid and test metrics (the learning rate,
-    ``lr`` or LearningRateMonitor's ``lr-Adam``, under ``train/``; ``params_total`` as ``model/total``), so that
-    the dashboard groups its panels by stage; any other name as it is."""
+    ``lr`` or LearningRateMonitor's ``lr-Adam``, under ``train/``; ``params_total`` as ``model/params_total``),
+    so that the dashboard groups its panels by stage; any other name as it is."""
     if name in UNSTAGED:
         return name
     if name == "lr" or name.startswith("lr-"):
         return f"train/{name}"
+    if name.startswith("params_"):
+        return f"model/{name}"
     for prefixes, stage in STAGE_PREFIXES:
         for prefix in prefixes:
             if name.startswith(prefix):
