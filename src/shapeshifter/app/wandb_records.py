@@ -49,20 +49,31 @@ def attach_record(record: Mapping[str, Any]) -> Path | None:
         path = write_record(record, Path(run.dir) / RECORD_FILE)
         run.save(str(path), base_path=run.dir, policy="now")
         run.summary.update({key: record.get(key) for key in SUMMARY_KEYS})
-        training = record.get("training") or {}
-        run.summary.update({f"train/{key}": training[key] for key in TRAINING_SUMMARY if key in training})
-        artifact = wandb.Artifact(f"record-{record.get('config_hash')}", type=RECORD_ARTIFACT_TYPE,
-                                  metadata={key: record.get(key) for key in SUMMARY_KEYS})
-        artifact.add_file(str(path), name=RECORD_FILE)
-        run.log_artifact(artifact)
-        samples = sample_translations(record)
-        if samples:
-            run.log({"test/translations": wandb.Table(columns=list(samples[0]), data=samples[1:])})
     except Exception as err:  # whatever W&B raises: the run itself succeeded
         log.warning("could not attach the run record to W&B run %s: %s: %s", getattr(run, "id", "?"),
                     type(err).__name__, err)
         return None
+    try:  # what the dashboard shows besides: its failure must not undo the attached record
+        log_outcome(run, record, path)
+    except Exception as err:
+        log.warning("could not log the record artifact or sample translations to W&B run %s: %s: %s",
+                    getattr(run, "id", "?"), type(err).__name__, err)
     return path
+
+
+def log_outcome(run: Any, record: Mapping[str, Any], path: Path) -> None:
+    """The record's training outcome in the summary, the record as an artifact and the sample translations table."""
+    import wandb
+
+    training = record.get("training") or {}
+    run.summary.update({f"train/{key}": training[key] for key in TRAINING_SUMMARY if key in training})
+    artifact = wandb.Artifact(f"record-{record.get('config_hash')}", type=RECORD_ARTIFACT_TYPE,
+                              metadata={key: record.get(key) for key in SUMMARY_KEYS})
+    artifact.add_file(str(path), name=RECORD_FILE)
+    run.log_artifact(artifact)
+    samples = sample_translations(record)
+    if samples:
+        run.log({"test/translations": wandb.Table(columns=list(samples[0]), data=samples[1:])})
 
 
 def sample_translations(record: Mapping[str, Any], rows: int = SAMPLE_ROWS) -> list[list[str]]:
