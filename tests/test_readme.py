@@ -116,7 +116,10 @@ def check_train(args: list[str]) -> None:
     aside: a GPU command is valid on a GPU machine)."""
     from shapeshifter.app.skeleton import validate_keys, validate_rank_axis, validate_schedule
 
-    if "-sc" in args or "--shell-completion" in args:
+    if "-sc" in args:  # tab completion: Hydra prints the shell function to eval
+        done = subprocess.run([sys.executable, str(ROOT / "pipelines" / "train.py"), *args], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0 and "hydra_bash_completion" in done.stdout, done.stderr[-1500:]
         return
     cfg = compose_train(args)
     OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
