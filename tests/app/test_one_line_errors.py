@@ -65,6 +65,8 @@ def test_a_config_error_is_one_line_and_a_non_zero_exit(tmp_path: Path, override
     text = assert_one_line_error(done, "train.py: error: " + message, "HYDRA_FULL_ERROR=1")
     assert done.returncode == 2, text
     assert not (tmp_path / "records").exists()
+    if overrides == ["+optim.lrr=1"]:  # the README shows this one as it is printed
+        assert f"```\n{text}\n```" in (ROOT / "README.md").read_text()
 
 
 @pytest.mark.slow

@@ -75,14 +75,13 @@ def check_device(device: str) -> None:
     import torch
 
     try:
-        kind = torch.device(device).type
+        parsed = torch.device(device)
     except RuntimeError as err:
         raise ValueError(f"--device {device}: not a torch device ({one_line(err)}); e.g. cpu, cuda, cuda:1") from None
-    if kind == "cuda" and not torch.cuda.is_available():
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: CUDA is not available on this machine (torch {torch.__version__}, "
                          f"built {'with' if torch.version.cuda else 'without'} CUDA): use --device cpu")
-    if kind == "cuda" and torch.device(device).index is not None and torch.device(device).index >= \
-            torch.cuda.device_count():
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
         raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if kind == "mps" and not torch.backends.mps.is_available():
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError(f"--device {device}: MPS is not available on this machine: use --device cpu")
