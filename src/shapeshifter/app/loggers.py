@@ -71,6 +71,7 @@ def make_loggers(cfg: Any, out_dir: Path, run_name: str, group: str | None, conf
     offline mode). Empty for ``logger=none``."""
     from lightning.pytorch.loggers import CSVLogger
 
+    lightning_output_once()  # before the CSV writer of a resumed run warns
     loggers: list = []
     if enabled(cfg, "csv"):
         csv_logger = CSVLogger(save_dir=str(out_dir), name="csv", version="")
@@ -166,7 +167,8 @@ def lightning_output_once() -> None:
     root handler the root's is kept (the line also reaches the job log). Lightning also warns that a checkpoint
     folder "exists and is not empty" whenever it holds a file; ours always holds the ``CONFIG_HASH`` mark (and, when
     resuming, the run's own ``last.ckpt``): `app.records.claim_checkpoint_dir` has already moved a folder of
-    another config aside, so the warning says nothing."""
+    another config aside, so the warning says nothing. Nor does the CSV logger's on a resumed run ("previous log
+    files ... will be deleted"): `keep_previous_csv` carries their rows over."""
     import warnings
 
     lightning_logger = logging.getLogger("lightning")
@@ -174,6 +176,7 @@ def lightning_output_once() -> None:
         for handler in [h for h in lightning_logger.handlers if type(h) is logging.StreamHandler]:
             lightning_logger.removeHandler(handler)
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
 
 
 def keep_previous_csv(logger: Any) -> int:
