@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import json
 import os
 import re
 import shlex
@@ -247,9 +248,13 @@ def test_the_quickstart_runs_end_to_end(tmp_path: Path) -> None:
     words = ["rot", "blau", "grün", "gelb", "groß", "klein"]
     english = ["red", "blue", "green", "yellow", "big", "small"]
     (root / "corpus").mkdir()
-    (root / "corpus" / "train.de").write_text("".join(f"Das Haus {i} ist {words[i % 6]}.\n" for i in range(300)))
-    (root / "corpus" / "train.en").write_text("".join(f"The house {i} is {english[i % 6]}.\n" for i in range(300)))
-    (own,) = [c for c in commands if "+scale=smoke data=parallel_files data.trainpref=corpus/train data.source" in c]
-    argv, _, _ = as_run(own, {})
-    run(argv, root, env)
-    assert list((root / "results" / "records" / "default").glob("de_en-dense-s1-*.json"))
+    for split, lines in (("train", range(300)), ("valid", range(300, 320)), ("test", range(320, 340))):
+        (root / "corpus" / f"{split}.de").write_text("".join(f"Das Haus {i} ist {words[i % 6]}.\n" for i in lines))
+        (root / "corpus" / f"{split}.en").write_text("".join(f"The house {i} is {english[i % 6]}.\n" for i in lines))
+    own = [c for c in commands if c.startswith(".venv/bin/python pipelines/train.py +scale=smoke data=parallel_files")]
+    assert len(own) == 2  # train only (the quickstart), train + valid + test (Your own data)
+    for command in own:
+        argv, _, _ = as_run(command, {})
+        run(argv, root, env)
+    records = [json.loads(p.read_text()) for p in (root / "results" / "records" / "default").glob("de_en-*.json")]
+    assert len(records) == 2 and {r["status"] for r in records} == {"done"}
