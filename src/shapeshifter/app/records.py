@@ -32,7 +32,8 @@ TRANSLATION_ONLY = {"eval": None, "batching": None,
 
 
 # Where a run's data lies: left out of the hash once ``data.content`` (what the data is) is set.
-DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "train", "validation", "test"}
+DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "train", "validation", "test",
+                  "trainpref", "validpref", "testpref"}
 
 
 def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:

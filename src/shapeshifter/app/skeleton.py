@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.callbacks import make_callbacks, validate_callbacks
-from shapeshifter.app.loggers import finish_wandb, make_loggers, validate_loggers
+from shapeshifter.app.loggers import finish_wandb, lightning_output_once, make_loggers, validate_loggers
 from shapeshifter.app.ranks import global_rank, launch_ranks, validate_cpu_ddp, world_size
 from shapeshifter.app.records import claim_checkpoint_dir, fail_record, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
@@ -176,6 +176,7 @@ def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir:
     swap in its ``DistributedSampler``."""
     import lightning as L
 
+    lightning_output_once()
     cfg = task.cfg
     progress = cfg.trainer.get("progress_bar", "rich")
     kwargs = {k: v for k, v in plain(cfg.trainer).items() if k != "progress_bar"}

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.records import file_sha256
@@ -21,18 +21,30 @@ from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored
 
+# Keys of a translation ``data`` node that are not `TranslationDataConfig` fields: the pipeline's own, and the
+# fairseq names ``source_lang``/``target_lang`` that ``data=parallel_files`` takes (copied to src_lang/tgt_lang).
+NOT_RECIPE_KEYS = ("kind", "name_in_tables", "content", "source_lang", "target_lang")
+
 
 def data_config(cfg: DictConfig):
     """`TranslationDataConfig` from the ``data`` node (validated on construction), its relative folders read from
     the project folder when the run starts elsewhere (`shapeshifter.paths.anchored`)."""
     from shapeshifter.data import TranslationDataConfig
 
-    fields = {k: v for k, v in plain(cfg.data).items() if k not in ("kind", "name_in_tables", "content")}
+    missing = sorted(OmegaConf.missing_keys(cfg.data))
+    if missing:  # ``???`` in the data config: to_container would pass the placeholder on as a value
+        raise ValueError(f"{', '.join(missing)} must be set (e.g. data=parallel_files "
+                         "data.trainpref=corpus/train data.source_lang=de data.target_lang=en)")
+    fields = {k: v for k, v in plain(cfg.data).items() if k not in NOT_RECIPE_KEYS}
     dcfg = TranslationDataConfig(**fields)
     root = config_root(cfg)
     for key in ("raw_dir", "work_dir", "data_bin"):
         if getattr(dcfg, key) is not None:
             setattr(dcfg, key, str(anchored(getattr(dcfg, key), root)))
+    for key in ("trainpref", "validpref", "testpref"):  # a prefix is no file: anchor its folder
+        prefix = getattr(dcfg, key)
+        if prefix:
+            setattr(dcfg, key, str(anchored(Path(prefix).parent, root) / Path(prefix).name))
     return dcfg
 
 
@@ -47,7 +59,8 @@ def data_content(cfg: DictConfig, fetch: bool) -> str | None:
     from shapeshifter.data.smoke import ensure_slice
 
     dcfg = data_config(cfg)
-    ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
+    if dcfg.raw_dir is not None:
+        ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
     if fetch:
         return corpus_content(dcfg)
     try:
@@ -148,7 +161,8 @@ class TranslationTask(Task):
         from shapeshifter.translation.datamodule import TranslationDataModule
 
         cfg = self.cfg
-        ensure_slice(str(cfg.data.name), Path(self.dcfg.raw_dir))  # a named slice of the committed sample
+        if self.dcfg.raw_dir is not None:  # none for data=parallel_files
+            ensure_slice(str(cfg.data.name), Path(self.dcfg.raw_dir))  # a named slice of the committed sample
         t0 = time.perf_counter()
         self.prepared = prepare_translation_data(self.dcfg)
         record["timings"] = {"data_s": time.perf_counter() - t0}

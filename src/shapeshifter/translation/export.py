@@ -156,8 +156,11 @@ def export_run(run_dir: str | Path, out_dir: str | Path, checkpoint: str | Path 
     `overwrite` replaces an existing export (a folder with a manifest), never any other folder.
     """
     out = Path(out_dir)
-    if out.exists() and not (overwrite and (out / MANIFEST).is_file()):
-        raise FileExistsError(f"{out} exists: choose a new folder (or overwrite an earlier export)")
+    if out.exists() and not (out / MANIFEST).is_file():
+        raise FileExistsError(f"{out} exists and is not an export (no {MANIFEST}): choose a new folder")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists and holds an earlier export: choose a new folder, or replace it with "
+                              "--overwrite (overwrite=True)")
     source = read_run(run_dir, checkpoint)
     loaded = build_model(source)
     tmp = out.with_name(f".{out.name}.partial")
