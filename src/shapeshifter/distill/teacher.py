@@ -101,8 +101,8 @@ def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> A
 
 def check_layers(teacher: dict[str, Any], student: dict[str, Any], folder: str | Path) -> None:
     """Hidden-state distillation pairs layer i with layer i: the layer counts must match (widths may differ)."""
-    for key in ("encoder_layers", "decoder_layers"):
-        if key in teacher and teacher[key] != student.get(key):
+    for key in sorted(k for k in teacher if k.endswith("layers")):  # encoder_/decoder_layers, n_layers
+        if teacher[key] != student.get(key):
             raise TeacherError(f"distill.teacher={folder}: {key} {teacher[key]} vs the student's {student.get(key)} "
                                "(hidden-state distillation pairs layer i with layer i)")
 
