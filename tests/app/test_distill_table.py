@@ -51,3 +51,12 @@ def test_labels_and_no_rows() -> None:
                                       "hidden_weight": 2.0}}) == "sequence + references (beam 4) + hidden ×2"
     with pytest.raises(FileNotFoundError):
         build_distill_table([record(1, 7.0, 10.0, 0.5)], Path("unused"))
+
+
+def test_smoke_runs_one_job_per_kind_and_full_scale_the_whole_screening() -> None:
+    from shapeshifter.app.table_registry import get_table
+
+    spec = get_table("quality_distill")
+    smoke, full = spec.all_jobs(spec.scale_overrides("smoke")), spec.all_jobs(spec.scale_overrides("full"))
+    kinds = [next(o for o in job if o.startswith("distill=")) for job in smoke]
+    assert kinds == ["distill=word", "distill=sequence", "distill=hidden"] and len(full) == 5
