@@ -95,6 +95,11 @@ class TranslationDistillation:
         key = stage_key(data_bin_digest(data_bin), self.summary["teacher"]["weights"][0]["sha256"], settings)
         t0 = time.perf_counter()
         progress = cfg.trainer.get("progress_bar", "rich") not in (None, False, "none", "off", "false")
+        import torch
+
+        accelerator = str(cfg.trainer.get("accelerator", "auto")).lower()
+        if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+            self.teacher.to("cuda")  # the student's fit moves it again to its own device (on_fit_start)
         stage = sequence_data_bin(self.teacher, dm, work_dir / "distill", key,
                                   with_references=self.settings.with_references, progress=progress, **settings)
         record.setdefault("timings", {})["teacher_decode_s"] = stage.decode_s

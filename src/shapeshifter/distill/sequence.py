@@ -57,17 +57,18 @@ def decode_chunk(model: nn.Module, dataset: Any, ids: list[int], tgt_dict: Any, 
     """Best beam hypothesis (token ids, ending in eos) of each sentence ``ids`` of a `LanguagePairDataset`."""
     import numpy as np
 
-    from shapeshifter.translation.generate import make_generator
+    from shapeshifter.translation.generate import make_generator, to_device
 
     generator = make_generator(model, tgt_dict, beam, max_len_a, max_len_b, lenpen)
+    device = next(model.parameters()).device
     order = np.array(sorted(ids, key=lambda i: int(dataset.src_sizes[i])), dtype=np.int64)
     out: dict[str, list[int]] = {}
     with torch.no_grad():
         for batch in dataset.batch_by_size(order, max_tokens=max_tokens):
-            sample = dataset.collater([dataset[int(i)] for i in batch])
+            sample = to_device(dataset.collater([dataset[int(i)] for i in batch]), device)
             hypos = generator.generate([model], sample)
             for row, sentence in enumerate(sample["id"].tolist()):
-                out[str(sentence)] = hypos[row][0]["tokens"].tolist()
+                out[str(sentence)] = hypos[row][0]["tokens"].cpu().tolist()
     return out
 
 
