@@ -133,6 +133,14 @@ def test_word_and_hidden_distillation_records_the_teacher_and_never_saves_it(raw
     state = torch.load(last, weights_only=True, map_location="cpu")["state_dict"]
     assert not any(k.startswith("teacher") for k in state)
     assert any(k.startswith("hidden_projection") for k in state)  # resumable; never exported (not in model.)
+    from shapeshifter.translation.export import export_run, load_export
+    from shapeshifter.translation.fairseq_model import unique_parameter_count
+
+    (tmp_path / "run" / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / "run" / ".hydra" / "config.yaml")
+    export_run(tmp_path / "run", tmp_path / "export")
+    exported = load_export(tmp_path / "export").model  # the student alone: its own size, no projection
+    assert unique_parameter_count(exported) == saved["params"]["total"]
 
 
 def test_sequence_stage_decodes_once_resumes_after_a_kill_and_is_reused(raw: Path, teacher: Path, tmp_path: Path,
