@@ -39,10 +39,15 @@ DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "t
 def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The result-defining part of a resolved config: what the hash covers and seed replicas must share.
 
+    ``distill`` without kinds (``distill=none``) is left out, so that every record made before distillation
+    existed keeps its hash.
+
     Task-scoped: a GLUE run's config drops the translation-only settings (`TRANSLATION_ONLY`). A config whose
     data node holds ``content`` (`shapeshifter.data.identity`; set by `app.runner.stamp_data_content`) drops the
     data's folders and files (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
     out = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    if not (out.get("distill") or {}).get("kinds"):  # distill=none: hashed as before the distill group existed
+        out.pop("distill", None)
     data = out.get("data")
     if isinstance(data, Mapping) and "content" in data:
         out["data"] = {k: v for k, v in data.items() if k not in DATA_PATH_KEYS}

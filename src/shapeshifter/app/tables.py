@@ -54,6 +54,8 @@ def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
         if isinstance(out.get("shapeshift"), dict) and "init_from" in out["shapeshift"]:
             # the source is the dense run *of the same seed*: its path differs between replicas by design
             out["shapeshift"] = {k: v for k, v in out["shapeshift"].items() if k != "init_from"}
+        if isinstance(out.get("distill"), dict):  # the teacher too is the dense run of the same seed
+            out["distill"] = {k: v for k, v in out["distill"].items() if k != "teacher"}
         return out
 
     seen: dict[Any, dict[str, Any]] = {}

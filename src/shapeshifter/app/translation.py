@@ -13,6 +13,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from shapeshifter.app.distill import TranslationDistillation
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.records import file_sha256
 from shapeshifter.app.resolvers import config_root
@@ -146,6 +147,7 @@ class TranslationTask(Task):
         self.overrides = plain(cfg.arch.overrides) or {}
         transformer_args(cfg.arch.name, self.overrides)  # unknown arch / override keys fail here
         check_policy_fits(cfg.arch.name, self.overrides, self.policy)
+        self.distillation = TranslationDistillation(cfg, self.overrides)  # the teacher is checked here
         self.dcfg = data_config(cfg)
         self.init_from = dense_source_checkpoint(cfg)
         check_warmup(cfg)
@@ -153,6 +155,8 @@ class TranslationTask(Task):
         header: dict[str, Any] = {"policy": self.policy}
         if self.init_from is not None:
             header["init_from"] = {"path": str(self.init_from), "sha256": file_sha256(self.init_from)}
+        if self.distillation.active:
+            header["distill"] = self.distillation.summary
         return header
 
     def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
@@ -166,15 +170,26 @@ class TranslationTask(Task):
         t0 = time.perf_counter()
         self.prepared = prepare_translation_data(self.dcfg)
         record["timings"] = {"data_s": time.perf_counter() - t0}
-        dm = TranslationDataModule(str(self.prepared.data_bin), self.prepared.src_lang, self.prepared.tgt_lang,
-                                   max_tokens=cfg.batching.max_tokens, max_sentences=cfg.batching.max_sentences,
-                                   seed=cfg.seed, max_source_positions=cfg.arch.max_positions,
-                                   max_target_positions=cfg.arch.max_positions)
-        self.dicts = dm.load_dictionaries()
-        dm.check_max_tokens()  # a sentence longer than batching.max_tokens fails here, not in fairseq's batching
+
+        def datamodule(data_bin: Path) -> TranslationDataModule:
+            dm = TranslationDataModule(str(data_bin), self.prepared.src_lang, self.prepared.tgt_lang,
+                                       max_tokens=cfg.batching.max_tokens, max_sentences=cfg.batching.max_sentences,
+                                       seed=cfg.seed, max_source_positions=cfg.arch.max_positions,
+                                       max_target_positions=cfg.arch.max_positions)
+            self.dicts = dm.load_dictionaries()
+            dm.check_max_tokens()  # a sentence longer than batching.max_tokens fails here, not in fairseq's batching
+            return dm
+
+        dm = datamodule(self.prepared.data_bin)
+        if self.distillation.active:  # dictionaries compared, teacher frozen; sequence-level: its translations
+            self.distillation.load_teacher(*self.dicts)
+            student_bin = self.distillation.student_data_bin(cfg, dm, self.prepared.data_bin,
+                                                             Path(self.dcfg.work_dir), record)
+            dm = datamodule(student_bin) if student_bin is not None else dm
         return self.build_module(record), dm
 
     def build_module(self, record: dict[str, Any]) -> Any:
+        from shapeshifter.translation.distill_module import DistillTranslationModule
         from shapeshifter.translation.fairseq_model import build_transformer
         from shapeshifter.translation.module import TranslationModule
 
@@ -190,13 +205,15 @@ class TranslationTask(Task):
                             "reduction_vs_dense": dense_counts["total"] / counts["total"]}
         record["shapeshift_report"] = report.to_dict() if report is not None else None
         o, e = cfg.optim, cfg.eval
-        return TranslationModule(
+        extra = self.distillation.module_options()  # word / hidden: the teacher runs in every training step
+        module_class = DistillTranslationModule if extra else TranslationModule
+        return module_class(
             model, tgt_dict, src_dict, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
             warmup_updates=o.warmup_updates, warmup_init_lr=o.warmup_init_lr, label_smoothing=o.label_smoothing,
             seed=cfg.seed, bleu_every_n_epochs=e.bleu_every_n_epochs, bleu_max_sentences=e.bleu_max_sentences,
             beam=e.beam, max_len_a=e.max_len_a, max_len_b=e.max_len_b, lenpen=e.lenpen, bpe=self.prepared.bpe,
             model_config={"arch": cfg.arch.name, "overrides": self.overrides, "policy": self.policy},
-            factor_lr_scale=float(o.get("factor_lr_scale", 1.0)),
+            factor_lr_scale=float(o.get("factor_lr_scale", 1.0)), **extra,
         )
 
     @property
