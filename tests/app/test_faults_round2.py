@@ -119,7 +119,8 @@ def test_flipped_tensor_bytes_are_refused_by_evaluate_naming_the_file(damaged_ru
     run, best = damaged_run
     with pytest.raises(SystemExit) as exit_info:
         evaluate([str(run)])
-    assert f"{best} is damaged" in str(exit_info.value.code)  # the copy's own file, not the original's
+    # the copy's own file, not the original's
+    assert f"{best} is not a readable checkpoint: it is damaged" in str(exit_info.value.code)
 
 
 def test_flipped_tensor_bytes_are_refused_by_export_and_translate(damaged_run: tuple[Path, Path], tmp_path: Path,
@@ -130,9 +131,10 @@ def test_flipped_tensor_bytes_are_refused_by_export_and_translate(damaged_run: t
     run, best = damaged_run
     with pytest.raises(SystemExit) as exit_info:
         export_main([str(run), str(tmp_path / "export")])
-    assert exit_info.value.code != 0 and f"{best} is damaged" in capsys.readouterr().err
+    assert exit_info.value.code != 0
+    assert f"{best} is not a readable checkpoint: it is damaged" in capsys.readouterr().err
     assert not (tmp_path / "export").exists()  # no manifest written over changed weights
-    with pytest.raises(ValueError, match=rf"{best} is damaged"):
+    with pytest.raises(ValueError, match=rf"{best} is not a readable checkpoint: it is damaged"):
         load_translator(run)
 
 
@@ -471,3 +473,74 @@ def test_skip_done_false_does_not_overwrite_a_done_record_unless_asked(raw: Path
     monkeypatch.setattr(translation, "run_translation", lambda c, out, rec: trained.append(rec) or {"status": "done"})
     run_job(translation_cfg(raw, tmp_path, "run.skip_done=false", "run.replace=true"), tmp_path / "run")
     assert trained == [path]
+
+
+# -- 6b. W&B: an unreachable server is not waited for, and the warning names the real cause -------------------
+class FakeWandbLogger:
+    """Records the modes a run was started in; ``fail_online``: the server answers and refuses the run."""
+
+    modes: list[str] = []
+    fail_online: Exception | None = None
+
+    def __init__(self, mode: str, **kwargs: object) -> None:
+        self.mode = mode
+        FakeWandbLogger.modes.append(mode)
+
+    @property
+    def experiment(self) -> object:
+        if self.mode == "online" and FakeWandbLogger.fail_online is not None:
+            raise FakeWandbLogger.fail_online
+        return self
+
+
+@pytest.fixture()
+def fake_wandb(monkeypatch: pytest.MonkeyPatch) -> type[FakeWandbLogger]:
+    import lightning.pytorch.loggers as loggers
+
+    monkeypatch.setattr(loggers, "WandbLogger", FakeWandbLogger)
+    monkeypatch.setattr(FakeWandbLogger, "modes", [])
+    monkeypatch.setattr(FakeWandbLogger, "fail_online", None)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    return FakeWandbLogger
+
+
+def _wandb_node() -> DictConfig:
+    return OmegaConf.create({"enabled": True, "mode": None, "init_timeout": 3, "project": "p"})
+
+
+def test_an_unreachable_wandb_server_goes_offline_without_trying_online(fake_wandb, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        caplog) -> None:
+    """wandb's own start against a closed port took ~24 s with init_timeout=3 before it fell back."""
+    import socket
+
+    from shapeshifter.app.loggers import wandb_logger
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    wandb_logger(_wandb_node(), tmp_path, "r", None, {})
+    assert fake_wandb.modes == ["offline"]
+    assert f"cannot reach the server http://127.0.0.1:{port} (ConnectionRefusedError" in caplog.text
+    assert "logger.wandb.init_timeout=3.0s" in caplog.text and "wandb sync" in caplog.text
+
+
+def test_a_wandb_server_that_refuses_the_run_is_not_called_a_timeout(fake_wandb, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog) -> None:
+    import socket
+
+    from shapeshifter.app.loggers import wandb_logger
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        fake_wandb.fail_online = RuntimeError("HTTP 401: user is not logged in")
+        wandb_logger(_wandb_node(), tmp_path, "r", None, {})
+    assert fake_wandb.modes == ["online", "offline"]
+    assert "refused the run (check WANDB_API_KEY" in caplog.text and "HTTP 401" in caplog.text
+    assert "in time" not in caplog.text

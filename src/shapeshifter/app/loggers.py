@@ -3,14 +3,20 @@ local CSV log, each switched by its ``enabled`` key.
 
 An online W&B run that cannot reach the service within ``logger.wandb.init_timeout`` seconds falls back to
 offline logging with a warning (sync it later with ``wandb sync``), instead of stalling the job or failing it.
+The server is tried first with a plain TCP connection (`unreachable`): wandb's own start-up against an
+unreachable server outlasts ``init_timeout`` (its resume check retries; ~24 s with ``init_timeout=3``), and the
+warning then says what is wrong (the server cannot be reached, or it answered and refused the run: a key or
+project problem) instead of blaming a timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger("shapeshifter")
 
@@ -18,6 +24,22 @@ WANDB_MODES = ("online", "offline", "disabled")
 WANDB_KEYS = {"enabled", "mode", "project", "tags", "init_timeout"}
 LOGGER_KEYS = {"wandb": WANDB_KEYS, "csv": {"enabled"}}
 DEFAULT_INIT_TIMEOUT = 30.0  # seconds; wandb's own default (90 s) would stall every job of a sweep that long
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def unreachable(base_url: str, timeout: float) -> str | None:
+    """Why the W&B server at ``base_url`` cannot be reached (a TCP connection within ``timeout`` seconds), None
+    when it can, or when a proxy is configured (only wandb's own client then knows the way)."""
+    if any(os.environ.get(name) for name in PROXY_VARIABLES):
+        return None
+    parts = urlsplit(base_url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return None
+    except OSError as err:
+        return f"{type(err).__name__}: {err.strerror or err}"
 
 
 def wandb_mode(configured: str | None = None) -> str:
@@ -92,15 +114,24 @@ def wandb_logger(wb: Any, out_dir: Path, run_name: str, group: str | None, confi
                            tags=list(wb.get("tags") or []), mode=run_mode,
                            settings=wandb.Settings(init_timeout=timeout))
 
+    offline = f"logging offline to {out_dir / 'wandb'} instead (upload later with `wandb sync`)"
+    if mode == "online":
+        base_url = os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+        if why := unreachable(base_url, min(timeout, 10.0)):
+            log.warning("W&B: cannot reach the server %s (%s) within logger.wandb.init_timeout=%ss; %s", base_url,
+                        why, timeout, offline)
+            mode = "offline"
     logger = make(mode)
     if mode != "online":
         return logger
     try:
         logger.experiment  # noqa: B018 - starts the run now, so that a failure can fall back
-    except Exception as err:  # noqa: BLE001 - wandb raises CommError, UsageError, ... for an unreachable service
-        log.warning("W&B: could not start an online run within logger.wandb.init_timeout=%ss (%s: %s); logging "
-                    "offline to %s instead (upload later with `wandb sync`)", timeout, type(err).__name__,
-                    str(err).splitlines()[0] if str(err) else "", out_dir / "wandb")
+    except Exception as err:  # noqa: BLE001 - wandb raises CommError, UsageError, AuthenticationError, ...
+        reason = str(err).splitlines()[0] if str(err) else ""
+        cause = ("did not answer in time" if "deadline" in reason or "timed out" in reason.lower() else
+                 "refused the run (check WANDB_API_KEY, the entity and the project)")
+        log.warning("W&B: the server %s %s (%s: %s; logger.wandb.init_timeout=%ss); %s", base_url, cause,
+                    type(err).__name__, reason, timeout, offline)
         logger = make("offline")
         logger.experiment  # noqa: B018
     return logger

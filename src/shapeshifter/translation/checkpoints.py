@@ -101,8 +101,8 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = Fa
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if not readable_checkpoint(path):
-        raise ValueError(f"{path} is damaged: not a whole torch.save archive (truncated, or bytes changed: a zip CRC "
-                         "check fails); nothing was loaded from it")
+        raise ValueError(f"{path} is not a readable checkpoint: it is damaged (not a whole torch.save archive: "
+                         "truncated, or bytes changed so that a zip CRC check fails); nothing was loaded from it")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError depending on damage
