@@ -506,8 +506,8 @@ def fake_wandb(monkeypatch: pytest.MonkeyPatch) -> type[FakeWandbLogger]:
     return FakeWandbLogger
 
 
-def _wandb_node() -> DictConfig:
-    return OmegaConf.create({"enabled": True, "mode": None, "init_timeout": 3, "project": "p"})
+def _wandb_node(timeout: float = 3) -> DictConfig:
+    return OmegaConf.create({"enabled": True, "mode": None, "init_timeout": timeout, "project": "p"})
 
 
 def test_an_unreachable_wandb_server_goes_offline_without_trying_online(fake_wandb, tmp_path: Path,
@@ -528,9 +528,9 @@ def test_an_unreachable_wandb_server_goes_offline_without_trying_online(fake_wan
     assert "logger.wandb.init_timeout=3.0s" in caplog.text and "wandb sync" in caplog.text
 
 
-def test_a_wandb_server_that_refuses_the_run_is_not_called_a_timeout(fake_wandb, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch,
-                                                                     caplog) -> None:
+def test_a_wandb_server_that_never_answers_is_not_waited_for(fake_wandb, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    """A server that accepts connections and never answers: the failed online start also delayed the exit."""
     import socket
 
     from shapeshifter.app.loggers import wandb_logger
@@ -539,8 +539,38 @@ def test_a_wandb_server_that_refuses_the_run_is_not_called_a_timeout(fake_wandb,
         server.bind(("127.0.0.1", 0))
         server.listen()
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        t0 = time.perf_counter()
+        wandb_logger(_wandb_node(timeout=1), tmp_path, "r", None, {})
+        assert time.perf_counter() - t0 < 20
+    assert fake_wandb.modes == ["offline"] and "TimeoutError" in caplog.text
+    assert "logger.wandb.init_timeout=1.0s" in caplog.text
+
+
+def test_a_wandb_server_that_refuses_the_run_is_not_called_a_timeout(fake_wandb, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog) -> None:
+    import http.server
+    import threading
+
+    from shapeshifter.app.loggers import wandb_logger
+
+    class Unauthorized(http.server.BaseHTTPRequestHandler):
+        def do_HEAD(self) -> None:  # noqa: N802 - the handler's name is http.server's
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Unauthorized)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
         fake_wandb.fail_online = RuntimeError("HTTP 401: user is not logged in")
         wandb_logger(_wandb_node(), tmp_path, "r", None, {})
+    finally:
+        server.shutdown()
+        server.server_close()
     assert fake_wandb.modes == ["online", "offline"]
     assert "refused the run (check WANDB_API_KEY" in caplog.text and "HTTP 401" in caplog.text
     assert "in time" not in caplog.text
