@@ -6,7 +6,7 @@ offline logging with a warning (sync it later with ``wandb sync``), instead of s
 The server is asked first with one plain HTTP request (`unreachable`): wandb's own start against a server that
 refuses connections or never answers outlasts ``init_timeout`` (its resume check; ~24 s with ``init_timeout=3``
 under load), and the failed online run then also delays the process's exit (its service is torn down at exit:
-15 s after a hung server against 3 s for an offline run, measured on a loaded 2-core machine). Without an answer
+15.0 s after a never-answering server, 3.0 s with this check; measured on a loaded 2-core machine). Without an answer
 the run starts offline at once; the warning says what is wrong (no answer, or an answer that refused the run: a
 key or project problem) instead of blaming a timeout.
 """
