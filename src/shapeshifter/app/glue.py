@@ -40,7 +40,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from shapeshifter.app.distill import GlueDistillation
-from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.app.ranks import world_size
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.skeleton import Task, plain, run_task
@@ -275,6 +275,7 @@ class GlueTask(Task):
         model = build_model(self.arch, dm, settings["max_length"])
         dense_counts = count_parameters(model)
         report = apply_shapeshift(model, self.policy, init=self.init)
+        check_smaller_than_dense(report, bool(cfg.run.get("allow_larger", False)))
         counts = count_parameters(model)
         # from_pretrained returns the encoder in eval mode and Lightning keeps each submodule's mode: without this
         # fine-tuning would run without dropout

@@ -7,6 +7,13 @@ offline logging with a warning (sync it later with ``wandb sync``), instead of s
 What W&B shows is grouped for its dashboard: metric names by stage (`wandb_metric_name`: ``valid_bleu`` is
 ``valid/bleu`` there, while the CSV log and the record keep the names tables read) and tags naming the table,
 method, scale and seed of the run (`run_tags`), so a paper table is a filter on tags.
+
+The server is asked first with one plain HTTP request (`unreachable`): wandb's own start against a server that
+refuses connections or never answers outlasts ``init_timeout`` (its resume check; ~24 s with ``init_timeout=3``
+under load), and the failed online run then also delays the process's exit (its service is torn down at exit:
+15.0 s after a never-answering server, 3.0 s with this check; measured on a loaded 2-core machine). Without an answer
+the run starts offline at once; the warning says what is wrong (no answer, or an answer that refused the run: a
+key or project problem) instead of blaming a timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +31,27 @@ WANDB_MODES = ("online", "offline", "disabled")
 WANDB_KEYS = {"enabled", "mode", "project", "tags", "init_timeout"}
 LOGGER_KEYS = {"wandb": WANDB_KEYS, "csv": {"enabled"}}
 DEFAULT_INIT_TIMEOUT = 30.0  # seconds; wandb's own default (90 s) would stall every job of a sweep that long
+DEFAULT_BASE_URL = "https://api.wandb.ai"
+
+
+def unreachable(base_url: str, timeout: float) -> str | None:
+    """Why the W&B server at ``base_url`` gives no answer (one HTTP request within ``timeout`` seconds, through
+    the environment's proxy like any urllib request), None when it answers anything, an HTTP error included. A
+    TLS failure is left for wandb's own client to judge (its certificates may differ)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(base_url, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        if isinstance(reason, ssl.SSLError):
+            return None
+        return f"{type(reason).__name__}: {getattr(reason, 'strerror', None) or reason}"
+    return None
 
 
 def wandb_mode(configured: str | None = None) -> str:
@@ -98,15 +126,24 @@ def wandb_logger(wb: Any, out_dir: Path, run_name: str, group: str | None, confi
                                     tags=run_tags(config, list(wb.get("tags") or [])), mode=run_mode,
                                     settings=wandb.Settings(init_timeout=timeout))
 
+    offline = f"logging offline to {out_dir / 'wandb'} instead (upload later with `wandb sync`)"
+    if mode == "online":
+        base_url = os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
+        if why := unreachable(base_url, min(timeout, 10.0)):
+            log.warning("W&B: cannot reach the server %s (%s) within logger.wandb.init_timeout=%ss; %s", base_url,
+                        why, timeout, offline)
+            mode = "offline"
     logger = make(mode)
     if mode != "online":
         return logger
     try:
         logger.experiment  # noqa: B018 - starts the run now, so that a failure can fall back
-    except Exception as err:  # noqa: BLE001 - wandb raises CommError, UsageError, ... for an unreachable service
-        log.warning("W&B: could not start an online run within logger.wandb.init_timeout=%ss (%s: %s); logging "
-                    "offline to %s instead (upload later with `wandb sync`)", timeout, type(err).__name__,
-                    str(err).splitlines()[0] if str(err) else "", out_dir / "wandb")
+    except Exception as err:  # noqa: BLE001 - wandb raises CommError, UsageError, AuthenticationError, ...
+        reason = str(err).splitlines()[0] if str(err) else ""
+        cause = ("did not answer in time" if "deadline" in reason or "timed out" in reason.lower() else
+                 "refused the run (check WANDB_API_KEY, the entity and the project)")
+        log.warning("W&B: the server %s %s (%s: %s; logger.wandb.init_timeout=%ss); %s", base_url, cause,
+                    type(err).__name__, reason, timeout, offline)
         logger = make("offline")
         logger.experiment  # noqa: B018
     return logger

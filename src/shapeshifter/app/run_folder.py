@@ -137,8 +137,9 @@ class RunFolder:
         from shapeshifter.translation.checkpoints import epoch_checkpoints
 
         named = str((self.record or {}).get("evaluated_weights") or "")
-        if named.endswith(".ckpt"):
-            return [self.checkpoint(named)]
+        if named.endswith(".ckpt"):  # this folder's file of that name first: a copy never reads the original's
+            own = self.checkpoints / Path(named).name
+            return [self.checkpoint(own if own.is_file() else named)]
         average = int(self.config.ckpt.get("average_last") or 0)
         if average > 1 and len(epoch_checkpoints(self.checkpoints)) > 1:
             return epoch_checkpoints(self.checkpoints, average)

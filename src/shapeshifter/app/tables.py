@@ -192,10 +192,10 @@ def write_table(out_dir: Path, name: str, title: str, rows: Sequence[dict[str, A
     md = f"## {title}\n\n" + to_markdown(rows, columns) + (f"\n{notes}\n" if notes else "") + f"\n{stamp(records)}\n"
     if caption is None:
         caption = f"{title}. {notes} {stamp(records)}".replace("  ", " ")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.md").write_text(md)
-    (out_dir / f"{name}.tex").write_text(to_latex(rows, columns, caption))
-    (out_dir / f"{name}.csv").write_text(to_csv(rows, csv_columns or columns))
+    outputs = {"md": md, "tex": to_latex(rows, columns, caption), "csv": to_csv(rows, csv_columns or columns)}
+    out_dir.mkdir(parents=True, exist_ok=True)  # every format rendered first: a failure writes none of them
+    for suffix, text in outputs.items():
+        (out_dir / f"{name}.{suffix}").write_text(text)
     return md
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.distill import TranslationDistillation
-from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.app.records import file_sha256
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.run_folder import find_checkpoint
@@ -102,11 +102,13 @@ def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
 VOCAB_SIZED = ("embedding", "output")
 
 
-def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, Any] | None) -> None:
+def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, Any] | None,
+                      allow_larger: bool = False) -> None:
     """Factorize the architecture's vocabulary-independent matrices (attention, FFN, ...) by ``policy`` once,
     on a model with a placeholder vocabulary: a shape that cannot hold such a matrix (e.g. an explicit
-    attention shape too small for d_model) fails here, naming the layer, before the data is prepared. The
-    embedding and output layers are checked when the dictionaries exist."""
+    attention shape too small for d_model), or factors larger than the dense matrices (`check_smaller_than_dense`),
+    fail here, naming the layer, before the data is prepared. The embedding and output layers are checked when
+    the dictionaries exist."""
     if not policy or not any(spec is not None for key, spec in policy.items() if key not in VOCAB_SIZED):
         return
     from fairseq.data import Dictionary
@@ -115,7 +117,8 @@ def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, An
 
     placeholder = Dictionary()
     without_vocab = {key: None if key in VOCAB_SIZED else spec for key, spec in policy.items()}
-    build_transformer(arch, placeholder, placeholder, overrides, without_vocab)
+    _, report = build_transformer(arch, placeholder, placeholder, overrides, without_vocab)
+    check_smaller_than_dense(report, allow_larger, types=tuple(k for k in without_vocab if k not in VOCAB_SIZED))
 
 
 def check_warmup(cfg: DictConfig) -> None:
@@ -146,7 +149,7 @@ class TranslationTask(Task):
         self.policy = policy_from_config(cfg.shapeshift)
         self.overrides = plain(cfg.arch.overrides) or {}
         transformer_args(cfg.arch.name, self.overrides)  # unknown arch / override keys fail here
-        check_policy_fits(cfg.arch.name, self.overrides, self.policy)
+        check_policy_fits(cfg.arch.name, self.overrides, self.policy, bool(cfg.run.get("allow_larger", False)))
         self.distillation = TranslationDistillation(cfg, self.overrides)  # the teacher is checked here
         self.dcfg = data_config(cfg)
         self.init_from = dense_source_checkpoint(cfg)
@@ -200,6 +203,7 @@ class TranslationTask(Task):
         model, report = build_transformer(cfg.arch.name, src_dict, tgt_dict, self.overrides, self.policy,
                                           seed=cfg.seed, init=cfg.shapeshift.get("init", "random"),
                                           init_from=self.init_from)
+        check_smaller_than_dense(report, bool(cfg.run.get("allow_larger", False)))  # now the vocabulary-sized too
         counts = count_parameters(model)
         record["params"] = {"dense_model_total": dense_counts["total"], **counts,
                             "reduction_vs_dense": dense_counts["total"] / counts["total"]}

@@ -70,7 +70,15 @@ def _langs(cfg: TranslationDataConfig) -> tuple[str, str]:
 # ----------------------------------------------------------------------------------------------- extract
 def _iwslt_inputs(cfg: TranslationDataConfig, work: Path, log: Log) -> tuple[Path, str, list[Path]]:
     src, tgt = _langs(cfg)
-    raw = iwslt14.locate_raw_dir(Path(str(cfg.raw_dir)), work / "raw", cfg.download, log)
+    local = cfg.recipe == "sample"  # the committed sample (or a slice of it): local files, never a download
+    try:
+        raw = iwslt14.locate_raw_dir(Path(str(cfg.raw_dir)), work / "raw", cfg.download and not local, log)
+    except DataError as err:
+        if not local:
+            raise
+        raise DataError(f"data.raw_dir={cfg.raw_dir} holds no sample corpus (train.tags.{src}-{tgt}.{src} and the "
+                        "IWSLT-format dev/test files): the sample recipe reads local files only and never downloads; "
+                        "the committed sample is data/sample/de-en") from err
     pair = iwslt14.pair_name(src, tgt, raw)
     files = [iwslt14.train_file(raw, pair, lang) for lang in (src, tgt)]
     for s in cfg.test_sets or []:
