@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from shapeshifter.app.run_lock import RunLockedError
 from shapeshifter.data.cache import DataError
 
 TRACEBACK_ENV = "HYDRA_FULL_ERROR"
@@ -22,9 +23,11 @@ HINT = f"({TRACEBACK_ENV}=1 shows the traceback)"
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """What a user can fix from the message: our validation (ValueError, DataError), a missing path, a config
-    Hydra composed but OmegaConf cannot resolve (``???`` left unset, a bad interpolation)."""
-    errors: tuple[type[BaseException], ...] = (ValueError, DataError, FileNotFoundError, FileExistsError)
+    """What a user can fix from the message: our validation (ValueError, DataError), a run another process holds,
+    a missing path, a config Hydra composed but OmegaConf cannot resolve (``???`` left unset, a bad
+    interpolation)."""
+    errors: tuple[type[BaseException], ...] = (ValueError, DataError, RunLockedError, FileNotFoundError,
+                                               FileExistsError)
     try:
         from omegaconf.errors import OmegaConfBaseException
     except ImportError:
