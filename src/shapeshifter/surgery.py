@@ -243,6 +243,14 @@ class ShapeshiftReport:
     def factorized(self) -> list[LayerRecord]:
         return [r for r in self.layers if r.status == "factorized"]
 
+    def params_by_type(self) -> dict[str, tuple[int, int]]:
+        """``(dense, factorized)`` parameters of the factorized matrices of each layer type."""
+        out: dict[str, tuple[int, int]] = {}
+        for r in self.factorized:
+            dense, factored = out.get(r.layer_type, (0, 0))
+            out[r.layer_type] = (dense + r.params_before, factored + r.params_after)
+        return out
+
     def mean_error_by_type(self) -> dict[str, float]:
         """Mean relative reconstruction error of the projected layers, per layer type (empty after a random init)."""
         errors: dict[str, list[float]] = {}

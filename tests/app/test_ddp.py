@@ -236,7 +236,8 @@ def test_translation_ddp_killed_in_epoch_two_resumes_to_the_same_end(translation
         _fail_in_epoch_two(TranslationModule, KILL_TRANSLATION_AT, patch)
         with pytest.raises(RuntimeError, match="killed in epoch 2"):
             run_job(_translation_cfg(raw, tmp_path), tmp_path / "out")
-    assert _only_record(tmp_path)["status"] == "running"
+    # an error marks the record "failed" (issue 25: never left "running"); the rerun resumes from last.ckpt all the same
+    assert _only_record(tmp_path)["status"] == "failed" and "killed in epoch 2" in _only_record(tmp_path)["error"]
     (last,) = (tmp_path / "out").glob("*/checkpoints/last.ckpt")
     assert torch.load(last, weights_only=True)["global_step"] == 14  # epoch 1's
 
@@ -289,7 +290,7 @@ def test_glue_ddp_killed_in_epoch_two_resumes_to_the_same_end(glue_run: tuple[Pa
         _fail_in_epoch_two(GlueClassifierModule, KILL_GLUE_AT, patch)
         with pytest.raises(RuntimeError, match="killed in epoch 2"):
             run_job(_glue_cfg(tmp_path), tmp_path / "out")
-    assert _only_record(tmp_path)["status"] == "running"
+    assert _only_record(tmp_path)["status"] == "failed" and "killed in epoch 2" in _only_record(tmp_path)["error"]
 
     resumed = run_job(_glue_cfg(tmp_path), tmp_path / "out")
     assert resumed["status"] == "done" and resumed["resumed_from"].endswith("last.ckpt")

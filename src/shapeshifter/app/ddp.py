@@ -20,7 +20,7 @@ Two ways ranks come to exist:
   the whole job and `global_rank` tells it whether it writes.
 
 A rank that fails takes the job down: its traceback goes to stderr, rank 0's next collective fails when the
-connection closes, the record stays "running" and the next attempt resumes from ``last.ckpt``.
+connection closes, the record is marked "failed" with the error and the next attempt resumes from ``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -128,13 +128,19 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Linux: this rank is killed when its parent (the forkserver, which exits with rank 0) dies."""
+def die_with_parent(sig: int | None = None) -> None:
+    """Linux: this process gets ``sig`` (default SIGKILL) when its parent dies (``PR_SET_PDEATHSIG``); elsewhere
+    nothing. Usable as a ``preexec_fn``: a child started so is stopped when the process that started it is."""
     with contextlib.suppress(Exception):
         import ctypes
         import signal
 
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL if sig is None else sig)  # PR_SET_PDEATHSIG
+
+
+def _die_with_parent() -> None:
+    """Linux: this rank is killed when its parent (the forkserver, which exits with rank 0) dies."""
+    die_with_parent()
 
 
 def rank_main(job: RankJob, ready: Any) -> None:

@@ -40,7 +40,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from shapeshifter.app.ddp import world_size
-from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.distill import GlueDistillation
+from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.skeleton import Task, plain, run_task
 from shapeshifter.params import count_parameters
@@ -240,7 +241,11 @@ class GlueTask(Task):
         self.data = check_data(cfg)
         self.settings = glue_settings(cfg)
         self.init = "random" if self.arch["kind"] == "scratch" else "project"
-        return {"policy": self.policy, "shapeshift_init": self.init}
+        self.distillation = GlueDistillation(cfg, self.arch)  # the teacher is checked here
+        header = {"policy": self.policy, "shapeshift_init": self.init}
+        if self.distillation.active:
+            header["distill"] = self.distillation.summary
+        return header
 
     def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
         import lightning as L
@@ -256,10 +261,13 @@ class GlueTask(Task):
                           "label_names": list(spec.label_names) if spec.label_names else None,
                           "examples": {s: len(d) for s, d in dm.datasets.items()}, "vocab_size": dm.vocab_size}
         record["timings"] = {"data_s": time.perf_counter() - t0}
+        if self.distillation.active:  # label set and vocabulary compared, teacher frozen
+            self.distillation.load_teacher(dm)
         return self.build_module(record), dm
 
     def build_module(self, record: dict[str, Any]) -> Any:
         """Count the dense model, shapeshift it in place, wrap it with its schedule."""
+        from shapeshifter.glue.distill_module import GlueDistillModule
         from shapeshifter.glue.models import apply_shapeshift
         from shapeshifter.glue.module import GlueClassifierModule
 
@@ -267,6 +275,7 @@ class GlueTask(Task):
         model = build_model(self.arch, dm, settings["max_length"])
         dense_counts = count_parameters(model)
         report = apply_shapeshift(model, self.policy, init=self.init)
+        check_smaller_than_dense(report, bool(cfg.run.get("allow_larger", False)))
         counts = count_parameters(model)
         # from_pretrained returns the encoder in eval mode and Lightning keeps each submodule's mode: without this
         # fine-tuning would run without dropout
@@ -282,11 +291,15 @@ class GlueTask(Task):
         warmup = settings["warmup_steps"]
         warmup = int(settings["warmup_ratio"] * max_steps) if warmup is None else int(warmup)
         record["schedule"] = {"max_steps": max_steps, "warmup_steps": warmup, "steps_per_epoch": steps_per_epoch}
-        return GlueClassifierModule(
+        # the teacher is loaded in setup (training); rebuilding a run to evaluate it needs no teacher
+        distillation = getattr(self, "distillation", None)
+        extra = distillation.module_options() if distillation is not None and distillation.teacher is not None else {}
+        module_class = GlueDistillModule if extra else GlueClassifierModule
+        return module_class(
             model, dm.spec, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, warmup_steps=warmup,
             max_steps=max_steps, betas=tuple(cfg.optim.betas), eps=cfg.optim.eps, shapeshift_report=report,
             validation_splits=dm.validation_split_names, test_splits=dm.test_split_names, seed=cfg.seed,
-            factor_lr_scale=float(cfg.optim.get("factor_lr_scale", 1.0)),
+            factor_lr_scale=float(cfg.optim.get("factor_lr_scale", 1.0)), **extra,
         )
 
     @property

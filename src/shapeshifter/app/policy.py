@@ -99,3 +99,22 @@ def policy_from_config(node: Mapping[str, Any] | None) -> dict[str, Any] | None:
     except ValueError as err:
         raise ValueError(f"shapeshift: {err}") from err
     return policy
+
+
+def check_smaller_than_dense(report: Any, allow: bool = False, types: tuple[str, ...] | None = None) -> None:
+    """Refuse a policy whose factorized matrices of one layer type hold more parameters than the dense matrices
+    they replace (``rank=5000`` on a small model: a larger model, trained for nothing), naming the type and its
+    largest layer, unless ``allow`` (``run.allow_larger=true``). ``types``: only these layer types (the others
+    are checked later, e.g. once the vocabulary is known)."""
+    if report is None or allow:
+        return
+    for layer_type, (dense, factored) in report.params_by_type().items():
+        if factored <= dense or (types is not None and layer_type not in types):
+            continue
+        worst = max((r for r in report.factorized if r.layer_type == layer_type),
+                    key=lambda r: r.params_after / max(1, r.params_before))
+        raise ValueError(
+            f"shapeshift: the factorized {layer_type} matrices would hold {factored:,} parameters, "
+            f"{factored / max(1, dense):.1f}x the {dense:,} of the dense ones they replace ({worst.name}: "
+            f"{worst.params_after:,} vs {worst.params_before:,}, factors {worst.factors}, rank {worst.rank}): lower "
+            "the rank or change the scheme, or pass run.allow_larger=true to train the larger model anyway")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import platform
 import subprocess
@@ -18,6 +20,8 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("shapeshifter")
 
 # Keys that name where things go or what watches a run, not what is computed: left out of the config hash.
 # ``callbacks`` holds only callbacks that cannot change a result (`app.callbacks` refuses any other key).
@@ -32,16 +36,22 @@ TRANSLATION_ONLY = {"eval": None, "batching": None,
 
 
 # Where a run's data lies: left out of the hash once ``data.content`` (what the data is) is set.
-DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "train", "validation", "test"}
+DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "train", "validation", "test",
+                  "trainpref", "validpref", "testpref"}
 
 
 def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The result-defining part of a resolved config: what the hash covers and seed replicas must share.
 
+    ``distill`` without kinds (``distill=none``) is left out, so that every record made before distillation
+    existed keeps its hash.
+
     Task-scoped: a GLUE run's config drops the translation-only settings (`TRANSLATION_ONLY`). A config whose
     data node holds ``content`` (`shapeshifter.data.identity`; set by `app.runner.stamp_data_content`) drops the
     data's folders and files (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
     out = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    if not (out.get("distill") or {}).get("kinds"):  # distill=none: hashed as before the distill group existed
+        out.pop("distill", None)
     data = out.get("data")
     if isinstance(data, Mapping) and "content" in data:
         out["data"] = {k: v for k, v in data.items() if k not in DATA_PATH_KEYS}
@@ -179,14 +189,18 @@ def write_record(record: Mapping[str, Any], path: Path) -> Path:
     from shapeshifter.paths import repo_root
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # a name of its own in the same folder: two writers never share a temp file, and the replace is atomic
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     body = portable_record(record, Path.cwd())
     try:
         body = portable_record(body, repo_root())
     except FileNotFoundError:  # an installed package run outside any checkout: nothing to be relative to
         pass
-    tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves the previous record as it was
     return path
 
 
@@ -206,17 +220,111 @@ def fail_record(record: dict[str, Any], path: Path, err: BaseException) -> Path:
     return write_record(record, path)
 
 
-def load_records(root: Path, pattern: str = "**/*.json") -> list[dict[str, Any]]:
-    """Every finished record under ``root``, sorted by path (deterministic order for tables)."""
-    records = []
+STATUSES = ("done", "running", "failed", "debug")  # what `new_record`, `finish_record`, `fail_record` write
+SCORED_KINDS = ("translation", "glue")  # records whose metrics a table turns into rows
+UNIT_METRICS = ("accuracy", "macro_f1", "f1", "majority_rate")  # fractions in [0, 1]
+
+
+def _kind_problem(record: Mapping[str, Any]) -> str | None:
+    """What a finished translation or GLUE record lacks that its table reads (None: nothing)."""
+    for key in ("metrics", "params", "timings"):
+        if not isinstance(record.get(key), Mapping):
+            return f"has no {key} (a finished {record['kind']} run records them)"
+    metrics = record["metrics"]
+    if not isinstance(record["params"].get("total"), int) or isinstance(record["params"].get("total"), bool):
+        return f"params.total must be an integer, got {record['params'].get('total')!r}"
+    if record["kind"] == "translation":
+        test = metrics.get("test")
+        if not isinstance(test, Mapping) or not _is_number(test.get("tokenized_bleu")):
+            return "metrics.test.tokenized_bleu must be a number (the test BLEU of the run)"
+        return None
+    if not isinstance(metrics.get("main_metric"), str):
+        return "metrics.main_metric must be the name of the task's main metric"
+    for split in ("validation", "test"):
+        if not isinstance(metrics.get(split, {}), Mapping):
+            return f"metrics.{split} must be a mapping of scores"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers(node: Any, where: str) -> Iterable[tuple[str, float]]:
+    """Every number under ``node`` with its dotted path."""
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            yield from _numbers(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _numbers(value, f"{where}[{i}]")
+    elif _is_number(node):
+        yield where, node
+
+
+def _value_problem(where: str, value: float) -> str | None:
+    """A number a table would print that cannot be right: NaN or infinite, a BLEU outside [0, 100], an
+    accuracy (or F1, majority rate) outside [0, 1]."""
+    if not math.isfinite(value):
+        return f"{where} is {value}, not a finite number"
+    leaf = where.rsplit(".", 1)[-1]
+    if leaf.endswith("bleu") and not 0 <= value <= 100:
+        return f"{where} is {value}: a BLEU score lies in [0, 100]"
+    if (leaf in UNIT_METRICS or ".majority_rate." in where) and not 0 <= value <= 1:
+        return f"{where} is {value}: an accuracy (F1, majority rate) lies in [0, 1]"
+    return None
+
+
+def record_problem(record: Any) -> str | None:
+    """Why ``record`` (a parsed record file) cannot be used by a table, in words; None when it can.
+
+    Checks the header every record has (status, kind, config hash, config as a mapping), and for a finished
+    translation or GLUE record what its table reads (metrics, params, timings), with every number under them
+    finite, BLEU in [0, 100] and accuracies in [0, 1]. Fields it does not know are left alone."""
+    if not isinstance(record, Mapping):
+        return f"is a JSON {type(record).__name__}, not an object"
+    if record.get("status") not in STATUSES:
+        return f"status is {record.get('status')!r}, expected one of {', '.join(STATUSES)}"
+    for key, kind in (("kind", str), ("config_hash", str), ("config", Mapping)):
+        if not isinstance(record.get(key), kind):
+            return f"{key} must be a {'mapping' if kind is Mapping else 'string'}, got {record.get(key)!r:.80}"
+    if record["status"] != "done" or record["kind"] not in SCORED_KINDS:
+        return None
+    problem = _kind_problem(record)
+    if problem:
+        return problem
+    for node in ("metrics", "params", "timings"):
+        for where, value in _numbers(record[node], node):
+            if problem := _value_problem(where, value):
+                return problem
+    return None
+
+
+def load_records(root: Path, pattern: str = "**/*.json", partial: bool = False) -> list[dict[str, Any]]:
+    """Every finished record under ``root``, sorted by path (deterministic order for tables).
+
+    Each record is checked first (`record_problem`): one a table cannot use is a ValueError naming its file,
+    before any table output is written. Records that are not "done" (running, failed, debug) are an error
+    listing them by name; ``partial=True`` (a table explicitly built from what has finished) only warns."""
+    records, unfinished = [], []
     for path in sorted(Path(root).glob(pattern)):
         try:
             rec = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"run record {path} is not valid JSON: {err}") from err
-        if isinstance(rec, dict) and rec.get("status") == "done":
-            rec["_path"] = str(path)
-            records.append(rec)
+        if problem := record_problem(rec):
+            raise ValueError(f"run record {path}: {problem}")
+        if rec["status"] != "done":
+            unfinished.append(f"{path} ({rec['status']})")
+            continue
+        rec["_path"] = str(path)
+        records.append(rec)
+    if unfinished:
+        message = f"{len(unfinished)} record(s) under {root} are not done: " + ", ".join(unfinished)
+        if not partial:
+            raise ValueError(f"{message}; finish them (rerun the command that wrote them) or move them out of the "
+                             "records folder before building a table")
+        log.warning("%s (left out of the table)", message)
     return records
 
 

@@ -2,11 +2,13 @@
 
 ``${shapeshifter.root:}`` is the project folder (`shapeshifter.paths.repo_root`), and
 ``${shapeshifter.under:ROOT,PATH}`` is PATH when absolute, else ROOT/PATH: ``conf/paths/default.yaml`` uses them
-so that run folders and records land in the checkout whatever directory ``train.py`` is started from.
+so that run folders and records land in the checkout whatever directory ``train.py`` is started from;
+``${shapeshifter.plain_name:NAME}`` refuses a ``run.name``/``run.group`` that would leave its folder.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,29 @@ def under(root: str, path: str) -> str:
     return str(Path(str(root)) / str(path))
 
 
-RESOLVERS = {"shapeshifter.root": project_root, "shapeshifter.under": under}
+def name_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be a file or folder name inside another folder (None: it can): empty, ``.`` or
+    ``..``, or holding a path separator."""
+    text = "" if value is None else str(value)
+    if not text.strip():
+        return "is empty"
+    if text in (".", ".."):
+        return f"is {text!r}"
+    bad = next((sep for sep in ("/", "\\", "\0", os.sep, os.altsep) if sep and sep in text), None)
+    return f"contains {bad!r}" if bad else None
+
+
+def plain_name(value: Any) -> str:
+    """``${shapeshifter.plain_name:${run.name}}`` in Hydra's run folder: the name itself, or an error before
+    Hydra creates a folder outside ``paths.output_dir`` (``run.name=../../x``)."""
+    problem = name_problem(value)
+    if problem:
+        raise ValueError(f"run.name / run.group {value!r} {problem}: a name must be plain (no path separators, not "
+                         "'.' or '..', not empty); the folders are set by run.records and run.outputs")
+    return str(value)
+
+
+RESOLVERS = {"shapeshifter.root": project_root, "shapeshifter.under": under, "shapeshifter.plain_name": plain_name}
 
 
 def register() -> None:

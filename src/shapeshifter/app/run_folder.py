@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.app.records import config_hash
+from shapeshifter.app.resolvers import name_problem
 
 log = logging.getLogger("shapeshifter")
 
@@ -56,10 +57,24 @@ def checkpoint_dir(job_dir: Path, config_hash: str) -> Path:
     return current if current.is_dir() or not (job_dir / CHECKPOINT_DIR).is_dir() else job_dir / CHECKPOINT_DIR
 
 
+def validate_names(cfg: Any) -> None:
+    """``run.name`` and ``run.group`` name a file and folders (the record, the run folder, the W&B group): one
+    that is empty, ``.``/``..`` or holds a path separator would put them outside the records and outputs
+    folders (``run.name=../../x``, ``run.name=/abs/path``), so it is refused before anything is written."""
+    for key in ("name", "group"):
+        value = cfg.run.get(key)
+        if problem := name_problem(value):
+            raise ValueError(f"run.{key}={value!r} {problem}: it names the record file and the run folder, so it must "
+                             "be a plain name (no path separators, not '.' or '..', not empty); the folders are set "
+                             "by run.records and run.outputs")
+
+
 def record_location(cfg: Any, digest: str) -> Path:
     """Where the record of the run with config hash ``digest`` lives: ``<records>/<group>/<name>-<digest>.json``.
     ``<records>`` is ``paths.records_dir`` (``run.records`` under the project folder), or ``run.records`` itself
-    for configs saved before the ``paths`` group."""
+    for configs saved before the ``paths`` group. A name or group that would leave that folder is a ValueError
+    (`validate_names`)."""
+    validate_names(cfg)
     records = cfg.paths.records_dir if cfg.get("paths") else cfg.run.records
     return Path(records) / str(cfg.run.group) / f"{cfg.run.name}-{digest}.json"
 
@@ -147,8 +162,9 @@ class RunFolder:
         from shapeshifter.translation.checkpoints import epoch_checkpoints
 
         named = str((self.record or {}).get("evaluated_weights") or "")
-        if named.endswith(".ckpt"):
-            return [self.checkpoint(named)]
+        if named.endswith(".ckpt"):  # this folder's file of that name first: a copy never reads the original's
+            own = self.checkpoints / Path(named).name
+            return [self.checkpoint(own if own.is_file() else named)]
         average = int(self.config.ckpt.get("average_last") or 0)
         if average > 1 and len(epoch_checkpoints(self.checkpoints)) > 1:
             return epoch_checkpoints(self.checkpoints, average)

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.app.records import file_sha256
 from shapeshifter.app.run_folder import RunFolder, find_run, is_run_folder
-from shapeshifter.app.translation import data_config
+from shapeshifter.app.translation_data import data_config
 from shapeshifter.data.recipe import data_bin_dir, subword_model_file
 from shapeshifter.translation.checkpoints import average_checkpoints, load_checkpoint, model_state_dict
 from shapeshifter.translation.export import (

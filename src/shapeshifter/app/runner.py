@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from shapeshifter.app import glue, translation
 from shapeshifter.app.records import config_hash
-from shapeshifter.app.run_folder import CONFIG_FILE, record_location, run_dir
+from shapeshifter.app.run_folder import CONFIG_FILE, record_location, run_dir, validate_names
 from shapeshifter.threads import apply_threads
 
 log = logging.getLogger("shapeshifter")
@@ -38,8 +38,8 @@ def run_hash(cfg: DictConfig) -> str:
 
 
 def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
-    """Where this run's record lives (`run_folder.record_location`; ``digest``: the config hash, when the caller has
-    it already)."""
+    """Where this run's record lives (`run_folder.record_location`, which refuses a name or group that would leave
+    the records folder; ``digest``: the config hash, when the caller has it already)."""
     return record_location(cfg, digest or run_hash(cfg))
 
 
@@ -57,21 +57,61 @@ def save_data_content(cfg: DictConfig, job_dir: Path) -> None:
     OmegaConf.save(saved, config_file)
 
 
+def read_status(path: Path) -> dict[str, Any]:
+    """The record at ``path`` as a dict (empty when missing or not JSON: a torn file is rewritten by the run)."""
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return existing if isinstance(existing, dict) else {}
+
+
+def finished_record(cfg: DictConfig, path: Path) -> dict[str, Any] | None:
+    """The "done" record of this configuration when the run is to be skipped (``run.skip_done``), else None.
+    A "done" record is never overwritten unless ``run.replace=true``: ``run.skip_done=false`` alone (a rerun to
+    check a result) is refused before any work, pointing at a scratch records folder."""
+    existing = read_status(path)
+    if existing.get("status") != "done":
+        return None
+    if cfg.run.skip_done:
+        log.info("skipping %s: record %s is complete", cfg.run.name, path)
+        existing["_path"] = str(path)
+        return existing
+    if not cfg.run.get("replace", False):
+        raise ValueError(f"{path} is a finished record of this configuration and run.skip_done=false would "
+                         "overwrite it: pass run.records=<a scratch folder> to rerun it beside the record, or "
+                         "run.replace=true to replace it")
+    return None
+
+
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run one composed config in Hydra's job folder ``out_dir``: skipped when its record is done, refused when
+    another process runs the same configuration (`app.run_lock`), else dispatched to its task."""
+    from shapeshifter.app.ddp import global_rank
+    from shapeshifter.app.run_lock import run_locks
+    from shapeshifter.app.skeleton import validate_seed
+
+    validate_names(cfg)  # before any file is written: the names are paths
+    validate_seed(cfg)
     kind = cfg.data.get("kind")
     stamp_data_content(cfg, fetch=True)
-    save_data_content(cfg, out_dir)
     digest = run_hash(cfg)
     path = record_path(cfg, digest)
-    if cfg.run.skip_done and path.is_file():
-        try:
-            existing = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            existing = {}
-        if existing.get("status") == "done":
-            log.info("skipping %s: record %s is complete", cfg.run.name, path)
-            existing["_path"] = str(path)
+    if (existing := finished_record(cfg, path)) is not None:
+        return existing
+    if global_rank() != 0:  # a rank of an externally launched DDP job: rank zero holds the locks and writes
+        return dispatch(cfg, kind, Path(out_dir), path, digest)
+    what = f"configuration {cfg.run.name} ({digest})"
+    locks = [(path.with_name(f".{path.stem}.lock"), what), (Path(out_dir) / f".{digest}.lock", what)]
+    with run_locks(locks, wait=bool(cfg.run.get("wait_for_lock", False))):
+        if (existing := finished_record(cfg, path)) is not None:  # finished while we waited for the lock
             return existing
+        return dispatch(cfg, kind, Path(out_dir), path, digest)
+
+
+def dispatch(cfg: DictConfig, kind: str | None, out_dir: Path, path: Path, digest: str) -> dict[str, Any]:
+    """Hand the job to its task's pipeline, in ``<out_dir>/<config hash>``."""
+    save_data_content(cfg, out_dir)
     out_dir = run_dir(out_dir, digest)  # <job folder>/<config hash>: no two configs share files
     apply_threads(cfg.run.get("threads"))  # run.threads, else the shared rule (shapeshifter.threads)
     if kind == "translation":

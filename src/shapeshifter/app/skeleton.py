@@ -7,7 +7,9 @@
 3. claim the config-hash-marked checkpoint folder and fit, resuming from ``last.ckpt`` (or, when that file is
    damaged, the previous epoch's, `training.resume_point`);
 4. refuse to finish a run that stopped short of its schedule, evaluate (`Task.evaluate`), send the summary to
-   the loggers and mark the record "done", closing the W&B run however the job ends.
+   the loggers and mark the record "done", closing the W&B run however the job ends. An error at any step after
+   the record is written marks it "failed" with the error (a signal leaves it "running"); the next run of the
+   same command resumes from ``last.ckpt`` either way.
 
 Under DDP (`app.ddp`) steps 3-4's fit and evaluation run on every rank (`fit_and_evaluate`); everything that
 writes (record, checkpoint folder, loggers, summary) happens on global rank zero only.
@@ -19,6 +21,7 @@ Hydra sweeper optimizes) is the best value of the monitored validation metric, n
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import signal
 import time
@@ -30,7 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.callbacks import make_callbacks, validate_callbacks
 from shapeshifter.app.ddp import global_rank, launch_ranks, validate_cpu_ddp, world_size
-from shapeshifter.app.loggers import finish_wandb, make_loggers, validate_loggers
+from shapeshifter.app.loggers import finish_wandb, lightning_output_once, make_loggers, validate_loggers
 from shapeshifter.app.records import claim_checkpoint_dir, fail_record, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
 
@@ -85,6 +88,17 @@ def validate_schedule(cfg: DictConfig) -> None:
     if cfg.trainer.max_epochs is not None and cfg.trainer.max_epochs < 1 and max_steps <= 0:
         raise ValueError(f"trainer.max_epochs must be >= 1 (or set trainer.max_steps), got {cfg.trainer.max_epochs}: "
                          "a run that trains nothing would be recorded as done")
+
+
+SEED_RANGE = (0, 2**32 - 1)  # what Lightning's seed_everything (and numpy's generator) accept
+
+
+def validate_seed(cfg: DictConfig) -> None:
+    """``seed`` outside Lightning's range would fail only once the data is prepared (``seed_everything``)."""
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise ValueError(f"seed must be a whole number in [{SEED_RANGE[0]}, {SEED_RANGE[1]}] (Lightning's range), "
+                         f"got {seed!r}")
 
 
 def validate_trainer(cfg: DictConfig) -> None:
@@ -176,6 +190,9 @@ def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir:
     swap in its ``DistributedSampler``."""
     import lightning as L
 
+    from shapeshifter.app.training import VerifiedCheckpointIO
+
+    lightning_output_once()
     cfg = task.cfg
     progress = cfg.trainer.get("progress_bar", "rich")
     kwargs = {k: v for k, v in plain(cfg.trainer).items() if k != "progress_bar"}
@@ -186,6 +203,9 @@ def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir:
 
         kwargs["strategy"] = DDPStrategy(cluster_environment=rank, process_group_backend="gloo")
     kwargs.update(task.trainer_options())
+    # every checkpoint Lightning reads (resume, validate/test with ckpt_path) is CRC-checked and loaded with
+    # weights_only=True, and every one it writes is written atomically in its own folder (app.training)
+    kwargs["plugins"] = [*(kwargs.get("plugins") or []), VerifiedCheckpointIO()]
     return L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
                      gradient_clip_val=cfg.optim.clip_norm or None,
                      enable_progress_bar=progress not in (None, False, "none", "off", "false"), **kwargs)
@@ -210,6 +230,7 @@ def validate_run(cfg: DictConfig) -> None:
     """Every cheap check of the shared config nodes (the task checks its own in `Task.validate`)."""
     validate_keys(cfg)
     validate_rank_axis(cfg)
+    validate_seed(cfg)
     validate_schedule(cfg)
     validate_trainer(cfg)
     validate_loggers(cfg.get("logger"))
@@ -290,16 +311,21 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
     zero = global_rank() == 0
     record, module, dm = start_record(task, record_path, writes=zero)
     ckpt_dir = out_dir / "checkpoints"
-    if zero:
-        claim_checkpoint_dir(ckpt_dir, record["config_hash"])
-    resume = resume_point(ckpt_dir, move_damaged=zero) if cfg.run.resume else None
-    record["resumed_from"] = str(resume) if resume else None
     try:
+        if zero:
+            claim_checkpoint_dir(ckpt_dir, record["config_hash"])
+        resume = resume_point(ckpt_dir, move_damaged=zero) if cfg.run.resume else None
+        record["resumed_from"] = str(resume) if resume else None
         loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, plain(cfg)) if zero else []
         with launch_ranks(fit_and_evaluate, task, out_dir, resume) as rank:
             fit_and_evaluate(task, module, dm, loggers, rank, resume, record, out_dir)
         if zero:
             finish_run(task, record, record_path, loggers)
+    except Exception as err:  # a signal (SystemExit, KeyboardInterrupt) leaves it "running", to be resumed
+        if zero:  # never left "running" by an error; the next run of the command resumes from last.ckpt
+            with contextlib.suppress(OSError):  # a full disk: the error raised is the run's, not this one
+                fail_record(record, record_path, err)
+        raise
     finally:
         finish_wandb()  # one W&B run per job, closed even when the job fails
     return record

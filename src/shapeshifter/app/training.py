@@ -11,11 +11,14 @@ Why a ``last.ckpt`` callback of our own: ``ModelCheckpoint(monitor=..., save_las
 only in epochs whose score enters its top k (Lightning 2.6, ``on_validation_end``), so after the last
 improvement a resume restarts from the best epoch and trains the epochs after it again (`last_checkpoint_callback`).
 
-Crash safety: Lightning writes every checkpoint atomically (``fabric.utilities.cloud_io._atomic_save``: the
-whole file is serialized in memory, then written through an fsspec transaction that renames a temporary file),
-so a kill during a save never leaves a half-written ``last.ckpt``. A file damaged later (a full disk, a torn
-copy) is caught by `resume_point`, which moves it aside and resumes from the previous epoch's
-``last.prev.ckpt`` that `LastCheckpoint` keeps.
+Crash safety: every checkpoint Lightning writes goes through `VerifiedCheckpointIO`: a temporary file of its
+own in the checkpoint folder, synced and renamed over the old one (Lightning's own atomic save renames from a
+temporary folder that may lie on another filesystem, which is a copy), so a kill or a full disk never leaves a
+torn ``last.ckpt`` or ``best-*.ckpt``. Every checkpoint Lightning reads (resume, ``validate``/``test`` with
+``ckpt_path``) goes through it too: CRC-checked and loaded with ``weights_only=True``, whatever
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says. A file damaged later (a torn copy, changed bytes, a pickle that needs
+more than the safe unpickler) is caught by `resume_point`, which moves it aside and resumes from the previous
+epoch's ``last.prev.ckpt`` that `LastCheckpoint` keeps.
 """
 
 from __future__ import annotations
@@ -23,11 +26,18 @@ from __future__ import annotations
 import logging
 import math
 import os
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from shapeshifter.translation.checkpoints import (
+    load_checkpoint,
+    save_atomically,
+    verify_checkpoint,
+)
 
 log = logging.getLogger("shapeshifter")
 
@@ -55,16 +65,6 @@ def last_checkpoint_callback(dirpath: str | Path) -> ModelCheckpoint:
                           enable_version_counter=False)
 
 
-def readable_checkpoint(path: Path) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` archive (a zip file whose members all pass their CRC check):
-    what a truncated or overwritten file fails, checked without unpickling anything."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (OSError, zipfile.BadZipFile, EOFError):
-        return False
-
-
 def resume_point(ckpt_dir: Path, move_damaged: bool = True) -> Path | None:
     """The checkpoint to resume from: ``last.ckpt``, else ``last.prev.ckpt``, else None (a fresh start).
 
@@ -76,16 +76,60 @@ def resume_point(ckpt_dir: Path, move_damaged: bool = True) -> Path | None:
         path = Path(ckpt_dir) / name
         if not path.is_file():
             continue
-        if readable_checkpoint(path):
+        try:
+            verify_checkpoint(path)
             return path
+        except ValueError as err:
+            why = str(err)
         if not move_damaged:
             continue
         aside, n = path.with_name(f"{name}.corrupt"), 1
         while aside.exists():
             aside, n = path.with_name(f"{name}.corrupt.{n}"), n + 1
         os.replace(path, aside)
-        log.warning("%s is not a readable checkpoint (truncated or damaged); moved to %s", path, aside.name)
+        log.warning("%s; moved to %s", why, aside.name)
     return None
+
+
+PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
+
+
+def relocate_checkpoint_paths(checkpoint: dict[str, Any], folder: Path) -> None:
+    """Make the paths a checkpoint's ``ModelCheckpoint`` states hold name files in ``folder`` (where the
+    checkpoint was read from) when they name another folder: a run folder that was copied or moved then evaluates
+    its own ``best-*.ckpt``, not the one of the folder it was copied from (nor fails when that is gone)."""
+    here = os.path.realpath(folder)
+    for state in (checkpoint.get("callbacks") or {}).values():
+        if not isinstance(state, dict) or not state.get("dirpath") or os.path.realpath(state["dirpath"]) == here:
+            continue
+        moved = _moved_into(here)
+        for key in PATH_KEYS:
+            if isinstance(state.get(key), str):
+                state[key] = moved(state[key])
+        if isinstance(state.get("best_k_models"), dict):
+            state["best_k_models"] = {moved(k): v for k, v in state["best_k_models"].items()}
+        log.info("checkpoint paths of %s relocated to %s (the run folder was copied or moved)", state["dirpath"], here)
+        state["dirpath"] = here
+
+
+def _moved_into(folder: str) -> Callable[[str], str]:
+    return lambda path: os.path.join(folder, os.path.basename(path)) if path else path
+
+
+class VerifiedCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint reads and writes, made safe (module docstring): reads are CRC-checked and use
+    ``weights_only=True`` (`translation.checkpoints.load_checkpoint`; a bad file is a ValueError naming it),
+    with the callbacks' paths relocated into the folder read from; writes are atomic in the destination folder."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        save_atomically(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        checkpoint = load_checkpoint(path, map_location=map_location or "cpu")
+        relocate_checkpoint_paths(checkpoint, Path(path).parent)
+        return checkpoint
 
 
 def stopping_callbacks(patience: int | None, monitor: str, mode: str) -> list[Callback]:
@@ -139,11 +183,12 @@ def expected_steps(trainer: Any, max_epochs: int | None, max_steps: int | None =
 
 def check_schedule_completed(summary: dict[str, Any], expected: float) -> None:
     """Refuse to call a run finished when it stopped short of its schedule without early stopping (a signal,
-    a resume that skipped an epoch): its record stays "running" and the next attempt resumes it."""
+    a resume that skipped an epoch): its record is marked "failed" with this error and the next attempt resumes
+    from ``last.ckpt``."""
     if summary["stopped_by"] != "early_stopping" and summary["steps"] < expected:
         raise RuntimeError(f"training ended after {summary['steps']} of {expected} optimizer steps "
                            f"(epoch {summary['epochs']}, stopped by {summary['stopped_by']}) without early stopping; "
-                           "the record is left unfinished, rerun the same command to resume from last.ckpt")
+                           "the run is not finished; rerun the same command to resume from last.ckpt")
 
 
 CURVE_COLUMNS = ("train_loss_epoch", "val/loss")  # per-epoch values kept beside the monitored one

@@ -13,27 +13,15 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from shapeshifter.app.policy import policy_from_config
+from shapeshifter.app.distill import TranslationDistillation
+from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.app.records import file_sha256
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.run_folder import find_checkpoint
 from shapeshifter.app.skeleton import Task, plain, run_task
+from shapeshifter.app.translation_data import data_config
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored
-
-
-def data_config(cfg: DictConfig):
-    """`TranslationDataConfig` from the ``data`` node (validated on construction), its relative folders read from
-    the project folder when the run starts elsewhere (`shapeshifter.paths.anchored`)."""
-    from shapeshifter.data import TranslationDataConfig
-
-    fields = {k: v for k, v in plain(cfg.data).items() if k not in ("kind", "name_in_tables", "content")}
-    dcfg = TranslationDataConfig(**fields)
-    root = config_root(cfg)
-    for key in ("raw_dir", "work_dir", "data_bin"):
-        if getattr(dcfg, key) is not None:
-            setattr(dcfg, key, str(anchored(getattr(dcfg, key), root)))
-    return dcfg
 
 
 def data_content(cfg: DictConfig, fetch: bool) -> str | None:
@@ -47,7 +35,8 @@ def data_content(cfg: DictConfig, fetch: bool) -> str | None:
     from shapeshifter.data.smoke import ensure_slice
 
     dcfg = data_config(cfg)
-    ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
+    if dcfg.raw_dir is not None:
+        ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
     if fetch:
         return corpus_content(dcfg)
     try:
@@ -88,11 +77,13 @@ def dense_source_checkpoint(cfg: DictConfig) -> Path | None:
 VOCAB_SIZED = ("embedding", "output")
 
 
-def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, Any] | None) -> None:
+def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, Any] | None,
+                      allow_larger: bool = False) -> None:
     """Factorize the architecture's vocabulary-independent matrices (attention, FFN, ...) by ``policy`` once,
     on a model with a placeholder vocabulary: a shape that cannot hold such a matrix (e.g. an explicit
-    attention shape too small for d_model) fails here, naming the layer, before the data is prepared. The
-    embedding and output layers are checked when the dictionaries exist."""
+    attention shape too small for d_model), or factors larger than the dense matrices (`check_smaller_than_dense`),
+    fail here, naming the layer, before the data is prepared. The embedding and output layers are checked when
+    the dictionaries exist."""
     if not policy or not any(spec is not None for key, spec in policy.items() if key not in VOCAB_SIZED):
         return
     from fairseq.data import Dictionary
@@ -101,7 +92,8 @@ def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, An
 
     placeholder = Dictionary()
     without_vocab = {key: None if key in VOCAB_SIZED else spec for key, spec in policy.items()}
-    build_transformer(arch, placeholder, placeholder, overrides, without_vocab)
+    _, report = build_transformer(arch, placeholder, placeholder, overrides, without_vocab)
+    check_smaller_than_dense(report, allow_larger, types=tuple(k for k in without_vocab if k not in VOCAB_SIZED))
 
 
 def check_warmup(cfg: DictConfig) -> None:
@@ -132,7 +124,8 @@ class TranslationTask(Task):
         self.policy = policy_from_config(cfg.shapeshift)
         self.overrides = plain(cfg.arch.overrides) or {}
         transformer_args(cfg.arch.name, self.overrides)  # unknown arch / override keys fail here
-        check_policy_fits(cfg.arch.name, self.overrides, self.policy)
+        check_policy_fits(cfg.arch.name, self.overrides, self.policy, bool(cfg.run.get("allow_larger", False)))
+        self.distillation = TranslationDistillation(cfg, self.overrides)  # the teacher is checked here
         self.dcfg = data_config(cfg)
         self.init_from = dense_source_checkpoint(cfg)
         check_warmup(cfg)
@@ -140,6 +133,8 @@ class TranslationTask(Task):
         header: dict[str, Any] = {"policy": self.policy}
         if self.init_from is not None:
             header["init_from"] = {"path": str(self.init_from), "sha256": file_sha256(self.init_from)}
+        if self.distillation.active:
+            header["distill"] = self.distillation.summary
         return header
 
     def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
@@ -148,19 +143,31 @@ class TranslationTask(Task):
         from shapeshifter.translation.datamodule import TranslationDataModule
 
         cfg = self.cfg
-        ensure_slice(str(cfg.data.name), Path(self.dcfg.raw_dir))  # a named slice of the committed sample
+        if self.dcfg.raw_dir is not None:  # none for data=parallel_files
+            ensure_slice(str(cfg.data.name), Path(self.dcfg.raw_dir))  # a named slice of the committed sample
         t0 = time.perf_counter()
         self.prepared = prepare_translation_data(self.dcfg)
         record["timings"] = {"data_s": time.perf_counter() - t0}
-        dm = TranslationDataModule(str(self.prepared.data_bin), self.prepared.src_lang, self.prepared.tgt_lang,
-                                   max_tokens=cfg.batching.max_tokens, max_sentences=cfg.batching.max_sentences,
-                                   seed=cfg.seed, max_source_positions=cfg.arch.max_positions,
-                                   max_target_positions=cfg.arch.max_positions)
-        self.dicts = dm.load_dictionaries()
-        dm.check_max_tokens()  # a sentence longer than batching.max_tokens fails here, not in fairseq's batching
+
+        def datamodule(data_bin: Path) -> TranslationDataModule:
+            dm = TranslationDataModule(str(data_bin), self.prepared.src_lang, self.prepared.tgt_lang,
+                                       max_tokens=cfg.batching.max_tokens, max_sentences=cfg.batching.max_sentences,
+                                       seed=cfg.seed, max_source_positions=cfg.arch.max_positions,
+                                       max_target_positions=cfg.arch.max_positions)
+            self.dicts = dm.load_dictionaries()
+            dm.check_max_tokens()  # a sentence longer than batching.max_tokens fails here, not in fairseq's batching
+            return dm
+
+        dm = datamodule(self.prepared.data_bin)
+        if self.distillation.active:  # dictionaries compared, teacher frozen; sequence-level: its translations
+            self.distillation.load_teacher(*self.dicts)
+            student_bin = self.distillation.student_data_bin(cfg, dm, self.prepared.data_bin,
+                                                             Path(self.dcfg.work_dir), record)
+            dm = datamodule(student_bin) if student_bin is not None else dm
         return self.build_module(record), dm
 
     def build_module(self, record: dict[str, Any]) -> Any:
+        from shapeshifter.translation.distill_module import DistillTranslationModule
         from shapeshifter.translation.fairseq_model import build_transformer
         from shapeshifter.translation.module import TranslationModule
 
@@ -171,18 +178,21 @@ class TranslationTask(Task):
         model, report = build_transformer(cfg.arch.name, src_dict, tgt_dict, self.overrides, self.policy,
                                           seed=cfg.seed, init=cfg.shapeshift.get("init", "random"),
                                           init_from=self.init_from)
+        check_smaller_than_dense(report, bool(cfg.run.get("allow_larger", False)))  # now the vocabulary-sized too
         counts = count_parameters(model)
         record["params"] = {"dense_model_total": dense_counts["total"], **counts,
                             "reduction_vs_dense": dense_counts["total"] / counts["total"]}
         record["shapeshift_report"] = report.to_dict() if report is not None else None
         o, e = cfg.optim, cfg.eval
-        return TranslationModule(
+        extra = self.distillation.module_options()  # word / hidden: the teacher runs in every training step
+        module_class = DistillTranslationModule if extra else TranslationModule
+        return module_class(
             model, tgt_dict, src_dict, lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay,
             warmup_updates=o.warmup_updates, warmup_init_lr=o.warmup_init_lr, label_smoothing=o.label_smoothing,
             seed=cfg.seed, bleu_every_n_epochs=e.bleu_every_n_epochs, bleu_max_sentences=e.bleu_max_sentences,
             beam=e.beam, max_len_a=e.max_len_a, max_len_b=e.max_len_b, lenpen=e.lenpen, bpe=self.prepared.bpe,
             model_config={"arch": cfg.arch.name, "overrides": self.overrides, "policy": self.policy},
-            factor_lr_scale=float(o.get("factor_lr_scale", 1.0)),
+            factor_lr_scale=float(o.get("factor_lr_scale", 1.0)), **extra,
         )
 
     @property

@@ -20,8 +20,12 @@ from shapeshifter.app.records import write_record
 log = logging.getLogger(__name__)
 
 RECORD_FILE = "shapeshifter_record.json"
+RECORD_ARTIFACT_TYPE = "shapeshifter-record"
 # Put in the W&B run summary too, so runs can be filtered in the W&B UI without opening the file.
 SUMMARY_KEYS = ("config_hash", "kind", "status")
+# Fields of the record's ``training`` shown in the summary as ``train/<field>`` (a table's "epochs", "stopped by").
+TRAINING_SUMMARY = ("epochs", "steps", "stopped_by", "best")
+SAMPLE_ROWS = 20  # test translations shown in the run's table
 REQUIRED_KEYS = ("config_hash", "kind", "status", "config")
 
 
@@ -29,8 +33,10 @@ def attach_record(record: Mapping[str, Any]) -> Path | None:
     """Attach the final record to the active W&B run (if any); returns the file written there, else None.
 
     The file goes into the run's files folder, so an offline run keeps it for ``wandb sync``; it is written
-    with ``write_record`` so its bytes equal the local record's. W&B trouble must never fail a finished
-    training run: any error is logged as a warning.
+    with ``write_record`` so its bytes equal the local record's, and logged as an artifact of type
+    `RECORD_ARTIFACT_TYPE` too. The summary gets the record's training outcome (`TRAINING_SUMMARY`), and a
+    translation run's first `SAMPLE_ROWS` test translations are logged as the table ``test/translations``. W&B
+    trouble must never fail a finished training run: any error is logged as a warning.
     """
     try:
         import wandb
@@ -47,7 +53,42 @@ def attach_record(record: Mapping[str, Any]) -> Path | None:
         log.warning("could not attach the run record to W&B run %s: %s: %s", getattr(run, "id", "?"),
                     type(err).__name__, err)
         return None
+    try:  # what the dashboard shows besides: its failure must not undo the attached record
+        log_outcome(run, record, path)
+    except Exception as err:
+        log.warning("could not log the record artifact or sample translations to W&B run %s: %s: %s",
+                    getattr(run, "id", "?"), type(err).__name__, err)
     return path
+
+
+def log_outcome(run: Any, record: Mapping[str, Any], path: Path) -> None:
+    """The record's training outcome in the summary, the record as an artifact and the sample translations table."""
+    import wandb
+
+    training = record.get("training") or {}
+    run.summary.update({f"train/{key}": training[key] for key in TRAINING_SUMMARY if key in training})
+    artifact = wandb.Artifact(f"record-{record.get('config_hash')}", type=RECORD_ARTIFACT_TYPE,
+                              metadata={key: record.get(key) for key in SUMMARY_KEYS})
+    artifact.add_file(str(path), name=RECORD_FILE)
+    run.log_artifact(artifact)
+    samples = sample_translations(record)
+    if samples:
+        run.log({"test/translations": wandb.Table(columns=list(samples[0]), data=samples[1:])})
+
+
+def sample_translations(record: Mapping[str, Any], rows: int = SAMPLE_ROWS) -> list[list[str]]:
+    """The header and first ``rows`` rows of a translation run's test TSV (id, source, reference, hypothesis), named
+    by its record (relative to the project folder); empty for other runs or when the file is gone."""
+    tsv = (((record.get("metrics") or {}).get("test") or {}).get("files") or {}).get("tsv")
+    if not tsv:
+        return []
+    from shapeshifter.paths import anchored
+
+    path = anchored(tsv)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()[: rows + 1]
+    return [line.split("\t") for line in lines]
 
 
 def _canonical(record: Any) -> str:

@@ -17,7 +17,8 @@ metrics on the validation or test split(s); by default the weights the run's own
 ``RUN_DIR/eval/<split>-<checkpoint>.json``. ``--project`` (translation, a dense run) fits a policy's factors to
 the weights (Kronecker SVD, as ``shapeshift.init=project``) and evaluates that model before any training: what
 projection alone keeps; results go to ``<split>-<checkpoint>-project-<policy hash>.json``. Checkpoints are
-loaded with ``weights_only=True``: a missing, damaged or foreign file is one line on stderr and exit status 1.
+loaded with ``weights_only=True``: a missing, damaged or foreign file is one line on stderr and exit status 2
+(``--debug``: the traceback).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.cli.errors import one_line_errors
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 
@@ -42,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--project", nargs="+", default=None, metavar="TYPE.FIELD=VALUE",
                    help="translation, dense run: evaluate its weights projected onto this policy, untrained "
                         "(e.g. embedding.rank=29 attention.rank=8 ffn.rank=8 output.rank=8)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     add_threads_argument(p)
     return p
 
@@ -110,7 +113,7 @@ def project(model: Any, policy: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate_translation_run(run: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     """Beam search over the chosen split of a translation run; returns ``(report, result label)``."""
-    from shapeshifter.app.translation import data_config
+    from shapeshifter.app.translation_data import data_config
     from shapeshifter.data import prepare_translation_data
     from shapeshifter.translation.datamodule import TranslationDataModule
     from shapeshifter.translation.evaluate import evaluate_translation
@@ -170,15 +173,13 @@ def locate(args: argparse.Namespace) -> Any:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     apply_threads(args.threads)
-    try:
+    with one_line_errors("evaluate.py", args.debug, (FileNotFoundError, ValueError)):
         run = locate(args)
         if run.kind == "glue":
             result, label = evaluate_glue_run(run, args)
         else:
             run.require_translation("pipelines/evaluate.py")
-            result, label = evaluate_translation_run(run, args)
-    except (FileNotFoundError, ValueError) as err:  # missing / damaged / foreign checkpoint, wrong run folder
-        raise SystemExit(str(err)) from None
+            result, label = evaluate_translation_run(run, args)  # missing / damaged / foreign checkpoint: one line
     out = run.path / "eval" / f"{args.split}-{label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -28,12 +28,15 @@ and its dense baseline or explicit jobs as single runs. The outcome of every job
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+from shapeshifter.app.ddp import die_with_parent
 from shapeshifter.app.sweep import (
     compose_cfg,
     dense_overrides,
@@ -55,6 +58,11 @@ from shapeshifter.threads import add_threads_argument
 ROOT = repo_root()
 
 log = logging.getLogger("shapeshifter")
+
+# Every job process stops with the process that started it: `make` killed alone (its children are not signalled)
+# stops reproduce.py (`main`), which stops its train.py / bench_model.py children, instead of leaving a sweep
+# running that an immediate rerun would collide with.
+child_call = functools.partial(subprocess.call, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM))
 
 
 
@@ -114,7 +122,7 @@ def launch(grid: TableSpec, base: list[str], jobs: list[list[str]]) -> list:
     """Run the table through Hydra (`hydra_commands`); the outcome of each job comes from its record."""
     for command in hydra_commands(grid, base):
         log.info("$ %s", shlex.join(command[1:]))
-        subprocess.call(command, cwd=ROOT)
+        child_call(command, cwd=ROOT)
     return outcomes_from_records(CONF, jobs)
 
 
@@ -139,11 +147,14 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
             return 2
     outcomes = launch(grid, base, jobs) if through_hydra else run_grid(CONF, jobs, outputs)
     print(summary(outcomes))
+    failed = [o for o in outcomes if o.status == "failed"]
     try:
         print(build_table(grid.id, scale, records, tables))
     except FileNotFoundError as err:
         print(f"no table: {err}")
-    failed = [o for o in outcomes if o.status == "failed"]
+    except ValueError as err:  # a record a table cannot use, or one not done (the failed jobs'): no table
+        print(f"no table: {err}", file=sys.stderr)
+        return 1
     if failed:
         print(f"{len(failed)} job(s) failed; rerun the same command to retry them", file=sys.stderr)
         return 1
@@ -201,12 +212,14 @@ def run_benchmark(spec: TableSpec, args: argparse.Namespace) -> int:
     if args.dry_run:
         print(shlex.join(cmd))
         return 0
-    return subprocess.call(cmd)
+    return child_call(cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_intermixed_args(argv)  # Hydra overrides may also follow the options
+    if argv is None:  # the command line (make reproduce-table-...): stop when the make that started it is stopped
+        die_with_parent(signal.SIGTERM)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.from_wandb and args.table != "tables":
         p.error("--from-wandb rebuilds tables from records only: use it with the 'tables' target")

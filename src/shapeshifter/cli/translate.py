@@ -1,8 +1,9 @@
 """Command lines over `app.run_model` (run folders, exports): ``pipelines/export.py`` and
 ``pipelines/translate.py``.
 
-Both turn a bad model path or a damaged export into one line on stderr and exit code 2 (no traceback):
-the message names the file, which is all a user needs to fix it.
+Both turn a bad model path, a damaged export, a device this machine lacks or an unreadable input into one line
+on stderr and exit code 2 (no traceback; ``--debug`` shows it): the message names the file, flag or input line,
+which is all a user needs to fix it (`shapeshifter.cli.errors`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from shapeshifter.cli.errors import check_device, fail
+from shapeshifter.data.text import utf8_error_position
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 TRANSLATE_USAGE = """Translate sentences (one per line) with a trained model; one translation per input line, in order.
 
     python pipelines/translate.py models/de-en < sentences.de > sentences.en
-    python pipelines/translate.py outputs/demo/sample_de_en-r1-emb16-s1 --input sentences.de --beam 5
+    python pipelines/translate.py outputs/demo/sample_de_en-d128-o2-r8-emb29-s1 --input sentences.de --beam 5
     python pipelines/translate.py models/de-en --input sentences.de --nbest 3 --format fairseq
 
 MODEL is an exported model (pipelines/export.py) or a training run folder (which still needs its data
@@ -32,8 +35,9 @@ S-/H-/D-/P- lines (scores in base 2, as fairseq prints them).
 
 EXPORT_USAGE = """Export a training run's model as a self-contained folder (weights, config, dictionaries, BPE codes).
 
-    python pipelines/export.py outputs/demo/sample_de_en-r1-emb16-s1 models/de-en
+    python pipelines/export.py outputs/demo/sample_de_en-d128-o2-r8-emb29-s1 models/de-en
     python pipelines/export.py RUN_DIR OUT_DIR --checkpoint last.ckpt
+    python pipelines/export.py RUN_DIR models/de-en --overwrite     # replace an earlier export
 
 The default weights are the ones the run was evaluated with (best by its monitor, or the average of the
 last epochs when the run averaged). The folder loads without the run folder or the data cache.
@@ -42,8 +46,10 @@ last epochs when the run averaged). The folder loads without the run folder or t
 LOAD_ERRORS = (OSError, ValueError, RuntimeError)  # DataError is a RuntimeError; all carry the file name
 
 
-def _fail(parser: argparse.ArgumentParser, err: BaseException | str) -> NoReturn:
-    parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
+def _fail(parser: argparse.ArgumentParser, err: BaseException | str, debug: bool = False) -> NoReturn:
+    if debug and isinstance(err, BaseException):
+        raise err
+    fail(parser.prog, err, hint=False)
 
 
 def _quiet_logging() -> None:
@@ -66,14 +72,19 @@ def translate_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="sentences per beam-search batch")
     add_threads_argument(p, default=1, help="torch threads (default 1: small beam batches gain little from "
                          "more, and 1 never oversubscribes cores shared with other jobs; raise it on a free machine)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (checked before the model is loaded)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     return p
 
 
 def read_sentences(path: Path | None) -> list[str]:
-    """Lines of a UTF-8 file or stdin, split on \\n only (a stray \\r is dropped), like the recipe reads text."""
+    """Lines of a UTF-8 file or stdin, split on \\n only (a stray \\r is dropped), like the recipe reads text;
+    a byte that is not UTF-8 is a ValueError naming its line."""
     data = sys.stdin.buffer.read() if path is None else path.read_bytes()
-    text = data.decode("utf-8")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path or 'stdin'}:{utf8_error_position(data, err)}: re-save the input as UTF-8") from None
     if text.endswith("\n"):
         text = text[:-1]
     return [line.rstrip("\r") for line in text.split("\n")] if text else []
@@ -109,19 +120,22 @@ def translate_main(argv: Sequence[str] | None = None) -> int:
 
     apply_threads(args.threads)
     try:
+        check_device(args.device)
         sentences = read_sentences(args.input)
-    except (OSError, UnicodeDecodeError) as err:
-        _fail(parser, f"cannot read {args.input or 'stdin'}: {err}")
+    except OSError as err:
+        _fail(parser, f"cannot read {args.input or 'stdin'}: {err}", args.debug)
+    except ValueError as err:
+        _fail(parser, err, args.debug)
     try:
         translator = load_translator(args.model, args.checkpoint, args.device)
     except LOAD_ERRORS as err:
-        _fail(parser, err)
+        _fail(parser, err, args.debug)
     with tqdm(total=len(sentences), unit="sent", disable=True if args.input is None else None) as bar:
         try:
             hyps = translator.hypotheses(sentences, args.beam, args.lenpen, args.max_len_a, args.max_len_b,
                                          args.nbest, args.batch_size, progress=bar.update)
         except ValueError as err:
-            _fail(parser, err)
+            _fail(parser, err, args.debug)
     lines = _output_lines(translator, sentences, hyps, args.format)
     sys.stdout.buffer.write("".join(line + "\n" for line in lines).encode("utf-8"))
     sys.stdout.flush()
@@ -135,6 +149,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path, help="the folder to create")
     parser.add_argument("--checkpoint", default=None, help="a .ckpt (path or name in checkpoints/) instead")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier export at OUT_DIR")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     add_threads_argument(parser)
     args = parser.parse_args(argv)
     _quiet_logging()
@@ -145,6 +160,6 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     try:
         out = export_run(args.run_dir, args.out_dir, args.checkpoint, overwrite=args.overwrite)
     except LOAD_ERRORS as err:
-        _fail(parser, err)
+        _fail(parser, err, args.debug)
     print(f"exported {args.run_dir} -> {out} ({out / MANIFEST} lists the files and their sha256)")
     return 0

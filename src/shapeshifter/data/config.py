@@ -10,20 +10,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-RECIPES = ("iwslt14", "wmt18", "sample")
+RECIPES = ("iwslt14", "wmt18", "sample", "files")
 BPE_KINDS = ("subword_nmt", "sentencepiece")
 META_RULES = ("fairseq", "strict")
 SPLITS = ("train", "valid", "test")
 
 # Per-recipe defaults for the fields left as None (10k joint merges is fairseq's prepare-iwslt14.sh; the sample
 # corpus is ~27k pairs so fewer merges; 40k is fairseq's WMT recipe default).
-_DEFAULT_MERGES = {"iwslt14": 10000, "sample": 5000, "wmt18": 40000}
-_DEFAULT_LANGS = {"iwslt14": ("de", "en"), "sample": ("de", "en"), "wmt18": ("en", "ro")}
+_DEFAULT_MERGES = {"iwslt14": 10000, "sample": 5000, "wmt18": 40000, "files": 5000}
+_DEFAULT_LANGS = {"iwslt14": ("de", "en"), "sample": ("de", "en"), "wmt18": ("en", "ro"), "files": (None, None)}
 # data/cache is git-ignored, so downloaded/extracted raw corpora never end up in a commit.
 _DEFAULT_RAW_DIRS = {
     "iwslt14": "data/cache/raw/iwslt14",
     "sample": "data/sample/de-en",
     "wmt18": "data/cache/raw/wmt18_en_ro",
+    "files": None,  # the prefixes name the files
 }
 
 
@@ -34,6 +35,9 @@ class TranslationDataConfig:
     ``raw_dir``: where the raw corpus is (IWSLT: the extracted ``de-en/`` dir or a dir holding ``de-en.tgz``;
     WMT: the dir with the parallel text and SGM files).  ``work_dir``: all intermediate and final outputs.
     ``data_bin``: an existing fairseq data-bin dir to use instead of preparing one (validated only).
+    ``trainpref``/``validpref``/``testpref`` (recipe ``files``, ``data=parallel_files``): your own parallel text
+    as fairseq names it, ``PREFIX.{src_lang}`` and ``PREFIX.{tgt_lang}``, one sentence per line; valid and test
+    are optional (`shapeshifter.data.recipe.files_split_rule`).
     """
 
     name: str = "iwslt14_de_en"
@@ -41,13 +45,13 @@ class TranslationDataConfig:
     src_lang: str | None = None
     tgt_lang: str | None = None
     raw_dir: str | None = None
-    work_dir: str = "data/cache/iwslt14_de_en"
+    work_dir: str | None = "data/cache/iwslt14_de_en"  # None (files): `files_work_dir`
     data_bin: str | None = None
     download: bool = True
     bpe: str = "subword_nmt"
     bpe_merges: int | None = None  # subword-nmt merge operations
     spm_vocab_size: int = 8000  # sentencepiece vocabulary size
-    lowercase: bool | None = None  # default: True for iwslt14/sample, False (cased) for wmt18
+    lowercase: bool | None = None  # default: True for iwslt14/sample, False (cased) for wmt18/files
     moses_escape: bool = False  # False: & ' " < > stay plain; True: escaped as tokenizer.perl does by default
     min_len: int = 1
     max_len: int = 175
@@ -57,6 +61,10 @@ class TranslationDataConfig:
     seed: int = 1
     meta_rule: str = "fairseq"
     test_sets: list[str] | None = None  # IWSLT sets concatenated into test; None: recipe default
+    # recipe "files" only: PREFIX of PREFIX.{src_lang} / PREFIX.{tgt_lang}
+    trainpref: str | None = None
+    validpref: str | None = None
+    testpref: str | None = None
     # WMT-only options.
     normalize_punctuation: bool = True
     remove_diacritics: bool = True
@@ -86,15 +94,20 @@ class TranslationDataConfig:
         src, tgt = _DEFAULT_LANGS[self.recipe]
         self.src_lang = self.src_lang or src
         self.tgt_lang = self.tgt_lang or tgt
+        if self.recipe == "files" and not (self.src_lang and self.tgt_lang and self.trainpref):
+            raise ValueError("data=parallel_files needs data.trainpref, data.source_lang and data.target_lang (it "
+                             "reads TRAINPREF.SOURCE_LANG and TRAINPREF.TARGET_LANG)")
         if self.src_lang == self.tgt_lang:
             raise ValueError(f"src_lang and tgt_lang must differ, both are {self.src_lang!r}")
 
     def _fill_recipe_defaults(self) -> None:
+        if self.work_dir is None and self.recipe == "files":
+            self.work_dir = files_work_dir(self.trainpref, self.validpref, self.testpref)
         if self.raw_dir is None:
             self.raw_dir = _DEFAULT_RAW_DIRS[self.recipe]
         if self.lowercase is None:
-            self.lowercase = self.recipe != "wmt18"
-        if self.test_sets is None and self.recipe != "wmt18":
+            self.lowercase = self.recipe in ("iwslt14", "sample")  # your own files and WMT stay cased
+        if self.test_sets is None and self.recipe in ("iwslt14", "sample"):
             from shapeshifter.data.iwslt14 import IWSLT14_TEST_SETS, SAMPLE_TEST_SETS
 
             self.test_sets = list(IWSLT14_TEST_SETS if self.recipe == "iwslt14" else SAMPLE_TEST_SETS)
@@ -118,6 +131,16 @@ class TranslationDataConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def files_work_dir(*prefixes: str | None) -> str:
+    """The default work folder of a ``files`` corpus: one per set of prefixes (absolute), so two corpora of the same
+    language pair are prepared side by side instead of replacing each other's cache."""
+    import hashlib
+    import os
+
+    key = "\n".join(os.path.abspath(p) if p else "" for p in prefixes)
+    return f"data/cache/parallel_files/{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 @dataclass

@@ -1,12 +1,15 @@
-"""The translation data recipes (IWSLT'14 De-En, WMT En-Ro, the committed sample) as cached stages.
+"""The translation data recipes (IWSLT'14 De-En, WMT En-Ro, the committed sample, your own parallel files) as
+cached stages.
 
 ``prepare_translation_data(cfg)`` runs, each stage skipped when up to date (see :mod:`shapeshifter.data.cache`):
 
 1. ``extract``: raw corpus -> ``tmp/train_all.raw.L`` (+ ``tmp/valid.raw.L`` for WMT) and ``tmp/test.raw.L``
-   (IWSLT: meta lines stripped, ``<seg>`` text, test sets concatenated; optional seeded subsample of train).
+   (IWSLT: meta lines stripped, ``<seg>`` text, test sets concatenated; optional seeded subsample of train;
+   ``files``: ``PREFIX.L`` as they are, checked line by line, with ``tmp/valid.raw.L``/``tmp/test.raw.L`` when
+   their prefixes are given).
 2. ``tokenize``: Moses tokenization (WMT: punctuation normalization + Romanian normalization first).
 3. ``clean_split``: clean-corpus (train only: lengths in [min_len, max_len], ratio <= ratio), lowercase, and
-   for IWSLT every ``valid_every``-th cleaned training pair goes to valid.
+   for IWSLT every ``valid_every``-th cleaned training pair goes to valid (``files``: `files_split_rule`).
 4. ``bpe_learn`` / ``bpe_apply``: joint subword-nmt BPE (or SentencePiece) learned on train.src + train.tgt.
 5. ``binarize``: fairseq data-bin with separate dictionaries.
 
@@ -67,7 +70,15 @@ def _langs(cfg: TranslationDataConfig) -> tuple[str, str]:
 # ----------------------------------------------------------------------------------------------- extract
 def _iwslt_inputs(cfg: TranslationDataConfig, work: Path, log: Log) -> tuple[Path, str, list[Path]]:
     src, tgt = _langs(cfg)
-    raw = iwslt14.locate_raw_dir(Path(str(cfg.raw_dir)), work / "raw", cfg.download, log)
+    local = cfg.recipe == "sample"  # the committed sample (or a slice of it): local files, never a download
+    try:
+        raw = iwslt14.locate_raw_dir(Path(str(cfg.raw_dir)), work / "raw", cfg.download and not local, log)
+    except DataError as err:
+        if not local:
+            raise
+        raise DataError(f"data.raw_dir={cfg.raw_dir} holds no sample corpus (train.tags.{src}-{tgt}.{src} and the "
+                        "IWSLT-format dev/test files): the sample recipe reads local files only and never downloads; "
+                        "the committed sample is data/sample/de-en") from err
     pair = iwslt14.pair_name(src, tgt, raw)
     files = [iwslt14.train_file(raw, pair, lang) for lang in (src, tgt)]
     for s in cfg.test_sets or []:
@@ -129,6 +140,69 @@ def _extract_wmt(cfg: TranslationDataConfig, tmp: Path) -> None:
         write_lines(tmp / f"{split}.raw.{tgt}", b)
 
 
+FILE_ROLES = (("train_all", "trainpref"), ("valid", "validpref"), ("test", "testpref"))
+
+
+def _files_prefixes(cfg: TranslationDataConfig) -> dict[str, str]:
+    """The parts of a ``files`` recipe that come from the user's files: ``{part: PREFIX}``."""
+    return {part: str(getattr(cfg, key)) for part, key in FILE_ROLES if getattr(cfg, key)}
+
+
+def _files_inputs(cfg: TranslationDataConfig) -> dict[str, Path]:
+    """The files a ``files`` recipe reads, named by role (``train.de``, ``valid.en``...), not by their own names:
+    two folders' ``text.de`` cannot collide, and renaming a file does not change what the data is. A missing one
+    is an error naming its key."""
+    keys = dict(FILE_ROLES)
+    files = {}
+    for part, prefix in _files_prefixes(cfg).items():
+        for lang in _langs(cfg):
+            path = Path(f"{prefix}.{lang}")
+            if not path.is_file():
+                raise DataError(f"data.{keys[part]}={prefix}: no file {path} (PREFIX.{cfg.src_lang} and "
+                                f"PREFIX.{cfg.tgt_lang} are read, one sentence per line)")
+            files[f"{part.removesuffix('_all')}.{lang}"] = path
+    return files
+
+
+def check_parallel_lines(a: list[str], b: list[str], fa: Path | str, fb: Path | str) -> None:
+    """Two sides of a plain parallel corpus: neither empty, the same number of lines. A missing or extra line shifts
+    every pair after it, so the message names the first line without a partner."""
+    for lines, f in ((a, fa), (b, fb)):
+        if not any(line.strip() for line in lines):
+            raise DataError(f"{f} is empty: expected one sentence per line, parallel to "
+                            f"{fb if f == fa else fa}")
+    if len(a) != len(b):
+        (longer, n_long), (shorter, n_short) = sorted(((fa, len(a)), (fb, len(b))), key=lambda x: -x[1])
+        extra = f"line {n_short + 1}" if n_long == n_short + 1 else f"lines {n_short + 1}-{n_long}"
+        raise DataError(f"parallel files differ in length: {fa} has {len(a)} lines, {fb} has {len(b)}: {extra} of "
+                        f"{longer} {'has' if n_long == n_short + 1 else 'have'} no partner in {shorter} (a line "
+                        "missing or added earlier shifts every pair after it)")
+
+
+def _extract_files(cfg: TranslationDataConfig, tmp: Path) -> None:
+    src, tgt = _langs(cfg)
+    for part, prefix in _files_prefixes(cfg).items():
+        fs, ft = Path(f"{prefix}.{src}"), Path(f"{prefix}.{tgt}")
+        s, t = read_lines(fs), read_lines(ft)
+        check_parallel_lines(s, t, fs, ft)
+        keep = _subsample(len(s), cfg.max_train_pairs, cfg.seed) if part == "train_all" else range(len(s))
+        write_lines(tmp / f"{part}.raw.{src}", (s[i] for i in keep))
+        write_lines(tmp / f"{part}.raw.{tgt}", (t[i] for i in keep))
+
+
+def files_split_rule(n_kept: int, valid_every: int, carve: tuple[str, ...]) -> dict[str, list[int]]:
+    """Which of ``n_kept`` cleaned training pairs go to train, and to the splits in ``carve`` that have no file of
+    their own: valid takes every ``valid_every``-th pair (1-based: the 23rd, 46th, ...; fairseq's IWSLT'14 rule),
+    test the pairs halfway between (the 11th, 34th, ... for 23), train the rest. Deterministic, so the same files
+    always give the same splits."""
+    offset = {"valid": 0, "test": valid_every // 2}
+    split_of = {offset[s]: s for s in carve}
+    out: dict[str, list[int]] = {"train": [], **{s: [] for s in carve}}
+    for n in range(1, n_kept + 1):
+        out[split_of.get(n % valid_every, "train")].append(n - 1)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- tokenize
 def tokenize_options(cfg: TranslationDataConfig) -> dict[str, bool]:
     """The keyword arguments of `tokenize_lines` that this recipe uses (what an exported model stores)."""
@@ -165,7 +239,10 @@ def _tokenize_lines(cfg: TranslationDataConfig, lines: list[str], lang: str) -> 
 # Each stage function hands `run_stage` its inputs, parameters and outputs. The parameter dicts enter the stage
 # keys (`cache.stage_key`), so changing what one holds reruns that stage in every existing work_dir.
 def _parts(cfg: TranslationDataConfig) -> list[str]:
-    """The extracted parts: WMT has its own valid set, IWSLT's valid is taken out of train in ``clean_split``."""
+    """The extracted parts: WMT has its own valid set, IWSLT's valid is taken out of train in ``clean_split``,
+    ``files`` has those whose prefix is given."""
+    if cfg.recipe == "files":
+        return list(_files_prefixes(cfg))
     return ["train_all", "test"] if cfg.recipe != "wmt18" else ["train_all", "valid", "test"]
 
 
@@ -177,11 +254,16 @@ def _extract_stage(cfg: TranslationDataConfig, work: Path, parts: list[str], log
     if cfg.recipe == "wmt18":
         inputs = _wmt_inputs(cfg)
         extract_fn = partial(_extract_wmt, cfg, tmp)
+    elif cfg.recipe == "files":
+        inputs = list(_files_inputs(cfg).values())
+        extract_fn = partial(_extract_files, cfg, tmp)
     else:
         raw, pair, inputs = _iwslt_inputs(cfg, work, log)
         extract_fn = partial(_extract_iwslt, cfg, raw, pair, tmp)
     p_extract = {"recipe": cfg.recipe, "langs": langs, "meta_rule": cfg.meta_rule, "test_sets": cfg.test_sets,
                  "max_train_pairs": cfg.max_train_pairs, "seed": cfg.seed}
+    if cfg.recipe == "files":
+        p_extract["parts"] = parts
     run_stage(work, "extract", inputs, p_extract, raw_parts, extract_fn, log)
     return raw_parts
 
@@ -215,6 +297,9 @@ def _train_valid_indices(cfg: TranslationDataConfig, keep: list[int]) -> dict[st
     """Which cleaned training pairs go to train and which to valid (WMT has its own valid set)."""
     if cfg.recipe == "wmt18":
         return {"train": keep}
+    if cfg.recipe == "files":
+        carve = tuple(s for s in ("valid", "test") if s not in _files_prefixes(cfg))
+        return {s: [keep[j] for j in ii] for s, ii in files_split_rule(len(keep), cfg.valid_every, carve).items()}
     # fairseq: awk 'NR%23==0' -> valid (NR counts from 1 over the cleaned corpus)
     return {"train": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every != 0],
             "valid": [i for n, i in enumerate(keep, 1) if n % cfg.valid_every == 0]}
@@ -349,6 +434,8 @@ def data_content(cfg: TranslationDataConfig | dict, log: Log = print) -> str:
         cfg = TranslationDataConfig(**cfg)
     if cfg.data_bin:
         return identity.data_bin_digest(Path(cfg.data_bin))
+    if cfg.recipe == "files":
+        return identity.named_digest(_files_inputs(cfg))
     inputs = _wmt_inputs(cfg) if cfg.recipe == "wmt18" else _iwslt_inputs(cfg, Path(cfg.work_dir), log)[2]
     return identity.content_digest(inputs)
 

@@ -26,10 +26,18 @@ def read_lines(path: Path) -> list[str]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"file is not valid UTF-8 (corrupt?): {path}: {e}") from None
+        raise DataError(f"{path}:{utf8_error_position(data, e)}: re-save the file as UTF-8") from None
     if text.endswith("\n"):
         text = text[:-1]
     return text.split("\n") if text else []
+
+
+def utf8_error_position(data: bytes, err: UnicodeDecodeError) -> str:
+    """Where a decoding error is, as an editor shows it: ``N: byte 0x.. (column C) is not UTF-8`` (1-based line
+    and byte column), to follow ``path:`` in a message."""
+    line_start = data.rfind(b"\n", 0, err.start) + 1
+    line = data.count(b"\n", 0, err.start) + 1
+    return f"{line}: byte 0x{data[err.start]:02x} (column {err.start - line_start + 1}) is not UTF-8"
 
 
 def write_lines(path: Path, lines: Iterable[str]) -> int:

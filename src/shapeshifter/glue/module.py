@@ -88,7 +88,7 @@ class GlueClassifierModule(L.LightningModule):
         self.shapeshift_report = shapeshift_report
         self.validation_splits = list(validation_splits or task_spec.validation_splits)
         self.test_splits = list(test_splits or task_spec.test_splits)
-        self.save_hyperparameters(ignore=["model", "task_spec", "shapeshift_report"])
+        self.save_hyperparameters(ignore=["model", "task_spec", "shapeshift_report", "teacher"])  # objects
         self._outputs: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.metrics: dict[str, float] = {}
         self.examples: dict[str, int] = {}  # split -> predictions gathered at the last evaluation of it
@@ -114,9 +114,16 @@ class GlueClassifierModule(L.LightningModule):
         if self.seed is not None:
             torch.manual_seed(rank_seed(self.seed + self.global_step, rank_and_world()[0]))
 
+    def training_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of one training batch and extra terms to log: the task loss here, distillation terms in
+        `glue.distill_module`."""
+        return self._loss(self(batch), batch["labels"]), {}
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch), batch["labels"])
+        loss, extra = self.training_loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["labels"].shape[0], sync_dist=True)
+        for name, value in extra.items():
+            self.log(name, value.detach(), batch_size=batch["labels"].shape[0], sync_dist=True)
         return loss
 
     # -- evaluation

@@ -9,7 +9,7 @@ here from a frame of formatted cells; the CSV goes through ``DataFrame.to_csv``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,13 @@ def by_configuration(frame: pd.DataFrame, by: str | list[str], first: Sequence[s
     return out.reset_index()
 
 
+def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
+    """Mean and sample std of the values present (std None for fewer than two, both None for none): for rows
+    whose records are matched by hand rather than grouped."""
+    present = pd.Series([v for v in values if v is not None], dtype=float)
+    return (None if present.empty else float(present.mean())), (float(present.std()) if len(present) > 1 else None)
+
+
 def to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The frame's rows as plain dicts of Python values, ``None`` where a value is missing."""
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
@@ -84,6 +91,8 @@ def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
         if isinstance(out.get("shapeshift"), dict) and "init_from" in out["shapeshift"]:
             # the source is the dense run *of the same seed*: its path differs between replicas by design
             out["shapeshift"] = {k: v for k, v in out["shapeshift"].items() if k != "init_from"}
+        if isinstance(out.get("distill"), dict):  # the teacher too is the dense run of the same seed
+            out["distill"] = {k: v for k, v in out["distill"].items() if k != "teacher"}
         return out
 
     seen: dict[Any, dict[str, Any]] = {}
@@ -182,10 +191,10 @@ def write_table(out_dir: Path, name: str, title: str, rows: Sequence[dict[str, A
     md = f"## {title}\n\n" + to_markdown(rows, columns) + (f"\n{notes}\n" if notes else "") + f"\n{stamp(records)}\n"
     if caption is None:
         caption = f"{title}. {notes} {stamp(records)}".replace("  ", " ")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.md").write_text(md)
-    (out_dir / f"{name}.tex").write_text(to_latex(rows, columns, caption))
-    (out_dir / f"{name}.csv").write_text(to_csv(rows, csv_columns or columns))
+    outputs = {"md": md, "tex": to_latex(rows, columns, caption), "csv": to_csv(rows, csv_columns or columns)}
+    out_dir.mkdir(parents=True, exist_ok=True)  # every format rendered first: a failure writes none of them
+    for suffix, text in outputs.items():
+        (out_dir / f"{name}.{suffix}").write_text(text)
     return md
 
 

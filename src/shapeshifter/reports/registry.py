@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 
 from shapeshifter.paths import repo_root
+from shapeshifter.reports.distill import build_distill_table
 from shapeshifter.reports.frame import Column
 from shapeshifter.reports.paper import (
     TRANSLATION_TABLES,
@@ -53,6 +54,7 @@ class TableSpec:
     with_dense: bool = True                  # add each experiment's dense baseline (False: a grid file lists it)
     jobs: tuple[tuple[str, ...], ...] = ()   # explicit jobs (overrides on the one experiment) instead of its grid
     bench_args: tuple[str, ...] = ()         # a benchmark table's own options of pipelines/bench_model.py
+    smoke_jobs: tuple[tuple[str, ...], ...] = ()  # SCALE=smoke runs these of the jobs only (default: all)
 
     def scale_overrides(self, scale: str) -> list[str]:
         name = self.smoke_scale if scale == "smoke" else self.full_scale
@@ -63,7 +65,9 @@ class TableSpec:
         from shapeshifter.app.sweep import grid_jobs  # Hydra's compose: only when a grid is run, not for tables
 
         if self.jobs:
-            return [[f"experiment={self.experiments[0]}", *base, *job] for job in self.jobs]
+            smoke = self.smoke_jobs and f"+scale={self.smoke_scale}" in base
+            return [[f"experiment={self.experiments[0]}", *base, *job] for job in (self.smoke_jobs if smoke else
+                                                                                   self.jobs)]
         return [job for experiment in self.experiments for job in grid_jobs(CONF, experiment, base, self.with_dense)]
 
 
@@ -118,6 +122,20 @@ WHY_JOBS = (
      "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
 )
 
+# Distillation screening (conf/experiment/quality/distill.yaml), most informative first: each kind alone on
+# o2-r8-emb29 from scratch, then projected, then a second (alpha, T). Smoke: one run per kind.
+_DISTILLED = "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-distilled-"
+DISTILL_JOBS = (
+    ("shapeshift=kron", "distill=word", _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
+    ("shapeshift=kron", "distill=sequence", _DISTILLED + "seq-s${seed}"),
+    ("shapeshift=kron", "distill=hidden", _DISTILLED + "hidden-s${seed}"),
+    ("shapeshift=study/o2_r8_emb29_proj",
+     "shapeshift.init_from=${run.outputs}/quality${oc.select:scale.suffix,''}/${data.name}-d128-dense-s${seed}",
+     "distill=word", _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
+    ("shapeshift=kron", "distill=word", "distill.alpha=0.9", "distill.temperature=1.0",
+     _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
+)
+
 REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("table1", build_table1, aliases=("1",)),  # pipelines/bench_model.py
     TableSpec("table1_bf16", partial(build_table1, name="table1_bf16",
@@ -138,6 +156,9 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
               ("quality/grid_width",), full_scale="cpu", with_dense=False),
     TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale="cpu",
               jobs=WHY_JOBS),
+    # after quality (its dense runs are the teachers); rows beside their undistilled quality_why twins
+    TableSpec("quality_distill", records_builder(build_distill_table, "translation", also=("quality_why",)),
+              ("quality/distill",), full_scale="cpu", jobs=DISTILL_JOBS, smoke_jobs=DISTILL_JOBS[:3]),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
               ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue", full_scale="cpu"),
 )}

@@ -1,15 +1,20 @@
 """Checkpoint helpers: Lightning `ModelCheckpoint` setup, resume, loading and fairseq-style averaging.
 
 Loading policy (torch >= 2.6 defaults `torch.load` to `weights_only=True`): we always load with
-`weights_only=True`. Our Lightning checkpoints contain only tensors and plain containers/values
-(the model and dictionaries are excluded from the hyperparameters), so the safe unpickler suffices and
-no code from a checkpoint file is ever executed. A file that needs more than that is rejected with an
-error naming it instead of falling back to full unpickling.
+`weights_only=True`, passed explicitly: ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` (set by users to load old
+checkpoints) only overrides calls that leave the argument out (torch/serialization.py), so it cannot turn on full
+unpickling here. Our Lightning checkpoints contain only tensors and plain containers/values (the model and
+dictionaries are excluded from the hyperparameters), so the safe unpickler suffices and no code from a
+checkpoint file is ever executed. A file that needs more than that is rejected with an error naming it instead
+of falling back to full unpickling. Before unpickling, every member of the archive must pass its zip CRC check
+(`readable_checkpoint`): flipped bytes inside a tensor would otherwise load as silently changed weights.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,19 +83,57 @@ def epoch_checkpoints(dirpath: str | Path, n: int | None = None) -> list[Path]:
     return paths if n is None else paths[-n:]
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict on CPU with the safe `weights_only=True` unpickler; clear errors otherwise."""
+def readable_checkpoint(path: str | Path) -> bool:
+    """Whether ``path`` is a whole ``torch.save`` archive (a zip file whose members all pass their CRC check):
+    what a truncated, overwritten or bit-flipped file fails, checked without unpickling anything."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError, RuntimeError, ValueError):
+        return False
+
+
+def load_checkpoint(path: str | Path, map_location: Any = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint dict (on CPU by default) after checking the archive's CRCs (`readable_checkpoint`),
+    with the safe ``weights_only=True`` unpickler whatever the environment says; clear errors otherwise.
+    ``mmap``: map the tensors instead of reading them (a cheap check that the file unpickles)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    if not readable_checkpoint(path):
+        raise ValueError(f"{path} is not a readable checkpoint: it is damaged (not a whole torch.save archive: "
+                         "truncated, or bytes changed so that a zip CRC check fails); nothing was loaded from it")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as err:  # torch raises UnpicklingError, RuntimeError or EOFError depending on damage
         raise ValueError(f"{path} is not a readable checkpoint ({load_failure(err)}; read with weights_only=True, "
                          "which refuses anything but tensors and plain containers)") from err
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a checkpoint with a 'state_dict' entry")
     return checkpoint
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """ValueError naming ``path`` unless it passes `load_checkpoint`'s checks; its tensors are mapped, not read."""
+    load_checkpoint(path, mmap=True)
+
+
+def save_atomically(checkpoint: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to a temporary file of its own in the destination folder, synced, then renamed over
+    ``path``: a kill or a full disk leaves the previous file (or none), never a torn one, and no rename ever
+    crosses filesystems."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            torch.save(checkpoint, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def load_failure(err: BaseException) -> str:
@@ -136,10 +179,7 @@ def average_checkpoints(paths: list[str | Path]) -> dict[str, Tensor]:
 
 def save_model_weights(state: dict[str, Tensor], path: str | Path) -> Path:
     """Write a model-only checkpoint (e.g. averaged weights) that `load_model_weights` reads back."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": {MODEL_PREFIX + k: v for k, v in state.items()}}, path)
-    return path
+    return save_atomically({"state_dict": {MODEL_PREFIX + k: v for k, v in state.items()}}, path)
 
 
 def load_model_weights(model: nn.Module, path: str | Path) -> None:

@@ -105,8 +105,11 @@ def build_model(source: ModelSource) -> LoadedModel:
 # ---------------------------------------------------------------------------------------------- export
 def check_export_target(out: Path, overwrite: bool = False) -> None:
     """An export may go to a new folder, or replace an earlier export when ``overwrite``; never another folder."""
-    if out.exists() and not (overwrite and (out / MANIFEST).is_file()):
-        raise FileExistsError(f"{out} exists: choose a new folder (or overwrite an earlier export)")
+    if out.exists() and not (out / MANIFEST).is_file():
+        raise FileExistsError(f"{out} exists and is not an export (no {MANIFEST}): choose a new folder")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists and holds an earlier export: choose a new folder, or replace it with "
+                              "--overwrite (overwrite=True)")
 
 
 def write_export(source: ModelSource, out_dir: str | Path, overwrite: bool = False) -> Path:

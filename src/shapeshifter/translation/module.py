@@ -99,7 +99,8 @@ class TranslationModule(L.LightningModule):
         model_config = plain(model_config)
         # The model and dictionaries are objects, not hyperparameters; keep the checkpoint free of them.
         # `model_config` (e.g. arch/overrides/policy) is stored verbatim so the model can be rebuilt.
-        self.save_hyperparameters(ignore=["model", "tgt_dict", "src_dict"])
+        # A subclass's teacher (`distill_module`) is an object too, and must never reach a checkpoint.
+        self.save_hyperparameters(ignore=["model", "tgt_dict", "src_dict", "teacher"])
         self.model = model
         self.tgt_dict = tgt_dict
         # fairseq encoders keep their dictionary; only used to print sources.
@@ -133,8 +134,18 @@ class TranslationModule(L.LightningModule):
         torch.manual_seed(rank_seed(self.hparams.seed + self.global_step, rank_and_world()[0]))
         self._step_start = time.perf_counter()
 
-    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+    def training_loss(self, batch: dict) -> tuple[Tensor, Tensor, int, dict[str, Tensor]]:
+        """(loss sum, nll sum, target tokens, extra per-token terms to log) of one training batch: the
+        label-smoothed CE here, distillation terms in `distill_module`."""
         loss, nll, ntokens = self.compute_loss(batch)
+        return loss, nll, ntokens, {}
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        """Trained parameters outside ``self.model`` (never exported), e.g. a distillation projection."""
+        return []
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        loss, nll, ntokens, extra = self.training_loss(batch)
         loss_per_token = loss / ntokens
         self._train_sums["nll"] = self._train_sums.get("nll", 0.0) + float(nll.detach())
         self._train_sums["ntokens"] = self._train_sums.get("ntokens", 0) + ntokens
@@ -142,6 +153,8 @@ class TranslationModule(L.LightningModule):
         log = dict(on_step=True, on_epoch=True, batch_size=ntokens, sync_dist=True)
         self.log("train_loss", to_base2(loss_per_token.detach()), prog_bar=True, **log)
         self.log("train_nll_loss", to_base2(nll.detach() / ntokens), **log)
+        for name, value in extra.items():
+            self.log(name, value.detach(), **log)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], on_step=True, batch_size=ntokens)
         return self.ranks_loss(loss, ntokens, loss_per_token)
 
@@ -214,6 +227,8 @@ class TranslationModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         hp = self.hparams
         groups = param_groups(self.model, hp.lr, hp.get("factor_lr_scale", 1.0))
+        if self.extra_parameters():
+            groups.append({"params": self.extra_parameters()})
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=self.betas, eps=hp.eps, weight_decay=hp.weight_decay)
         schedule = InverseSqrtSchedule(hp.lr, hp.warmup_updates, hp.warmup_init_lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

@@ -13,7 +13,7 @@ sorting keeps L close to each sentence's own length, and ``max_len_a=0`` makes t
 
 from __future__ import annotations
 
-import warnings
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,8 @@ import torch
 from shapeshifter.translation.export import LoadedModel, load_export
 from shapeshifter.translation.generate import decode, make_generator
 from shapeshifter.translation.preprocess import TextProcessor
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,7 +77,7 @@ class Translator:
         todo = [i for i, s in enumerate(sentences) if s.strip()]
         if progress is not None:
             progress(len(sentences) - len(todo))
-        tokens = self.source_tokens(self.text.encode([sentences[i] for i in todo]))
+        tokens = self.source_tokens(self.text.encode([sentences[i] for i in todo]), [i + 1 for i in todo])
         generator = make_generator(self.model, self.tgt_dict, **settings)
         order = sorted(range(len(todo)), key=lambda k: len(tokens[k]))
         for start in range(0, len(order), batch_size):
@@ -92,17 +94,18 @@ class Translator:
         given = {"beam": beam, "lenpen": lenpen, "max_len_a": max_len_a, "max_len_b": max_len_b}
         return {k: self.defaults[k] if v is None else v for k, v in given.items()}
 
-    def source_tokens(self, segmented: Sequence[str]) -> list[torch.Tensor]:
-        """Dictionary ids + EOS per line, cut to the encoder's positions (a warning says how many were cut)."""
+    def source_tokens(self, segmented: Sequence[str], line_numbers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Dictionary ids + EOS per line, cut to the encoder's positions. A cut line is logged as a warning naming
+        it (``line_numbers``: each line's number in the user's input, 1-based; default: its position)."""
         limit = self.model.encoder.max_positions()
         eos = torch.tensor([self.src_dict.eos()])
         tokens = [self.src_dict.encode_line(line, add_if_not_exist=False, append_eos=True).long()
                   for line in segmented]
-        cut = [i for i, t in enumerate(tokens) if len(t) > limit]
-        for i in cut:
+        numbers = list(line_numbers) if line_numbers is not None else list(range(1, len(tokens) + 1))
+        for i in [i for i, t in enumerate(tokens) if len(t) > limit]:
+            log.warning("input line %d has %d subwords, more than the model's %d positions: translating its first "
+                        "%d (split the line to translate all of it)", numbers[i], len(tokens[i]) - 1, limit, limit - 1)
             tokens[i] = torch.cat([tokens[i][: limit - 1], eos])
-        if cut:
-            warnings.warn(f"{len(cut)} sentence(s) longer than {limit} subwords were truncated", stacklevel=2)
         return tokens
 
     def _generate(self, generator: Any, tokens: list[torch.Tensor]) -> list[list[dict[str, Any]]]:

@@ -1,0 +1,138 @@
+"""The teacher of a distilled run: a finished run folder, checked before any work and loaded frozen.
+
+Checks, in the order they cost: the folder exists and holds a run (its composed config), the run finished (its
+record says "done"), it is the same kind of task trained on the same data (``data.content``), and its
+architecture fits the kinds asked for (hidden states: the same number of encoder and decoder layers). The
+dictionaries are compared symbol by symbol once the student's exist (`check_dictionaries`). Every failure is one
+`TeacherError` naming what differs; a missing or unfinished teacher never falls back to no distillation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+KINDS = ("word", "hidden", "sequence")
+
+
+class TeacherError(ValueError):
+    """A teacher run that cannot teach this student; the message names the folder and what differs."""
+
+
+@dataclass
+class DistillSettings:
+    """The ``distill`` config node, validated."""
+
+    kinds: tuple[str, ...]
+    teacher: str | None
+    alpha: float = 0.5
+    temperature: float = 2.0
+    hidden_weight: float = 1.0
+    beam: int = 5
+    with_references: bool = False
+
+    @classmethod
+    def from_config(cls, node: Any) -> DistillSettings:
+        node = dict(node or {})
+        kinds = tuple(node.pop("kinds", None) or ())
+        unknown = [k for k in kinds if k not in KINDS]
+        if unknown:
+            raise ValueError(f"distill.kinds: unknown kind(s) {unknown}; known: {list(KINDS)}")
+        if len(set(kinds)) != len(kinds):
+            raise ValueError(f"distill.kinds lists a kind twice: {list(kinds)}")
+        known = set(cls.__dataclass_fields__) - {"kinds"}
+        extra = sorted(set(node) - known)
+        if extra:
+            raise ValueError(f"distill.{extra[0]} is not a setting; known: {sorted(known)}")
+        settings = cls(kinds=kinds, **node)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if not self.kinds:
+            if self.teacher:
+                raise ValueError(f"distill.teacher={self.teacher} is set but distill.kinds is empty (distill=none): "
+                                 "choose distill=word, hidden or sequence")
+            return
+        if not self.teacher:
+            raise TeacherError(f"distill={'+'.join(self.kinds)} needs distill.teacher=<finished run folder>")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise ValueError(f"distill.alpha must be in [0, 1], got {self.alpha!r}")
+        if not float(self.temperature) > 0:
+            raise ValueError(f"distill.temperature must be > 0, got {self.temperature!r}")
+        if not float(self.hidden_weight) > 0:
+            raise ValueError(f"distill.hidden_weight must be > 0, got {self.hidden_weight!r}")
+        if not isinstance(self.beam, int) or isinstance(self.beam, bool) or self.beam < 1:
+            raise ValueError(f"distill.beam must be an integer >= 1, got {self.beam!r}")
+
+    @property
+    def online(self) -> bool:
+        """Whether the teacher runs beside the student in every training step (word / hidden)."""
+        return "word" in self.kinds or "hidden" in self.kinds
+
+
+def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> Any:
+    """The teacher's `RunFolder` after the cheap checks (folder, finished, task, data); `TeacherError` otherwise."""
+    from shapeshifter.app.run_folder import find_run
+
+    folder = Path(path)
+    if not folder.is_dir():
+        raise TeacherError(f"distill.teacher={folder}: no such run folder (train the teacher first)")
+    try:
+        run = find_run(folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise TeacherError(f"distill.teacher={folder}: {err}") from None
+    status = (run.record or {}).get("status")
+    if status != "done":
+        where = run.record_file or "its record (not found under the teacher's run.records)"
+        raise TeacherError(f"distill.teacher={folder} is not a finished run ({where}: status={status!r}); "
+                           "let it finish (it resumes) or pass another run")
+    if run.kind != kind:
+        raise TeacherError(f"distill.teacher={folder} is a {run.kind} run; the student is a {kind} run")
+    teacher_data = run.config.data.get("content")
+    if data_content is not None and teacher_data != data_content:
+        raise TeacherError(f"distill.teacher={folder} was trained on other data (data.content {teacher_data} vs the "
+                           f"student's {data_content}; data {run.config.data.get('name')})")
+    return run
+
+
+def check_layers(teacher: dict[str, Any], student: dict[str, Any], folder: str | Path) -> None:
+    """Hidden-state distillation pairs layer i with layer i: the layer counts must match (widths may differ)."""
+    for key in sorted(k for k in teacher if k.endswith("layers")):  # encoder_/decoder_layers, n_layers
+        if teacher[key] != student.get(key):
+            raise TeacherError(f"distill.teacher={folder}: {key} {teacher[key]} vs the student's {student.get(key)} "
+                               "(hidden-state distillation pairs layer i with layer i)")
+
+
+def check_dictionaries(teacher: Any, student: Any, side: str, folder: str | Path) -> None:
+    """The same symbols in the same order (fairseq `Dictionary`); else the first difference is named."""
+    t, s = list(teacher.symbols), list(student.symbols)
+    if t == s:
+        return
+    where = next((i for i, (a, b) in enumerate(zip(t, s, strict=False)) if a != b), min(len(t), len(s)))
+    got = (t[where] if where < len(t) else "<end>", s[where] if where < len(s) else "<end>")
+    raise TeacherError(f"distill.teacher={folder}: {side} dictionary differs ({len(t)} vs {len(s)} symbols; "
+                       f"symbol {where}: teacher {got[0]!r}, student {got[1]!r})")
+
+
+def freeze(model: nn.Module) -> nn.Module:
+    """Eval mode (no dropout) and no gradients: the teacher is a fixed function of its input."""
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def teacher_summary(run: Any, weights: list[Path], settings: DistillSettings) -> dict[str, Any]:
+    """What the student's record says about its teacher and the distillation settings."""
+    from shapeshifter.app.records import file_sha256
+
+    return {"kinds": list(settings.kinds), "alpha": settings.alpha, "temperature": settings.temperature,
+            "hidden_weight": settings.hidden_weight, "beam": settings.beam,
+            "with_references": settings.with_references,
+            "teacher": {"run_dir": str(run.path), "config_hash": run.config_hash,
+                        "name": str(run.config.run.name),
+                        "record": str(run.record_file) if run.record_file else None,
+                        "weights": [{"name": p.name, "sha256": file_sha256(p)} for p in weights]}}

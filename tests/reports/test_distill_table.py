@@ -1,0 +1,62 @@
+"""The distillation screening table: each distilled configuration beside its undistilled twin's same seeds."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from shapeshifter.reports.distill import build_distill_table, distill_label, distill_rows
+
+BASE = {"seed": 1, "optim": {"factor_lr_scale": 3.0}, "shapeshift": {"name": "o2-r8-emb29", "rank": 8},
+        "eval": {"bleu_every_n_epochs": 1000}, "run": {"name": "x"}}
+
+
+def record(seed: int, loss: float, bleu: float, step: float, distill: dict | None = None,
+           valid_bleu: float | None = None) -> dict:
+    config = copy.deepcopy(BASE)
+    config["seed"] = seed
+    if distill:
+        config["distill"] = {"kinds": [], "teacher": f"outputs/quality/dense-s{seed}", "alpha": 0.5,
+                             "temperature": 2.0, "hidden_weight": 1.0, "beam": 5, "with_references": False,
+                             **distill}
+        config["eval"]["bleu_every_n_epochs"] = 6
+    valid = {"valid_loss": loss} | ({"valid_bleu": valid_bleu} if valid_bleu is not None else {})
+    return {"config": config, "config_hash": f"{'d' if distill else 'p'}{seed}{loss}", "git_commit": "c",
+            "params": {"total": 100}, "training": {"best": loss}, "timings": {"train_step_s": step},
+            "metrics": {"test": {"tokenized_bleu": bleu}, "valid": valid}}
+
+
+def test_rows_compare_each_distilled_config_with_its_twin_seeds(tmp_path: Path) -> None:
+    records = [record(1, 7.0, 10.0, 0.5), record(2, 7.2, 9.0, 0.5), record(3, 6.0, 30.0, 0.5),  # seed 3: no twin
+               record(1, 6.8, 11.0, 0.75, {"kinds": ["word"]}, 12.0),
+               record(2, 6.9, 10.0, 0.75, {"kinds": ["word"]}, 11.0),
+               record(1, 7.5, 8.0, 0.6, {"kinds": ["word"], "alpha": 0.9, "temperature": 1.0})]
+    rows = {r["distill"]: r for r in distill_rows(records)}
+    assert set(rows) == {"word α 0.5 T 2", "word α 0.9 T 1"}
+    word = rows["word α 0.5 T 2"]
+    assert word["seeds"] == 2 and word["valid_loss"] == pytest.approx(6.85)
+    assert word["delta"] == pytest.approx(6.85 - 7.1) and word["delta_bleu"] == pytest.approx(10.5 - 9.5)
+    assert word["step_ratio"] == pytest.approx(1.5) and word["valid_bleu"] == pytest.approx(11.5)
+    other = rows["word α 0.9 T 1"]
+    assert other["delta"] == pytest.approx(0.5) and other["twins"] == ["p17.0"]  # seed 1's twin only
+    md = build_distill_table(records, tmp_path)
+    assert "word α 0.5 T 2" in md and (tmp_path / "quality_distill.csv").is_file()
+    assert "p36.0" not in md  # a record no row used is not named in the stamp
+
+
+def test_labels_and_no_rows() -> None:
+    assert distill_label({"distill": {"kinds": ["sequence", "hidden"], "beam": 4, "with_references": True,
+                                      "hidden_weight": 2.0}}) == "sequence + references (beam 4) + hidden ×2"
+    with pytest.raises(FileNotFoundError):
+        build_distill_table([record(1, 7.0, 10.0, 0.5)], Path("unused"))
+
+
+def test_smoke_runs_one_job_per_kind_and_full_scale_the_whole_screening() -> None:
+    from shapeshifter.reports.registry import get_table
+
+    spec = get_table("quality_distill")
+    smoke, full = spec.all_jobs(spec.scale_overrides("smoke")), spec.all_jobs(spec.scale_overrides("full"))
+    kinds = [next(o for o in job if o.startswith("distill=")) for job in smoke]
+    assert kinds == ["distill=word", "distill=sequence", "distill=hidden"] and len(full) == 5
