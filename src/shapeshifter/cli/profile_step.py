@@ -43,7 +43,7 @@ def profile_models(cfg: dict[str, Any], device: torch.device) -> list[dict[str, 
         for name, path, policy in runs(cfg):
             bench, params = bm.build_bench(cfg, policy, inputs, device)
             rows.append({"tokens": tokens, "model": name, "path": path, "params": params,
-                         **profile_steps(bench.train_step, device, steps=cfg["steps"])})
+                         **profile_steps(bench.train_step, device, steps=cfg["steps"], warmup=cfg["warmup"])})
             del bench
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", nargs="+", choices=["auto", "dense", "factored"], default=["auto"],
                         help="matmul paths of the factorized models (auto: the cost-model's choice per layer)")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed ones")
     parser.add_argument("--records", type=Path, default=Path("results/records"))
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     add_threads_argument(parser)
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--models must include dense and name models of Table 1 ({', '.join(cfg['policies'])}); "
                      f"unknown: {', '.join(unknown) or 'none'}")
     cfg |= {"table": "step_profile", "token_counts": args.tokens, "models": args.models, "paths": args.paths,
-            "steps": args.steps,
+            "steps": args.steps, "warmup": args.warmup,
             "policies": {name: cfg["policies"][name] for name in args.models}}
     apply_threads(cfg["threads"])
     device = torch.device(args.device)
