@@ -107,8 +107,39 @@ def test_shapeshifted_model_forward(data_bin, tiny_overrides):
               "other": "dense"}  # fmt: skip
     model, report = build_transformer("transformer_iwslt_de_en", src, tgt, tiny_overrides, policy=policy)
     assert report is not None
-    assert all(m.skip_embed_dim_check for m in model.modules() if type(m).__name__ == "MultiheadAttention")
     sample = next(iter(dm.val_dataloader()))
     logits = model(**sample["net_input"])[0]
     assert logits.shape[-1] == len(tgt) and torch.isfinite(logits).all()
     logits.sum().backward()
+
+
+def test_factorized_attention_takes_the_fused_path_only_where_every_projection_is_dense(data_bin, tiny_overrides):
+    """The pre-hook picks fairseq's fused fast path iff all four projections take their dense path; both paths
+    give the same outputs and gradients."""
+    from shapeshifter.nn.factors import FactoredMatrix
+    from shapeshifter.translation.datamodule import TranslationDataModule
+
+    dm = TranslationDataModule(str(data_bin), "de", "en", max_tokens=200)
+    src, tgt = dm.load_dictionaries()
+    policy = {"embedding": {"rank": 2}, "attention": {"rank": 2}, "ffn": {"rank": 2}}
+    model, _ = build_transformer("transformer_iwslt_de_en", src, tgt, tiny_overrides, policy=policy)
+    model.eval()  # no dropout: the two runs must match
+    attn = [m for m in model.modules() if type(m).__name__ == "MultiheadAttention"]
+    matrices = [m for m in model.modules() if isinstance(m, FactoredMatrix)]
+    net_input = next(iter(dm.val_dataloader()))["net_input"]
+
+    def run(path: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        for m in matrices:
+            m.path = path
+        model.zero_grad()
+        out = model(**net_input)[0]
+        out.square().mean().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fused_out, fused_grads = run("dense")
+    assert not any(m.skip_embed_dim_check for m in attn if m.self_attention)  # fast path taken
+    module_out, module_grads = run("factored")
+    assert all(m.skip_embed_dim_check for m in attn)
+    torch.testing.assert_close(fused_out, module_out, atol=1e-5, rtol=1e-4)
+    for a, b in zip(fused_grads, module_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -43,12 +43,16 @@ def transformer_args(arch: str, overrides: dict[str, Any] | None = None) -> argp
 
 
 def use_module_attention_path(model: nn.Module) -> int:
-    """Route fairseq attention through `self.q_proj(x)` calls wherever projections are not `nn.Linear`.
+    """Let fairseq attention with factorized projections pick, per call, its fused path or the module path.
 
-    fairseq's `MultiheadAttention.forward` has a fast path that hands `q_proj.weight` etc. straight to
-    `F.multi_head_attention_forward`; a Kronecker-factored projection has no `.weight`. Setting
-    `skip_embed_dim_check` disables that fast path (and nothing else we use). Returns how many modules
-    were switched.
+    fairseq's `MultiheadAttention.forward` has a fast path that hands ``q_proj.weight`` etc. to
+    `F.multi_head_attention_forward` (PyTorch's fused attention: one SDPA kernel instead of fairseq's bmm,
+    softmax, dropout, bmm and their copies); reading ``.weight`` of a factorized projection materializes W
+    (cached in inference). When every projection would take its dense path anyway (the cost model's choice for
+    this many rows; always for the cached W at inference unless the factors are cheaper), the fast path computes
+    the same thing with fewer operators; otherwise ``skip_embed_dim_check`` (which disables the fast path and
+    nothing else we use) sends the call through ``self.q_proj(x)``, where each projection takes its own path. A
+    forward pre-hook sets it before each call. Returns how many modules got the hook.
     """
     from fairseq.modules import MultiheadAttention
 
@@ -58,9 +62,25 @@ def use_module_attention_path(model: nn.Module) -> int:
             continue
         projections = (module.q_proj, module.k_proj, module.v_proj, module.out_proj)
         if not all(type(p) is nn.Linear for p in projections):
-            module._set_skip_embed_dim_check()
+            module.register_forward_pre_hook(_choose_attention_path, with_kwargs=True)
             switched += 1
     return switched
+
+
+def _choose_attention_path(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Pre-hook of a fairseq `MultiheadAttention`: fused fast path iff every projection takes its dense path."""
+    from shapeshifter.nn.factors import FactorizedModule
+
+    query = args[0] if args else kwargs["query"]
+    rows = query.shape[0] * query.shape[1]  # (time, batch, channels)
+    inference = not torch.is_grad_enabled()
+    dense = True
+    for proj in (module.q_proj, module.k_proj, module.v_proj, module.out_proj):
+        if isinstance(proj, FactorizedModule):
+            matrix = proj.matrix
+            path = matrix.choose_inference_path(rows) if inference else matrix.choose_path(rows)
+            dense = dense and path == "dense"
+    module.skip_embed_dim_check = not dense
 
 
 def build_transformer(
