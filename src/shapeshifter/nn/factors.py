@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -67,6 +68,10 @@ class FactoredMatrix(nn.Module, ABC):
         self.path = path
         self.zero_row = zero_row
         self._cache: tuple[tuple, Tensor, int] | None = None
+        # per-call choices that depend only on shapes and settings, computed once (see `_choose`)
+        self._choices: dict[tuple, Literal["factored", "dense"]] = {}
+        self._keep: dict[tuple, Tensor] = {}
+        self._group: Any = None  # a `shapeshifter.nn.grouped.WeightGroup` building W with its peers, or None
 
     # -- what a kind implements --------------------------------------------------------------------------
     @abstractmethod
@@ -105,36 +110,62 @@ class FactoredMatrix(nn.Module, ABC):
         for f in self.factors:
             f.normal_(0.0, s, generator=generator)
 
+    @classmethod
+    def materialize_stacked(cls, matrices: Sequence[FactoredMatrix]) -> Tensor:
+        """`_materialize` of several matrices of this kind and the same factor shapes, ``(G, rows, cols)``; a kind
+        overrides it to build them all in one batched operation (`StackedMatrix`, `shapeshifter.nn.grouped`)."""
+        return torch.stack([m._materialize() for m in matrices])
+
     def dense_weight(self) -> Tensor:
         """The represented ``rows x cols`` matrix, materialized (differentiable), in the factors' dtype.
 
         Built with autocast off, as a dense layer's weight is a parameter in its own dtype: the consumer
-        (`F.linear` under autocast) casts it, and the inference cache never holds a low-precision copy.
+        (`F.linear` under autocast) casts it, and the inference cache never holds a low-precision copy. Inside a
+        forward of a model with grouped weights (`shapeshifter.nn.grouped`), W comes from one batched build
+        shared with the model's other matrices of the same shape.
         """
         with no_autocast(self.factors[0].device):
-            w = self._materialize()
+            group = getattr(self, "_group", None)
+            w = group.weight(self) if group is not None else None
+            if w is None:
+                w = self._materialize()
             return w if self.zero_row is None else w * self._row_keep(w)[:, None]
 
     def _row_keep(self, like: Tensor) -> Tensor:
-        """Mask of length `rows` zeroing `zero_row` (a product, so no gradient flows through that row)."""
-        keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
-        keep[self.zero_row] = 0
+        """Mask of length `rows` zeroing `zero_row` (a product, so no gradient flows through that row); built once
+        per device and dtype."""
+        key = (like.device, like.dtype)
+        keep = self._keep.get(key)
+        if keep is None:
+            keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
+            keep[self.zero_row] = 0
+            self._keep[key] = keep
         return keep
+
+    def _choose(self, what: str, n: int, costs: Callable[[int], tuple[float, float]]) -> Literal["factored", "dense"]:
+        """The path of ``what`` for ``n`` rows, computed once per (n, path setting, copy cost): the choice depends
+        only on shapes, so a training or decoding step pays a dict lookup, not the cost model."""
+        key = (what, n, self.path, getattr(self, "copy_cost", None))
+        choice = self._choices.get(key)
+        if choice is None:
+            if len(self._choices) > 1024:  # many distinct lengths (unbucketed batches): keep the memory bounded
+                self._choices.clear()
+            choice = self._choices[key] = self._pick(*costs(n))
+        return choice
 
     def choose_path(self, batch: int) -> Literal["factored", "dense"]:
         """The cheaper path of `matmul_t` for ``batch`` input rows (forward estimate)."""
-        return self._pick(*self.path_costs(batch))
+        return self._choose("train", batch, self.path_costs)
 
     def choose_inference_path(self, batch: int) -> Literal["factored", "dense"]:
         """The cheaper path of `matmul_t` with autograd off, where the dense path reuses the cached W and pays only
         its GEMM: at low rank and few rows (beam-search steps) the factors win, so prediction can be faster than
         dense."""
-        factored, _ = self.path_costs(batch)
-        return self._pick(factored, float(batch) * self.rows * self.cols)
+        return self._choose("inference", batch, lambda b: (self.path_costs(b)[0], float(b) * self.rows * self.cols))
 
     def choose_gather_path(self, tokens: int) -> Literal["factored", "dense"]:
         """The cheaper way to look up ``tokens`` rows: gather them from the factors, or index W."""
-        return self._pick(*self.gather_costs(tokens))
+        return self._choose("gather", tokens, self.gather_costs)
 
     def _pick(self, factored: float, dense: float) -> Literal["factored", "dense"]:
         if self.path != "auto":
@@ -241,6 +272,13 @@ class KroneckerMatrix(FactoredMatrix):
 
     def _materialize(self) -> Tensor:
         return self.full_weight()[: self.rows, : self.cols]
+
+    @classmethod
+    def materialize_stacked(cls, matrices: Sequence[FactoredMatrix]) -> Tensor:
+        """One batched build: each mode's factors stacked, ``(G, rank, m_j, n_j)``, then `kron_materialize`."""
+        first = matrices[0]
+        stacked = [torch.stack(mode) for mode in zip(*(list(m.factors) for m in matrices), strict=True)]
+        return kron_materialize(stacked)[:, : first.rows, : first.cols]
 
     def _factored_matmul_t(self, x: Tensor) -> Tensor:
         pad = self.kshape.padded_in - self.cols

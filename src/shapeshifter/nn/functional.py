@@ -26,17 +26,20 @@ def kron_materialize(factors: Sequence[Tensor]) -> Tensor:
 
     All but the last Kronecker step keep the rank axis (small broadcasts); the last one sums over rank
     inside a GEMM (``(r, a*b)ᵀ @ (r, c*d)``), which is far faster than a broadcast product then a sum.
+    Factors with leading dimensions ``(..., rank, m_j, n_j)`` give one matrix per leading index from the same
+    few batched operations (``(..., prod(m_j), prod(n_j))``), for building many same-shaped matrices at once.
     """
+    lead = factors[0].shape[:-3]
     w = factors[0]
     for f in factors[1:-1]:
-        r, a, b = w.shape
-        _, c, d = f.shape
-        w = (w[:, :, None, :, None] * f[:, None, :, None, :]).reshape(r, a * c, b * d)
+        r, a, b = w.shape[-3:]
+        c, d = f.shape[-2:]
+        w = (w[..., :, :, None, :, None] * f[..., :, None, :, None, :]).reshape(*lead, r, a * c, b * d)
     f = factors[-1]
-    r, a, b = w.shape
-    _, c, d = f.shape
-    full = w.reshape(r, a * b).transpose(0, 1) @ f.reshape(r, c * d)
-    return full.reshape(a, b, c, d).permute(0, 2, 1, 3).reshape(a * c, b * d)
+    r, a, b = w.shape[-3:]
+    c, d = f.shape[-2:]
+    full = w.reshape(*lead, r, a * b).transpose(-1, -2) @ f.reshape(*lead, r, c * d)  # (..., a*b, c*d)
+    return full.reshape(*lead, a, b, c, d).transpose(-3, -2).reshape(*lead, a * c, b * d)
 
 
 def contraction_order(out_factors: Sequence[int], in_factors: Sequence[int]) -> list[int]:

@@ -112,10 +112,12 @@ def build_transformer(
         load_model_weights(model, init_from)
     report = None
     if policy is not None:
+        from shapeshifter.nn.grouped import group_weights
         from shapeshifter.surgery import shapeshift
 
         report = shapeshift(model, policy, init=init)
         use_module_attention_path(model)
+        group_weights(model)  # one batched build of W per shape and training forward (fewer, larger kernels)
     return model, report
 
 
