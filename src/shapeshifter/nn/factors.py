@@ -135,6 +135,10 @@ class FactoredMatrix(nn.Module, ABC):
         """Mask of length `rows` zeroing `zero_row` (a product, so no gradient flows through that row); built once
         per device and dtype."""
         key = (like.device, like.dtype)
+        if torch.compiler.is_compiling():  # traced into the graph as constants
+            keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
+            keep[self.zero_row] = 0
+            return keep
         keep = self._keep.get(key)
         if keep is None:
             keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
@@ -144,7 +148,10 @@ class FactoredMatrix(nn.Module, ABC):
 
     def _choose(self, what: str, n: int, costs: Callable[[int], tuple[float, float]]) -> Literal["factored", "dense"]:
         """The path of ``what`` for ``n`` rows, computed once per (n, path setting, copy cost): the choice depends
-        only on shapes, so a training or decoding step pays a dict lookup, not the cost model."""
+        only on shapes, so a training or decoding step pays a dict lookup, not the cost model. Under
+        `torch.compile` the comparison runs at trace time (a guard), once per compiled shape, so no cache."""
+        if torch.compiler.is_compiling():
+            return self._pick(*costs(n))
         key = (what, n, self.path, getattr(self, "copy_cost", None))
         choice = self._choices.get(key)
         if choice is None:
@@ -176,8 +183,11 @@ class FactoredMatrix(nn.Module, ABC):
         """Materialized W, detached, rebuilt only when a factor changed (in place or replaced).
 
         A write into the returned tensor itself (outside ``.data``) also triggers a rebuild, so it can never
-        leak into later outputs.
+        leak into later outputs. Under `torch.compile` the version check is not traceable: a compiled graph reads
+        the W built before the call (`shapeshifter.nn.compiled.prime_inference_cache`; a graph input, guarded).
         """
+        if torch.compiler.is_compiling() and self._cache is not None:
+            return self._cache[1]
         key = tuple((f._version, f.data_ptr()) for f in self.factors)
         cache = self._cache
         if cache is None or cache[0] != key or cache[1]._version != cache[2]:
