@@ -188,7 +188,10 @@ class FactoredMatrix(nn.Module, ABC):
         """
         if torch.compiler.is_compiling() and self._cache is not None:
             return self._cache[1]
-        key = tuple((f._version, f.data_ptr()) for f in self.factors)
+        factors = self.factors
+        # a ParameterList's own dict: iterating the list itself costs a getattr per factor, on every decoding step
+        params = factors._parameters.values() if isinstance(factors, nn.ParameterList) else factors
+        key = tuple((f._version, f.data_ptr()) for f in params)
         cache = self._cache
         if cache is None or cache[0] != key or cache[1]._version != cache[2]:
             # A detached leaf flagged requires_grad: on torch 2.13's CPU build F.linear takes a ~3x slower
