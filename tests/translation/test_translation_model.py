@@ -143,3 +143,37 @@ def test_factorized_attention_takes_the_fused_path_only_where_every_projection_i
     torch.testing.assert_close(fused_out, module_out, atol=1e-5, rtol=1e-4)
     for a, b in zip(fused_grads, module_grads, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_beam_search_visits_the_cached_incremental_modules_with_the_same_result(tiny_overrides):
+    """The decoder's cached reorder visits what fairseq's module walk finds, gives the same hypotheses, and a deep
+    copy of the model reorders its own modules."""
+    import copy
+
+    from fairseq.models.fairseq_incremental_decoder import FairseqIncrementalDecoder
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from shapeshifter.translation.fairseq_model import placeholder_dictionary
+
+    src, tgt = placeholder_dictionary(40), placeholder_dictionary(30)
+    policy = {"embedding": {"rank": 2}, "attention": {"rank": 1}, "ffn": {"rank": 1}}
+    model, _ = build_transformer("transformer_iwslt_de_en", src, tgt, tiny_overrides, policy=policy)
+    model.eval()
+    walked = [n for n, m in model.decoder.named_modules() if hasattr(m, "reorder_incremental_state")]
+    assert model.decoder._incremental_module_names == walked and len(walked) > 1
+    sample = {"id": torch.arange(2), "net_input": {"src_tokens": torch.randint(4, 40, (2, 6)),
+                                                   "src_lengths": torch.tensor([6, 6])}}
+
+    def decode(m):
+        gen = SequenceGenerator([m], tgt, beam_size=3, max_len_b=5)
+        with torch.no_grad():
+            return [h[0]["tokens"].tolist() for h in gen.generate([m], sample)]
+
+    cached = decode(model)
+    twin = copy.deepcopy(model)
+    assert twin.decoder.reorder_incremental_state_scripting.__self__ is twin.decoder
+    assert decode(twin) == cached
+    del model.decoder.reorder_incremental_state_scripting  # back to fairseq's own walk
+    assert type(model.decoder).reorder_incremental_state_scripting is (
+        FairseqIncrementalDecoder.reorder_incremental_state_scripting)
+    assert decode(model) == cached

@@ -6,6 +6,7 @@ fairseq is used for the model definition only; training is done by Lightning (se
 from __future__ import annotations
 
 import argparse
+import types
 from types import SimpleNamespace
 from typing import Any
 
@@ -83,6 +84,30 @@ def _choose_attention_path(module: nn.Module, args: tuple, kwargs: dict) -> None
     module.skip_embed_dim_check = not dense
 
 
+def cache_incremental_modules(model: nn.Module) -> int:
+    """Let beam search visit only the decoder modules that keep incremental state, found once.
+
+    fairseq's `reorder_incremental_state_scripting` walks every decoder module at every decoding step to find those
+    with a ``reorder_incremental_state`` method; a factorized layer is three modules (layer, matrix, factor list),
+    so the walk costs the factorized model more Python than the dense one, for the same answer every step. The
+    decoder gets a method that visits the modules found at build time, by name (so a deep copy or a pickle of the
+    model reorders its own modules). Returns how many modules it visits.
+    """
+    decoder = model.decoder
+    names = [name for name, m in decoder.named_modules() if hasattr(m, "reorder_incremental_state")]
+    decoder._incremental_module_names = names
+    decoder.reorder_incremental_state_scripting = types.MethodType(_reorder_found_modules, decoder)
+    return len(names)
+
+
+def _reorder_found_modules(decoder: nn.Module, incremental_state: dict, new_order: torch.Tensor) -> None:
+    """fairseq's `reorder_incremental_state_scripting` over the modules `cache_incremental_modules` found."""
+    for name in decoder._incremental_module_names:
+        result = decoder.get_submodule(name).reorder_incremental_state(incremental_state, new_order)
+        if result is not None:
+            incremental_state = result
+
+
 def build_transformer(
     arch: str,
     src_dict: Any,
@@ -118,6 +143,7 @@ def build_transformer(
         report = shapeshift(model, policy, init=init)
         use_module_attention_path(model)
         group_weights(model)  # one batched build of W per shape and training forward (fewer, larger kernels)
+    cache_incremental_modules(model)  # dense and factorized alike
     return model, report
 
 
