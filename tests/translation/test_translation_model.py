@@ -149,6 +149,7 @@ def test_beam_search_visits_the_cached_incremental_modules_with_the_same_result(
     """The decoder's cached reorder visits what fairseq's module walk finds, gives the same hypotheses, and a deep
     copy of the model reorders its own modules."""
     import copy
+    import pickle
 
     from fairseq.models.fairseq_incremental_decoder import FairseqIncrementalDecoder
     from fairseq.sequence_generator import SequenceGenerator
@@ -160,7 +161,7 @@ def test_beam_search_visits_the_cached_incremental_modules_with_the_same_result(
     model, _ = build_transformer("transformer_iwslt_de_en", src, tgt, tiny_overrides, policy=policy)
     model.eval()
     walked = [n for n, m in model.decoder.named_modules() if hasattr(m, "reorder_incremental_state")]
-    assert model.decoder._incremental_module_names == walked and len(walked) > 1
+    assert model.decoder.reorder_incremental_state_scripting.names == walked and len(walked) > 1
     sample = {"id": torch.arange(2), "net_input": {"src_tokens": torch.randint(4, 40, (2, 6)),
                                                    "src_lengths": torch.tensor([6, 6])}}
 
@@ -170,9 +171,9 @@ def test_beam_search_visits_the_cached_incremental_modules_with_the_same_result(
             return [h[0]["tokens"].tolist() for h in gen.generate([m], sample)]
 
     cached = decode(model)
-    twin = copy.deepcopy(model)
-    assert twin.decoder.reorder_incremental_state_scripting.__self__ is twin.decoder
-    assert decode(twin) == cached
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert twin.decoder.reorder_incremental_state_scripting.decoder is twin.decoder
+        assert decode(twin) == cached
     del model.decoder.reorder_incremental_state_scripting  # back to fairseq's own walk
     assert type(model.decoder).reorder_incremental_state_scripting is (
         FairseqIncrementalDecoder.reorder_incremental_state_scripting)

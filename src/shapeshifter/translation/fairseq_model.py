@@ -6,7 +6,6 @@ fairseq is used for the model definition only; training is done by Lightning (se
 from __future__ import annotations
 
 import argparse
-import types
 from types import SimpleNamespace
 from typing import Any
 
@@ -95,17 +94,22 @@ def cache_incremental_modules(model: nn.Module) -> int:
     """
     decoder = model.decoder
     names = [name for name, m in decoder.named_modules() if hasattr(m, "reorder_incremental_state")]
-    decoder._incremental_module_names = names
-    decoder.reorder_incremental_state_scripting = types.MethodType(_reorder_found_modules, decoder)
+    decoder.reorder_incremental_state_scripting = _ReorderFoundModules(decoder, names)
     return len(names)
 
 
-def _reorder_found_modules(decoder: nn.Module, incremental_state: dict, new_order: torch.Tensor) -> None:
-    """fairseq's `reorder_incremental_state_scripting` over the modules `cache_incremental_modules` found."""
-    for name in decoder._incremental_module_names:
-        result = decoder.get_submodule(name).reorder_incremental_state(incremental_state, new_order)
-        if result is not None:
-            incremental_state = result
+class _ReorderFoundModules:
+    """fairseq's `reorder_incremental_state_scripting` over the decoder modules found by
+    `cache_incremental_modules` (a plain object holding its decoder, so pickles and deep copies follow it)."""
+
+    def __init__(self, decoder: nn.Module, names: list[str]) -> None:
+        self.decoder, self.names = decoder, names
+
+    def __call__(self, incremental_state: dict, new_order: torch.Tensor) -> None:
+        for name in self.names:
+            result = self.decoder.get_submodule(name).reorder_incremental_state(incremental_state, new_order)
+            if result is not None:
+                incremental_state = result
 
 
 def build_transformer(
