@@ -18,6 +18,7 @@ def test_cpu_profile_times_the_step_and_leaves_kernel_fields_empty() -> None:
     assert len(calls) == 7 and out["wall_s"] > 0  # warm-up, timed steps, one counted step
     assert out["kernel_s"] is None and out["kernels"] is None and out["top_kernels"] == []
     assert out["ops"] == 0
+    assert profile_steps(lambda: None, torch.device("cpu"), steps=1, warmup=0, ops=False)["ops"] is None
 
 
 def test_ops_are_counted_without_views() -> None:

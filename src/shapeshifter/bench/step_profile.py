@@ -55,20 +55,21 @@ def count_ops(step: Callable[[], None]) -> Counter[str]:
 
 
 def profile_steps(step: Callable[[], None], device: torch.device, steps: int = 5, warmup: int = 3,
-                  top: int = 5) -> dict[str, Any]:
+                  top: int = 5, ops: bool = True) -> dict[str, Any]:
     """Per step: wall seconds (device work included), seconds of device kernels, kernels launched, the ``top``
     kernels by device time, and the aten operators dispatched (``ops``, any device; ``top_ops`` the most
-    frequent). Kernel fields are None off CUDA (the profiler sees no device there)."""
+    frequent). Kernel fields are None off CUDA (the profiler sees no device there); ``ops=False`` leaves the
+    operator fields None (a compiled step: under a dispatch mode torch.compile runs the step eagerly)."""
     def run(n: int) -> None:
         for _ in range(n):
             step()
 
     run(warmup)
     wall = timed(lambda: run(steps), device) / steps  # without the profiler, which slows what it watches
-    ops = count_ops(step)
+    counted = count_ops(step) if ops else None
     out: dict[str, Any] = {"wall_s": wall, "kernel_s": None, "busy": None, "kernels": None, "launches": None,
-                           "top_kernels": [], "ops": sum(ops.values()),
-                           "top_ops": dict(ops.most_common(top))}
+                           "top_kernels": [], "ops": None if counted is None else sum(counted.values()),
+                           "top_ops": {} if counted is None else dict(counted.most_common(top))}
     if device.type != "cuda":
         return out
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:

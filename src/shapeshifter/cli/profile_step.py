@@ -44,7 +44,8 @@ def profile_models(cfg: dict[str, Any], device: torch.device) -> list[dict[str, 
         for name, path, policy in runs(cfg):
             bench, params = bm.build_bench(cfg, policy, inputs, device)
             rows.append({"tokens": tokens, "model": name, "path": path, "params": params,
-                         **profile_steps(bench.train_step, device, steps=cfg["steps"], warmup=cfg["warmup"]),
+                         **profile_steps(bench.train_step, device, steps=cfg["steps"], warmup=cfg["warmup"],
+                                         ops=not cfg.get("compile")),
                          "compiles": bench.compiles})
             del bench
             if device.type == "cuda":
