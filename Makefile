@@ -31,8 +31,8 @@ format: $(STAMP)
 bench-layers: $(STAMP)
 	$(BIN)/python pipelines/bench_layers.py --out results/bench/layers.json
 
-# On a CUDA machine: bench_layers, Table 1 (fp32 + bf16), bench_peers and a 2-minute throughput check, under
-# 5 minutes, failing loudly on CUDA errors; without CUDA it says so and exits 0.
+# On a CUDA machine: bench_layers, Table 1 (fp32 + bf16, eager and compiled), bench_peers, step profiles (eager
+# and compiled) and a 1-minute throughput check, failing loudly on CUDA errors; without CUDA it says so and exits 0.
 device-check: $(STAMP)
 	$(BIN)/python pipelines/device_check.py
 

@@ -116,3 +116,41 @@ def test_bf16_benchmark_is_its_own_table(tmp_path: Path, monkeypatch: pytest.Mon
     assert md.startswith("## Table 1 under bf16 autocast") and "bf16 autocast (weights and Adam state" in md
     assert (tables / "smoke" / "table1_bf16_ratio_vs_reduction.png").is_file()
     assert (tables / "smoke" / "table1.md").read_bytes() == before
+
+
+def test_compiled_records_are_their_own_rows(tmp_path: Path) -> None:
+    """A --compile record of the same device and seed sits beside the eager one (not a duplicate seed); the
+    compiled column tells them apart and the notes say what it means; eager-only tables have no such note."""
+    folder = tmp_path / "records" / "table1-smoke"
+    for compiled in (False, True):
+        rec = _record(1, memory=True)
+        if compiled:
+            rec["config"]["compile"] = True
+            rec["results"]["o2-r8-emb32"]["ratio_to_dense"]["train_step_s"] = 0.8
+        rec["config_hash"] = config_hash(rec["config"])
+        write_record(rec, folder / f"bench-{compiled}.json")
+        finish_record(rec, folder / f"bench-{compiled}.json")
+    md = build_table1(folder, tmp_path / "tables")
+    assert "| o2-r8-emb32 | cpu | no | 100 |" in md and "| o2-r8-emb32 | cpu | yes | 100 |" in md
+    assert "compiled: yes = " in md
+    (folder / "bench-True.json").unlink()
+    assert "compiled: yes = " not in build_table1(folder, tmp_path / "tables")
+
+
+def test_models_must_name_table1_models_with_dense() -> None:
+    cfg = bench.bench_config("smoke", "cpu", seed=1, compiled=True, models=["dense", "o2-r8-emb32"])
+    assert list(cfg["policies"]) == ["dense", "o2-r8-emb32"] and cfg["compile"] is True
+    assert "compile" not in bench.bench_config("smoke", "cpu", seed=1)  # eager records keep their hash
+    with pytest.raises(ValueError, match="unknown: o2-r9-emb9"):
+        bench.bench_config("smoke", "cpu", seed=1, models=["dense", "o2-r9-emb9"])
+    with pytest.raises(ValueError, match="include dense"):
+        bench.bench_config("smoke", "cpu", seed=1, models=["o2-r8-emb32"])
+
+
+@pytest.mark.slow
+def test_tiny_compiled_run_counts_its_graphs() -> None:
+    cfg = bench.bench_config("smoke", "cpu", seed=1, reps=1, compiled=True, models=["dense", "o2-r8-emb32"])
+    cfg.update(warmup=1, tokens=64, sentence_len=16, decode_sentences=2, decode_len=3)
+    torch._dynamo.reset()
+    results = bench.run_bench(cfg, torch.device("cpu"))
+    assert all(r["compiles"] >= 1 for r in results.values())

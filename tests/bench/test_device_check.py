@@ -14,4 +14,7 @@ def test_without_cuda_it_says_so_and_exits_0(monkeypatch, capsys, tmp_path: Path
     assert "no CUDA GPU present" in capsys.readouterr().out
     assert not any(tmp_path.iterdir())  # nothing run, nothing written
     names = [name for name, _, _ in module.steps(tmp_path, tmp_path, tmp_path)]
-    assert names == ["bench_layers", "table1 fp32", "table1 bf16", "bench_peers", "step_profile"]
+    assert names == ["bench_layers", "table1 fp32", "table1 bf16", "table1 fp32 compiled", "table1 bf16 compiled",
+                     "bench_peers", "step_profile", "step_profile compiled"]
+    compiled = {name: cmd for name, cmd, _ in module.steps(tmp_path, tmp_path, tmp_path) if "compiled" in name}
+    assert all("--compile" in cmd for cmd in compiled.values())

@@ -107,8 +107,74 @@ def test_shapeshifted_model_forward(data_bin, tiny_overrides):
               "other": "dense"}  # fmt: skip
     model, report = build_transformer("transformer_iwslt_de_en", src, tgt, tiny_overrides, policy=policy)
     assert report is not None
-    assert all(m.skip_embed_dim_check for m in model.modules() if type(m).__name__ == "MultiheadAttention")
     sample = next(iter(dm.val_dataloader()))
     logits = model(**sample["net_input"])[0]
     assert logits.shape[-1] == len(tgt) and torch.isfinite(logits).all()
     logits.sum().backward()
+
+
+def test_factorized_attention_takes_the_fused_path_only_where_every_projection_is_dense(data_bin, tiny_overrides):
+    """The pre-hook picks fairseq's fused fast path iff all four projections take their dense path; both paths
+    give the same outputs and gradients."""
+    from shapeshifter.nn.factors import FactoredMatrix
+    from shapeshifter.translation.datamodule import TranslationDataModule
+
+    dm = TranslationDataModule(str(data_bin), "de", "en", max_tokens=200)
+    src, tgt = dm.load_dictionaries()
+    policy = {"embedding": {"rank": 2}, "attention": {"rank": 2}, "ffn": {"rank": 2}}
+    model, _ = build_transformer("transformer_iwslt_de_en", src, tgt, tiny_overrides, policy=policy)
+    model.eval()  # no dropout: the two runs must match
+    attn = [m for m in model.modules() if type(m).__name__ == "MultiheadAttention"]
+    matrices = [m for m in model.modules() if isinstance(m, FactoredMatrix)]
+    net_input = next(iter(dm.val_dataloader()))["net_input"]
+
+    def run(path: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        for m in matrices:
+            m.path = path
+        model.zero_grad()
+        out = model(**net_input)[0]
+        out.square().mean().backward()
+        return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fused_out, fused_grads = run("dense")
+    assert not any(m.skip_embed_dim_check for m in attn if m.self_attention)  # fast path taken
+    module_out, module_grads = run("factored")
+    assert all(m.skip_embed_dim_check for m in attn)
+    torch.testing.assert_close(fused_out, module_out, atol=1e-5, rtol=1e-4)
+    for a, b in zip(fused_grads, module_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_beam_search_visits_the_cached_incremental_modules_with_the_same_result(tiny_overrides):
+    """The decoder's cached reorder visits what fairseq's module walk finds, gives the same hypotheses, and a deep
+    copy of the model reorders its own modules."""
+    import copy
+    import pickle
+
+    from fairseq.models.fairseq_incremental_decoder import FairseqIncrementalDecoder
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from shapeshifter.translation.fairseq_model import placeholder_dictionary
+
+    src, tgt = placeholder_dictionary(40), placeholder_dictionary(30)
+    policy = {"embedding": {"rank": 2}, "attention": {"rank": 1}, "ffn": {"rank": 1}}
+    model, _ = build_transformer("transformer_iwslt_de_en", src, tgt, tiny_overrides, policy=policy)
+    model.eval()
+    walked = [n for n, m in model.decoder.named_modules() if hasattr(m, "reorder_incremental_state")]
+    assert model.decoder.reorder_incremental_state_scripting.names == walked and len(walked) > 1
+    sample = {"id": torch.arange(2), "net_input": {"src_tokens": torch.randint(4, 40, (2, 6)),
+                                                   "src_lengths": torch.tensor([6, 6])}}
+
+    def decode(m):
+        gen = SequenceGenerator([m], tgt, beam_size=3, max_len_b=5)
+        with torch.no_grad():
+            return [h[0]["tokens"].tolist() for h in gen.generate([m], sample)]
+
+    cached = decode(model)
+    for twin in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert twin.decoder.reorder_incremental_state_scripting.decoder is twin.decoder
+        assert decode(twin) == cached
+    del model.decoder.reorder_incremental_state_scripting  # back to fairseq's own walk
+    assert type(model.decoder).reorder_incremental_state_scripting is (
+        FairseqIncrementalDecoder.reorder_incremental_state_scripting)
+    assert decode(model) == cached

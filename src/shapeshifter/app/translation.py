@@ -183,6 +183,12 @@ class TranslationTask(Task):
         record["params"] = {"dense_model_total": dense_counts["total"], **counts,
                             "reduction_vs_dense": dense_counts["total"] / counts["total"]}
         record["shapeshift_report"] = report.to_dict() if report is not None else None
+        self.compile_counter = None
+        if cfg.run.get("compile"):  # in place: parameter names (and checkpoints) stay those of the eager model
+            from shapeshifter.nn.compiled import CompileCounter, compile_model
+
+            self.compile_counter = CompileCounter()
+            compile_model(model, self.compile_counter)
         o, e = cfg.optim, cfg.eval
         extra = self.distillation.module_options()  # word / hidden: the teacher runs in every training step
         module_class = DistillTranslationModule if extra else TranslationModule
@@ -210,9 +216,12 @@ class TranslationTask(Task):
 
     def train_timings(self, trainer: Any, module: Any, train_s: float) -> dict[str, Any]:
         self.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        return {"train_s": train_s, "train_steps": trainer.global_step,
-                "train_step_s": self.metrics.get("train_step_s_epoch"),
-                "train_wps": self.metrics.get("train_wps_epoch")}
+        timings = {"train_s": train_s, "train_steps": trainer.global_step,
+                   "train_step_s": self.metrics.get("train_step_s_epoch"),
+                   "train_wps": self.metrics.get("train_wps_epoch")}
+        if getattr(self, "compile_counter", None) is not None:  # run.compile: graphs compiled, recompilations too
+            timings["compiled_graphs"] = self.compile_counter.compiles
+        return timings
 
     def load_evaluated_weights(self, module: Any, ckpt_dir: Path, best: str | None) -> str:
         """The average of the last ``ckpt.average_last`` epochs, else the best checkpoint, else the final

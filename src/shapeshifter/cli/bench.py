@@ -38,6 +38,7 @@ from shapeshifter.app.records import config_hash, finish_record, new_record, wri
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.bench import peak_bytes, tensor_bytes
 from shapeshifter.bench.timing import timed
+from shapeshifter.nn.compiled import CompileCounter, compile_model, prime_inference_cache
 from shapeshifter.reports.registry import build_table, group_name
 from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads
 from shapeshifter.translation.criterion import label_smoothed_nll_loss
@@ -116,6 +117,7 @@ class Bench:
         self.label_smoothing = cfg["label_smoothing"]
         # --amp bf16: every measurement under bf16 autocast (weights and Adam state stay fp32, as in training)
         self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.get("amp") == "bf16")
+        self.counter = compile_for_bench(self.model) if cfg.get("compile") else None
 
     def train_step(self) -> None:
         with self.autocast:
@@ -140,6 +142,7 @@ class Bench:
     @torch.no_grad()
     def forward(self) -> None:
         self.model.eval()
+        prime_inference_cache(self.model)  # compiled graphs read the cached W (a no-op when it is current)
         with self.autocast:
             self._forward()
 
@@ -151,8 +154,25 @@ class Bench:
     @torch.no_grad()
     def beam(self) -> None:
         self.model.eval()
+        prime_inference_cache(self.model)
         with self.autocast:
             self.generator.generate([self.model], self.decode_sample)
+
+    @property
+    def compiles(self) -> int | None:
+        """Graphs compiled so far (None in eager mode): the first of each mode and shape, then recompilations."""
+        return None if self.counter is None else self.counter.compiles
+
+
+def compile_for_bench(model: torch.nn.Module) -> CompileCounter:
+    """``model`` compiled for every measurement: its ``forward`` (training step, teacher-forced forward) and its
+    decoder's ``forward``, which fairseq's beam search calls directly once per step (dynamic shapes: the
+    incremental state grows by one position a step). Returns the counter of compiled graphs."""
+    counter = CompileCounter()
+    compile_model(model, counter)
+    decoder = model.decoder
+    decoder.forward = torch.compile(decoder.forward, backend=counter, dynamic=True)
+    return counter
 
 
 def bench_inputs(cfg: dict[str, Any], tokens: int | None = None) -> tuple[Any, Any, dict[str, torch.Tensor]]:
@@ -198,6 +218,8 @@ def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, 
         log.info("repetition %d/%d done", rep + 1, cfg["warmup"] + cfg["reps"])
     for name, bench in benches.items():  # alone, after the timings (the profiler slows what it watches)
         results[name]["peak_train_bytes"] = bench.peak_train_bytes(device)
+        if bench.compiles is not None:
+            results[name]["compiles"] = bench.compiles
     dense = results["dense"]
     for res in results.values():
         res["median"] = {k: statistics.median(v) for k, v in res["times"].items()}
@@ -213,7 +235,8 @@ def run_bench(cfg: dict[str, Any], device: torch.device) -> dict[str, dict[str, 
 
 
 def bench_config(scale: str, device: str, seed: int, reps: int | None = None,
-                 threads: int | None = None, amp: str | None = None) -> dict[str, Any]:
+                 threads: int | None = None, amp: str | None = None, compiled: bool = False,
+                 models: list[str] | None = None) -> dict[str, Any]:
     """The result-defining settings of one benchmark run (hashed into the record name); ``threads`` overrides
     the scale's (smoke: 1; full: the shared rule of `shapeshifter.threads`, recorded as the count it gives)."""
     s = dict(SCALES[scale])
@@ -227,6 +250,14 @@ def bench_config(scale: str, device: str, seed: int, reps: int | None = None,
         cfg["threads"] = threads
     if amp is not None:  # only when asked: fp32 records keep their config hash
         cfg["amp"] = amp
+    if compiled:  # likewise: eager records keep theirs
+        cfg["compile"] = True
+    if models is not None:
+        unknown = sorted(set(models) - set(cfg["policies"]))
+        if unknown or "dense" not in models:
+            raise ValueError(f"models must include dense and name models of Table 1 ({', '.join(cfg['policies'])}); "
+                             f"unknown: {', '.join(unknown) or 'none'}")
+        cfg["policies"] = {name: cfg["policies"][name] for name in models}
     if cfg["threads"] is None:  # full scale: the shared default (torch's unless several jobs share the machine)
         cfg["threads"] = resolve_threads(None) or torch.get_num_threads()
     return cfg
@@ -252,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reps", type=int, default=None, help="override the scale's number of repetitions")
     parser.add_argument("--amp", choices=["bf16"], default=None, help="bf16 autocast (default: fp32)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile every model (training step, forward, beam-search decoder step); the "
+                             "table's compiled column says yes and ratios are against the compiled dense model")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="only these models of the scale (dense among them), e.g. dense o2-r32-emb64")
     parser.add_argument("--records", type=Path, default=Path("results/records"))
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
     parser.add_argument("--force", action="store_true", help="rerun even when a finished record exists")
@@ -264,7 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    cfg = bench_config(args.scale, args.device, args.seed, args.reps, args.threads, args.amp)
+    try:
+        cfg = bench_config(args.scale, args.device, args.seed, args.reps, args.threads, args.amp, args.compile,
+                           args.models)
+    except ValueError as err:
+        parser.error(str(err))
     table = f"table1_{args.amp}" if args.amp else "table1"  # its own table: rows never mix fp32 and bf16 records
     group = group_name(table, args.scale)
     path = args.records / group / f"bench-{args.device}-s{args.seed}-{config_hash(cfg)}.json"

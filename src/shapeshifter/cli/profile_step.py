@@ -4,7 +4,8 @@ kernel time, kernels per step (`shapeshifter.bench.step_profile`).
     python pipelines/profile_step.py                                   # CUDA when available
     python pipelines/profile_step.py --scale smoke --device cpu --tokens 256   # quick; no kernel counts on CPU
 
-Writes a record ``<records>/step_profile/profile-<device>-<hash>.json`` and ``<out>/step_profile-<device>.md``.
+Writes a record ``<records>/step_profile/profile-<device>-<hash>.json`` and ``<out>/step_profile-<device>.md``
+(``-compiled.md`` with ``--compile``).
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ def profile_models(cfg: dict[str, Any], device: torch.device) -> list[dict[str, 
         for name, path, policy in runs(cfg):
             bench, params = bm.build_bench(cfg, policy, inputs, device)
             rows.append({"tokens": tokens, "model": name, "path": path, "params": params,
-                         **profile_steps(bench.train_step, device, steps=cfg["steps"])})
+                         **profile_steps(bench.train_step, device, steps=cfg["steps"], warmup=cfg["warmup"],
+                                         ops=not cfg.get("compile")),
+                         "compiles": bench.compiles})
             del bench
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -59,17 +62,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", nargs="+", choices=["auto", "dense", "factored"], default=["auto"],
                         help="matmul paths of the factorized models (auto: the cost-model's choice per layer)")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed ones")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile every model (as bench_model --compile); writes step_profile-<device>-"
+                             "compiled.md")
     parser.add_argument("--records", type=Path, default=Path("results/records"))
     parser.add_argument("--out", type=Path, default=Path("results/bench"))
     add_threads_argument(parser)
     args = parser.parse_args(argv)
-    cfg = bm.bench_config(args.scale, args.device, seed=1, threads=args.threads)
+    cfg = bm.bench_config(args.scale, args.device, seed=1, threads=args.threads, compiled=args.compile)
     unknown = sorted(set(args.models) - set(cfg["policies"]))
     if unknown or "dense" not in args.models:
         parser.error(f"--models must include dense and name models of Table 1 ({', '.join(cfg['policies'])}); "
                      f"unknown: {', '.join(unknown) or 'none'}")
     cfg |= {"table": "step_profile", "token_counts": args.tokens, "models": args.models, "paths": args.paths,
-            "steps": args.steps,
+            "steps": args.steps, "warmup": args.warmup,
             "policies": {name: cfg["policies"][name] for name in args.models}}
     apply_threads(cfg["threads"])
     device = torch.device(args.device)
@@ -81,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     md = to_markdown(record["results"], name)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"step_profile-{args.device}.md").write_text(md)
+    (args.out / f"step_profile-{args.device}{'-compiled' if args.compile else ''}.md").write_text(md)
     print(md + f"\nrecord: {path}")
     return 0
 

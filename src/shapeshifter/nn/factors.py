@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -68,6 +69,10 @@ class FactoredMatrix(nn.Module, ABC):
         self.path = path
         self.zero_row = zero_row
         self._cache: tuple[tuple, Tensor, int] | None = None
+        # per-call choices that depend only on shapes and settings, computed once (see `_choose`)
+        self._choices: dict[tuple, Literal["factored", "dense"]] = {}
+        self._keep: dict[tuple, Tensor] = {}
+        self._group: Any = None  # a `shapeshifter.nn.grouped.WeightGroup` building W with its peers, or None
 
     # -- what a kind implements --------------------------------------------------------------------------
     @abstractmethod
@@ -106,36 +111,69 @@ class FactoredMatrix(nn.Module, ABC):
         for f in self.factors:
             f.normal_(0.0, s, generator=generator)
 
+    @classmethod
+    def materialize_stacked(cls, matrices: Sequence[FactoredMatrix]) -> Tensor:
+        """`_materialize` of several matrices of this kind and the same factor shapes, ``(G, rows, cols)``; a kind
+        overrides it to build them all in one batched operation (`StackedMatrix`, `shapeshifter.nn.grouped`)."""
+        return torch.stack([m._materialize() for m in matrices])
+
     def dense_weight(self) -> Tensor:
         """The represented ``rows x cols`` matrix, materialized (differentiable), in the factors' dtype.
 
         Built with autocast off, as a dense layer's weight is a parameter in its own dtype: the consumer
-        (`F.linear` under autocast) casts it, and the inference cache never holds a low-precision copy.
+        (`F.linear` under autocast) casts it, and the inference cache never holds a low-precision copy. Inside a
+        forward of a model with grouped weights (`shapeshifter.nn.grouped`), W comes from one batched build
+        shared with the model's other matrices of the same shape.
         """
         with no_autocast(self.factors[0].device):
-            w = self._materialize()
+            group = getattr(self, "_group", None)
+            w = group.weight(self) if group is not None else None
+            if w is None:
+                w = self._materialize()
             return w if self.zero_row is None else w * self._row_keep(w)[:, None]
 
     def _row_keep(self, like: Tensor) -> Tensor:
-        """Mask of length `rows` zeroing `zero_row` (a product, so no gradient flows through that row)."""
-        keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
-        keep[self.zero_row] = 0
+        """Mask of length `rows` zeroing `zero_row` (a product, so no gradient flows through that row); built once
+        per device and dtype."""
+        key = (like.device, like.dtype)
+        if torch.compiler.is_compiling():  # traced into the graph as constants
+            keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
+            keep[self.zero_row] = 0
+            return keep
+        keep = self._keep.get(key)
+        if keep is None:
+            keep = torch.ones(self.rows, device=like.device, dtype=like.dtype)
+            keep[self.zero_row] = 0
+            self._keep[key] = keep
         return keep
+
+    def _choose(self, what: str, n: int, costs: Callable[[int], tuple[float, float]]) -> Literal["factored", "dense"]:
+        """The path of ``what`` for ``n`` rows, computed once per (n, path setting, copy cost): the choice depends
+        only on shapes, so a training or decoding step pays a dict lookup, not the cost model. Under
+        `torch.compile` the comparison runs at trace time (a guard), once per compiled shape, so no cache."""
+        if torch.compiler.is_compiling():
+            return self._pick(*costs(n))
+        key = (what, n, self.path, getattr(self, "copy_cost", None))
+        choice = self._choices.get(key)
+        if choice is None:
+            if len(self._choices) > 1024:  # many distinct lengths (unbucketed batches): keep the memory bounded
+                self._choices.clear()
+            choice = self._choices[key] = self._pick(*costs(n))
+        return choice
 
     def choose_path(self, batch: int) -> Literal["factored", "dense"]:
         """The cheaper path of `matmul_t` for ``batch`` input rows (forward estimate)."""
-        return self._pick(*self.path_costs(batch))
+        return self._choose("train", batch, self.path_costs)
 
     def choose_inference_path(self, batch: int) -> Literal["factored", "dense"]:
         """The cheaper path of `matmul_t` with autograd off, where the dense path reuses the cached W and pays only
         its GEMM: at low rank and few rows (beam-search steps) the factors win, so prediction can be faster than
         dense."""
-        factored, _ = self.path_costs(batch)
-        return self._pick(factored, float(batch) * self.rows * self.cols)
+        return self._choose("inference", batch, lambda b: (self.path_costs(b)[0], float(b) * self.rows * self.cols))
 
     def choose_gather_path(self, tokens: int) -> Literal["factored", "dense"]:
         """The cheaper way to look up ``tokens`` rows: gather them from the factors, or index W."""
-        return self._pick(*self.gather_costs(tokens))
+        return self._choose("gather", tokens, self.gather_costs)
 
     def _pick(self, factored: float, dense: float) -> Literal["factored", "dense"]:
         if self.path != "auto":
@@ -146,9 +184,15 @@ class FactoredMatrix(nn.Module, ABC):
         """Materialized W, detached, rebuilt only when a factor changed (in place or replaced).
 
         A write into the returned tensor itself (outside ``.data``) also triggers a rebuild, so it can never
-        leak into later outputs.
+        leak into later outputs. Under `torch.compile` the version check is not traceable: a compiled graph reads
+        the W built before the call (`shapeshifter.nn.compiled.prime_inference_cache`; a graph input, guarded).
         """
-        key = tuple((f._version, f.data_ptr()) for f in self.factors)
+        if torch.compiler.is_compiling() and self._cache is not None:
+            return self._cache[1]
+        factors = self.factors
+        # a ParameterList's own dict: iterating the list itself costs a getattr per factor, on every decoding step
+        params = factors._parameters.values() if isinstance(factors, nn.ParameterList) else factors
+        key = tuple((f._version, f.data_ptr()) for f in params)
         cache = self._cache
         if cache is None or cache[0] != key or cache[1]._version != cache[2]:
             # A detached leaf flagged requires_grad: on torch 2.13's CPU build F.linear takes a ~3x slower
@@ -243,6 +287,13 @@ class KroneckerMatrix(FactoredMatrix):
     def _materialize(self) -> Tensor:
         return self.full_weight()[: self.rows, : self.cols]
 
+    @classmethod
+    def materialize_stacked(cls, matrices: Sequence[FactoredMatrix]) -> Tensor:
+        """One batched build: each mode's factors stacked, ``(G, rank, m_j, n_j)``, then `kron_materialize`."""
+        first = matrices[0]
+        stacked = [torch.stack(mode) for mode in zip(*(list(m.factors) for m in matrices), strict=True)]
+        return kron_materialize(stacked)[:, : first.rows, : first.cols]
+
     def _factored_matmul_t(self, x: Tensor) -> Tensor:
         pad = self.kshape.padded_in - self.cols
         y = kron_apply(F.pad(x, (0, pad)) if pad else x, list(self.factors))
@@ -257,7 +308,9 @@ class KroneckerMatrix(FactoredMatrix):
         m, n, r = ks.out_factors, ks.in_factors, self.rank
         dense = materialize_flops(m, n, r) + batch * self.rows * self.cols
         dense += self.copy_cost * ks.padded_out * ks.padded_in  # W is written once
-        # the factored path writes an intermediate of batch * rank * prod(dims) after every mode
+        # the factored path writes an intermediate of batch * rank * prod(dims) after every mode: a proxy for its
+        # memory traffic, kept as calibrated for order 2 too although `_kron_apply_2` copies less (counting only
+        # its writes picked the factors for rank 8, 512x512 at 4,096 rows, measured there at 1.7x the dense GEMM)
         dims, copied = list(n), 0
         for j in range(len(m)):
             dims[j] = m[j]

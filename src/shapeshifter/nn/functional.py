@@ -26,17 +26,20 @@ def kron_materialize(factors: Sequence[Tensor]) -> Tensor:
 
     All but the last Kronecker step keep the rank axis (small broadcasts); the last one sums over rank
     inside a GEMM (``(r, a*b)ᵀ @ (r, c*d)``), which is far faster than a broadcast product then a sum.
+    Factors with leading dimensions ``(..., rank, m_j, n_j)`` give one matrix per leading index from the same
+    few batched operations (``(..., prod(m_j), prod(n_j))``), for building many same-shaped matrices at once.
     """
+    lead = factors[0].shape[:-3]
     w = factors[0]
     for f in factors[1:-1]:
-        r, a, b = w.shape
-        _, c, d = f.shape
-        w = (w[:, :, None, :, None] * f[:, None, :, None, :]).reshape(r, a * c, b * d)
+        r, a, b = w.shape[-3:]
+        c, d = f.shape[-2:]
+        w = (w[..., :, :, None, :, None] * f[..., :, None, :, None, :]).reshape(*lead, r, a * c, b * d)
     f = factors[-1]
-    r, a, b = w.shape
-    _, c, d = f.shape
-    full = w.reshape(r, a * b).transpose(0, 1) @ f.reshape(r, c * d)
-    return full.reshape(a, b, c, d).permute(0, 2, 1, 3).reshape(a * c, b * d)
+    r, a, b = w.shape[-3:]
+    c, d = f.shape[-2:]
+    full = w.reshape(*lead, r, a * b).transpose(-1, -2) @ f.reshape(*lead, r, c * d)  # (..., a*b, c*d)
+    return full.reshape(*lead, a, b, c, d).transpose(-3, -2).reshape(*lead, a * c, b * d)
 
 
 def contraction_order(out_factors: Sequence[int], in_factors: Sequence[int]) -> list[int]:
@@ -50,6 +53,8 @@ def kron_apply(x: Tensor, factors: Sequence[Tensor]) -> Tensor:
     Returns ``(batch, prod(m_j))``. Each step moves the contracted mode to the end, multiplies, and
     moves the new mode back, so the tensor keeps the layout ``(batch, d_1, ..., d_N[, rank])``.
     """
+    if len(factors) == 2:
+        return _kron_apply_2(x, factors[0], factors[1])
     n = [f.shape[2] for f in factors]
     m = [f.shape[1] for f in factors]
     rank = factors[0].shape[0]
@@ -82,6 +87,22 @@ def kron_apply(x: Tensor, factors: Sequence[Tensor]) -> Tensor:
     return t.reshape(batch, math.prod(dims))
 
 
+def _kron_apply_2(x: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """Order 2, ``y_b = sum_k A_k X_b B_kᵀ`` with ``X_b`` the ``n_1 x n_2`` view of row b, in two GEMMs and no copy
+    of an activation: the rank axis is folded into the factors (small copies), so every reshape below is a view.
+
+    ``(B*n_1, n_2) @ (n_2, r*m_2)`` gives ``T`` as ``(B, n_1*r, m_2)``; one batched GEMM with ``[A_1 .. A_r]``
+    laid out as ``(m_1, n_1*r)`` (shared by the batch) sums over ``n_1`` and rank and leaves ``(B, m_1, m_2)``.
+    """
+    rank, m1, n1 = a.shape
+    _, m2, n2 = b.shape
+    batch = x.shape[0]
+    t = x.reshape(batch * n1, n2) @ b.permute(2, 0, 1).reshape(n2, rank * m2)  # (B*n1, r*m2)
+    t = t.reshape(batch, n1 * rank, m2)  # (B, n1, r, m2) with (n1, r) merged
+    y = torch.matmul(a.permute(1, 2, 0).reshape(m1, n1 * rank), t)  # (m1, n1*r) @ (B, n1*r, m2) -> (B, m1, m2)
+    return y.reshape(batch, m1 * m2)
+
+
 def kron_rows(index: Tensor, factors: Sequence[Tensor]) -> Tensor:
     """Rows ``W[index]`` of the Kronecker sum, each built from one row of every factor.
 
@@ -112,7 +133,9 @@ def factored_flops(batch: int, out_factors: Sequence[int], in_factors: Sequence[
     """Multiply-adds of `kron_apply` for ``batch`` rows (the forward pass)."""
     dims = list(in_factors)
     total = 0
-    for j in contraction_order(out_factors, in_factors):
+    # order 2 (`_kron_apply_2`) always contracts the last mode first: its input needs no copy that way
+    order = [1, 0] if len(out_factors) == 2 else contraction_order(out_factors, in_factors)
+    for j in order:
         # every rank maps the n_j mode of a prod(dims)-element row to m_j outputs
         total += batch * math.prod(dims) * out_factors[j] * rank
         dims[j] = out_factors[j]

@@ -8,6 +8,7 @@ ALBERT's factorized embedding (a ``V x e`` table times an ``e x d`` projection).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -51,6 +52,11 @@ class LowRankMatrix(FactoredMatrix):
     def _materialize(self) -> Tensor:
         u, v = self.factors
         return u @ v
+
+    @classmethod
+    def materialize_stacked(cls, matrices: Sequence[FactoredMatrix]) -> Tensor:
+        """One batched GEMM: ``stack(U) @ stack(V)``, ``(G, rows, cols)``."""
+        return torch.bmm(torch.stack([m.factors[0] for m in matrices]), torch.stack([m.factors[1] for m in matrices]))
 
     def _factored_matmul_t(self, x: Tensor) -> Tensor:
         u, v = self.factors

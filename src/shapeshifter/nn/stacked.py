@@ -21,7 +21,8 @@ class StackedMatrix(FactoredMatrix):
 
     ``factors`` lists the parts' factors in order (part 0's, then part 1's, ...), so the inference cache,
     initialization and projection (`project_into`) treat the blocks as one matrix; the factored path runs
-    each part's and concatenates. The parts' own ``path`` is not used: this matrix chooses for all of them.
+    each part's and concatenates; W is built for all parts in one batched operation. The parts' own ``path`` is
+    not used: this matrix chooses for all of them.
     """
 
     def __init__(self, parts: Sequence[FactoredMatrix], path: Path = "auto") -> None:
@@ -37,6 +38,8 @@ class StackedMatrix(FactoredMatrix):
         self.parts = nn.ModuleList(parts)
         self.order = first.order
         self.block_rows = first.rows
+        # one batched build of W needs the parts to share their class and factor shapes, not only their size
+        self._batched = len({(type(p), tuple(f.shape for f in p.factors)) for p in parts}) == 1
 
     @property
     def kind(self) -> str:  # type: ignore[override]  # the parts' kind: "kronecker" or "lowrank"
@@ -52,7 +55,10 @@ class StackedMatrix(FactoredMatrix):
             part.init_factors(target_std, generator)
 
     def _materialize(self) -> Tensor:
-        return torch.cat([part._materialize() for part in self.parts])
+        if not self._batched:
+            return torch.cat([part._materialize() for part in self.parts])
+        # one batched build, (B, block_rows, cols) -> (B * block_rows, cols)
+        return type(self.parts[0]).materialize_stacked(list(self.parts)).reshape(self.rows, self.cols)
 
     def _factored_matmul_t(self, x: Tensor) -> Tensor:
         return torch.cat([part._factored_matmul_t(x) for part in self.parts], dim=-1)

@@ -51,6 +51,7 @@ def finished_records(records_dir: Path, kind: str) -> list[dict[str, Any]]:
 TABLE1_COLUMNS = [
     Column("config", "configuration"),
     Column("device", "device"),
+    Column("compiled", "compiled"),
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
     Column("train_ms", "train step (ms)", fmt_num(".1f")),
@@ -63,11 +64,12 @@ TABLE1_COLUMNS = [
 
 
 def table1_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (record, policy) of the benchmark: its device, size, times and ratios to dense; peak memory
-    (MB) missing where a record predates the benchmark measuring it."""
+    """One row per (record, policy) of the benchmark: its device, eager or compiled (`compiled`), size, times and
+    ratios to dense; peak memory (MB) missing where a record predates the benchmark measuring it."""
     def row(rec: dict[str, Any], name: str, res: dict[str, Any]) -> dict[str, Any]:
         peak = res.get("peak_train_bytes")
-        return {"config_hash": rec["config_hash"], "device": rec["config"]["device"], "config": name,
+        return {"config_hash": rec["config_hash"], "device": rec["config"]["device"], "compiled": compiled(rec),
+                "config": name,
                 "params": res["params"], "reduction": res["reduction_vs_dense"],
                 "train_ms": 1000 * res["median"]["train_step_s"], "train_ratio": res["ratio_to_dense"]["train_step_s"],
                 "forward_ratio": res["ratio_to_dense"]["forward_s"], "beam_ratio": res["ratio_to_dense"]["beam_s"],
@@ -77,15 +79,23 @@ def table1_frame(records: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame([row(rec, name, res) for rec in records for name, res in rec["results"].items()])
 
 
+def compiled(record: dict[str, Any]) -> str:
+    """"yes" for a Table 1 record measured with ``--compile`` (torch.compile), "no" for eager (every record
+    before the option)."""
+    return "yes" if record["config"].get("compile") else "no"
+
+
 def table1_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (device, policy); ratios averaged over the records (seeds) with ± std when several."""
-    for device in {rec["config"]["device"] for rec in records}:
-        check_seed_replicas([rec for rec in records if rec["config"]["device"] == device], f"Table 1 on {device}")
+    """One row per (device, eager or compiled, policy); ratios averaged over the records (seeds) with ± std when
+    several; ratios are against dense under the same mode (compiled vs compiled)."""
+    for mode in {(rec["config"]["device"], compiled(rec)) for rec in records}:
+        check_seed_replicas([rec for rec in records if (rec["config"]["device"], compiled(rec)) == mode],
+                            f"Table 1 on {mode[0]}" + (" compiled" if mode[1] == "yes" else ""))
     measured = ["train_ms", "train_ratio", "forward_ratio", "beam_ratio", "peak_mb", "memory_ratio"]
-    table = by_configuration(table1_frame(records), ["device", "config"], first=["params", "reduction"],
+    table = by_configuration(table1_frame(records), ["device", "compiled", "config"], first=["params", "reduction"],
                              mean_std=measured)
     rows = to_rows(table)
-    rows.sort(key=lambda r: (r["device"], r["reduction"], r["config"]))
+    rows.sort(key=lambda r: (r["device"], r["compiled"], r["reduction"], r["config"]))
     return rows
 
 
@@ -103,24 +113,32 @@ def _spread(values: Sequence[float], gap: float = 1.3) -> list[float]:
     return kept
 
 
+def _plot_table1_series(ax: Any, pts: Sequence[dict[str, Any]], compiled: bool) -> None:
+    """One line per Table 1 measurement of one mode (eager or compiled) on one device's panel."""
+    for i, (key, label) in enumerate(TABLE1_SERIES):
+        measured = [r for r in pts if r.get(key) is not None]
+        if not measured:  # records that predate the memory measurement
+            continue
+        memory = key == "memory_ratio"
+        name = label if memory else f"{label} time"
+        ax.plot([r["reduction"] for r in measured], [r[key] for r in measured], color=f"C{i}",
+                marker="s" if memory else "o", markersize=4, linestyle="--" if memory else "-",
+                markerfacecolor="none" if compiled else f"C{i}", label=f"{name} (compiled)" if compiled else name)
+
+
 def plot_ratio_vs_reduction(rows: Sequence[dict[str, Any]], path: Path, source: str = "") -> Path:
     """Time and peak-memory ratios to dense against how many times fewer parameters each policy has: one panel
-    per device (one y axis), one line per measurement in the same colour on every panel, both policy families
-    (rN-emb16 and the o2 budgets) on one x axis; the legend sits right of the panels."""
+    per device (one y axis), one line per measurement in the same colour on every panel (compiled rows: the same
+    colour, hollow markers), both policy families (rN-emb16 and the o2 budgets) on one x axis; the legend sits
+    right of the panels."""
     devices = sorted({r["device"] for r in rows})
     fig, axes = pyplot().subplots(1, len(devices), figsize=(2.0 + 3.6 * len(devices), 3.8), dpi=120, sharey=True,
                                   squeeze=False)
     for ax, device in zip(axes[0], devices, strict=True):
         pts = sorted((r for r in rows if r["device"] == device and r["config"] != "dense"),
                      key=lambda r: r["reduction"])
-        for i, (key, label) in enumerate(TABLE1_SERIES):
-            measured = [r for r in pts if r.get(key) is not None]
-            if not measured:  # records that predate the memory measurement
-                continue
-            memory = key == "memory_ratio"
-            ax.plot([r["reduction"] for r in measured], [r[key] for r in measured], color=f"C{i}",
-                    marker="s" if memory else "o", markersize=4, linestyle="--" if memory else "-",
-                    label=label if memory else f"{label} time")
+        for mode in sorted({r.get("compiled", "no") for r in pts}):
+            _plot_table1_series(ax, [r for r in pts if r.get("compiled", "no") == mode], compiled=mode == "yes")
         ax.axhline(1.0, color="grey", linewidth=1, label="dense (= 1)")
         ax.axhline(1 + PAPER_TRAIN_OVERHEAD, color="C5", linestyle=":", linewidth=1.2,
                    label=f"paper: train +{PAPER_TRAIN_OVERHEAD:.0%} (quoted)")
@@ -149,6 +167,14 @@ def _runs_by_device(records: Sequence[dict[str, Any]]) -> str:
     return "; ".join(parts)
 
 
+def _compiled_note(records: Sequence[dict[str, Any]]) -> str:
+    """A sentence on the compiled rows, only when the table has any (eager-only tables keep their text)."""
+    if not any(compiled(rec) == "yes" for rec in records):
+        return ""
+    return (" compiled: yes = training step, forward and beam search under torch.compile (bench_model --compile), "
+            "ratios against the compiled dense model; no = eager.")
+
+
 def build_table1(records_dir: Path, out_dir: Path, name: str = "table1",
                  title: str = "Table 1: time overhead of Shapeshifter vs dense") -> str:
     records = finished_records(records_dir, "bench_model")
@@ -162,7 +188,8 @@ def build_table1(records_dir: Path, out_dir: Path, name: str = "table1",
              f"attention/FFN/output, rank 16 for the embeddings; o2-rN-embE = order 2, rank N, embeddings rank E "
              f"(the quality study's ~3×/10×/25× budgets). Peak memory: parameters, Adam state and batch plus the "
              f"most one training step allocates on top (CUDA: max_memory_allocated; CPU: profiler allocator "
-             f"events), measured alone after the timings; – where a record predates it.{amp} The paper reports "
+             f"events), measured alone after the timings; – where a record predates it.{amp}{_compiled_note(records)}"
+             f" The paper reports "
              f"+{PAPER_TRAIN_OVERHEAD:.0%} training and +{PAPER_PREDICT_OVERHEAD:.0%} prediction time for its "
              f"policy (quoted, not measured here).")
     md = write_table(out_dir, name, title, rows, TABLE1_COLUMNS, records, notes)

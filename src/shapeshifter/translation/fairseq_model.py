@@ -43,12 +43,16 @@ def transformer_args(arch: str, overrides: dict[str, Any] | None = None) -> argp
 
 
 def use_module_attention_path(model: nn.Module) -> int:
-    """Route fairseq attention through `self.q_proj(x)` calls wherever projections are not `nn.Linear`.
+    """Let fairseq attention with factorized projections pick, per call, its fused path or the module path.
 
-    fairseq's `MultiheadAttention.forward` has a fast path that hands `q_proj.weight` etc. straight to
-    `F.multi_head_attention_forward`; a Kronecker-factored projection has no `.weight`. Setting
-    `skip_embed_dim_check` disables that fast path (and nothing else we use). Returns how many modules
-    were switched.
+    fairseq's `MultiheadAttention.forward` has a fast path that hands ``q_proj.weight`` etc. to
+    `F.multi_head_attention_forward` (PyTorch's fused attention: one SDPA kernel instead of fairseq's bmm,
+    softmax, dropout, bmm and their copies); reading ``.weight`` of a factorized projection materializes W
+    (cached in inference). When every projection would take its dense path anyway (the cost model's choice for
+    this many rows; always for the cached W at inference unless the factors are cheaper), the fast path computes
+    the same thing with fewer operators; otherwise ``skip_embed_dim_check`` (which disables the fast path and
+    nothing else we use) sends the call through ``self.q_proj(x)``, where each projection takes its own path. A
+    forward pre-hook sets it before each call. Returns how many modules got the hook.
     """
     from fairseq.modules import MultiheadAttention
 
@@ -58,9 +62,54 @@ def use_module_attention_path(model: nn.Module) -> int:
             continue
         projections = (module.q_proj, module.k_proj, module.v_proj, module.out_proj)
         if not all(type(p) is nn.Linear for p in projections):
-            module._set_skip_embed_dim_check()
+            module.register_forward_pre_hook(_choose_attention_path, with_kwargs=True)
             switched += 1
     return switched
+
+
+def _choose_attention_path(module: nn.Module, args: tuple, kwargs: dict) -> None:
+    """Pre-hook of a fairseq `MultiheadAttention`: fused fast path iff every projection takes its dense path."""
+    from shapeshifter.nn.factors import FactorizedModule
+
+    query = args[0] if args else kwargs["query"]
+    rows = query.shape[0] * query.shape[1]  # (time, batch, channels)
+    inference = not torch.is_grad_enabled()
+    dense = True
+    for proj in (module.q_proj, module.k_proj, module.v_proj, module.out_proj):
+        if isinstance(proj, FactorizedModule):
+            matrix = proj.matrix
+            path = matrix.choose_inference_path(rows) if inference else matrix.choose_path(rows)
+            dense = dense and path == "dense"
+    module.skip_embed_dim_check = not dense
+
+
+def cache_incremental_modules(model: nn.Module) -> int:
+    """Let beam search visit only the decoder modules that keep incremental state, found once.
+
+    fairseq's `reorder_incremental_state_scripting` walks every decoder module at every decoding step to find those
+    with a ``reorder_incremental_state`` method; a factorized layer is three modules (layer, matrix, factor list),
+    so the walk costs the factorized model more Python than the dense one, for the same answer every step. The
+    decoder gets a method that visits the modules found at build time, by name (so a deep copy or a pickle of the
+    model reorders its own modules). Returns how many modules it visits.
+    """
+    decoder = model.decoder
+    names = [name for name, m in decoder.named_modules() if hasattr(m, "reorder_incremental_state")]
+    decoder.reorder_incremental_state_scripting = _ReorderFoundModules(decoder, names)
+    return len(names)
+
+
+class _ReorderFoundModules:
+    """fairseq's `reorder_incremental_state_scripting` over the decoder modules found by
+    `cache_incremental_modules` (a plain object holding its decoder, so pickles and deep copies follow it)."""
+
+    def __init__(self, decoder: nn.Module, names: list[str]) -> None:
+        self.decoder, self.names = decoder, names
+
+    def __call__(self, incremental_state: dict, new_order: torch.Tensor) -> None:
+        for name in self.names:
+            result = self.decoder.get_submodule(name).reorder_incremental_state(incremental_state, new_order)
+            if result is not None:
+                incremental_state = result
 
 
 def build_transformer(
@@ -92,10 +141,13 @@ def build_transformer(
         load_model_weights(model, init_from)
     report = None
     if policy is not None:
+        from shapeshifter.nn.grouped import group_weights
         from shapeshifter.surgery import shapeshift
 
         report = shapeshift(model, policy, init=init)
         use_module_attention_path(model)
+        group_weights(model)  # one batched build of W per shape and training forward (fewer, larger kernels)
+    cache_incremental_modules(model)  # dense and factorized alike
     return model, report
 
 
