@@ -64,6 +64,7 @@ def run_lock(path: Path, what: str, wait: bool = False, poll_s: float = 2.0) -> 
     waits for it instead, polling every ``poll_s`` seconds.
     """
     path = Path(path)
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]  # removed again if left empty
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = _try_lock(path, wait=False)
     while fd is None:
@@ -83,6 +84,9 @@ def run_lock(path: Path, what: str, wait: bool = False, poll_s: float = 2.0) -> 
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 os.unlink(path)  # before unlocking: a waiter that locked the old file sees it gone and retries
         os.close(fd)  # releases the flock
+        for folder in made:  # innermost first; a folder the run wrote into stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 @contextlib.contextmanager

@@ -89,10 +89,10 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     another process runs the same configuration (`app.run_lock`), else dispatched to its task."""
     from shapeshifter.app.ddp import global_rank
     from shapeshifter.app.run_lock import run_locks
-    from shapeshifter.app.skeleton import validate_seed
+    from shapeshifter.app.skeleton import validate_run
 
     validate_names(cfg)  # before any file is written: the names are paths
-    validate_seed(cfg)
+    validate_run(cfg)  # a bad config fails before the lock files (and their folders) are made
     kind = cfg.data.get("kind")
     stamp_data_content(cfg, fetch=True)
     digest = run_hash(cfg)
