@@ -15,6 +15,7 @@ import torch  # noqa: E402
 
 from shapeshifter.app.runner import run_hash  # noqa: E402
 from shapeshifter.app.sweep import compose_cfg  # noqa: E402
+from shapeshifter.app.distill import TranslationDistillation  # noqa: E402
 from shapeshifter.app.translation import TranslationTask  # noqa: E402
 from shapeshifter.translation.fairseq_model import placeholder_dictionary  # noqa: E402
 
@@ -41,7 +42,8 @@ def test_compiled_module_keeps_parameter_names_and_reports_graphs(monkeypatch: p
         task = SimpleNamespace(cfg=cfg, dicts=(placeholder_dictionary(40), placeholder_dictionary(30)),
                                overrides=TINY, policy={"embedding": {"rank": 2}, "attention": {"rank": 1},
                                                        "ffn": {"rank": 1}},
-                               init_from=None, prepared=SimpleNamespace(bpe=None))
+                               init_from=None, prepared=SimpleNamespace(bpe=None),
+                               distillation=TranslationDistillation(cfg, TINY))  # distill=none: no teacher
         module = TranslationTask.build_module(task, {})
         names[flag] = list(module.state_dict())
         assert (task.compile_counter is not None) == (flag == "true")

@@ -3,6 +3,8 @@ scores; a missing, damaged or foreign checkpoint is one line on stderr, and noth
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -54,11 +56,14 @@ def glue_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
 
 
 def one_line_error(*argv: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
+    """The error evaluate prints: one line (plus the hint how to see the traceback) and a non-zero exit."""
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info, contextlib.redirect_stderr(err):
         evaluate(list(argv))
-    message = str(exit_info.value.code)
-    assert "\n" not in message and "Traceback" not in message, message
-    return message
+    assert exit_info.value.code != 0
+    lines = err.getvalue().splitlines()
+    assert len(lines) <= 2 and "Traceback" not in err.getvalue(), err.getvalue()
+    return lines[0]
 
 
 def test_a_checkpoint_scored_again_reproduces_the_runs_scores(glue_run: tuple[Path, dict], capsys) -> None:
