@@ -60,7 +60,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # The paper's tables and the quality study (README). N = a table id or alias of the registry
-# (src/shapeshifter/reports/registry.py; `python pipelines/reproduce.py list`): 1 | 1_bf16 | 2 | 2_wmt | embedding | ablation | glue | quality | quality_width | quality_why | quality_distill | quality_glue.
+# (src/shapeshifter/reports/registry.py; `python pipelines/reproduce.py list`): 1 | 1_bf16 | 2 | 2_wmt | embedding | ablation | glue | quality | quality_width | quality_why | quality_distill | quality_glue | quality_snli.
 # Launches the runs a table still lacks (finished ones are skipped, failed ones retried), then rebuilds it.
 .PHONY: tables bench-model
 # launcher=local (two 1-thread jobs at a time) or launcher=slurm: the jobs go through Hydra's sweeper and launcher.

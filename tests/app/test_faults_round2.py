@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
-from tiny_configs import TINY_TRANSLATION  # noqa: E402
+from tiny_configs import glue_cfg, translation_cfg  # noqa: E402
 
 from shapeshifter.app.records import write_record  # noqa: E402
 from shapeshifter.app.runner import record_path, run_hash, run_job  # noqa: E402
@@ -33,18 +33,6 @@ from shapeshifter.data.smoke import slice_iwslt_raw  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE_RECORD = ROOT / "results" / "records" / "table2-smoke" / "sample_smoke-dense-s1-7ed1b8376ddf.json"
 
-
-def translation_cfg(raw: Path, work: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[f"data.raw_dir={raw}", f"data.work_dir={work / 'work'}",
-                                           f"run.records={work / 'records'}", *TINY_TRANSLATION, *overrides])
-
-
-def glue_cfg(tmp_path: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=["experiment=glue/scratch", "data=glue_files", "trainer.max_epochs=1",
-                                           "trainer.progress_bar=none", "logger.wandb.enabled=false",
-                                           f"run.records={tmp_path / 'records'}", *overrides])
 
 
 def tiny_glue(tmp_path: Path, *overrides: str) -> DictConfig:

@@ -7,6 +7,7 @@
     python pipelines/reproduce.py 2_wmt --scale full       # Table 2 on WMT En-Ro (needs the WMT data)
     python pipelines/reproduce.py glue --scale smoke       # GLUE: tasks x configs, from scratch and pretrained
     python pipelines/reproduce.py quality_glue --scale full   # SNLI sample at ~10x fewer parameters (CPU, hours)
+    python pipelines/reproduce.py quality_snli --scale full   # the full SNLI subset, data=snli_full (CPU, many hours)
     python pipelines/reproduce.py tables                   # rebuild every table from existing records only
     python pipelines/reproduce.py tables --from-wandb ENTITY/PROJECT --records results/wandb_records
                                                            # ... from the records kept in a W&B project

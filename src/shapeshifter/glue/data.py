@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 import io
 import json
 import math
@@ -83,8 +84,14 @@ def row_location(split: Mapping[str, list], name: str, i: int) -> str:
 
 
 def _decode(path: Path) -> str:
-    """The file as text (UTF-8, a byte order mark dropped); an undecodable byte names the file and line."""
+    """The file as text (UTF-8, a byte order mark dropped; ``*.gz`` decompressed); an undecodable byte names
+    the file and line."""
     data = path.read_bytes()
+    if path.suffix.lower() == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as err:
+            raise ValueError(f"{path}: not a complete gzip file ({err}): rebuild or re-download it") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -124,7 +131,8 @@ def _read_delimited(path: Path, text: str, fmt: str) -> tuple[list[dict[str, Any
 
 
 def read_table(path: str | Path, fmt: str | None = None) -> Table:
-    """Read a TSV / CSV (header row) or JSONL file (UTF-8) into columns.
+    """Read a TSV / CSV (header row) or JSONL file (UTF-8, optionally gzip-compressed: ``*.jsonl.gz``) into
+    columns.
 
     TSV is read with quoting disabled, as GLUE's own TSVs contain unbalanced quote characters. An empty file,
     a header without rows and a byte that is not UTF-8 are errors naming the file (and line).
@@ -132,7 +140,7 @@ def read_table(path: str | Path, fmt: str | None = None) -> Table:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
-    fmt = fmt or _FORMATS.get(path.suffix.lower())
+    fmt = fmt or _FORMATS.get((path.with_suffix("") if path.suffix.lower() == ".gz" else path).suffix.lower())
     if fmt not in ("tsv", "csv", "jsonl"):
         raise ValueError(f"cannot infer the format of {path}; pass fmt='tsv'|'csv'|'jsonl'")
     text = _decode(path)

@@ -27,13 +27,14 @@ from shapeshifter.reports.frame import (
     by_configuration,
     check_replicas,
     fmt_num,
+    mean_std,
     pareto_front,
     records_frame,
     stamp,
     to_rows,
     write_table,
 )
-from shapeshifter.reports.glue import glue_rows
+from shapeshifter.reports.glue import glue_rows, reported_split
 from shapeshifter.reports.plots import pyplot, save_figure
 from shapeshifter.reports.translation import translation_rows
 
@@ -422,7 +423,7 @@ def quality_glue_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     """`glue_rows` per configuration (narrow dense apart from dense), with the study's columns: test accuracy,
     best validation accuracy (the monitored value of the evaluated checkpoint), epochs and how training ended."""
     if len({r.get("task", {}).get("name") for r in records}) > 1:
-        raise ValueError("quality_glue: records of several tasks; the study is one task (the SNLI sample)")
+        raise ValueError("quality_glue: records of several tasks; a classification study is one task")
     rows = glue_rows(records, label=config_label)
     add_study_columns(rows, records, scale=100.0)
     for row in rows:
@@ -432,9 +433,8 @@ def quality_glue_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]
     return rows
 
 
-def build_quality_glue_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    """Write ``quality_glue.md/.tex/.csv`` and ``quality_glue_curves.png``; returns the Markdown."""
-    rows = quality_glue_rows(records)
+def glue_study_notes(rows: Sequence[dict[str, Any]]) -> str:
+    """The notes under a classification study table, with the majority-class rate when the records have it."""
     notes = ("Each configuration trained until its validation accuracy stopped improving (early stopping, see "
              "'stopped by'; the linear learning-rate decay spans the max_epochs ceiling), the best-validation "
              "checkpoint evaluated on the test split; mean ± std over seeds. Configurations differ only in the "
@@ -442,7 +442,63 @@ def build_quality_glue_table(records: Sequence[dict[str, Any]], out_dir: Path) -
     majority = next((r["majority"] for r in rows if r.get("majority") is not None), None)
     if majority is not None:
         notes += f" Predicting the majority class scores {majority:.1f}% on the same test split."
+    return notes
+
+
+def build_quality_glue_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
+    """Write ``quality_glue.md/.tex/.csv`` and ``quality_glue_curves.png``; returns the Markdown."""
+    rows = quality_glue_rows(records)
     task = rows[0]["task"] if rows else "?"
     plot_curves(records, out_dir / "quality_glue_curves.png", "validation accuracy (%)", stamp(records), scale=100.0)
     return write_table(out_dir, "quality_glue", f"Quality at ~10× fewer parameters ({task}, encoder_small)", rows,
-                       QUALITY_GLUE_COLUMNS, records, notes, csv_columns=QUALITY_GLUE_CSV_COLUMNS)
+                       QUALITY_GLUE_COLUMNS, records, glue_study_notes(rows), csv_columns=QUALITY_GLUE_CSV_COLUMNS)
+
+
+# -- the same study on the full SNLI subset (data=snli_full), with each row's gap to dense ----------------------
+GAP_COLUMN = Column("gap", "Δ test accuracy vs dense (points)", fmt_num("+.1f"))
+MAJORITY_COLUMN = Column("majority", "majority class (%, test)", fmt_num(".1f"))
+QUALITY_SNLI_COLUMNS = [*QUALITY_GLUE_COLUMNS[:6], GAP_COLUMN, MAJORITY_COLUMN, *QUALITY_GLUE_COLUMNS[6:]]
+QUALITY_SNLI_CSV_COLUMNS = [*QUALITY_GLUE_CSV_COLUMNS[:6], *(Column(k, k) for k in ("gap", "gap_std", "majority")),
+                            *QUALITY_GLUE_CSV_COLUMNS[6:]]
+
+
+def test_accuracy_by_seed(records: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
+    """{row label: {seed: test accuracy in %}} (the main metric on the reported split, as in `glue_rows`)."""
+    out: dict[str, dict[int, float]] = {}
+    for label, recs in by_config(records).items():
+        for rec in recs:
+            metric, split = rec["metrics"]["main_metric"], reported_split(rec)
+            if metric in rec["metrics"][split]:
+                out.setdefault(label, {})[rec["config"]["seed"]] = 100 * rec["metrics"][split][metric]
+    return out
+
+
+def add_gap_to_dense(rows: list[dict[str, Any]], records: Sequence[dict[str, Any]]) -> None:
+    """``gap``: the row's mean test accuracy minus dense's (points); ``gap_std``: the sample std over seeds of the
+    per-seed gaps (row seed s minus dense seed s), where two or more seeds of both are recorded. With every seed
+    of both finished the mean of the per-seed gaps is ``gap``."""
+    dense = next((r for r in rows if r["config"] == "dense"), None)
+    by_seed = test_accuracy_by_seed(records)
+    for row in rows:
+        if dense is None or row["accuracy"] is None or dense["accuracy"] is None:
+            row["gap"] = row["gap_std"] = None
+            continue
+        row["gap"] = row["accuracy"] - dense["accuracy"]
+        mine, base = by_seed.get(row["config"], {}), by_seed.get("dense", {})
+        row["gap_std"] = mean_std([mine[s] - base[s] for s in sorted(mine.keys() & base.keys())])[1]
+        if row is dense:
+            row["gap_std"] = None  # zero by construction: nothing to report
+
+
+def build_quality_snli_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
+    """Write ``quality_snli.md/.tex/.csv`` and ``quality_snli_curves.png`` (data=snli_full); returns the
+    Markdown."""
+    rows = quality_glue_rows(records)
+    add_gap_to_dense(rows, records)
+    task = rows[0]["task"] if rows else "?"
+    notes = glue_study_notes(rows) + (
+        " Δ vs dense: the row's mean test accuracy minus dense's, ± the std over seeds of the per-seed gaps "
+        "(seed s against dense seed s).")
+    plot_curves(records, out_dir / "quality_snli_curves.png", "validation accuracy (%)", stamp(records), scale=100.0)
+    return write_table(out_dir, "quality_snli", f"Quality at ~10× fewer parameters ({task}, encoder_small)", rows,
+                       QUALITY_SNLI_COLUMNS, records, notes, csv_columns=QUALITY_SNLI_CSV_COLUMNS)

@@ -29,6 +29,7 @@ from shapeshifter.reports.paper import (
 )
 from shapeshifter.reports.quality import (
     build_quality_glue_table,
+    build_quality_snli_table,
     build_quality_table,
     build_why_table,
     build_width_table,
@@ -136,6 +137,15 @@ DISTILL_JOBS = (
      _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
 )
 
+# The SNLI full-subset study (conf/experiment/quality/snli.yaml) in the order the runs should land: every method's
+# first seed before any second seed, so that a partial grid already compares all four.
+SNLI_JOBS = tuple(
+    (f"seed={seed}", method)
+    for seed in (1, 2)
+    for method in ("shapeshift=dense", "shapeshift=study_glue/o2_r8_emb57", "shapeshift=study_glue/lowrank_r8_emb12",
+                   "arch=encoder_small_d16")
+)
+
 REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("table1", build_table1, aliases=("1",)),  # pipelines/bench_model.py
     TableSpec("table1_bf16", partial(build_table1, name="table1_bf16",
@@ -161,6 +171,8 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
               ("quality/distill",), full_scale="cpu", jobs=DISTILL_JOBS, smoke_jobs=DISTILL_JOBS[:3]),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
               ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue", full_scale="cpu"),
+    TableSpec("quality_snli", records_builder(build_quality_snli_table, "glue"), ("quality/snli",),
+              smoke_scale="smoke_snli", full_scale="cpu", jobs=SNLI_JOBS),
 )}
 TABLE_IDS = tuple(REGISTRY)
 
