@@ -10,7 +10,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-from test_quality_glue import glue_record, study  # noqa: E402  (tests/app is on sys.path)
+from test_quality_glue import glue_record, study  # noqa: E402  (tests/reports is on sys.path)
 
 from shapeshifter.app.records import write_record  # noqa: E402
 from shapeshifter.app.sweep import compose_cfg  # noqa: E402
