@@ -123,13 +123,13 @@ WHY_JOBS = (
      "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-drop0-s${seed}"),
 )
 
-# Distillation screening (conf/experiment/quality/distill.yaml), most informative first: each kind alone on
-# o2-r8-emb29 from scratch, then projected, then a second (alpha, T). Smoke: one run per kind.
+# Distillation screening (conf/experiment/quality/distill.yaml): each kind alone on o2-r8-emb29 from scratch (the
+# two that need no decoding stage first), then projected, then a second (alpha, T). Smoke: one run per kind.
 _DISTILLED = "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-distilled-"
 DISTILL_JOBS = (
     ("shapeshift=kron", "distill=word", _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
-    ("shapeshift=kron", "distill=sequence", _DISTILLED + "seq-s${seed}"),
     ("shapeshift=kron", "distill=hidden", _DISTILLED + "hidden-s${seed}"),
+    ("shapeshift=kron", "distill=sequence", _DISTILLED + "seq-s${seed}"),
     ("shapeshift=study/o2_r8_emb29_proj",
      "shapeshift.init_from=${run.outputs}/quality${oc.select:scale.suffix,''}/${data.name}-d128-dense-s${seed}",
      "distill=word", _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
