@@ -116,8 +116,8 @@ def test_flipped_tensor_bytes_are_refused_by_evaluate_naming_the_file(damaged_ru
 
 def test_flipped_tensor_bytes_are_refused_by_export_and_translate(damaged_run: tuple[Path, Path], tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
+    from shapeshifter.app.run_model import load_translator  # a run folder; exports: translation.translator
     from shapeshifter.cli.translate import export_main
-    from shapeshifter.translation.translator import load_translator
 
     run, best = damaged_run
     with pytest.raises(SystemExit) as exit_info:
