@@ -51,8 +51,6 @@ def teacher(tmp: Path) -> Path:
     cfg = _compose(tmp, "run.name=teacher")
     folder = tmp / "teacher"
     assert run_job(cfg, folder)["status"] == "done"
-    (folder / ".hydra").mkdir()
-    OmegaConf.save(cfg, folder / ".hydra" / "config.yaml")
     return folder
 
 

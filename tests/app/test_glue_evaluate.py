@@ -17,7 +17,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
 from shapeshifter.app.runner import run_job  # noqa: E402
 from shapeshifter.cli.evaluate import main as evaluate  # noqa: E402
@@ -49,8 +48,6 @@ def glue_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     torch.set_num_threads(1)
     run = tmp / "run"
     record = run_job(cfg, run)
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
     yield run, record
     torch.set_num_threads(before)
 

@@ -141,13 +141,9 @@ def test_evaluate_entry_point_rebuilds_model_from_run_dir(raw: Path, tmp_path: P
     import subprocess
     import sys
 
-    from omegaconf import OmegaConf
-
     cfg = compose_cfg(raw, "shapeshift=r8_emb64", "ckpt.monitor=valid_loss", LARGER)
     run_dir = tmp_path / "run"
     run_job(cfg, run_dir)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # what Hydra writes for pipelines/train.py runs
     script = Path(__file__).resolve().parents[2] / "pipelines" / "evaluate.py"
     done = subprocess.run([sys.executable, str(script), str(run_dir), "--split", "valid", "--beam", "1"],
                           capture_output=True, text=True, timeout=300)
@@ -163,15 +159,11 @@ def test_evaluate_projects_a_dense_run_onto_a_policy_without_training(raw: Path,
     import subprocess
     import sys
 
-    from omegaconf import OmegaConf
-
     script = Path(__file__).resolve().parents[2] / "pipelines" / "evaluate.py"
 
     def trained(name: str, *overrides: str) -> Path:
         cfg = compose_cfg(raw, "ckpt.monitor=valid_loss", "seed=7", *overrides)  # a seed no other test records
         run_job(cfg, tmp_path / name)
-        (tmp_path / name / ".hydra").mkdir()
-        OmegaConf.save(cfg, tmp_path / name / ".hydra" / "config.yaml")
         return tmp_path / name
 
     def evaluate(run_dir: Path, *policy: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from tiny_configs import TINY_TRANSLATION
 
 from shapeshifter.app.run_model import export_run, load_translator
@@ -54,8 +53,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
                                           f"run.records={root / 'records'}", *TINY])
     run_dir = root / "run"
     run_job(cfg, run_dir)
-    (run_dir / ".hydra").mkdir()
-    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")  # what Hydra writes for pipelines/train.py runs
     assert export_main([str(run_dir), str(root / "export")]) == 0
     sentences = read_lines(root / "work" / "train.raw.de")[:49]
     return Trained(root, run_dir, root / "export", sentences[:7] + [""] + sentences[7:])

@@ -190,7 +190,7 @@ def find_run(run_dir: str | Path) -> RunFolder:
     if mark.is_file() and mark.read_text().strip() != expected:
         raise ValueError(f"{mark} says {mark.read_text().strip()}, but {config_file} hashes to {expected}: "
                          "the checkpoints belong to another config")
-    # the saved config holds the data's identity (runner.save_data_content), so its hash is the run's
+    # the saved config holds the data's identity (runner.save_job_config), so its hash is the run's
     path = record_location(config, expected)
     try:
         record = json.loads(path.read_text()) if path.is_file() else None

@@ -43,18 +43,14 @@ def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
     return record_location(cfg, digest or run_hash(cfg))
 
 
-def save_data_content(cfg: DictConfig, job_dir: Path) -> None:
-    """Add the stamped ``data.content`` to the job folder's composed config (`run_folder.CONFIG_FILE`, written by
-    Hydra before the job), so that the folder names its config hash on its own, wherever the data is later."""
+def save_job_config(cfg: DictConfig, job_dir: Path) -> None:
+    """Write the job's config, with its stamped ``data.content``, to the job folder (`run_folder.CONFIG_FILE`), so
+    that the folder names its config hash on its own (a teacher, a run to evaluate or export), wherever the data
+    is later. This replaces the file Hydra's app wrote before the job, and gives one to a job composed without
+    the app (`app.sweep`)."""
     config_file = Path(job_dir) / CONFIG_FILE
-    if not config_file.is_file() or cfg.get("data") is None or "content" not in cfg.data:
-        return
-    saved = OmegaConf.load(config_file)
-    if saved.get("data") is None or saved.data.get("content") == cfg.data.content:
-        return
-    with open_dict(saved):
-        saved.data.content = cfg.data.content
-    OmegaConf.save(saved, config_file)
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), config_file)
 
 
 def read_status(path: Path) -> dict[str, Any]:
@@ -111,7 +107,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 def dispatch(cfg: DictConfig, kind: str | None, out_dir: Path, path: Path, digest: str) -> dict[str, Any]:
     """Hand the job to its task's pipeline, in ``<out_dir>/<config hash>``."""
-    save_data_content(cfg, out_dir)
+    save_job_config(cfg, out_dir)
     out_dir = run_dir(out_dir, digest)  # <job folder>/<config hash>: no two configs share files
     apply_threads(cfg.run.get("threads"))  # run.threads, else the shared rule (shapeshifter.threads)
     if kind == "translation":

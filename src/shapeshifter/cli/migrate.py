@@ -31,7 +31,7 @@ from omegaconf import OmegaConf
 
 from shapeshifter.app.records import config_hash, map_strings, monitored_metric, portable_record, write_record
 from shapeshifter.app.run_folder import CONFIG_FILE
-from shapeshifter.app.runner import save_data_content, stamp_data_content
+from shapeshifter.app.runner import save_job_config, stamp_data_content
 from shapeshifter.app.training import learning_curve
 from shapeshifter.paths import repo_root
 
@@ -122,7 +122,7 @@ def move_run_folders(roots: list[Path], renamed: dict[str, str]) -> list[tuple[P
             if config_file.is_file():
                 cfg = OmegaConf.load(config_file)
                 stamp_data_content(cfg, fetch=True)
-                save_data_content(cfg, job)
+                save_job_config(cfg, job)
             moved.append((folder, job / new))
     return moved
 
