@@ -386,18 +386,17 @@ def shapeshift(
     forward of its own (a scaled or offset embedding) is left dense and reported unhandled; embeddings that
     share one weight get one shared replacement (or all stay dense); ``layouts`` adds modules such as
     GPT-2's ``Conv1D`` (`shapeshifter.hf.shapeshift` passes the Hugging Face ones) to `TORCH_LAYOUTS`
-    (`nn.MultiheadAttention`); a Hugging Face model called without layouts goes through
-    `shapeshifter.hf.shapeshift` (its layouts, its policy recorded in ``model.config``).
+    (`nn.MultiheadAttention`); a Hugging Face model without layouts is refused here (`shapeshifter.shapeshift`
+    sends it to `shapeshifter.hf.shapeshift`, so this module imports nothing of transformers' edge).
 
     Every linear layer typed ``other`` that looks like a block's attention/FFN projection and stays dense is
     named in one `UserWarning` and in ``report.warnings``.
     """
     if init not in ("random", "project"):
         raise ValueError(f"init must be 'random' or 'project', got {init!r}")
-    if not layouts and is_hugging_face(model):
-        from . import hf  # the edge that knows transformers; it calls back here with its layouts
-
-        return hf.shapeshift(model, policy, init, patterns)
+    if not layouts and is_hugging_face(model):  # the layouts of transformers' modules live at the edge
+        raise ValueError(f"{type(model).__name__} is a transformers model: use shapeshifter.shapeshift or "
+                         "shapeshifter.hf.shapeshift (its Conv1D layouts, its policy kept in model.config)")
     surgery = _Surgery(parse_policy(policy), _exclude_patterns((policy or {}).get("exclude")),
                        LayerTypeClassifier(patterns), init)
     named = list(model.named_modules())

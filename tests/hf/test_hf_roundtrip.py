@@ -146,6 +146,8 @@ def test_the_framework_free_shapeshift_records_the_policy_so_save_pretrained_rou
     model, run = BUILDERS[name]()
     report = shapeshifter.shapeshift(model, POLICY)
     assert report.unhandled == [] and model.config.shapeshifter["policy"] == POLICY
+    with pytest.raises(ValueError, match="is a transformers model: use shapeshifter.shapeshift"):
+        shapeshift(BUILDERS[name]()[0], POLICY)  # the core knows no transformers layouts
     model.eval()
     model.save_pretrained(tmp_path)
     loaded = hf.from_pretrained(type(model), tmp_path)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from shapeshifter import shapeshift
+
 __all__ = [
     "MultiHeadSelfAttention",
     "PretrainedEncoderClassifier",
@@ -204,7 +206,8 @@ class PretrainedEncoderClassifier(nn.Module):
 
 
 def apply_shapeshift(model: nn.Module, policy: dict | None, init: str) -> Any:
-    """Replace weight matrices per ``policy`` via :func:`shapeshifter.surgery.shapeshift`; keep its report.
+    """Replace weight matrices per ``policy`` via `shapeshifter.shapeshift` (transformers models through `hf`);
+    keep its report.
 
     ``policy=None`` leaves the model dense and returns ``None``. The report is returned so that the
     Lightning module can log per-layer reconstruction errors (``init="project"``).
@@ -213,8 +216,6 @@ def apply_shapeshift(model: nn.Module, policy: dict | None, init: str) -> Any:
         return None
     if init not in ("random", "project"):
         raise ValueError(f"init must be 'random' or 'project', got {init!r}")
-    from shapeshifter.surgery import shapeshift
-
     return shapeshift(model, policy, init=init)
 
 

@@ -1,0 +1,110 @@
+"""The package's import graph: no cycles, the factorized-layer core imports no framework, lower packages never
+import the experiment layer, and imports of our own modules sit at module top except a few named ones."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "shapeshifter"
+FRAMEWORKS = ("fairseq", "lightning", "pytorch_lightning", "hydra", "omegaconf", "wandb", "transformers", "datasets")
+CORE = ("shapeshifter.nn", "shapeshifter.layer_types", "shapeshifter.surgery", "shapeshifter.params")
+MAX_FUNCTION_IMPORTS = 110  # imports of shapeshifter modules inside functions (lazy by design: heavy or optional)
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
+    if not node.level:
+        return node.module or ""
+    base = module.split(".")
+    base = base[: len(base) - node.level + (1 if is_package else 0)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def imports(path: Path) -> tuple[set[str], set[str], int]:
+    """(modules imported at module level, all modules imported, our modules imported inside functions)."""
+    tree = ast.parse(path.read_text())
+    module, is_package = module_name(path), path.name == "__init__.py"
+    top: set[str] = set()
+    every: set[str] = set()
+    inner = 0
+    top_level = {id(n) for n in tree.body}
+    guarded = [s for s in tree.body if isinstance(s, ast.If) and "TYPE_CHECKING" in ast.unparse(s.test)]
+    type_checking = {id(n) for stmt in guarded for n in ast.walk(stmt)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            target = resolve(node, module, is_package)
+            names = [f"{target}.{alias.name}" for alias in node.names] + [target]
+        else:
+            continue
+        every.update(names)
+        if id(node) in type_checking:
+            continue
+        if id(node) in top_level:
+            top.update(names)
+        elif any(n.startswith(PACKAGE) for n in names):
+            inner += 1
+    return top, every, inner
+
+
+def graph() -> dict[str, set[str]]:
+    """Module -> our modules it imports at module level (``from pkg import mod`` counted as ``pkg.mod``)."""
+    files = {module_name(p): p for p in SRC.rglob("*.py")}
+    edges = {}
+    for name, path in files.items():
+        top, _, _ = imports(path)
+        edges[name] = {n for n in top if n in files and n != name}
+    return edges
+
+
+def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_module_level_import_graph_has_no_cycle() -> None:
+    cycle = find_cycle(graph())
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+@pytest.mark.parametrize("path", sorted(p for p in SRC.rglob("*.py") if module_name(p).startswith(CORE)),
+                         ids=lambda p: module_name(p))
+def test_the_factorized_layer_core_imports_no_framework_and_no_experiment_code(path: Path) -> None:
+    _, every, _ = imports(path)
+    framework = sorted(n for n in every if n.split(".")[0] in FRAMEWORKS)
+    upward = sorted(n for n in every if n.startswith(PACKAGE) and not n.startswith(CORE) and n != PACKAGE)
+    assert not framework, f"{module_name(path)} imports {framework}"
+    assert not upward, f"{module_name(path)} imports {upward}"
+
+
+def test_imports_of_our_modules_inside_functions_stay_few() -> None:
+    counts = {module_name(p): imports(p)[2] for p in SRC.rglob("*.py")}
+    total = sum(counts.values())
+    worst = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+    assert total <= MAX_FUNCTION_IMPORTS, f"{total} imports inside functions; most in {worst}"
