@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.app.records import semantic_config
-from shapeshifter.reports.frame import Column, check_seed_replicas, fmt_num, mean_std, write_table
+from shapeshifter.reports.frame import Column, check_seed_replicas, mean_std, write_table
 from shapeshifter.reports.quality import best_valid, flatten
 
 IGNORED = ("distill", "eval.bleu_every_n_epochs", "seed")
@@ -21,14 +21,14 @@ IGNORED = ("distill", "eval.bleu_every_n_epochs", "seed")
 COLUMNS = [
     Column("config", "student"),
     Column("distill", "distilled with"),
-    Column("params", "params", fmt_num(",")),
-    Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
-    Column("delta", "Δ valid loss vs undistilled", fmt_num("+.3f")),
-    Column("valid_bleu", "valid BLEU (last epoch)", fmt_num(".2f")),
-    Column("bleu", "test BLEU (tok; reported, not used to choose)", fmt_num(".2f")),
-    Column("delta_bleu", "Δ test BLEU vs undistilled", fmt_num("+.2f")),
-    Column("step_ratio", "train time/step (× undistilled)", fmt_num(".2f")),
-    Column("seeds", "seeds", str),
+    Column("params", "params", ","),
+    Column("valid_loss", "valid loss (bits/token)", ".3f"),
+    Column("delta", "Δ valid loss vs undistilled", "+.3f"),
+    Column("valid_bleu", "valid BLEU (last epoch)", ".2f"),
+    Column("bleu", "test BLEU (tok; reported, not used to choose)", ".2f"),
+    Column("delta_bleu", "Δ test BLEU vs undistilled", "+.2f"),
+    Column("step_ratio", "train time/step (× undistilled)", ".2f"),
+    Column("seeds", "seeds"),
 ]
 
 

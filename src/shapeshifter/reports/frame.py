@@ -23,19 +23,20 @@ Field = str | Callable[[dict[str, Any]], Any]  # a dotted path into a record, or
 
 @dataclass(frozen=True)
 class Column:
+    """A table column: the row key it shows, its header, and how a present value is written (a format spec such
+    as ``.2f``, or a function)."""
+
     key: str
     header: str
-    fmt: Callable[[Any], str] = str
+    fmt: str | Callable[[Any], str] = ""
 
-
-def fmt_num(fmt: str) -> Callable[[Any], str]:
-    """A cell formatter: ``format(v, fmt)``, or a dash for a missing value."""
-    return lambda v: "–" if v is None else format(v, fmt)
+    def text(self, value: Any) -> str:
+        return format(value, self.fmt) if isinstance(self.fmt, str) else self.fmt(value)
 
 
 # the size columns every table shows
-PARAMS_COLUMN = Column("params", "params", lambda v: f"{v:,}")
-REDUCTION_COLUMN = Column("reduction", "fewer params (×)", fmt_num(".1f"))
+PARAMS_COLUMN = Column("params", "params", ",")
+REDUCTION_COLUMN = Column("reduction", "fewer params (×)", ".1f")
 
 
 # -- records -> DataFrame -> one row per configuration -----------------------------------------------------------
@@ -56,19 +57,32 @@ def records_frame(records: Sequence[dict[str, Any]], **fields: Field) -> pd.Data
 
 
 def by_configuration(frame: pd.DataFrame, by: str | list[str], first: Sequence[str] = (), mean: Sequence[str] = (),
-                     mean_std: Sequence[str] = (), mean_of_all: Sequence[str] = ()) -> pd.DataFrame:
+                     mean_std: Sequence[str] = (), mean_of_all: Sequence[str] = (), sort_hashes: bool = True,
+                     **other: tuple[str, Callable[[pd.Series], Any]]) -> pd.DataFrame:
     """One row per configuration (the ``by`` columns), in first-seen order: ``seeds`` (records averaged),
-    ``hashes`` (their config hashes, sorted), the first record's ``first`` columns, the mean over the seeds that
-    have a value of each ``mean`` column, the same plus the sample std (``<column>_std``, missing for one value)
-    of each ``mean_std`` column, and the mean of each ``mean_of_all`` column only where every seed has one."""
+    ``hashes`` (their config hashes, sorted unless ``sort_hashes`` is false), the first record's ``first``
+    columns, the mean over the seeds that have a value of each ``mean`` column, the same plus the sample std
+    (``<column>_std``, missing for one value) of each ``mean_std`` column, the mean of each ``mean_of_all``
+    column only where every seed has one, and ``other`` named aggregations (``name=(column, function)``)."""
     groups = frame.groupby(by, sort=False, dropna=False)
     out = groups.agg(seeds=("config_hash", "size"),
                      **{c: (c, lambda s: s.iloc[0]) for c in first},
                      **{c: (c, "mean") for c in (*mean, *mean_std)},
                      **{f"{c}_std": (c, "std") for c in mean_std},
-                     **{c: (c, lambda s: s.mean(skipna=False)) for c in mean_of_all})
-    out["hashes"] = groups["config_hash"].apply(sorted)
+                     **{c: (c, lambda s: s.mean(skipna=False)) for c in mean_of_all}, **other)
+    out["hashes"] = groups["config_hash"].apply(sorted if sort_hashes else list)
     return out.reset_index()
+
+
+def configurations(records: Sequence[dict[str, Any]], by: str | list[str], fields: dict[str, Field],
+                   row: Callable[[Any], str] = str, **how: Any) -> pd.DataFrame:
+    """Records to a table's rows, the path every table takes: one row per record (`records_frame` of
+    ``fields``), the replica check of each configuration (`check_seed_replicas`, the row named ``row(key)``),
+    then one row per configuration (`by_configuration`, told ``how`` to aggregate each column)."""
+    frame = records_frame(records, **fields)
+    for key, index in frame.groupby(by, sort=False, dropna=False).indices.items():
+        check_seed_replicas([records[i] for i in index], row(key))
+    return by_configuration(frame, by, **how)
 
 
 def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
@@ -115,14 +129,6 @@ def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
                 f"record out of the records folder (or give the configurations different names)")
 
 
-def check_replicas(records: Sequence[dict[str, Any]], frame: pd.DataFrame, by: str | list[str],
-                   row: Callable[[Any], str] = str) -> None:
-    """`check_seed_replicas` for every group of ``frame`` (one row per record of ``records``, in order), the row
-    named by ``row(group key)``."""
-    for key, index in frame.groupby(by, sort=False, dropna=False).indices.items():
-        check_seed_replicas([records[i] for i in index], row(key))
-
-
 def pareto_front(rows: Sequence[dict[str, Any]], metric: str = "bleu") -> list[dict[str, Any]]:
     """The rows no other row beats on both size and quality (fewer or equal parameters and a higher or equal
     ``metric``, strictly better on one), sorted by parameters: the configurations worth choosing from a sweep."""
@@ -138,7 +144,7 @@ def pareto_front(rows: Sequence[dict[str, Any]], metric: str = "bleu") -> list[d
 # -- rows -> text --------------------------------------------------------------------------------------------------
 def _cell(row: dict[str, Any], col: Column) -> str:
     value = row.get(col.key)
-    text = col.fmt(value) if value is not None else "–"
+    text = col.text(value) if value is not None else "–"
     std = row.get(f"{col.key}_std")
     return f"{text} ± {std:.2f}" if std is not None else text
 
