@@ -9,7 +9,7 @@ here from a frame of formatted cells; the CSV goes through ``DataFrame.to_csv``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,13 +83,6 @@ def configurations(records: Sequence[dict[str, Any]], by: str | list[str], field
     for key, index in frame.groupby(by, sort=False, dropna=False).indices.items():
         check_seed_replicas([records[i] for i in index], row(key))
     return by_configuration(frame, by, **how)
-
-
-def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample std of the values present (std None for fewer than two, both None for none): for rows
-    whose records are matched by hand rather than grouped."""
-    present = pd.Series([v for v in values if v is not None], dtype=float)
-    return (None if present.empty else float(present.mean())), (float(present.std()) if len(present) > 1 else None)
 
 
 def to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -25,9 +25,10 @@ def reported_split(record: dict[str, Any]) -> str:
     return "test" if metrics["main_metric"] in metrics.get("test", {}) else "validation"
 
 
-def _score(record: dict[str, Any], split: str) -> float | None:
-    """The main metric on a split, in %; None where that split was not scored."""
-    metrics = record["metrics"]
+def score(record: dict[str, Any], split: str | None = None) -> float | None:
+    """The main metric on a split (default: the reported one, `reported_split`), in %; None where that split was
+    not scored."""
+    metrics, split = record["metrics"], split or reported_split(record)
     return 100 * metrics[split][metrics["main_metric"]] if metrics["main_metric"] in metrics[split] else None
 
 
@@ -46,8 +47,8 @@ def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
     fields = {
         "task": lambda r: r.get("task", {}).get("name", "?"), "setting": setting, "config": label,
         "metric": "metrics.main_metric", "split": reported_split, "params": "params.total",
-        "reduction": "params.reduction_vs_dense", "score": lambda r: _score(r, reported_split(r)),
-        "val_score": lambda r: _score(r, "validation"), "majority": _majority,
+        "reduction": "params.reduction_vs_dense", "score": score,
+        "val_score": lambda r: score(r, "validation"), "majority": _majority,
         # missing when no attempt of the run trained (resumed after its last epoch): no step time was measured
         "train_step_s": "timings.train_step_s", "test_s": lambda r: r["timings"].get("test_s") or None}
     keys = ["task", "setting", "config"]

@@ -17,19 +17,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from shapeshifter.app.records import monitored_metric, semantic_config
 from shapeshifter.reports.frame import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
     Column,
     configurations,
-    mean_std,
     pareto_front,
+    records_frame,
     stamp,
     to_rows,
     write_table,
 )
-from shapeshifter.reports.glue import glue_rows, reported_split
+from shapeshifter.reports.glue import glue_rows, score
 from shapeshifter.reports.plots import pyplot, save_figure
 from shapeshifter.reports.translation import translation_rows
 
@@ -447,32 +449,20 @@ QUALITY_SNLI_CSV_COLUMNS = [*QUALITY_GLUE_CSV_COLUMNS[:6], *(Column(k, k) for k 
                             *QUALITY_GLUE_CSV_COLUMNS[6:]]
 
 
-def test_accuracy_by_seed(records: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
-    """{row label: {seed: test accuracy in %}} (the main metric on the reported split, as in `glue_rows`)."""
-    out: dict[str, dict[int, float]] = {}
-    for label, recs in by_config(records).items():
-        for rec in recs:
-            metric, split = rec["metrics"]["main_metric"], reported_split(rec)
-            if metric in rec["metrics"][split]:
-                out.setdefault(label, {})[rec["config"]["seed"]] = 100 * rec["metrics"][split][metric]
-    return out
-
-
 def add_gap_to_dense(rows: list[dict[str, Any]], records: Sequence[dict[str, Any]]) -> None:
     """``gap``: the row's mean test accuracy minus dense's (points); ``gap_std``: the sample std over seeds of the
     per-seed gaps (row seed s minus dense seed s), where two or more seeds of both are recorded. With every seed
     of both finished the mean of the per-seed gaps is ``gap``."""
     dense = next((r for r in rows if r["config"] == "dense"), None)
-    by_seed = test_accuracy_by_seed(records)
+    accuracy = records_frame(records, config=config_label, seed="config.seed", accuracy=score).pivot(
+        index="seed", columns="config", values="accuracy")  # test accuracy (%) of each row (column) and seed
     for row in rows:
         if dense is None or row["accuracy"] is None or dense["accuracy"] is None:
             row["gap"] = row["gap_std"] = None
             continue
         row["gap"] = row["accuracy"] - dense["accuracy"]
-        mine, base = by_seed.get(row["config"], {}), by_seed.get("dense", {})
-        row["gap_std"] = mean_std([mine[s] - base[s] for s in sorted(mine.keys() & base.keys())])[1]
-        if row is dense:
-            row["gap_std"] = None  # zero by construction: nothing to report
+        std = (accuracy[row["config"]] - accuracy["dense"]).std()
+        row["gap_std"] = None if row is dense or pd.isna(std) else float(std)  # dense: zero by construction
 
 
 def build_quality_snli_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
