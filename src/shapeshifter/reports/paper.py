@@ -48,16 +48,10 @@ def finished_records(records_dir: Path, kind: str) -> list[dict[str, Any]]:
 
 # -- Table 1: time overhead ----------------------------------------------------------------------------------
 TABLE1_COLUMNS = [
-    Column("config", "configuration"),
-    Column("device", "device"),
-    Column("compiled", "compiled"),
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column("train_ms", "train step (ms)", ".1f"),
-    Column("train_ratio", "train step (× dense)", ".2f"),
-    Column("forward_ratio", "forward, no grad (× dense)", ".2f"),
-    Column("beam_ratio", "beam search (× dense)", ".2f"),
-    Column("peak_mb", "train step peak memory (MB)", ".1f"),
+    Column("config", "configuration"), Column("device", "device"), Column("compiled", "compiled"), PARAMS_COLUMN,
+    REDUCTION_COLUMN, Column("train_ms", "train step (ms)", ".1f"),
+    Column("train_ratio", "train step (× dense)", ".2f"), Column("forward_ratio", "forward, no grad (× dense)", ".2f"),
+    Column("beam_ratio", "beam search (× dense)", ".2f"), Column("peak_mb", "train step peak memory (MB)", ".1f"),
     Column("memory_ratio", "peak memory (× dense)", ".2f"),
 ]
 
@@ -204,17 +198,8 @@ class TranslationTable:
     columns: tuple[Column, ...]
 
 
-def _layers(v: Any) -> str:
-    return "–" if not v else str(v)
-
-
-EXTRA = {
-    "layers": Column("layers", "factorized", _layers),
-    "rank": Column("rank", "rank"),
-    "emb_rank": Column("emb_rank", "emb. rank"),
-    "order": Column("order", "order"),
-    "scheme": Column("scheme", "scheme"),
-}
+EXTRA = {c.key: c for c in (Column("layers", "factorized"), Column("rank", "rank"), Column("emb_rank", "emb. rank"),
+                             Column("order", "order"), Column("scheme", "scheme"))}
 _BASE = {c.key: c for c in TRANSLATION_COLUMNS}
 
 TRANSLATION_TABLES = {
