@@ -1,5 +1,6 @@
 """Records to tables: one row per record in a DataFrame, one row per configuration after a group-by (mean and
-std over seeds), then Markdown, LaTeX and CSV text in the project's fixed format.
+std over seeds), then Markdown, LaTeX and CSV text in the project's fixed format. `configurations` is that path
+(with the replica check) in one call; every table's rows start there.
 
 Every output is stamped with the config hashes of the records it was built from, and is byte-identical
 when rebuilt from the same records (rows are sorted, floats formatted, no timestamps). pandas' own
