@@ -14,24 +14,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from tiny_configs import glue_cfg  # noqa: E402
 
 from shapeshifter.app.runner import record_path, run_job  # noqa: E402
 from shapeshifter.distill.teacher import TeacherError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 WORDS = "the a cat dog sat ran on under mat log quickly slowly big small red blue".split()
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _compose(tmp: Path, *overrides: str) -> DictConfig:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[
-            "trainer.max_epochs=1", "trainer.progress_bar=none", "logger.wandb.enabled=false",
-            "+trainer.enable_model_summary=false", f"run.records={tmp / 'records'}", "experiment=glue/scratch",
-            "data=glue", "data.task=cola", "data.source=local", f"data.data_dir={tmp / 'glue'}",
-            "glue.batch_size=16", "glue.min_count=1", "arch.d_model=32", "arch.d_ff=64", *overrides])
+    """The shared tiny GLUE run on the module's CoLA files, with a 32-wide encoder the students narrow."""
+    return glue_cfg(tmp, "+trainer.enable_model_summary=false", "data=glue", "data.task=cola", "data.source=local",
+                    f"data.data_dir={tmp / 'glue'}", "glue.batch_size=16", "glue.min_count=1", "arch.d_model=32",
+                    "arch.d_ff=64", *overrides)
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,8 @@ def test_labels_and_no_rows() -> None:
                                       "hidden_weight": 2.0}}) == "sequence + references (beam 4) + hidden ×2"
     with pytest.raises(FileNotFoundError):
         build_distill_table([record(1, 7.0, 10.0, 0.5)], Path("unused"))
+    (alone,) = distill_rows([record(1, 6.8, 11.0, 0.75, {"kinds": ["word"]}), record(2, 7.0, 10.0, 0.5)])
+    assert alone["twins"] is None and alone["delta"] is None and alone["step_ratio"] is None  # no twin of seed 1
 
 
 def test_smoke_runs_one_job_per_kind_and_full_scale_the_whole_screening() -> None:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import statistics
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shapeshifter.reports.frame import (
     Column,
     by_configuration,
-    fmt_num,
+    configurations,
     records_frame,
     to_csv,
     to_latex,
@@ -52,6 +53,18 @@ def test_groups_keep_first_seen_order_and_sort_their_hashes() -> None:
     assert all(type(r["seeds"]) is int for r in rows)
 
 
+def test_configurations_check_replicas_keep_read_order_when_asked_and_take_other_aggregations() -> None:
+    recs = [{"config_hash": h, "config": {"seed": seed, "lr": 1.0}, "name": "o2", "stop": stop}
+            for h, seed, stop in (("z", 1, "patience"), ("a", 2, "max_epochs"), ("m", 3, "patience"))]
+    fields = {"config": "name", "stop": "stop"}
+    (row,) = to_rows(configurations(recs, "config", fields, sort_hashes=False,
+                                    stopped=("stop", lambda s: ", ".join(sorted(set(s))))))
+    assert row["hashes"] == ["z", "a", "m"] and row["stopped"] == "max_epochs, patience" and row["seeds"] == 3
+    recs[2]["config"]["lr"] = 3.0  # another experiment under the same row name: not a seed of it
+    with pytest.raises(ValueError, match=r"row 'o2'.*differ in \['lr'\]"):
+        configurations(recs, "config", fields)
+
+
 @given(st.lists(st.tuples(st.sampled_from("abc"), st.one_of(st.none(), st.floats(-1e6, 1e6))), min_size=1,
                 max_size=12))
 def test_mean_and_std_over_seeds_match_the_statistics_module(values: list[tuple[str, float | None]]) -> None:
@@ -73,7 +86,7 @@ def test_mean_and_std_over_seeds_match_the_statistics_module(values: list[tuple[
 
 
 COLUMNS = [Column("config", "configuration"), Column("params", "params", lambda v: f"{v:,}"),
-           Column("bleu", "BLEU_tok (%)", fmt_num(".2f"))]
+           Column("bleu", "BLEU_tok (%)", ".2f")]
 ROWS = [{"config": "dense", "params": 12345, "bleu": 30.0, "bleu_std": None, "hashes": ["b", "a"]},
         {"config": "o2, r8", "params": 1234, "bleu": None, "hashes": ["c"]},
         {"config": "o3", "params": 999, "bleu": 27.123456789, "bleu_std": 0.5}]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -52,25 +53,32 @@ def test_every_job_of_the_grid_composes(scale: str, capsys: pytest.CaptureFixtur
     assert {c.trainer.accelerator for c in cfgs} == {"cpu"}
 
 
-def test_the_study_sizes_are_about_ten_times_below_dense() -> None:
-    """The configs' comments quote these counts: dense encoder_small on the SNLI sample's word vocabulary."""
+def study_sizes(experiment: str, variants: Iterable[Sequence[str]]) -> tuple[int, int, list[int]]:
+    """A classification study's vocabulary size, its dense model's total parameters and each variant's (the
+    overrides of one job), all on that vocabulary."""
     from shapeshifter.app.glue import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.app.policy import policy_from_config
     from shapeshifter.glue.models import apply_shapeshift
     from shapeshifter.params import count_parameters
 
-    first = compose_cfg(CONF, ["experiment=quality/glue"])
+    first = compose_cfg(CONF, [f"experiment={experiment}"])
     dm = load_datamodule(check_data(first), check_arch(first), glue_settings(first), first.seed)  # vocabulary only
 
     def count(*overrides: str) -> int:
-        cfg = compose_cfg(CONF, ["experiment=quality/glue", *overrides])
+        cfg = compose_cfg(CONF, [f"experiment={experiment}", *overrides])
         model = build_model(check_arch(cfg), dm, glue_settings(cfg)["max_length"])
         apply_shapeshift(model, policy_from_config(cfg.shapeshift), init="random")
         return count_parameters(model)["total"]
 
-    dense = count()
-    counts = {name: count(f"shapeshift={group}") for group, name in METHODS.items() if group != "dense"}
-    counts["dense-d16"] = count("arch=encoder_small_d16")
+    return dm.vocab_size, count(), [count(*overrides) for overrides in variants]
+
+
+def test_the_study_sizes_are_about_ten_times_below_dense() -> None:
+    """The configs' comments quote these counts: dense encoder_small on the SNLI sample's word vocabulary."""
+    variants = {name: [f"shapeshift={group}"] for group, name in METHODS.items() if group != "dense"}
+    variants["dense-d16"] = ["arch=encoder_small_d16"]
+    _, dense, sizes = study_sizes("quality/glue", variants.values())
+    counts = dict(zip(variants, sizes, strict=True))
     assert dense == 1_252_099
     assert counts == {"o2-r8-emb44": 126_755, "lowrank-r8-emb12": 124_287, "dense-d16": 113_507}
     assert all(0.9 * dense / 10 <= n <= 1.1 * dense / 10 for n in counts.values())

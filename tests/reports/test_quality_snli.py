@@ -10,7 +10,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
-from test_quality_glue import glue_record, study  # noqa: E402  (tests/reports is on sys.path)
+from test_quality_glue import glue_record, study, study_sizes  # noqa: E402  (tests/reports is on sys.path)
 
 from shapeshifter.app.records import write_record  # noqa: E402
 from shapeshifter.app.sweep import compose_cfg  # noqa: E402
@@ -38,23 +38,8 @@ def test_jobs_compose_first_seeds_first(scale: str) -> None:
 @pytest.mark.slow
 def test_the_study_sizes_are_about_ten_times_below_dense_on_its_vocabulary() -> None:
     """The config comments quote these counts (11,481-word vocabulary of the 94,670 training pairs)."""
-    from shapeshifter.app.glue import build_model, check_arch, check_data, glue_settings, load_datamodule
-    from shapeshifter.app.policy import policy_from_config
-    from shapeshifter.glue.models import apply_shapeshift
-    from shapeshifter.params import count_parameters
-
-    first = compose_cfg(CONF, ["experiment=quality/snli"])
-    dm = load_datamodule(check_data(first), check_arch(first), glue_settings(first), first.seed)
-    assert dm.vocab_size == 11_481
-
-    def count(*overrides: str) -> int:
-        cfg = compose_cfg(CONF, ["experiment=quality/snli", *overrides])
-        model = build_model(check_arch(cfg), dm, glue_settings(cfg)["max_length"])
-        apply_shapeshift(model, policy_from_config(cfg.shapeshift), init="random")
-        return count_parameters(model)["total"]
-
-    dense = count()
-    counts = [count(*job[1:]) for job in get_table("quality_snli").jobs[1:4]]
+    vocab, dense, counts = study_sizes("quality/snli", [job[1:] for job in get_table("quality_snli").jobs[1:4]])
+    assert vocab == 11_481
     assert dense == 1_875_203 and counts == [187_931, 182_703, 191_395]
     assert all(0.95 * dense / 10 <= n <= 1.05 * dense / 10 for n in counts)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from shapeshifter.cli.errors import check_device, fail
-from shapeshifter.data.text import utf8_error_position
+from shapeshifter.data.cache import DataError
+from shapeshifter.data.text import decode_lines
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 TRANSLATE_USAGE = """Translate sentences (one per line) with a trained model; one translation per input line, in order.
@@ -79,15 +80,9 @@ def translate_parser() -> argparse.ArgumentParser:
 
 def read_sentences(path: Path | None) -> list[str]:
     """Lines of a UTF-8 file or stdin, split on \\n only (a stray \\r is dropped), like the recipe reads text;
-    a byte that is not UTF-8 is a ValueError naming its line."""
+    a byte that is not UTF-8 is a DataError naming its line."""
     data = sys.stdin.buffer.read() if path is None else path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path or 'stdin'}:{utf8_error_position(data, err)}: re-save the input as UTF-8") from None
-    if text.endswith("\n"):
-        text = text[:-1]
-    return [line.rstrip("\r") for line in text.split("\n")] if text else []
+    return [line.rstrip("\r") for line in decode_lines(data, str(path or "stdin"), what="input")]
 
 
 def fairseq_lines(i: int, source: str, hyps: Sequence[Any]) -> list[str]:
@@ -124,7 +119,7 @@ def translate_main(argv: Sequence[str] | None = None) -> int:
         sentences = read_sentences(args.input)
     except OSError as err:
         _fail(parser, f"cannot read {args.input or 'stdin'}: {err}", args.debug)
-    except ValueError as err:
+    except (ValueError, DataError) as err:
         _fail(parser, err, args.debug)
     try:
         translator = load_translator(args.model, args.checkpoint, args.device)

@@ -23,10 +23,16 @@ def read_lines(path: Path) -> list[str]:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         raise DataError(f"missing file: {path}") from None
+    return decode_lines(data, str(path))
+
+
+def decode_lines(data: bytes, name: str, what: str = "file") -> list[str]:
+    """UTF-8 bytes as lines split on ``\\n`` only; a byte that is not UTF-8 is a DataError naming ``name`` and the
+    byte's line and column, asking to re-save the ``what`` (file, input)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}:{utf8_error_position(data, e)}: re-save the file as UTF-8") from None
+        raise DataError(f"{name}:{utf8_error_position(data, e)}: re-save the {what} as UTF-8") from None
     if text.endswith("\n"):
         text = text[:-1]
     return text.split("\n") if text else []

@@ -13,29 +13,30 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.app.records import semantic_config
-from shapeshifter.reports.frame import Column, check_seed_replicas, fmt_num, mean_std, write_table
-from shapeshifter.reports.quality import best_valid, flatten
+from shapeshifter.reports.frame import PARAMS_COLUMN, Column, configurations, records_frame, to_rows, write_table
+from shapeshifter.reports.quality import (
+    REPORTED_BLEU_COLUMN,
+    SEEDS_COLUMN,
+    VALID_LOSS_COLUMN,
+    best_valid,
+    flatten,
+)
 
 IGNORED = ("distill", "eval.bleu_every_n_epochs", "seed")
 
 COLUMNS = [
-    Column("config", "student"),
-    Column("distill", "distilled with"),
-    Column("params", "params", fmt_num(",")),
-    Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
-    Column("delta", "Δ valid loss vs undistilled", fmt_num("+.3f")),
-    Column("valid_bleu", "valid BLEU (last epoch)", fmt_num(".2f")),
-    Column("bleu", "test BLEU (tok; reported, not used to choose)", fmt_num(".2f")),
-    Column("delta_bleu", "Δ test BLEU vs undistilled", fmt_num("+.2f")),
-    Column("step_ratio", "train time/step (× undistilled)", fmt_num(".2f")),
-    Column("seeds", "seeds", str),
+    Column("config", "student"), Column("distill", "distilled with"), PARAMS_COLUMN, VALID_LOSS_COLUMN,
+    Column("delta", "Δ valid loss vs undistilled", "+.3f"), Column("valid_bleu", "valid BLEU (last epoch)", ".2f"),
+    REPORTED_BLEU_COLUMN, Column("delta_bleu", "Δ test BLEU vs undistilled", "+.2f"),
+    Column("step_ratio", "train time/step (× undistilled)", ".2f"), SEEDS_COLUMN,
 ]
 
 
-def twin_key(config: dict[str, Any]) -> tuple:
+def twin_key(config: dict[str, Any]) -> str:
+    """The result-defining settings a distilled run shares with its undistilled twin (names left out)."""
     flat = flatten(semantic_config(config))
-    return tuple(sorted((k, repr(v)) for k, v in flat.items()
-                        if not any(k == p or k.startswith(p + ".") for p in IGNORED) and not k.endswith(".name")))
+    return repr(sorted((k, repr(v)) for k, v in flat.items()
+                       if not any(k == p or k.startswith(p + ".") for p in IGNORED) and not k.endswith(".name")))
 
 
 def distill_label(config: dict[str, Any]) -> str:
@@ -53,60 +54,48 @@ def distill_label(config: dict[str, Any]) -> str:
     return " + ".join(parts) or "none"
 
 
-def _mean(recs: Sequence[dict[str, Any]], get) -> tuple[float | None, float | None]:
-    return mean_std(map(get, recs))
+def student(record: dict[str, Any]) -> str:
+    config = record["config"]
+    return f"{config['shapeshift']['name']}, factor lr ×{config['optim'].get('factor_lr_scale', 1.0):g}"
+
+
+def is_distilled(record: dict[str, Any]) -> bool:
+    return bool((record["config"].get("distill") or {}).get("kinds"))
+
+
+# what a row compares, read from a distilled run and from its twins alike
+FIELDS = {"key": lambda r: twin_key(r["config"]), "seed": "config.seed", "valid_loss": best_valid,
+          "bleu": "metrics.test.tokenized_bleu", "step": "timings.train_step_s"}
 
 
 def distill_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    distilled = [r for r in records if (r["config"].get("distill") or {}).get("kinds")]
-    plain: dict[tuple, list[dict[str, Any]]] = {}
-    for rec in records:
-        if rec not in distilled:
-            plain.setdefault(twin_key(rec["config"]), []).append(rec)
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for rec in distilled:
-        groups.setdefault((twin_key(rec["config"]), distill_label(rec["config"])), []).append(rec)
-    rows = []
-    for (key, label), recs in groups.items():
-        check_seed_replicas(recs, label)
-        twins = [t for t in plain.get(key, []) if t["config"].get("seed") in {r["config"].get("seed") for r in recs}]
-        rows.append(distill_row(recs, twins, label))
+    """One row per distilled configuration (its seeds averaged), beside the mean of its undistilled twins of the
+    same seeds: ``delta`` (valid loss), ``delta_bleu`` and ``step_ratio`` against them, ``twins`` their hashes."""
+    distilled = [r for r in records if is_distilled(r)]
+    by = ["key", "distill"]
+    fields = {**FIELDS, "distill": lambda r: distill_label(r["config"]), "config": student,
+              "params": "params.total", "valid_bleu": "metrics.valid.valid_bleu"}
+    table = configurations(distilled, by, fields, row=lambda key: key[1], first=["config", "params"],
+                           mean_std=["valid_loss", "bleu"], mean=["valid_bleu", "step"], sort_hashes=False)
+    seeds = records_frame(distilled, **fields)[[*by, "seed"]]
+    twins = records_frame([r for r in records if not is_distilled(r)], **FIELDS).merge(seeds, on=["key", "seed"])
+    base = twins.groupby(by, sort=False).agg(base_loss=("valid_loss", "mean"), base_bleu=("bleu", "mean"),
+                                             base_step=("step", "mean"), twins=("config_hash", list))
+    table = table.join(base, on=by)
+    table["delta"] = table["valid_loss"] - table["base_loss"]
+    table["delta_bleu"] = table["bleu"] - table["base_bleu"]
+    table["step_ratio"] = table["step"] / table["base_step"]
+    rows = to_rows(table)
     rows.sort(key=lambda r: (r["config"], r["valid_loss"] if r["valid_loss"] is not None else 1e9))
     return rows
-
-
-def distill_row(recs: Sequence[dict[str, Any]], twins: Sequence[dict[str, Any]], label: str) -> dict[str, Any]:
-    """One distilled configuration (its seeds averaged) against its undistilled twin's same seeds."""
-    def loss(r):
-        return best_valid(r)
-
-    def bleu(r):
-        return r["metrics"]["test"].get("tokenized_bleu")
-
-    def step(r):
-        return (r.get("timings") or {}).get("train_step_s")
-
-    config = recs[0]["config"]
-    student = f"{config['shapeshift']['name']}, factor lr ×{config['optim'].get('factor_lr_scale', 1.0):g}"
-    row: dict[str, Any] = {"config": student, "distill": label, "params": recs[0]["params"]["total"],
-                           "seeds": len(recs), "hashes": [r["config_hash"] for r in recs],
-                           "twins": [t["config_hash"] for t in twins]}
-    row["valid_loss"], row["valid_loss_std"] = _mean(recs, loss)
-    row["valid_bleu"], _ = _mean(recs, lambda r: (r["metrics"].get("valid") or {}).get("valid_bleu"))
-    row["bleu"], row["bleu_std"] = _mean(recs, bleu)
-    base_loss, base_bleu, base_step = (_mean(twins, f)[0] for f in (loss, bleu, step))
-    row["delta"] = None if None in (row["valid_loss"], base_loss) else row["valid_loss"] - base_loss
-    row["delta_bleu"] = None if None in (row["bleu"], base_bleu) else row["bleu"] - base_bleu
-    ours = _mean(recs, step)[0]
-    row["step_ratio"] = None if None in (ours, base_step) else ours / base_step
-    return row
 
 
 def build_distill_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
     rows = distill_rows(records)
     if not rows:
         raise FileNotFoundError("no distilled records among the quality_distill / quality_why records")
-    used = [r for r in records if r["config_hash"] in {h for row in rows for h in row["hashes"] + row["twins"]}]
+    named = {h for row in rows for h in row["hashes"] + (row["twins"] or [])}
+    used = [r for r in records if r["config_hash"] in named]
     notes = ("Same fixed budget as quality_why (6 epochs, no early stopping); each row is compared with the same "
              "configuration and seeds trained without a teacher (its quality_why record), on the validation "
              "split. The teacher is the quality study's dense run of the same seed. Train time per step includes "

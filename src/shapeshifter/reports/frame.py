@@ -1,5 +1,6 @@
 """Records to tables: one row per record in a DataFrame, one row per configuration after a group-by (mean and
-std over seeds), then Markdown, LaTeX and CSV text in the project's fixed format.
+std over seeds), then Markdown, LaTeX and CSV text in the project's fixed format. `configurations` is that path
+(with the replica check) in one call; every table's rows start there.
 
 Every output is stamped with the config hashes of the records it was built from, and is byte-identical
 when rebuilt from the same records (rows are sorted, floats formatted, no timestamps). pandas' own
@@ -9,7 +10,7 @@ here from a frame of formatted cells; the CSV goes through ``DataFrame.to_csv``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,19 +24,20 @@ Field = str | Callable[[dict[str, Any]], Any]  # a dotted path into a record, or
 
 @dataclass(frozen=True)
 class Column:
+    """A table column: the row key it shows, its header, and how a present value is written (a format spec such
+    as ``.2f``, or a function)."""
+
     key: str
     header: str
-    fmt: Callable[[Any], str] = str
+    fmt: str | Callable[[Any], str] = ""
 
-
-def fmt_num(fmt: str) -> Callable[[Any], str]:
-    """A cell formatter: ``format(v, fmt)``, or a dash for a missing value."""
-    return lambda v: "–" if v is None else format(v, fmt)
+    def text(self, value: Any) -> str:
+        return format(value, self.fmt) if isinstance(self.fmt, str) else self.fmt(value)
 
 
 # the size columns every table shows
-PARAMS_COLUMN = Column("params", "params", lambda v: f"{v:,}")
-REDUCTION_COLUMN = Column("reduction", "fewer params (×)", fmt_num(".1f"))
+PARAMS_COLUMN = Column("params", "params", ",")
+REDUCTION_COLUMN = Column("reduction", "fewer params (×)", ".1f")
 
 
 # -- records -> DataFrame -> one row per configuration -----------------------------------------------------------
@@ -56,26 +58,32 @@ def records_frame(records: Sequence[dict[str, Any]], **fields: Field) -> pd.Data
 
 
 def by_configuration(frame: pd.DataFrame, by: str | list[str], first: Sequence[str] = (), mean: Sequence[str] = (),
-                     mean_std: Sequence[str] = (), mean_of_all: Sequence[str] = ()) -> pd.DataFrame:
+                     mean_std: Sequence[str] = (), mean_of_all: Sequence[str] = (), sort_hashes: bool = True,
+                     **other: tuple[str, Callable[[pd.Series], Any]]) -> pd.DataFrame:
     """One row per configuration (the ``by`` columns), in first-seen order: ``seeds`` (records averaged),
-    ``hashes`` (their config hashes, sorted), the first record's ``first`` columns, the mean over the seeds that
-    have a value of each ``mean`` column, the same plus the sample std (``<column>_std``, missing for one value)
-    of each ``mean_std`` column, and the mean of each ``mean_of_all`` column only where every seed has one."""
+    ``hashes`` (their config hashes, sorted unless ``sort_hashes`` is false), the first record's ``first``
+    columns, the mean over the seeds that have a value of each ``mean`` column, the same plus the sample std
+    (``<column>_std``, missing for one value) of each ``mean_std`` column, the mean of each ``mean_of_all``
+    column only where every seed has one, and ``other`` named aggregations (``name=(column, function)``)."""
     groups = frame.groupby(by, sort=False, dropna=False)
     out = groups.agg(seeds=("config_hash", "size"),
                      **{c: (c, lambda s: s.iloc[0]) for c in first},
                      **{c: (c, "mean") for c in (*mean, *mean_std)},
                      **{f"{c}_std": (c, "std") for c in mean_std},
-                     **{c: (c, lambda s: s.mean(skipna=False)) for c in mean_of_all})
-    out["hashes"] = groups["config_hash"].apply(sorted)
+                     **{c: (c, lambda s: s.mean(skipna=False)) for c in mean_of_all}, **other)
+    out["hashes"] = groups["config_hash"].apply(sorted if sort_hashes else list)
     return out.reset_index()
 
 
-def mean_std(values: Iterable[float | None]) -> tuple[float | None, float | None]:
-    """Mean and sample std of the values present (std None for fewer than two, both None for none): for rows
-    whose records are matched by hand rather than grouped."""
-    present = pd.Series([v for v in values if v is not None], dtype=float)
-    return (None if present.empty else float(present.mean())), (float(present.std()) if len(present) > 1 else None)
+def configurations(records: Sequence[dict[str, Any]], by: str | list[str], fields: dict[str, Field],
+                   row: Callable[[Any], str] = str, **how: Any) -> pd.DataFrame:
+    """Records to a table's rows, the path every table takes: one row per record (`records_frame` of
+    ``fields``), the replica check of each configuration (`check_seed_replicas`, the row named ``row(key)``),
+    then one row per configuration (`by_configuration`, told ``how`` to aggregate each column)."""
+    frame = records_frame(records, **fields)
+    for key, index in frame.groupby(by, sort=False, dropna=False).indices.items():
+        check_seed_replicas([records[i] for i in index], row(key))
+    return by_configuration(frame, by, **how)
 
 
 def to_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -115,14 +123,6 @@ def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
                 f"record out of the records folder (or give the configurations different names)")
 
 
-def check_replicas(records: Sequence[dict[str, Any]], frame: pd.DataFrame, by: str | list[str],
-                   row: Callable[[Any], str] = str) -> None:
-    """`check_seed_replicas` for every group of ``frame`` (one row per record of ``records``, in order), the row
-    named by ``row(group key)``."""
-    for key, index in frame.groupby(by, sort=False, dropna=False).indices.items():
-        check_seed_replicas([records[i] for i in index], row(key))
-
-
 def pareto_front(rows: Sequence[dict[str, Any]], metric: str = "bleu") -> list[dict[str, Any]]:
     """The rows no other row beats on both size and quality (fewer or equal parameters and a higher or equal
     ``metric``, strictly better on one), sorted by parameters: the configurations worth choosing from a sweep."""
@@ -138,7 +138,7 @@ def pareto_front(rows: Sequence[dict[str, Any]], metric: str = "bleu") -> list[d
 # -- rows -> text --------------------------------------------------------------------------------------------------
 def _cell(row: dict[str, Any], col: Column) -> str:
     value = row.get(col.key)
-    text = col.fmt(value) if value is not None else "–"
+    text = col.text(value) if value is not None else "–"
     std = row.get(f"{col.key}_std")
     return f"{text} ± {std:.2f}" if std is not None else text
 

@@ -9,16 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from shapeshifter.reports.frame import (
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column,
-    by_configuration,
-    check_replicas,
-    fmt_num,
-    records_frame,
-    to_rows,
-)
+from shapeshifter.reports.frame import PARAMS_COLUMN, REDUCTION_COLUMN, Column, configurations, to_rows
 from shapeshifter.reports.translation import policy_name
 
 
@@ -34,9 +25,10 @@ def reported_split(record: dict[str, Any]) -> str:
     return "test" if metrics["main_metric"] in metrics.get("test", {}) else "validation"
 
 
-def _score(record: dict[str, Any], split: str) -> float | None:
-    """The main metric on a split, in %; None where that split was not scored."""
-    metrics = record["metrics"]
+def score(record: dict[str, Any], split: str | None = None) -> float | None:
+    """The main metric on a split (default: the reported one, `reported_split`), in %; None where that split was
+    not scored."""
+    metrics, split = record["metrics"], split or reported_split(record)
     return 100 * metrics[split][metrics["main_metric"]] if metrics["main_metric"] in metrics[split] else None
 
 
@@ -52,17 +44,17 @@ def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
     """One row per (task, setting, configuration: ``label`` of a record, the shapeshift policy's name unless
     given): the main metric (in %) on the reported split (`reported_split`) and on validation; ratios are
     against the baseline configuration of the same task and setting."""
-    frame = records_frame(
-        records, task=lambda r: r.get("task", {}).get("name", "?"), setting=setting, config=label,
-        metric="metrics.main_metric", split=reported_split, params="params.total",
-        reduction="params.reduction_vs_dense", score=lambda r: _score(r, reported_split(r)),
-        val_score=lambda r: _score(r, "validation"), majority=_majority,
+    fields = {
+        "task": lambda r: r.get("task", {}).get("name", "?"), "setting": setting, "config": label,
+        "metric": "metrics.main_metric", "split": reported_split, "params": "params.total",
+        "reduction": "params.reduction_vs_dense", "score": score,
+        "val_score": lambda r: score(r, "validation"), "majority": _majority,
         # missing when no attempt of the run trained (resumed after its last epoch): no step time was measured
-        train_step_s=lambda r: r["timings"].get("train_step_s"), test_s=lambda r: r["timings"].get("test_s") or None)
+        "train_step_s": "timings.train_step_s", "test_s": lambda r: r["timings"].get("test_s") or None}
     keys = ["task", "setting", "config"]
-    check_replicas(records, frame, keys, row="/".join)
-    table = by_configuration(frame, keys, first=["metric", "split", "params", "reduction", "majority"],
-                             mean_std=["score", "val_score"], mean=["train_step_s"], mean_of_all=["test_s"])
+    table = configurations(records, keys, fields, row="/".join,
+                           first=["metric", "split", "params", "reduction", "majority"],
+                           mean_std=["score", "val_score"], mean=["train_step_s"], mean_of_all=["test_s"])
     base = table[table["config"] == baseline].set_index(["task", "setting"])[["train_step_s", "test_s", "score"]]
     both = table.join(base, on=["task", "setting"], rsuffix="_base")
     table = table.assign(train_time_ratio=both["train_step_s"] / both["train_step_s_base"],
@@ -74,14 +66,8 @@ def glue_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
 
 
 GLUE_COLUMNS = [
-    Column("task", "task"),
-    Column("config", "configuration"),
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column("metric", "metric"),
-    Column("score", "test (%)", fmt_num(".1f")),
-    Column("val_score", "valid (%)", fmt_num(".1f")),
-    Column("majority", "majority class (%)", fmt_num(".1f")),
-    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
-    Column("test_time_ratio", "test time (× dense)", fmt_num(".2f")),
+    Column("task", "task"), Column("config", "configuration"), PARAMS_COLUMN, REDUCTION_COLUMN,
+    Column("metric", "metric"), Column("score", "test (%)", ".1f"), Column("val_score", "valid (%)", ".1f"),
+    Column("majority", "majority class (%)", ".1f"), Column("train_time_ratio", "train time/step (× dense)", ".2f"),
+    Column("test_time_ratio", "test time (× dense)", ".2f"),
 ]

@@ -23,7 +23,6 @@ from shapeshifter.reports.frame import (
     Column,
     by_configuration,
     check_seed_replicas,
-    fmt_num,
     pareto_front,
     stamp,
     to_rows,
@@ -49,17 +48,11 @@ def finished_records(records_dir: Path, kind: str) -> list[dict[str, Any]]:
 
 # -- Table 1: time overhead ----------------------------------------------------------------------------------
 TABLE1_COLUMNS = [
-    Column("config", "configuration"),
-    Column("device", "device"),
-    Column("compiled", "compiled"),
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column("train_ms", "train step (ms)", fmt_num(".1f")),
-    Column("train_ratio", "train step (× dense)", fmt_num(".2f")),
-    Column("forward_ratio", "forward, no grad (× dense)", fmt_num(".2f")),
-    Column("beam_ratio", "beam search (× dense)", fmt_num(".2f")),
-    Column("peak_mb", "train step peak memory (MB)", fmt_num(".1f")),
-    Column("memory_ratio", "peak memory (× dense)", fmt_num(".2f")),
+    Column("config", "configuration"), Column("device", "device"), Column("compiled", "compiled"), PARAMS_COLUMN,
+    REDUCTION_COLUMN, Column("train_ms", "train step (ms)", ".1f"),
+    Column("train_ratio", "train step (× dense)", ".2f"), Column("forward_ratio", "forward, no grad (× dense)", ".2f"),
+    Column("beam_ratio", "beam search (× dense)", ".2f"), Column("peak_mb", "train step peak memory (MB)", ".1f"),
+    Column("memory_ratio", "peak memory (× dense)", ".2f"),
 ]
 
 
@@ -205,17 +198,8 @@ class TranslationTable:
     columns: tuple[Column, ...]
 
 
-def _layers(v: Any) -> str:
-    return "–" if not v else str(v)
-
-
-EXTRA = {
-    "layers": Column("layers", "factorized", _layers),
-    "rank": Column("rank", "rank", str),
-    "emb_rank": Column("emb_rank", "emb. rank", str),
-    "order": Column("order", "order", str),
-    "scheme": Column("scheme", "scheme", str),
-}
+EXTRA = {c.key: c for c in (Column("layers", "factorized"), Column("rank", "rank"), Column("emb_rank", "emb. rank"),
+                             Column("order", "order"), Column("scheme", "scheme"))}
 _BASE = {c.key: c for c in TRANSLATION_COLUMNS}
 
 TRANSLATION_TABLES = {

@@ -24,17 +24,14 @@ from shapeshifter.reports.frame import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
     Column,
-    by_configuration,
-    check_replicas,
-    fmt_num,
-    mean_std,
+    configurations,
     pareto_front,
     records_frame,
     stamp,
     to_rows,
     write_table,
 )
-from shapeshifter.reports.glue import glue_rows, reported_split
+from shapeshifter.reports.glue import glue_rows, score
 from shapeshifter.reports.plots import pyplot, save_figure
 from shapeshifter.reports.translation import translation_rows
 
@@ -46,14 +43,18 @@ METHOD_ORDER = ("dense", "Shapeshifter o2", "Shapeshifter o3", "Shapeshifter, pr
 
 # the columns every study table shares
 METHOD_COLUMNS = [Column("method", "method"), Column("config", "configuration"), PARAMS_COLUMN, REDUCTION_COLUMN]
-VALID_LOSS_COLUMN = Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f"))
-BLEU_COLUMN = Column("bleu", "BLEU (tok, test)", fmt_num(".2f"))
-TIME_COLUMN = Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f"))
-TRAINING_COLUMNS = [Column("epochs", "epochs", fmt_num(".1f")), Column("stopped_by", "stopped by"),
-                    Column("seeds", "seeds", str)]
+VALID_LOSS_COLUMN = Column("valid_loss", "valid loss (bits/token)", ".3f")
+BLEU_COLUMN = Column("bleu", "BLEU (tok, test)", ".2f")
+TIME_COLUMN = Column("train_time_ratio", "train time/step (× dense)", ".2f")
+# how each run's training went: epochs trained and what stopped it (``?`` when the record does not say)
+TRAINING_FIELDS = {"epochs": "training.epochs",
+                   "stopped_by": lambda r: (r.get("training") or {}).get("stopped_by", "?")}
+SEEDS_COLUMN = Column("seeds", "seeds")
+TRAINING_COLUMNS = [Column("epochs", "epochs", ".1f"), Column("stopped_by", "stopped by"), SEEDS_COLUMN]
+REPORTED_BLEU_COLUMN = Column("bleu", "test BLEU (tok; reported, not used to choose)", ".2f")
 
 QUALITY_COLUMNS = [*METHOD_COLUMNS, VALID_LOSS_COLUMN, BLEU_COLUMN,
-                   Column("sacrebleu", "sacreBLEU (test)", fmt_num(".2f")), TIME_COLUMN, *TRAINING_COLUMNS]
+                   Column("sacrebleu", "sacreBLEU (test)", ".2f"), TIME_COLUMN, *TRAINING_COLUMNS]
 # The CSV other tools read: the columns the study promises, then the rest of the table.
 CSV_COLUMNS = [Column(k, k) for k in ("method", "config", "params", "reduction_vs_dense", "bleu", "bleu_std",
                                       "sacrebleu", "valid_loss", "valid_loss_std", "train_time_ratio", "epochs",
@@ -114,24 +115,17 @@ def add_study_columns(rows: list[dict[str, Any]], records: Sequence[dict[str, An
     The reduction is recomputed from the dense row: a narrow dense record counts its own width as dense
     (``reduction_vs_dense`` 1.0).
     """
-    study = {row["config"]: row for row in to_rows(by_configuration(
-        training_frame(records, config=config_label, method=method, best=lambda r: best_valid(r, scale)),
-        "config", first=["method"], mean_std=["best"], mean=["epochs"]))}
-    stopped = training_frame(records, config=config_label).groupby("config")["stopped_by"]
+    fields = {**TRAINING_FIELDS, "config": config_label, "method": method, "best": lambda r: best_valid(r, scale)}
+    study = {row["config"]: row for row in to_rows(configurations(
+        records, "config", fields, first=["method"], mean_std=["best"], mean=["epochs"],
+        stopped_by=("stopped_by", lambda s: ", ".join(sorted(set(s))))))}
     dense = next((r for r in rows if r["config"] == "dense"), None)
     for row in rows:
-        row.update((k, study[row["config"]][k]) for k in ("method", "best", "best_std", "epochs"))
+        row.update((k, study[row["config"]][k]) for k in ("method", "best", "best_std", "epochs", "stopped_by"))
         if dense is not None:
             row["reduction"] = dense["params"] / row["params"]
         row["reduction_vs_dense"] = row["reduction"]
-        row["stopped_by"] = ", ".join(sorted(set(stopped.get_group(row["config"]))))
         row["budget"] = nearest_budget(row["reduction"])
-
-
-def training_frame(records: Sequence[dict[str, Any]], **fields: Any) -> pd.DataFrame:
-    """`records_frame` with how each run's training went: ``epochs`` and ``stopped_by`` (``?`` when unknown)."""
-    return records_frame(records, epochs="training.epochs",
-                         stopped_by=lambda r: (r.get("training") or {}).get("stopped_by", "?"), **fields)
 
 
 def nearest_budget(reduction: float) -> int:
@@ -265,9 +259,9 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
 # -- does the gap depend on the model's size: the same ~10x compression of a narrower base -------------------
 WIDTH_COLUMNS = [
     Column("base", "base model"), Column("config", "configuration"), PARAMS_COLUMN,
-    Column("reduction", "fewer params than its base (×)", fmt_num(".1f")),
-    VALID_LOSS_COLUMN, Column("valid_gap", "Δ valid loss vs its base (bits)", fmt_num("+.3f")),
-    BLEU_COLUMN, Column("bleu_kept", "BLEU kept (% of its base)", fmt_num(".0f")), *TRAINING_COLUMNS,
+    Column("reduction", "fewer params than its base (×)", ".1f"),
+    VALID_LOSS_COLUMN, Column("valid_gap", "Δ valid loss vs its base (bits)", "+.3f"),
+    BLEU_COLUMN, Column("bleu_kept", "BLEU kept (% of its base)", ".0f"), *TRAINING_COLUMNS,
 ]
 
 
@@ -325,14 +319,9 @@ def build_width_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
 # -- why the quality drops: one change at a time against a base configuration --------------------------------
 WHY_BASE = {"shapeshift.name": "o2-r8-emb29", "optim.factor_lr_scale": 1.0, "arch.overrides.dropout": 0.1}
 WHY_COLUMNS = [
-    Column("change", "change against the base (o2-r8-emb29, one lr, dropout 0.1)"),
-    PARAMS_COLUMN,
-    Column("valid_loss", "valid loss (bits/token)", fmt_num(".3f")),
-    Column("delta", "Δ valid loss vs base", fmt_num("+.3f")),
-    Column("train_loss", "train loss, last epoch", fmt_num(".3f")),
-    Column("bleu", "test BLEU (tok; reported, not used to choose)", fmt_num(".2f")),
-    Column("epochs", "epochs", fmt_num("g")),
-    Column("seeds", "seeds", str),
+    Column("change", "change against the base (o2-r8-emb29, one lr, dropout 0.1)"), PARAMS_COLUMN, VALID_LOSS_COLUMN,
+    Column("delta", "Δ valid loss vs base", "+.3f"), Column("train_loss", "train loss, last epoch", ".3f"),
+    REPORTED_BLEU_COLUMN, Column("epochs", "epochs", "g"), SEEDS_COLUMN,
 ]
 
 
@@ -368,14 +357,12 @@ def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     base = next((r for r in records if is_base(r)), None)
     if base is None:  # not built until the base run has finished
         raise FileNotFoundError(f"no base record ({WHY_BASE}) among the quality_why records")
-    frame = training_frame(records, change=lambda r: describe_change(r["config"], base["config"]),
-                           params="params.total", valid_loss=best_valid, bleu="metrics.test.tokenized_bleu",
-                           train_loss=lambda r: (r["metrics"].get("train") or {}).get("train_loss_epoch"))
-    check_replicas(records, frame, "change")
-    table = by_configuration(frame, "change", first=["params"], mean_std=["valid_loss", "bleu"],
-                             mean=["epochs", "train_loss"])
+    fields = {**TRAINING_FIELDS, "change": lambda r: describe_change(r["config"], base["config"]),
+              "params": "params.total", "valid_loss": best_valid, "bleu": "metrics.test.tokenized_bleu",
+              "train_loss": lambda r: (r["metrics"].get("train") or {}).get("train_loss_epoch")}
     # the records of a row in the order they were read (not sorted, unlike the other tables)
-    table["hashes"] = frame.groupby("change", sort=False)["config_hash"].agg(list).to_numpy()
+    table = configurations(records, "change", fields, first=["params"], mean_std=["valid_loss", "bleu"],
+                           mean=["epochs", "train_loss"], sort_hashes=False)
     base_loss = table.loc[table["change"] == "base", "valid_loss"].iloc[0]
     rows = to_rows(table.assign(delta=table["valid_loss"] - base_loss))
     rows.sort(key=lambda r: (r["change"] != "base", r["valid_loss"] if r["valid_loss"] is not None else 1e9))
@@ -412,8 +399,8 @@ def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float =
 
 
 # -- the classification side: encoder_small on the SNLI sample -----------------------------------------------
-QUALITY_GLUE_COLUMNS = [*METHOD_COLUMNS, Column("val_accuracy", "valid accuracy (%, best)", fmt_num(".1f")),
-                        Column("accuracy", "test accuracy (%)", fmt_num(".1f")), TIME_COLUMN, *TRAINING_COLUMNS]
+QUALITY_GLUE_COLUMNS = [*METHOD_COLUMNS, Column("val_accuracy", "valid accuracy (%, best)", ".1f"),
+                        Column("accuracy", "test accuracy (%)", ".1f"), TIME_COLUMN, *TRAINING_COLUMNS]
 QUALITY_GLUE_CSV_COLUMNS = [Column(k, k) for k in (
     "method", "config", "params", "reduction_vs_dense", "accuracy", "accuracy_std", "val_accuracy",
     "val_accuracy_std", "train_time_ratio", "epochs", "stopped_by", "seeds")]
@@ -455,22 +442,11 @@ def build_quality_glue_table(records: Sequence[dict[str, Any]], out_dir: Path) -
 
 
 # -- the same study on the full SNLI subset (data=snli_full), with each row's gap to dense ----------------------
-GAP_COLUMN = Column("gap", "Δ test accuracy vs dense (points)", fmt_num("+.1f"))
-MAJORITY_COLUMN = Column("majority", "majority class (%, test)", fmt_num(".1f"))
+GAP_COLUMN = Column("gap", "Δ test accuracy vs dense (points)", "+.1f")
+MAJORITY_COLUMN = Column("majority", "majority class (%, test)", ".1f")
 QUALITY_SNLI_COLUMNS = [*QUALITY_GLUE_COLUMNS[:6], GAP_COLUMN, MAJORITY_COLUMN, *QUALITY_GLUE_COLUMNS[6:]]
 QUALITY_SNLI_CSV_COLUMNS = [*QUALITY_GLUE_CSV_COLUMNS[:6], *(Column(k, k) for k in ("gap", "gap_std", "majority")),
                             *QUALITY_GLUE_CSV_COLUMNS[6:]]
-
-
-def test_accuracy_by_seed(records: Sequence[dict[str, Any]]) -> dict[str, dict[int, float]]:
-    """{row label: {seed: test accuracy in %}} (the main metric on the reported split, as in `glue_rows`)."""
-    out: dict[str, dict[int, float]] = {}
-    for label, recs in by_config(records).items():
-        for rec in recs:
-            metric, split = rec["metrics"]["main_metric"], reported_split(rec)
-            if metric in rec["metrics"][split]:
-                out.setdefault(label, {})[rec["config"]["seed"]] = 100 * rec["metrics"][split][metric]
-    return out
 
 
 def add_gap_to_dense(rows: list[dict[str, Any]], records: Sequence[dict[str, Any]]) -> None:
@@ -478,16 +454,15 @@ def add_gap_to_dense(rows: list[dict[str, Any]], records: Sequence[dict[str, Any
     per-seed gaps (row seed s minus dense seed s), where two or more seeds of both are recorded. With every seed
     of both finished the mean of the per-seed gaps is ``gap``."""
     dense = next((r for r in rows if r["config"] == "dense"), None)
-    by_seed = test_accuracy_by_seed(records)
+    accuracy = records_frame(records, config=config_label, seed="config.seed", accuracy=score).pivot(
+        index="seed", columns="config", values="accuracy")  # test accuracy (%) of each row (column) and seed
     for row in rows:
         if dense is None or row["accuracy"] is None or dense["accuracy"] is None:
             row["gap"] = row["gap_std"] = None
             continue
         row["gap"] = row["accuracy"] - dense["accuracy"]
-        mine, base = by_seed.get(row["config"], {}), by_seed.get("dense", {})
-        row["gap_std"] = mean_std([mine[s] - base[s] for s in sorted(mine.keys() & base.keys())])[1]
-        if row is dense:
-            row["gap_std"] = None  # zero by construction: nothing to report
+        std = (accuracy[row["config"]] - accuracy["dense"]).std()
+        row["gap_std"] = None if row is dense or pd.isna(std) else float(std)  # dense: zero by construction
 
 
 def build_quality_snli_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:

@@ -6,18 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pandas as pd
-
-from shapeshifter.reports.frame import (
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column,
-    by_configuration,
-    check_replicas,
-    fmt_num,
-    records_frame,
-    to_rows,
-)
+from shapeshifter.reports.frame import PARAMS_COLUMN, REDUCTION_COLUMN, Column, Field, configurations, to_rows
 
 
 def train_step_s(record: dict[str, Any]) -> float:
@@ -40,27 +29,23 @@ def policy_name(record: dict[str, Any]) -> str:
     return record["config"]["shapeshift"]["name"]
 
 
-def translation_frame(records: Sequence[dict[str, Any]],
-                      label: Callable[[dict[str, Any]], str] = policy_name) -> pd.DataFrame:
-    """One row per translation record: its configuration (``label``), size, test BLEU and timings."""
-    return records_frame(
-        records, config=label, params="params.total", reduction="params.reduction_vs_dense",
-        bleu="metrics.test.tokenized_bleu", sacrebleu=lambda r: r["metrics"]["test"].get("sacrebleu") or 0.0,
-        train_s_per_step=train_step_s, test_generate_s="timings.test_generate_s",
-        # per generated token: a weaker model may emit longer outputs, which is not a per-step cost
-        generate_s_per_token=generate_s_per_token,
-        copy_bleu=lambda r: (r["metrics"].get("copy_baseline") or {}).get("tokenized_bleu"))
+def translation_fields(label: Callable[[dict[str, Any]], str] = policy_name) -> dict[str, Field]:
+    """What a translation table reads from each record: its configuration (``label``), size, test BLEU, timings."""
+    return {"config": label, "params": "params.total", "reduction": "params.reduction_vs_dense",
+            "bleu": "metrics.test.tokenized_bleu", "sacrebleu": lambda r: r["metrics"]["test"].get("sacrebleu") or 0.0,
+            "train_s_per_step": train_step_s, "test_generate_s": "timings.test_generate_s",
+            # per generated token: a weaker model may emit longer outputs, which is not a per-step cost
+            "generate_s_per_token": generate_s_per_token,
+            "copy_bleu": lambda r: (r["metrics"].get("copy_baseline") or {}).get("tokenized_bleu")}
 
 
 def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
                      label: Callable[[dict[str, Any]], str] = policy_name) -> list[dict[str, Any]]:
     """One row per configuration (``label`` of its records; seeds averaged), with ratios against the
     ``baseline`` configuration."""
-    frame = translation_frame(records, label)
-    check_replicas(records, frame, "config")
-    table = by_configuration(frame, "config", first=["params", "reduction", "copy_bleu"],
-                             mean_std=["bleu", "sacrebleu"], mean=["train_s_per_step", "test_generate_s"],
-                             mean_of_all=["generate_s_per_token"])
+    table = configurations(records, "config", translation_fields(label), first=["params", "reduction", "copy_bleu"],
+                           mean_std=["bleu", "sacrebleu"], mean=["train_s_per_step", "test_generate_s"],
+                           mean_of_all=["generate_s_per_token"])
     is_base = table["config"] == baseline
     base = table[is_base].iloc[0] if is_base.any() else None
     ratios = {"bleu_drop_pct": None, "train_time_ratio": None, "infer_time_ratio": None, "infer_token_ratio": None}
@@ -75,13 +60,9 @@ def translation_rows(records: Sequence[dict[str, Any]], baseline: str = "dense",
 
 
 TRANSLATION_COLUMNS = [
-    Column("config", "configuration"),
-    PARAMS_COLUMN,
-    REDUCTION_COLUMN,
-    Column("bleu", "BLEU (tok)", fmt_num(".2f")),
-    Column("sacrebleu", "sacreBLEU", fmt_num(".2f")),
-    Column("bleu_drop_pct", "rel. BLEU drop (%)", fmt_num(".1f")),
-    Column("train_time_ratio", "train time/step (× dense)", fmt_num(".2f")),
-    Column("infer_time_ratio", "test decoding time (× dense)", fmt_num(".2f")),
-    Column("infer_token_ratio", "decoding time per output token (× dense)", fmt_num(".2f")),
+    Column("config", "configuration"), PARAMS_COLUMN, REDUCTION_COLUMN, Column("bleu", "BLEU (tok)", ".2f"),
+    Column("sacrebleu", "sacreBLEU", ".2f"), Column("bleu_drop_pct", "rel. BLEU drop (%)", ".1f"),
+    Column("train_time_ratio", "train time/step (× dense)", ".2f"),
+    Column("infer_time_ratio", "test decoding time (× dense)", ".2f"),
+    Column("infer_token_ratio", "decoding time per output token (× dense)", ".2f"),
 ]
