@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.reports.distill import build_distill_table, distill_label, distill_rows
+from shapeshifter.reports.distill import build_distill_table, distill_label, distill_rows, step_costs
 
 BASE = {"seed": 1, "optim": {"factor_lr_scale": 3.0}, "shapeshift": {"name": "o2-r8-emb29", "rank": 8},
         "eval": {"bleu_every_n_epochs": 1000}, "run": {"name": "x"}}
@@ -24,26 +24,48 @@ def record(seed: int, loss: float, bleu: float, step: float, distill: dict | Non
         config["eval"]["bleu_every_n_epochs"] = 6
     valid = {"valid_loss": loss} | ({"valid_bleu": valid_bleu} if valid_bleu is not None else {})
     return {"config": config, "config_hash": f"{'d' if distill else 'p'}{seed}{loss}", "git_commit": "c",
-            "params": {"total": 100}, "training": {"best": loss}, "timings": {"train_step_s": step},
+            "params": {"total": 100}, "policy": POLICY, "training": {"best": loss}, "timings": {"train_step_s": step},
             "metrics": {"test": {"tokenized_bleu": bleu}, "valid": valid}}
+
+
+POLICY = {"attention": {"rank": 8}}
+
+
+def bench(finished_at: str, word: float, policy: dict = POLICY) -> dict:
+    """A pipelines/bench_distill.py record: each step's ratio to the plain student's, in one process."""
+    results = {"plain": 1.0, "word": word, "hidden": 1.25, "word+hidden": word + 0.25, "teacher": 0.9}
+    return {"kind": "bench_distill", "config": {"policy": policy}, "config_hash": f"b{finished_at}",
+            "git_commit": "c", "finished_at": finished_at,
+            "results": {k: {"ratio_to_plain": v} for k, v in results.items()}}
 
 
 def test_rows_compare_each_distilled_config_with_its_twin_seeds(tmp_path: Path) -> None:
     records = [record(1, 7.0, 10.0, 0.5), record(2, 7.2, 9.0, 0.5), record(3, 6.0, 30.0, 0.5),  # seed 3: no twin
                record(1, 6.8, 11.0, 0.75, {"kinds": ["word"]}, 12.0),
                record(2, 6.9, 10.0, 0.75, {"kinds": ["word"]}, 11.0),
-               record(1, 7.5, 8.0, 0.6, {"kinds": ["word"], "alpha": 0.9, "temperature": 1.0})]
-    rows = {r["distill"]: r for r in distill_rows(records)}
-    assert set(rows) == {"word α 0.5 T 2", "word α 0.9 T 1"}
+               record(1, 7.5, 8.0, 0.6, {"kinds": ["word"], "alpha": 0.9, "temperature": 1.0}),
+               record(1, 7.4, 8.5, 0.6, {"kinds": ["sequence"]})]
+    benches = [bench("2026-12-02", 2.0), bench("2026-12-03", 1.5), bench("2026-12-04", 9.0, {"ffn": {}})]
+    rows = {r["distill"]: r for r in build_rows(records + benches)}
+    assert set(rows) == {"word α 0.5 T 2", "word α 0.9 T 1", "sequence (beam 5)"}
     word = rows["word α 0.5 T 2"]
     assert word["seeds"] == 2 and word["valid_loss"] == pytest.approx(6.85)
     assert word["delta"] == pytest.approx(6.85 - 7.1) and word["delta_bleu"] == pytest.approx(10.5 - 9.5)
+    # the step cost is the newest benchmark of the same student policy, not a ratio of separate runs' times
     assert word["step_ratio"] == pytest.approx(1.5) and word["valid_bleu"] == pytest.approx(11.5)
+    assert rows["sequence (beam 5)"]["step_ratio"] == 1.0  # plain steps on the teacher's translations
     other = rows["word α 0.9 T 1"]
     assert other["delta"] == pytest.approx(0.5) and other["twins"] == ["p17.0"]  # seed 1's twin only
-    md = build_distill_table(records, tmp_path)
+    md = build_distill_table(records + benches, tmp_path)
     assert "word α 0.5 T 2" in md and (tmp_path / "quality_distill.csv").is_file()
     assert "p36.0" not in md  # a record no row used is not named in the stamp
+    assert "b2026-12-03" in md and "b2026-12-02" not in md  # the benchmark used is named, an older one not
+    assert distill_rows(records)[0]["step_ratio"] is None  # no benchmark: no cost claimed
+
+
+def build_rows(records: list[dict]) -> list[dict]:
+    bench_records = [r for r in records if r.get("kind") == "bench_distill"]
+    return distill_rows([r for r in records if r.get("kind") != "bench_distill"], step_costs(bench_records))
 
 
 def test_labels_and_no_rows() -> None:

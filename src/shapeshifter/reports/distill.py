@@ -28,8 +28,9 @@ COLUMNS = [
     Column("config", "student"), Column("distill", "distilled with"), PARAMS_COLUMN, VALID_LOSS_COLUMN,
     Column("delta", "Δ valid loss vs undistilled", "+.3f"), Column("valid_bleu", "valid BLEU (last epoch)", ".2f"),
     REPORTED_BLEU_COLUMN, Column("delta_bleu", "Δ test BLEU vs undistilled", "+.2f"),
-    Column("step_ratio", "train time/step (× undistilled)", ".2f"), SEEDS_COLUMN,
+    Column("step_ratio", "train step (× plain student, one process)", ".2f"), SEEDS_COLUMN,
 ]
+BENCH_KIND = "bench_distill"  # pipelines/bench_distill.py: a distilled step against the plain one, one process
 
 
 def twin_key(config: dict[str, Any]) -> str:
@@ -63,43 +64,67 @@ def is_distilled(record: dict[str, Any]) -> bool:
     return bool((record["config"].get("distill") or {}).get("kinds"))
 
 
+def step_costs(bench: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The newest `BENCH_KIND` record per student policy: ``{repr(policy): record}``."""
+    newest: dict[str, dict[str, Any]] = {}
+    for record in sorted(bench, key=lambda r: str(r.get("finished_at"))):
+        newest[repr(record["config"]["policy"])] = record
+    return newest
+
+
+def step_ratio(record: dict[str, Any], costs: dict[str, dict[str, Any]]) -> float | None:
+    """What one training step of this distilled run costs over the plain student's, measured by the benchmark
+    in one process (sequence-level steps are plain steps on other targets); None without a benchmark."""
+    bench = costs.get(repr(record.get("policy")))
+    online = [k for k in ("word", "hidden") if k in record["config"]["distill"]["kinds"]]
+    row = (bench or {}).get("results", {}).get("+".join(online) or "plain")
+    return row["ratio_to_plain"] if row else None
+
+
 # what a row compares, read from a distilled run and from its twins alike
 FIELDS = {"key": lambda r: twin_key(r["config"]), "seed": "config.seed", "valid_loss": best_valid,
-          "bleu": "metrics.test.tokenized_bleu", "step": "timings.train_step_s"}
+          "bleu": "metrics.test.tokenized_bleu"}
 
 
-def distill_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def distill_rows(records: Sequence[dict[str, Any]],
+                 costs: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """One row per distilled configuration (its seeds averaged), beside the mean of its undistilled twins of the
-    same seeds: ``delta`` (valid loss), ``delta_bleu`` and ``step_ratio`` against them, ``twins`` their hashes."""
+    same seeds: ``delta`` (valid loss) and ``delta_bleu`` against them, ``twins`` their hashes; ``step_ratio``
+    from the benchmark records ``costs`` (`step_costs`)."""
     distilled = [r for r in records if is_distilled(r)]
     by = ["key", "distill"]
     fields = {**FIELDS, "distill": lambda r: distill_label(r["config"]), "config": student,
-              "params": "params.total", "valid_bleu": "metrics.valid.valid_bleu"}
-    table = configurations(distilled, by, fields, row=lambda key: key[1], first=["config", "params"],
-                           mean_std=["valid_loss", "bleu"], mean=["valid_bleu", "step"], sort_hashes=False)
+              "params": "params.total", "valid_bleu": "metrics.valid.valid_bleu",
+              "step_ratio": lambda r: step_ratio(r, costs or {})}
+    table = configurations(distilled, by, fields, row=lambda key: key[1], first=["config", "params", "step_ratio"],
+                           mean_std=["valid_loss", "bleu"], mean=["valid_bleu"], sort_hashes=False)
     seeds = records_frame(distilled, **fields)[[*by, "seed"]]
     twins = records_frame([r for r in records if not is_distilled(r)], **FIELDS).merge(seeds, on=["key", "seed"])
     base = twins.groupby(by, sort=False).agg(base_loss=("valid_loss", "mean"), base_bleu=("bleu", "mean"),
-                                             base_step=("step", "mean"), twins=("config_hash", list))
+                                             twins=("config_hash", list))
     table = table.join(base, on=by)
     table["delta"] = table["valid_loss"] - table["base_loss"]
     table["delta_bleu"] = table["bleu"] - table["base_bleu"]
-    table["step_ratio"] = table["step"] / table["base_step"]
     rows = to_rows(table)
     rows.sort(key=lambda r: (r["config"], r["valid_loss"] if r["valid_loss"] is not None else 1e9))
     return rows
 
 
 def build_distill_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    rows = distill_rows(records)
+    costs = step_costs([r for r in records if r.get("kind") == BENCH_KIND])
+    runs = [r for r in records if r.get("kind") != BENCH_KIND]
+    rows = distill_rows(runs, costs)
     if not rows:
         raise FileNotFoundError("no distilled records among the quality_distill / quality_why records")
     named = {h for row in rows for h in row["hashes"] + (row["twins"] or [])}
-    used = [r for r in records if r["config_hash"] in named]
+    policies = {repr(r.get("policy")) for r in runs if is_distilled(r)}
+    used = [r for r in runs if r["config_hash"] in named] + [b for p, b in costs.items() if p in policies]
     notes = ("Same fixed budget as quality_why (6 epochs, no early stopping); each row is compared with the same "
              "configuration and seeds trained without a teacher (its quality_why record), on the validation "
-             "split. The teacher is the quality study's dense run of the same seed. Train time per step includes "
-             "the teacher's forward (word, hidden); sequence-level pays the teacher's decoding once, in its "
-             "record (timings.teacher_decode_s). Times are from separate runs on a shared machine.")
+             "split. The teacher is the quality study's dense run of the same seed. The train step ratio is "
+             "measured by pipelines/bench_distill.py in one process (the student's step with the teacher's "
+             "forward and the extra loss terms against its plain step; – without that benchmark); "
+             "sequence-level steps are plain steps, and the teacher's one decoding of the training set is in the "
+             "run's record (timings.teacher_decode_s).")
     return write_table(out_dir, "quality_distill", "Distillation from the dense model: screening at ~10× fewer "
                        "parameters", rows, COLUMNS, used, notes)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from shapeshifter.app.records import load_records
 from shapeshifter.paths import repo_root
 from shapeshifter.reports.distill import build_distill_table
 from shapeshifter.reports.frame import Column
@@ -80,13 +81,18 @@ def translation_builder(table_id: str, title: str | None = None, columns: tuple[
     return partial(build_translation_table, spec)
 
 
-def records_builder(build: Callable, kind: str, also: tuple[str, ...] = ()) -> Builder:
+def records_builder(build: Callable, kind: str, also: tuple[str, ...] = (),
+                    benchmarks: tuple[str, ...] = ()) -> Builder:
     """A builder over the finished records of one kind (``build(records, out_dir)``), and with ``also`` those of
-    these tables too (read only: their records folders at the same scale, beside its own)."""
+    these tables too (read only: their records folders at the same scale, beside its own), and with
+    ``benchmarks`` the records of these benchmark kinds (folder named as the kind, any scale; none is fine)."""
     def builder(records_dir: Path, out_dir: Path) -> str:
         suffix = scale_suffix(records_dir.name)
         folders = [records_dir, *(records_dir.parent / f"{other}{suffix}" for other in also)]
-        return build([rec for folder in folders for rec in finished_records(folder, kind)], out_dir)
+        records = [rec for folder in folders for rec in finished_records(folder, kind)]
+        for bench in benchmarks:
+            records += [r for r in load_records(records_dir.parent / bench) if r.get("kind") == bench]
+        return build(records, out_dir)
     return builder
 
 
@@ -167,7 +173,8 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality_why", records_builder(build_why_table, "translation"), ("quality/why",), full_scale="cpu",
               jobs=WHY_JOBS),
     # after quality (its dense runs are the teachers); rows beside their undistilled quality_why twins
-    TableSpec("quality_distill", records_builder(build_distill_table, "translation", also=("quality_why",)),
+    TableSpec("quality_distill", records_builder(build_distill_table, "translation", also=("quality_why",),
+                                               benchmarks=("bench_distill",)),
               ("quality/distill",), full_scale="cpu", jobs=DISTILL_JOBS, smoke_jobs=DISTILL_JOBS[:3]),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
               ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue", full_scale="cpu"),
