@@ -132,6 +132,7 @@ WHY_JOBS = (
 # Distillation screening (conf/experiment/quality/distill.yaml): each kind alone on o2-r8-emb29 from scratch (the
 # two that need no decoding stage first), then projected, then a second (alpha, T). Smoke: one run per kind.
 _DISTILLED = "run.name=${data.name}-d128-${shapeshift.name}-flr${optim.factor_lr_scale}-distilled-"
+_TEACHER_S1 = "distill.teacher=${run.outputs}/quality${oc.select:scale.suffix,''}/${data.name}-d128-dense-s1"
 DISTILL_JOBS = (
     ("shapeshift=kron", "distill=word", _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
     ("shapeshift=kron", "distill=hidden", _DISTILLED + "hidden-s${seed}"),
@@ -141,6 +142,17 @@ DISTILL_JOBS = (
      "distill=word", _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
     ("shapeshift=kron", "distill=word", "distill.alpha=0.9", "distill.temperature=1.0",
      _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
+    # the candidates' further seeds, from the seed-1 teacher (the student's seed alone varies)
+    ("shapeshift=kron", "distill=sequence", "seed=2", _TEACHER_S1, _DISTILLED + "seq-t1-s${seed}"),
+    ("shapeshift=kron", "distill=word", "distill.alpha=0.9", "distill.temperature=1.0", "seed=2", _TEACHER_S1,
+     _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-t1-s${seed}"),
+    ("shapeshift=kron", "distill=sequence", "seed=3", _TEACHER_S1, _DISTILLED + "seq-t1-s${seed}"),
+    ("shapeshift=kron", "distill=word", "distill.alpha=0.9", "distill.temperature=1.0", "seed=3", _TEACHER_S1,
+     _DISTILLED + "word-a${distill.alpha}-T${distill.temperature}-t1-s${seed}"),
+    # the two candidates together, and sequence-level beside the references
+    ("shapeshift=kron", "distill=sequence", "distill.kinds=[sequence,word]", "distill.alpha=0.9",
+     "distill.temperature=1.0", _DISTILLED + "seq-word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
+    ("shapeshift=kron", "distill=sequence", "distill.with_references=true", _DISTILLED + "seq-refs-s${seed}"),
 )
 
 # The SNLI full-subset study (conf/experiment/quality/snli.yaml) in the order the runs should land: every method's
