@@ -193,17 +193,17 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
     outcomes = launch(grid, base, jobs)
     print(summary(outcomes))
     failed = [o for o in outcomes if o.status == "failed"]
+    status = 1 if failed else 0
     try:
         print(build_table(grid.id, scale, records, tables))
     except FileNotFoundError as err:
         print(f"no table: {err}")
     except ValueError as err:  # a record a table cannot use, or one not done (the failed jobs'): no table
         print(f"no table: {err}", file=sys.stderr)
-        return 1
+        status = 1
     if failed:
         print(f"{len(failed)} job(s) failed; rerun the same command to retry them", file=sys.stderr)
-        return 1
-    return 0
+    return status
 
 
 def parser() -> argparse.ArgumentParser:
