@@ -183,8 +183,18 @@ def test_every_job_runs_through_a_multirun_dense_baselines_first() -> None:
     assert glue == [["-m", f"experiment=glue_table/{half}", *base] for half in ("scratch", "pretrained")]
     why = get_table("quality_why")
     commands = reproduce.hydra_commands(why, base)
-    assert [c[2:] for c in commands] == [["-m", *job, reproduce.ONE_JOB] for job in why.all_jobs(base)]
+    jobs = why.all_jobs(base)
+    assert [c[2:] for c in commands] == [["-m", *map(reproduce.for_multirun, job), reproduce.ONE_JOB] for job in jobs]
     assert len(commands) == len(why.jobs)
+    # the sweeper rewrites each override before the job composes it: an interpolation holding a quoted string
+    # (init_from's ${oc.select:scale.suffix,''}) must come out as the same config
+    from shapeshifter.app.sweep import compose_cfg, sweep_jobs
+
+    projected = [(c, job) for c, job in zip(commands, jobs) if any("oc.select" in o for o in job)]
+    assert len(projected) == 2
+    for command, job in projected:
+        (rewritten,) = sweep_jobs([], command[3:])
+        assert compose_cfg(ROOT / "conf", rewritten) == compose_cfg(ROOT / "conf", job)
 
 
 def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> None:

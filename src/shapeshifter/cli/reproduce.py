@@ -121,14 +121,25 @@ def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
     per explicit job."""
     train = [sys.executable, str(ROOT / "pipelines" / "train.py"), "-m"]
     if grid.jobs:
-        return [[*train, *job, ONE_JOB] for job in grid.all_jobs(base)]
+        return [[*train, *map(for_multirun, job), ONE_JOB] for job in grid.all_jobs(base)]
     commands = []
     for experiment in grid.experiments:
         _, dense = experiment_jobs(CONF, experiment, base)
         if grid.with_dense and dense:
-            commands.append([*train, *dense, ONE_JOB])
-        commands.append([*train, f"experiment={experiment}", *base])
+            commands.append([*train, *map(for_multirun, dense), ONE_JOB])
+        commands.append([*train, f"experiment={experiment}", *map(for_multirun, base)])
     return commands
+
+
+def for_multirun(override: str) -> str:
+    """``key=value`` as a multirun passes it on intact: a value holding an interpolation is quoted, because Hydra's
+    sweeper (1.3) rewrites an unquoted one with escapes that its own parser then rejects when the interpolation
+    holds a quoted string (``${oc.select:scale.suffix,''}``). The composed config is the same."""
+    key, sep, value = override.partition("=")
+    quote = next((q for q in ("'", '"') if q not in value), None)
+    if "${" not in value or value[:1] in ("'", '"') or quote is None:
+        return override
+    return f"{key}{sep}{quote}{value}{quote}"
 
 
 def launch(grid: TableSpec, base: list[str], jobs: list[list[str]]) -> list[Outcome]:
