@@ -63,7 +63,8 @@ clean:
 # (src/shapeshifter/reports/registry.py; `python pipelines/reproduce.py list`): 1 | 1_bf16 | 2 | 2_wmt | embedding | ablation | glue | quality | quality_width | quality_why | quality_distill | quality_glue | quality_snli.
 # Launches the runs a table still lacks (finished ones are skipped, failed ones retried), then rebuilds it.
 .PHONY: tables bench-model
-# launcher=local (two 1-thread jobs at a time) or launcher=slurm: the jobs go through Hydra's sweeper and launcher.
+# The jobs go through Hydra's multirun (pipelines/train.py -m): one after another by default, launcher=local
+# (two 1-thread jobs at a time) or launcher=slurm (a SLURM job each).
 reproduce-table-%: $(STAMP)
 	nice -n 10 $(BIN)/python pipelines/reproduce.py $* --scale $(SCALE) $(if $(launcher),launcher=$(launcher)) $(REPRO_ARGS)
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import pytest
 
-from shapeshifter.app import translation
 from shapeshifter.app.records import new_record, write_record
 from shapeshifter.data.smoke import slice_iwslt_raw
 from shapeshifter.reports.registry import build_all, get_table, group_name
@@ -113,29 +113,53 @@ def smoke_env(tmp_path: Path) -> tuple[object, list[str], Path]:
     return _load_reproduce(), extra, tmp_path
 
 
+# Loaded at the start of every train.py the test's reproduce launches (PYTHONPATH): the fit of the job named in
+# CRASH_JOB raises, as a bug in one configuration would, in the job process that Hydra's launcher runs.
+CRASH_HOOK = """
+import os
+
+if os.environ.get("CRASH_JOB"):
+    from hydra.core.hydra_config import HydraConfig
+    from lightning.pytorch import Trainer
+
+    real_fit = Trainer.fit
+
+    def fit(self, *args, **kwargs):
+        if HydraConfig.get().runtime.output_dir.endswith(os.environ["CRASH_JOB"]):
+            raise RuntimeError("simulated crash in the " + os.environ["CRASH_JOB"] + " job")
+        return real_fit(self, *args, **kwargs)
+
+    Trainer.fit = fit
+"""
+
+
 def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monkeypatch, capsys) -> None:
+    import os
+
     reproduce, extra, tmp = smoke_env
     records, tables, outputs = tmp / "records", tmp / "tables", tmp / "outputs"
-    real = translation.run_translation
+    hook = tmp / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(CRASH_HOOK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
 
-    def crash_paper(cfg, out_dir, path):
-        if cfg.shapeshift.name == "r1-emb16":
-            raise RuntimeError("simulated crash in the r1-emb16 job")
-        return real(cfg, out_dir, path)
-
-    # 1. one job crashes: the others still run, the failure is reported, exit status 1
-    monkeypatch.setattr(translation, "run_translation", crash_paper)
+    # 1. the middle job of the multirun crashes: the last one still runs, the failure is reported from its
+    # record, exit status 1; no table while a record is not done
+    monkeypatch.setenv("CRASH_JOB", "sample_smoke-r1-emb16-s1")
     assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, extra) == 1
     out = capsys.readouterr()
-    assert "simulated crash" in out.out and "1 job(s) failed" in out.err and "2 ran, 0 skipped, 1 failed" in out.out
+    assert "2 ran, 0 skipped, 1 failed" in out.out and "1 job(s) failed" in out.err
+    assert "RuntimeError: simulated crash in the sample_smoke-r1-emb16-s1 job" in out.out
     group = records / "table2-smoke"
-    done = {p.name: p.stat().st_mtime_ns for p in group.glob("*.json") if json.loads(p.read_text())["status"] == "done"}
-    assert len(done) == 2 and (tables / "smoke" / "table2.md").is_file()
+    statuses = {p.name: json.loads(p.read_text())["status"] for p in group.glob("*.json")}
+    done = {name: (group / name).stat().st_mtime_ns for name, status in statuses.items() if status == "done"}
+    assert sorted(statuses.values()) == ["done", "done", "failed"] and "no table" in out.err
+    assert not (tables / "smoke" / "table2.md").exists()
 
     # 2. simulate a run killed midway: its record is left "running"; the failed job is retried too
     killed = next(p for p in group.glob("*dense*.json"))
     write_record(json.loads(killed.read_text()) | {"status": "running"}, killed)
-    monkeypatch.setattr(translation, "run_translation", real)
+    monkeypatch.delenv("CRASH_JOB")
     assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, extra) == 0
     assert "2 ran, 1 skipped, 0 failed" in capsys.readouterr().out
     after = {p.name: p.stat().st_mtime_ns for p in group.glob("*.json")}
@@ -145,6 +169,32 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
     assert json.loads(killed.read_text())["resumed_from"].endswith("last.ckpt")  # continued, not restarted
     md = (tables / "smoke" / "table2.md").read_text()
     assert "| dense |" in md and "| r1-emb16 |" in md and "| r8-emb64 |" in md
+
+
+def test_every_job_runs_through_a_multirun_dense_baselines_first() -> None:
+    """Each experiment file's grid is one `train.py -m` after its dense baseline (a one-job multirun, which does
+    not expand the file's grid); an explicit jobs table is one `train.py -m` per job, in the registry's order."""
+    reproduce = _load_reproduce()
+    base = ["+scale=smoke"]
+    ablation = [c[2:] for c in reproduce.hydra_commands(get_table("ablation"), base)]
+    assert ablation == [["-m", "experiment=ablation/iwslt14", *base, "shapeshift=dense", "~layers", "~scheme",
+                         reproduce.ONE_JOB], ["-m", "experiment=ablation/iwslt14", *base]]
+    glue = [c[2:] for c in reproduce.hydra_commands(get_table("glue"), base)]  # its grids hold their dense runs
+    assert glue == [["-m", f"experiment=glue_table/{half}", *base] for half in ("scratch", "pretrained")]
+    why = get_table("quality_why")
+    commands = reproduce.hydra_commands(why, base)
+    jobs = why.all_jobs(base)
+    assert [c[2:] for c in commands] == [["-m", *map(reproduce.for_multirun, job), reproduce.ONE_JOB] for job in jobs]
+    assert len(commands) == len(why.jobs)
+    # the sweeper rewrites each override before the job composes it: an interpolation holding a quoted string
+    # (init_from's ${oc.select:scale.suffix,''}) must come out as the same config
+    from shapeshifter.app.sweep import compose_cfg, sweep_jobs
+
+    projected = [(c, job) for c, job in zip(commands, jobs) if any("oc.select" in o for o in job)]
+    assert len(projected) == 2
+    for command, job in projected:
+        (rewritten,) = sweep_jobs([], command[3:])
+        assert compose_cfg(ROOT / "conf", rewritten) == compose_cfg(ROOT / "conf", job)
 
 
 def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> None:
@@ -160,13 +210,6 @@ def test_table_grids_come_from_the_experiment_files_with_a_dense_baseline() -> N
     last = compose_cfg(conf, embedding[-1])
     assert last.shapeshift.layers == ["embedding"] and last.shapeshift.order == 3 and last.shapeshift.rank == 16
     assert last.run.group == "embedding_table" and last.trainer.accelerator == "gpu"
-    # reproduce.py and `train.py -m` put a job in the same folder, so either resumes the other's checkpoints
-    from shapeshifter.app.sweep import job_dir
-
-    for job in (ablation[3], *grid_jobs(conf, "glue_table/pretrained", ["+scale=smoke_glue"])):
-        cfg = compose_cfg(conf, job, hydra_config=True)
-        assert job_dir(cfg) == Path(cfg.hydra.sweep.dir) / cfg.hydra.sweep.subdir
-
     for scale in ("smoke_glue", "full"):
         experiments = get_table("glue").experiments
         jobs = [job for exp in experiments for job in grid_jobs(conf, exp, [f"+scale={scale}"])]
@@ -296,7 +339,7 @@ def test_a_sweep_killed_midway_finishes_only_the_missing_runs(smoke_env) -> None
 
 
 @pytest.mark.slow
-def test_a_launcher_runs_the_grid_through_hydra_two_jobs_at_a_time(smoke_env, capsys) -> None:
+def test_a_launcher_runs_the_grid_through_hydra_two_jobs_at_a_time(smoke_env, capsys, caplog) -> None:
     """The grid goes through Hydra's joblib launcher with two workers. Whether two jobs' time spans overlap is
     not asserted: with the data prepared, a smoke job lasts about a second, less than a worker's start-up skew."""
     import yaml
@@ -304,8 +347,10 @@ def test_a_launcher_runs_the_grid_through_hydra_two_jobs_at_a_time(smoke_env, ca
     reproduce, extra, tmp = smoke_env
     records, tables, outputs = tmp / "records", tmp / "tables", tmp / "outputs"
     base = [*extra, "launcher=local"]
+    caplog.set_level(logging.INFO, logger="shapeshifter")
     assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, base, dry_run=True) == 0
-    assert "python pipelines/train.py -m experiment=table2/iwslt14 +scale=smoke" in capsys.readouterr().out
+    assert capsys.readouterr().out.count("python pipelines/train.py experiment=table2/iwslt14 +scale=smoke") == 3
+    assert "runs as: python pipelines/train.py -m experiment=table2/iwslt14 +scale=smoke" in caplog.text
 
     assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, base) == 0
     assert "3 ran, 0 skipped, 0 failed" in capsys.readouterr().out

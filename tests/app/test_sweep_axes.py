@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.sweep import compose_cfg, expand
+from shapeshifter.app.sweep import compose_cfg, sweep_jobs
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 LAYERS = {"all": {"embedding", "attention", "ffn", "output"}, "attn": {"attention"}, "attn_ffn": {"attention", "ffn"},
@@ -33,7 +33,7 @@ def test_layers_x_scheme_x_rank(layers: str, scheme: str) -> None:
 
 def test_the_paper_grid_reads_like_the_command_line() -> None:
     # `-m rank=1,2,4 scheme=balanced,exact layers=attn,ffn,all` is 18 jobs with 18 distinct names
-    jobs = expand({"rank": "1,2,4", "scheme": "balanced,exact", "layers": "attn,ffn,all"})
+    jobs = sweep_jobs(["rank=1,2,4", "scheme=balanced,exact", "layers=attn,ffn,all"], [])
     names = {compose_cfg(CONF, ["shapeshift=sweep", *job]).shapeshift.name for job in jobs}
     assert len(jobs) == len(names) == 18
 
@@ -48,9 +48,16 @@ def test_explicit_shapes_per_layer_type() -> None:
 
 
 def test_range_sweeps_expand_like_hydra() -> None:
-    assert expand({"rank": "range(1,3)", "scheme": "balanced,exact"}) == [
+    assert sweep_jobs(["rank=range(1,3)", "scheme=balanced,exact"], []) == [
         ["rank=1", "scheme=balanced"], ["rank=1", "scheme=exact"], ["rank=2", "scheme=balanced"],
         ["rank=2", "scheme=exact"]]
+
+
+def test_the_command_line_comes_first_and_replaces_a_param_of_the_same_key() -> None:
+    # as Hydra's BasicSweeper merges hydra.sweeper.params with a multirun's overrides
+    assert sweep_jobs(["rank=1,2", "scheme=balanced,exact"], ["experiment=x", "scheme=exact3", "seed=1,2"]) == [
+        ["scheme=exact3", "experiment=x", "seed=1", "rank=1"], ["scheme=exact3", "experiment=x", "seed=2", "rank=1"],
+        ["scheme=exact3", "experiment=x", "seed=1", "rank=2"], ["scheme=exact3", "experiment=x", "seed=2", "rank=2"]]
 
 
 def test_a_glue_hash_covers_only_what_glue_reads() -> None:

@@ -14,14 +14,17 @@
 
 ``--scale smoke``: tiny Transformer, a slice of the committed sample, 1 epoch on CPU (minutes per table; the
 GLUE table uses the committed SNLI sample and a tiny local BERT); ``--scale full``: the paper's data and arch on
-a GPU (``trainer=gpu``). Runs whose record is "done" for the
-same config hash are skipped; failed ones are retried; if any job fails, the others still run, the failures
-are listed at the end and the exit status is 1.
+a GPU (``trainer=gpu``).
 
-With a ``launcher=`` override the jobs go through Hydra's own sweeper and that launcher (``launcher=local``: two
-1-thread jobs at a time on this machine; ``launcher=slurm``: a SLURM array): each experiment file's grid runs as
-one ``pipelines/train.py -m`` (so its ``hydra.sweeper.params`` are expanded by Hydra, ``range(...)`` included),
-and its dense baseline or explicit jobs as single runs. The outcome of every job is read back from its record.
+Every job runs through Hydra's multirun and the configured launcher: each experiment file's grid is one
+``pipelines/train.py -m`` (its ``hydra.sweeper.params`` expanded by Hydra, ``range(...)`` included), after its
+dense baseline; the jobs of an explicit-jobs table run one ``train.py -m`` each. Without a ``launcher=`` override
+Hydra's basic launcher runs a multirun's jobs one after another in its process; ``launcher=local`` runs two
+1-thread jobs at a time on this machine, ``launcher=slurm`` submits them to SLURM. Runs whose record is "done"
+for the same config hash are skipped, an interrupted one resumes from its ``last.ckpt``, a failed one is retried;
+a failed job does not stop the others (Hydra's launcher attempts every job of a multirun before it reports the
+first failure, and the next command still runs). The outcome of every job is read from its record: the failures
+are listed at the end and the exit status is 1.
 
     python pipelines/reproduce.py 2 --scale smoke launcher=local
 """
@@ -30,21 +33,20 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import shlex
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from shapeshifter.app.ddp import die_with_parent
-from shapeshifter.app.sweep import (
-    compose_cfg,
-    dense_overrides,
-    outcomes_from_records,
-    run_grid,
-    summary,
-)
+from shapeshifter.app.runner import read_status, record_path
+from shapeshifter.app.sweep import compose_cfg, experiment_jobs
 from shapeshifter.paths import repo_root
 from shapeshifter.reports.registry import (
     CONF,
@@ -65,12 +67,24 @@ log = logging.getLogger("shapeshifter")
 # running that an immediate rerun would collide with.
 child_call = functools.partial(subprocess.call, preexec_fn=functools.partial(die_with_parent, signal.SIGTERM))
 
+# A single job as a multirun: the experiment file's own grid (hydra.sweeper.params) is not expanded around it.
+ONE_JOB = "hydra.sweeper.params=null"
+
+
+@dataclass
+class Outcome:
+    """What happened to one job of a table, as its record tells."""
+
+    overrides: list[str]
+    status: str  # "ran" | "skipped" | "failed"
+    name: str | None = None
+    record: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
 
 
 def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
     """Write the tiny local BERT that the GLUE table's pretrained half loads at SCALE=smoke."""
-    import json
-
     from shapeshifter.glue.smoke import write_tiny_bert
 
     if not train_file.is_file():
@@ -83,7 +97,6 @@ def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
 
 def prepare_smoke_inputs(jobs: list[list[str]]) -> None:
     """Make what smoke jobs read and the repo does not ship: the sliced sample and the tiny BERT."""
-    from shapeshifter.app.sweep import compose_cfg
     from shapeshifter.data.smoke import ensure_slice
 
     seen: set[str] = set()
@@ -103,28 +116,72 @@ def _abs(path: str) -> Path:
 
 
 def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
-    """``train.py`` command lines running a table's jobs through Hydra's sweeper and launcher: one multirun per
-    experiment file (its grid), one single run per dense baseline (first) or explicit job."""
-    train = [sys.executable, str(ROOT / "pipelines" / "train.py")]
+    """``train.py -m`` command lines running a table's jobs through Hydra's sweeper and launcher, in the order of
+    `TableSpec.all_jobs`: per experiment file its dense baseline (when its grid has none), then its grid; or one
+    per explicit job."""
+    train = [sys.executable, str(ROOT / "pipelines" / "train.py"), "-m"]
     if grid.jobs:
-        return [train + job for job in grid.all_jobs(base)]
+        return [[*train, *map(for_multirun, job), ONE_JOB] for job in grid.all_jobs(base)]
     commands = []
     for experiment in grid.experiments:
-        head = [f"experiment={experiment}", *base]
-        cfg = compose_cfg(CONF, head, hydra_config=True)
-        params = dict(cfg.hydra.sweeper.get("params") or {})
-        if grid.with_dense and "dense" not in str(params.get("shapeshift", "")):
-            commands.append(train + head + dense_overrides(cfg))
-        commands.append(train + ["-m", *head])
+        _, dense = experiment_jobs(CONF, experiment, base)
+        if grid.with_dense and dense:
+            commands.append([*train, *map(for_multirun, dense), ONE_JOB])
+        commands.append([*train, f"experiment={experiment}", *map(for_multirun, base)])
     return commands
 
 
-def launch(grid: TableSpec, base: list[str], jobs: list[list[str]]) -> list:
-    """Run the table through Hydra (`hydra_commands`); the outcome of each job comes from its record."""
+def for_multirun(override: str) -> str:
+    """``key=value`` as a multirun passes it on intact: a value holding an interpolation is quoted, because Hydra's
+    sweeper (1.3) rewrites an unquoted one with escapes that its own parser then rejects when the interpolation
+    holds a quoted string (``${oc.select:scale.suffix,''}``). The composed config is the same."""
+    key, sep, value = override.partition("=")
+    quote = next((q for q in ("'", '"') if q not in value), None)
+    if "${" not in value or value[:1] in ("'", '"') or quote is None:
+        return override
+    return f"{key}{sep}{quote}{value}{quote}"
+
+
+def launch(grid: TableSpec, base: list[str], jobs: list[list[str]]) -> list[Outcome]:
+    """Run the table through Hydra (`hydra_commands`), every command even when one fails; the outcome of each
+    job comes from its record."""
+    started = time.time()
     for command in hydra_commands(grid, base):
-        log.info("$ %s", shlex.join(command[1:]))
-        child_call(command, cwd=ROOT)
-    return outcomes_from_records(CONF, jobs)
+        log.info("$ %s", shlex.join(["python", *command[1:]]))
+        if child_call(command, cwd=ROOT) != 0:
+            log.info("(a job of this multirun failed; the next command still runs)")
+    return outcomes_from_records(jobs, started)
+
+
+def outcomes_from_records(jobs: Sequence[Sequence[str]], started: float) -> list[Outcome]:
+    """Each job's outcome read from its record: "skipped" when it was "done" before ``started`` (a time.time()),
+    "ran" when it is "done" now, "failed" otherwise (missing, "failed" with its error, or left "running")."""
+    outcomes = []
+    for overrides in jobs:
+        cfg = compose_cfg(CONF, overrides)
+        path = record_path(cfg)
+        record = read_status(path)
+        out = Outcome(overrides=list(overrides), status="failed", name=str(cfg.run.name), record=str(path))
+        if record.get("status") == "done":
+            out.status = "skipped" if path.stat().st_mtime < started else "ran"
+            out.seconds = float((record.get("timings") or {}).get("train_s") or 0.0)
+        else:
+            out.error = record.get("error") or f"no finished record at {path}"
+        outcomes.append(out)
+    return outcomes
+
+
+def summary(outcomes: Sequence[Outcome]) -> str:
+    """One line per job, failures spelled out."""
+    lines = []
+    for o in outcomes:
+        line = f"{o.status:>7}  {o.name or ' '.join(o.overrides)}  ({o.seconds:.0f} s)"
+        if o.error:
+            line += f"\n         {o.error}"
+        lines.append(line)
+    counts = {s: sum(o.status == s for o in outcomes) for s in ("ran", "skipped", "failed")}
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+    return "\n".join(lines)
 
 
 def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs: Path,
@@ -133,12 +190,10 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
     grid = get_table(table)
     base = [*grid.scale_overrides(scale), f"run.records={records}", f"run.outputs={outputs}", *(extra or [])]
     jobs = grid.all_jobs(base)
-    through_hydra = any(o.startswith("launcher=") for o in base)
-    if dry_run:
-        lines = ([shlex.join(["python", "pipelines/train.py", *c[2:]]) for c in hydra_commands(grid, base)]
-                 if through_hydra else
-                 ["python pipelines/train.py " + shlex.join(job) for job in jobs])
-        print("\n".join(lines))
+    if dry_run:  # the jobs, one train.py command each; the multiruns that run them are logged on stderr
+        for command in hydra_commands(grid, base):
+            log.info("runs as: %s", shlex.join(["python", "pipelines/train.py", *command[2:]]))
+        print("\n".join(shlex.join(["python", "pipelines/train.py", *job]) for job in jobs))
         return 0
     if scale == "smoke":
         try:
@@ -146,20 +201,20 @@ def reproduce_grid(table: str, scale: str, records: Path, tables: Path, outputs:
         except FileNotFoundError as err:
             print(f"cannot prepare the smoke inputs: {err}", file=sys.stderr)
             return 2
-    outcomes = launch(grid, base, jobs) if through_hydra else run_grid(CONF, jobs, outputs)
+    outcomes = launch(grid, base, jobs)
     print(summary(outcomes))
     failed = [o for o in outcomes if o.status == "failed"]
+    status = 1 if failed else 0
     try:
         print(build_table(grid.id, scale, records, tables))
     except FileNotFoundError as err:
         print(f"no table: {err}")
     except ValueError as err:  # a record a table cannot use, or one not done (the failed jobs'): no table
         print(f"no table: {err}", file=sys.stderr)
-        return 1
+        status = 1
     if failed:
         print(f"{len(failed)} job(s) failed; rerun the same command to retry them", file=sys.stderr)
-        return 1
-    return 0
+    return status
 
 
 def parser() -> argparse.ArgumentParser:

@@ -63,7 +63,8 @@ class TableSpec:
         return [f"+scale={name}"] if name else []
 
     def all_jobs(self, base: list[str]) -> list[list[str]]:
-        """Override lists of every job (``base`` appended to each experiment's own)."""
+        """Override lists of every job, in the order `pipelines/reproduce.py` runs them: the explicit jobs, or
+        each experiment's dense baseline and grid as Hydra's sweeper expands it (``base`` in every job)."""
         from shapeshifter.app.sweep import grid_jobs  # Hydra's compose: only when a grid is run, not for tables
 
         if self.jobs:
