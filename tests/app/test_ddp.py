@@ -198,8 +198,8 @@ def _validate_alone(cfg: DictConfig, task_cls: type, ckpt: Path) -> tuple[object
 
 def test_translation_ddp_writes_one_record_with_whole_split_metrics(translation_run: tuple[Path, dict],
                                                                      raw: Path) -> None:
-    from shapeshifter.app.translation import TranslationTask
     from shapeshifter.translation.datamodule import TranslationDataModule
+    from shapeshifter.translation.task import TranslationTask
 
     tmp, record = translation_run
     assert record["status"] == "done" and record["world_size"] == 2 and _only_record(tmp)["status"] == "done"
@@ -260,7 +260,7 @@ def glue_run(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def test_glue_ddp_scores_every_example_once_and_writes_one_record(glue_run: tuple[Path, dict]) -> None:
-    from shapeshifter.app.glue import GlueTask
+    from shapeshifter.glue.task import GlueTask
 
     tmp, record = glue_run
     assert record["status"] == "done" and record["world_size"] == 2 and _only_record(tmp)["status"] == "done"

@@ -409,7 +409,7 @@ def test_an_impossible_setting_is_refused_before_the_data_is_prepared(raw: Path,
 
 def test_a_larger_layer_is_trained_when_allowed() -> None:
     from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
-    from shapeshifter.app.translation import check_policy_fits
+    from shapeshifter.translation.task import check_policy_fits
 
     policy = policy_from_config({"layers": ["attention"], "rank": 64})
     arch = {"encoder_layers": 1, "decoder_layers": 1, "encoder_embed_dim": 32, "decoder_embed_dim": 32,
@@ -422,7 +422,7 @@ def test_a_larger_layer_is_trained_when_allowed() -> None:
 
 def test_a_run_that_fails_after_its_record_is_written_is_marked_failed_and_reruns_clean(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shapeshifter.app.glue import GlueTask
+    from shapeshifter.glue.task import GlueTask
 
     cfg = tiny_glue(tmp_path)
     with monkeypatch.context() as patch:
@@ -452,7 +452,7 @@ def test_the_local_sample_never_downloads_and_names_a_wrong_folder(tmp_path: Pat
 # -- 6. committed records are not overwritten ----------------------------------------------------------------
 def test_skip_done_false_does_not_overwrite_a_done_record_unless_asked(raw: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from shapeshifter.app import translation
+    from shapeshifter.app import runner
 
     cfg = translation_cfg(raw, tmp_path, "run.skip_done=false")
     path = record_path(cfg, run_hash(cfg))
@@ -461,7 +461,7 @@ def test_skip_done_false_does_not_overwrite_a_done_record_unless_asked(raw: Path
         run_job(cfg, tmp_path / "run")
     assert json.loads(path.read_text())["committed"] is True
     trained = []
-    monkeypatch.setattr(translation, "run_translation", lambda c, out, rec: trained.append(rec) or {"status": "done"})
+    monkeypatch.setattr(runner, "run_task", lambda task, out, rec: trained.append(rec) or {"status": "done"})
     run_job(translation_cfg(raw, tmp_path, "run.skip_done=false", "run.replace=true"), tmp_path / "run")
     assert trained == [path]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.app import translation
+from shapeshifter.app import runner
 from shapeshifter.app.records import new_record, write_record
 from shapeshifter.data.smoke import slice_iwslt_raw
 from shapeshifter.reports.registry import build_all, get_table, group_name
@@ -116,15 +116,15 @@ def smoke_env(tmp_path: Path) -> tuple[object, list[str], Path]:
 def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monkeypatch, capsys) -> None:
     reproduce, extra, tmp = smoke_env
     records, tables, outputs = tmp / "records", tmp / "tables", tmp / "outputs"
-    real = translation.run_translation
+    real = runner.run_task
 
-    def crash_paper(cfg, out_dir, path):
-        if cfg.shapeshift.name == "r1-emb16":
+    def crash_paper(task, out_dir, path):
+        if task.cfg.shapeshift.name == "r1-emb16":
             raise RuntimeError("simulated crash in the r1-emb16 job")
-        return real(cfg, out_dir, path)
+        return real(task, out_dir, path)
 
     # 1. one job crashes: the others still run, the failure is reported, exit status 1
-    monkeypatch.setattr(translation, "run_translation", crash_paper)
+    monkeypatch.setattr(runner, "run_task", crash_paper)
     assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, extra) == 1
     out = capsys.readouterr()
     assert "simulated crash" in out.out and "1 job(s) failed" in out.err and "2 ran, 0 skipped, 1 failed" in out.out
@@ -135,7 +135,7 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
     # 2. simulate a run killed midway: its record is left "running"; the failed job is retried too
     killed = next(p for p in group.glob("*dense*.json"))
     write_record(json.loads(killed.read_text()) | {"status": "running"}, killed)
-    monkeypatch.setattr(translation, "run_translation", real)
+    monkeypatch.setattr(runner, "run_task", real)
     assert reproduce.reproduce_grid("2", "smoke", records, tables, outputs, extra) == 0
     assert "2 ran, 1 skipped, 0 failed" in capsys.readouterr().out
     after = {p.name: p.stat().st_mtime_ns for p in group.glob("*.json")}

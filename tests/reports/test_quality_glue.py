@@ -54,9 +54,9 @@ def test_every_job_of_the_grid_composes(scale: str, capsys: pytest.CaptureFixtur
 
 def test_the_study_sizes_are_about_ten_times_below_dense() -> None:
     """The configs' comments quote these counts: dense encoder_small on the SNLI sample's word vocabulary."""
-    from shapeshifter.app.glue import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.app.policy import policy_from_config
     from shapeshifter.glue.models import apply_shapeshift
+    from shapeshifter.glue.task import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.params import count_parameters
 
     first = compose_cfg(CONF, ["experiment=quality/glue"])

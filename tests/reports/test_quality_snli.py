@@ -38,9 +38,9 @@ def test_jobs_compose_first_seeds_first(scale: str) -> None:
 @pytest.mark.slow
 def test_the_study_sizes_are_about_ten_times_below_dense_on_its_vocabulary() -> None:
     """The config comments quote these counts (11,481-word vocabulary of the 94,670 training pairs)."""
-    from shapeshifter.app.glue import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.app.policy import policy_from_config
     from shapeshifter.glue.models import apply_shapeshift
+    from shapeshifter.glue.task import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.params import count_parameters
 
     first = compose_cfg(CONF, ["experiment=quality/snli"])

@@ -169,8 +169,8 @@ class GlueDistillation:
 
     def load_teacher(self, dm: Any) -> Any:
         """The teacher classifier over the student's data, its evaluated weights loaded, frozen."""
-        from shapeshifter.app.glue import GlueTask
         from shapeshifter.app.glue_evaluate import build_evaluation_module, load_weights
+        from shapeshifter.glue.task import GlueTask
 
         self.check_task(dm)
         task = GlueTask(self.run.config)

@@ -1,6 +1,6 @@
 """Score a trained GLUE checkpoint again, without training: the GLUE side of ``pipelines/evaluate.py``.
 
-The classifier is rebuilt from the run's config exactly as `app.glue.GlueTask` built it (same data, so the same
+The classifier is rebuilt from the run's config exactly as `glue.task.GlueTask` built it (same data, so the same
 word vocabulary; same arch and shapeshift policy), the checkpoint's weights are loaded into it strictly, and
 Lightning's validate / test loops compute the task's metrics over the whole split, as at the end of training.
 
@@ -68,7 +68,7 @@ def evaluate_glue(cfg: DictConfig, checkpoint: Path, split: str = "test") -> dic
     """
     import lightning as L
 
-    from shapeshifter.app.glue import GlueTask, load_datamodule
+    from shapeshifter.glue.task import GlueTask, load_datamodule
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")

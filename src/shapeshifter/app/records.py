@@ -24,8 +24,9 @@ from typing import Any
 log = logging.getLogger("shapeshifter")
 
 # Keys that name where things go or what watches a run, not what is computed: left out of the config hash.
-# ``callbacks`` holds only callbacks that cannot change a result (`app.callbacks` refuses any other key).
-NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths", "callbacks"}
+# ``callbacks`` holds only callbacks that cannot change a result (`app.callbacks` refuses any other key); ``adapter``
+# names the task class (`app.skeleton.build_task`), which the data group already decides.
+NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths", "callbacks", "adapter"}
 
 
 # Settings that only the translation task reads: left out of a GLUE run's hash, so that e.g. the beam size of
