@@ -83,9 +83,7 @@ def translation_run(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     run = tmp / "run"
-    run_job(cfg, run)
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    run_job(cfg, run)  # writes .hydra/config.yaml as Hydra's app would (runner.save_job_config)
     yield run, cfg
     torch.set_num_threads(before)
 
