@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 from tiny_configs import glue_cfg, translation_cfg  # noqa: E402
 
 from shapeshifter.app.records import write_record  # noqa: E402
@@ -495,8 +495,9 @@ def fake_wandb(monkeypatch: pytest.MonkeyPatch) -> type[FakeWandbLogger]:
     return FakeWandbLogger
 
 
-def _wandb_node(timeout: float = 3) -> DictConfig:
-    return OmegaConf.create({"enabled": True, "mode": None, "init_timeout": timeout, "project": "p"})
+def _wandb_settings(timeout: float = 3) -> dict:
+    """The settings of a ``logger.wandb`` node that `make_loggers` passes to `wandb_logger`."""
+    return {"mode": None, "init_timeout": timeout, "project": "p"}
 
 
 def test_an_unreachable_wandb_server_goes_offline_without_trying_online(fake_wandb, tmp_path: Path,
@@ -511,7 +512,7 @@ def test_an_unreachable_wandb_server_goes_offline_without_trying_online(fake_wan
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
-    wandb_logger(_wandb_node(), tmp_path, "r", None, {})
+    wandb_logger(tmp_path, "r", None, {}, **_wandb_settings())
     assert fake_wandb.modes == ["offline"]
     assert f"cannot reach the server http://127.0.0.1:{port} (ConnectionRefusedError" in caplog.text
     assert "logger.wandb.init_timeout=3.0s" in caplog.text and "wandb sync" in caplog.text
@@ -529,7 +530,7 @@ def test_a_wandb_server_that_never_answers_is_not_waited_for(fake_wandb, tmp_pat
         server.listen()
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
         t0 = time.perf_counter()
-        wandb_logger(_wandb_node(timeout=1), tmp_path, "r", None, {})
+        wandb_logger(tmp_path, "r", None, {}, **_wandb_settings(timeout=1))
         assert time.perf_counter() - t0 < 20
     assert fake_wandb.modes == ["offline"] and "TimeoutError" in caplog.text
     assert "logger.wandb.init_timeout=1.0s" in caplog.text
@@ -556,7 +557,7 @@ def test_a_wandb_server_that_refuses_the_run_is_not_called_a_timeout(fake_wandb,
     try:
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
         fake_wandb.fail_online = RuntimeError("HTTP 401: user is not logged in")
-        wandb_logger(_wandb_node(), tmp_path, "r", None, {})
+        wandb_logger(tmp_path, "r", None, {}, **_wandb_settings())
     finally:
         server.shutdown()
         server.server_close()

@@ -181,6 +181,8 @@ class Task(ABC):
         return {}
 
 
+TRAINER_TARGET = "lightning.pytorch.Trainer"  # the trainer of a config saved before trainer._target_ existed
+
 # The task of a config saved before ``adapter`` existed (a teacher's or an evaluated run's folder), by ``data.kind``.
 TASK_OF_KIND = {"translation": "shapeshifter.translation.task.TranslationTask",
                 "glue": "shapeshifter.glue.task.GlueTask"}
@@ -228,30 +230,29 @@ def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | Non
 
 def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir: Path,
                   rank: LaunchedRank | None = None) -> Any:
-    """The Trainer of ``cfg.trainer``; ``rank``: this process's place among ranks `app.ddp` launched (DDP over
-    gloo with that environment). The datamodules shard their data by rank themselves, so Lightning must not
-    swap in its ``DistributedSampler``."""
-    import lightning as L
-
+    """The Trainer of ``cfg.trainer``, built by Hydra from its ``_target_`` (Lightning's Trainer); ``rank``: this
+    process's place among ranks `app.ddp` launched (DDP over gloo with that environment). The datamodules shard
+    their data by rank themselves, so Lightning must not swap in its ``DistributedSampler``."""
     from shapeshifter.app.training import VerifiedCheckpointIO
 
     lightning_output_once()
     cfg = task.cfg
     progress = cfg.trainer.get("progress_bar", "rich")
-    kwargs = {k: v for k, v in plain(cfg.trainer).items() if k != "progress_bar"}
-    kwargs["max_steps"] = -1  # epoch-based in Lightning; a step limit is StopAtStep (app/training.py)
-    kwargs["use_distributed_sampler"] = False
+    node = {k: v for k, v in plain(cfg.trainer).items() if k not in ("progress_bar", "plugins")}
+    node.setdefault("_target_", TRAINER_TARGET)
+    run = {"max_steps": -1,  # epoch-based in Lightning; a step limit is StopAtStep (app/training.py)
+           "use_distributed_sampler": False, **task.trainer_options()}
     if rank is not None:
         from lightning.pytorch.strategies import DDPStrategy
 
-        kwargs["strategy"] = DDPStrategy(cluster_environment=rank, process_group_backend="gloo")
-    kwargs.update(task.trainer_options())
+        run["strategy"] = DDPStrategy(cluster_environment=rank, process_group_backend="gloo")
     # every checkpoint Lightning reads (resume, validate/test with ckpt_path) is CRC-checked and loaded with
     # weights_only=True, and every one it writes is written atomically in its own folder (app.training)
-    kwargs["plugins"] = [*(kwargs.get("plugins") or []), VerifiedCheckpointIO()]
-    return L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
-                     gradient_clip_val=cfg.optim.clip_norm or None,
-                     enable_progress_bar=progress not in (None, False, "none", "off", "false"), **kwargs)
+    plugins = [*(plain(cfg.trainer.get("plugins")) or []), VerifiedCheckpointIO()]
+    return instantiate(node, _partial_=True, _convert_="all")(
+        default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers, plugins=plugins,
+        gradient_clip_val=cfg.optim.clip_norm or None,
+        enable_progress_bar=progress not in (None, False, "none", "off", "false"), **run)
 
 
 def csv_log(loggers: list[Any]) -> Path | None:
