@@ -76,3 +76,36 @@ def test_committed_records_keep_their_hash_with_the_task_node(record: str) -> No
     saved = json.loads((ROOT / "results/records" / record).read_text())
     config = {**saved["config"], "adapter": {"_target_": "shapeshifter.translation.task.TranslationTask"}}
     assert config_hash(config) == config_hash(saved["config"]) == saved["config_hash"]
+
+
+def test_trainer_callbacks_and_loggers_are_built_from_their_targets(tmp_path: Path) -> None:
+    from hydra.errors import InstantiationException
+    from lightning.pytorch.callbacks import LearningRateMonitor
+    from lightning.pytorch.loggers import CSVLogger
+
+    from shapeshifter.app.callbacks import make_callbacks, validate_callbacks
+    from shapeshifter.app.loggers import make_loggers
+    from shapeshifter.app.skeleton import build_trainer
+
+    cfg = _compose("experiment=quality/snli logger=csv callbacks=lr_monitor")
+    assert cfg.trainer._target_ == "lightning.pytorch.Trainer"
+    (monitor,) = make_callbacks(cfg)
+    assert isinstance(monitor, LearningRateMonitor) and monitor.logging_interval == "step"
+    (csv,) = make_loggers(cfg.logger, tmp_path, "r", None, {})
+    assert isinstance(csv, CSVLogger) and Path(csv.log_dir) == tmp_path / "csv"
+
+    class Run:  # build_trainer reads the config and the task's extra Trainer options
+        def __init__(self, cfg) -> None:
+            self.cfg = cfg
+
+        def trainer_options(self) -> dict:
+            return {}
+
+    moved = _compose("experiment=quality/snli trainer._target_=shapeshifter.NoTrainer")
+    with pytest.raises(InstantiationException, match="shapeshifter.NoTrainer"):
+        build_trainer(Run(moved), [], [], tmp_path)
+    with pytest.raises(InstantiationException, match="shapeshifter.NoLogger"):
+        make_loggers(_compose("logger=csv logger.csv._target_=shapeshifter.NoLogger").logger, tmp_path, "r", None, {})
+    with pytest.raises(ValueError, match=r"callbacks.lr_monitor._target_ must be .*LearningRateMonitor"):
+        validate_callbacks(_compose("callbacks=lr_monitor "
+                                    "callbacks.lr_monitor._target_=lightning.pytorch.callbacks.EarlyStopping"))
