@@ -253,7 +253,7 @@ class GlueTask(Task):
         if unused:
             raise ValueError(f"{', '.join(unused)}: translation options; {run.path} is a GLUE run")
         ckpt = run.checkpoint(args.checkpoint) if args.checkpoint else run.evaluated_weights()[0]
-        return evaluate_glue(run.config, ckpt, args.split), Path(ckpt).stem
+        return evaluate_glue(self, ckpt, args.split), Path(ckpt).stem
 
     def validate(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -268,16 +268,21 @@ class GlueTask(Task):
             header["distill"] = self.distillation.summary
         return header
 
-    def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
+    def load_data(self) -> Any:
+        """The run's data, read and checked, with its tokenizer (seeded as in training, so the same word
+        vocabulary when a finished run is evaluated again)."""
         import lightning as L
 
-        cfg = self.cfg
+        L.seed_everything(self.cfg.seed, verbose=False)
+        self.dm = load_datamodule(self.data, self.arch, self.settings, self.cfg.seed)
+        self.dm.setup()
+        return self.dm
+
+    def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
         # data: read, check fields and labels, build the tokenizer (errors here still precede the Trainer)
-        L.seed_everything(cfg.seed, verbose=False)
         t0 = time.perf_counter()
-        dm = load_datamodule(self.data, self.arch, self.settings, cfg.seed)
-        dm.setup()
-        self.dm, spec = dm, dm.spec
+        dm = self.load_data()
+        spec = dm.spec
         record["task"] = {"name": spec.name, "num_labels": spec.num_labels, "regression": spec.is_regression,
                           "label_names": list(spec.label_names) if spec.label_names else None,
                           "examples": {s: len(d) for s, d in dm.datasets.items()}, "vocab_size": dm.vocab_size}
