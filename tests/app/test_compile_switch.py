@@ -16,8 +16,8 @@ import torch  # noqa: E402
 from shapeshifter.app.distill import TranslationDistillation  # noqa: E402
 from shapeshifter.app.runner import run_hash  # noqa: E402
 from shapeshifter.app.sweep import compose_cfg  # noqa: E402
-from shapeshifter.app.translation import TranslationTask  # noqa: E402
 from shapeshifter.translation.fairseq_model import placeholder_dictionary  # noqa: E402
+from shapeshifter.translation.task import TranslationTask  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 TINY = {"encoder_layers": 1, "decoder_layers": 1, "encoder_embed_dim": 16, "decoder_embed_dim": 16,

@@ -196,14 +196,19 @@ def _validate_alone(cfg: DictConfig, task_cls: type, ckpt: Path) -> tuple[object
     return module, trainer.validate(module, datamodule=dm, ckpt_path=str(ckpt), verbose=False)
 
 
+def _run_folders(job_dir: Path) -> list[Path]:
+    """The config-hash folders of a job folder (beside them: the job's config, ``.hydra/config.yaml``)."""
+    return [p for p in job_dir.iterdir() if p.name != ".hydra"]
+
+
 def test_translation_ddp_writes_one_record_with_whole_split_metrics(translation_run: tuple[Path, dict],
                                                                      raw: Path) -> None:
-    from shapeshifter.app.translation import TranslationTask
     from shapeshifter.translation.datamodule import TranslationDataModule
+    from shapeshifter.translation.task import TranslationTask
 
     tmp, record = translation_run
     assert record["status"] == "done" and record["world_size"] == 2 and _only_record(tmp)["status"] == "done"
-    (run_dir,) = (tmp / "out").iterdir()  # one run folder: rank 1 wrote nothing
+    (run_dir,) = _run_folders(tmp / "out")  # one run folder: rank 1 wrote nothing
     assert run_dir.name == record["config_hash"]
     files = _files(run_dir)
     assert [f for f in files if f.startswith("csv/")] == ["csv/hparams.yaml", "csv/metrics.csv"]
@@ -243,7 +248,7 @@ def test_translation_ddp_killed_in_epoch_two_resumes_to_the_same_end(translation
 
     resumed = run_job(_translation_cfg(raw, tmp_path), tmp_path / "out")
     assert resumed["status"] == "done" and resumed["resumed_from"].endswith("last.ckpt")
-    assert _only_record(tmp_path)["status"] == "done" and len(list((tmp_path / "out").iterdir())) == 1
+    assert _only_record(tmp_path)["status"] == "done" and len(_run_folders(tmp_path / "out")) == 1
     assert resumed["training"]["steps"] == straight["training"]["steps"] == 28
     for split in ("valid", "train"):
         assert resumed["metrics"][split] == pytest.approx(straight["metrics"][split], rel=1e-6), split
@@ -260,11 +265,11 @@ def glue_run(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def test_glue_ddp_scores_every_example_once_and_writes_one_record(glue_run: tuple[Path, dict]) -> None:
-    from shapeshifter.app.glue import GlueTask
+    from shapeshifter.glue.task import GlueTask
 
     tmp, record = glue_run
     assert record["status"] == "done" and record["world_size"] == 2 and _only_record(tmp)["status"] == "done"
-    (run_dir,) = (tmp / "out").iterdir()
+    (run_dir,) = _run_folders(tmp / "out")
     assert _files(run_dir) == ["checkpoints/CONFIG_HASH", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
                                "checkpoints/last.prev.ckpt", "csv/hparams.yaml", "csv/metrics.csv"]
     # 38 training examples per rank (75 padded to 76) in batches of 16: 3 steps an epoch

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 from tiny_configs import glue_cfg, translation_cfg  # noqa: E402
 
 from shapeshifter.app.records import write_record  # noqa: E402
@@ -83,9 +83,7 @@ def translation_run(raw: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     run = tmp / "run"
-    run_job(cfg, run)
-    (run / ".hydra").mkdir()
-    OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
+    run_job(cfg, run)  # writes .hydra/config.yaml as Hydra's app would (runner.save_job_config)
     yield run, cfg
     torch.set_num_threads(before)
 
@@ -409,7 +407,7 @@ def test_an_impossible_setting_is_refused_before_the_data_is_prepared(raw: Path,
 
 def test_a_larger_layer_is_trained_when_allowed() -> None:
     from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
-    from shapeshifter.app.translation import check_policy_fits
+    from shapeshifter.translation.task import check_policy_fits
 
     policy = policy_from_config({"layers": ["attention"], "rank": 64})
     arch = {"encoder_layers": 1, "decoder_layers": 1, "encoder_embed_dim": 32, "decoder_embed_dim": 32,
@@ -422,7 +420,7 @@ def test_a_larger_layer_is_trained_when_allowed() -> None:
 
 def test_a_run_that_fails_after_its_record_is_written_is_marked_failed_and_reruns_clean(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shapeshifter.app.glue import GlueTask
+    from shapeshifter.glue.task import GlueTask
 
     cfg = tiny_glue(tmp_path)
     with monkeypatch.context() as patch:
@@ -452,7 +450,7 @@ def test_the_local_sample_never_downloads_and_names_a_wrong_folder(tmp_path: Pat
 # -- 6. committed records are not overwritten ----------------------------------------------------------------
 def test_skip_done_false_does_not_overwrite_a_done_record_unless_asked(raw: Path, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from shapeshifter.app import translation
+    from shapeshifter.app import runner
 
     cfg = translation_cfg(raw, tmp_path, "run.skip_done=false")
     path = record_path(cfg, run_hash(cfg))
@@ -461,7 +459,7 @@ def test_skip_done_false_does_not_overwrite_a_done_record_unless_asked(raw: Path
         run_job(cfg, tmp_path / "run")
     assert json.loads(path.read_text())["committed"] is True
     trained = []
-    monkeypatch.setattr(translation, "run_translation", lambda c, out, rec: trained.append(rec) or {"status": "done"})
+    monkeypatch.setattr(runner, "run_task", lambda task, out, rec: trained.append(rec) or {"status": "done"})
     run_job(translation_cfg(raw, tmp_path, "run.skip_done=false", "run.replace=true"), tmp_path / "run")
     assert trained == [path]
 
@@ -497,8 +495,9 @@ def fake_wandb(monkeypatch: pytest.MonkeyPatch) -> type[FakeWandbLogger]:
     return FakeWandbLogger
 
 
-def _wandb_node(timeout: float = 3) -> DictConfig:
-    return OmegaConf.create({"enabled": True, "mode": None, "init_timeout": timeout, "project": "p"})
+def _wandb_settings(timeout: float = 3) -> dict:
+    """The settings of a ``logger.wandb`` node that `make_loggers` passes to `wandb_logger`."""
+    return {"mode": None, "init_timeout": timeout, "project": "p"}
 
 
 def test_an_unreachable_wandb_server_goes_offline_without_trying_online(fake_wandb, tmp_path: Path,
@@ -513,7 +512,7 @@ def test_an_unreachable_wandb_server_goes_offline_without_trying_online(fake_wan
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
-    wandb_logger(_wandb_node(), tmp_path, "r", None, {})
+    wandb_logger(tmp_path, "r", None, {}, **_wandb_settings())
     assert fake_wandb.modes == ["offline"]
     assert f"cannot reach the server http://127.0.0.1:{port} (ConnectionRefusedError" in caplog.text
     assert "logger.wandb.init_timeout=3.0s" in caplog.text and "wandb sync" in caplog.text
@@ -531,7 +530,7 @@ def test_a_wandb_server_that_never_answers_is_not_waited_for(fake_wandb, tmp_pat
         server.listen()
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
         t0 = time.perf_counter()
-        wandb_logger(_wandb_node(timeout=1), tmp_path, "r", None, {})
+        wandb_logger(tmp_path, "r", None, {}, **_wandb_settings(timeout=1))
         assert time.perf_counter() - t0 < 20
     assert fake_wandb.modes == ["offline"] and "TimeoutError" in caplog.text
     assert "logger.wandb.init_timeout=1.0s" in caplog.text
@@ -558,7 +557,7 @@ def test_a_wandb_server_that_refuses_the_run_is_not_called_a_timeout(fake_wandb,
     try:
         monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
         fake_wandb.fail_online = RuntimeError("HTTP 401: user is not logged in")
-        wandb_logger(_wandb_node(), tmp_path, "r", None, {})
+        wandb_logger(tmp_path, "r", None, {}, **_wandb_settings())
     finally:
         server.shutdown()
         server.server_close()

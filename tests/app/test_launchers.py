@@ -13,6 +13,10 @@ from shapeshifter.app.sweep import compose_cfg
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
+def _stop(task, out_dir, record_path):
+    raise RuntimeError("the task would run here")
+
+
 @pytest.mark.parametrize(("launcher", "target"), [
     ("local", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
     ("slurm", "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"),
@@ -41,8 +45,8 @@ def test_local_jobs_share_the_cores(monkeypatch, tmp_path: Path) -> None:
     seen = []
     monkeypatch.setattr(torch, "set_num_threads", seen.append)
     monkeypatch.setattr(runner, "record_path", lambda c, digest=None: Path("/nonexistent/record.json"))
-    cfg.data.kind = "neither"  # stop right after the thread setting, before any data work
-    with pytest.raises(ValueError, match="data.kind"):
+    monkeypatch.setattr(runner, "run_task", _stop)  # stop right after the thread setting, before any data work
+    with pytest.raises(RuntimeError, match="the task would run here"):
         runner.run_job(cfg, tmp_path / "out")
     assert seen == [1]
 
@@ -60,8 +64,8 @@ def test_jobs_without_run_threads_follow_the_shared_rule(monkeypatch, tmp_path: 
     monkeypatch.setattr(threads, "available_cores", lambda: 4)
     monkeypatch.setenv(threads.JOBS_ENV, "2")  # two jobs share 4 cores: 2 threads each
     monkeypatch.setattr(runner, "record_path", lambda c, digest=None: Path("/nonexistent/record.json"))
-    cfg.data.kind = "neither"
-    with pytest.raises(ValueError, match="data.kind"):
+    monkeypatch.setattr(runner, "run_task", _stop)  # stop right after the thread setting, before any data work
+    with pytest.raises(RuntimeError, match="the task would run here"):
         runner.run_job(cfg, tmp_path / "out")
     assert seen == [2]
 

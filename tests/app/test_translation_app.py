@@ -122,9 +122,8 @@ def test_the_demos_train_where_their_committed_records_are_done(experiment: str,
                                                                 monkeypatch, tmp_path: Path) -> None:
     """A fresh clone holds a demo's committed records, done and under the same config hash: `make demo` and `make
     demo-glue` must still train (reproduce-table runs, by contrast, skip what is recorded)."""
-    import importlib
+    from shapeshifter.app import runner
 
-    app = importlib.import_module(f"shapeshifter.app.{task}")
     overrides = [f"run.records={tmp_path / 'records'}"] + ([f"run.skip_done={skip_done}"] if skip_done else [])
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("train", overrides=[f"experiment={experiment}", *overrides])
@@ -132,9 +131,10 @@ def test_the_demos_train_where_their_committed_records_are_done(experiment: str,
     path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"status": "done"}))
     trained = []
-    monkeypatch.setattr(app, f"run_{task}", lambda cfg, out, rec: trained.append(rec) or {"status": "done"})
+    monkeypatch.setattr(runner, "run_task",
+                        lambda built, out, rec: trained.append((built.kind, rec)) or {"status": "done"})
     run_job(cfg, tmp_path / "run")
-    assert trained == ([] if skip_done else [path])
+    assert trained == ([] if skip_done else [(task, path)])
 
 
 def test_evaluate_entry_point_rebuilds_model_from_run_dir(raw: Path, tmp_path: Path) -> None:

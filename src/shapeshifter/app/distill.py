@@ -14,6 +14,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from shapeshifter.app.glue_evaluate import build_evaluation_module, load_weights
+from shapeshifter.app.skeleton import build_task
 from shapeshifter.distill.teacher import (
     DistillSettings,
     TeacherError,
@@ -169,11 +171,8 @@ class GlueDistillation:
 
     def load_teacher(self, dm: Any) -> Any:
         """The teacher classifier over the student's data, its evaluated weights loaded, frozen."""
-        from shapeshifter.app.glue import GlueTask
-        from shapeshifter.app.glue_evaluate import build_evaluation_module, load_weights
-
         self.check_task(dm)
-        task = GlueTask(self.run.config)
+        task = build_task(self.run.config)  # the teacher's own task (its folder is a GLUE run: checked)
         task.validate()
         task.dm = dm
         module = build_evaluation_module(task)

@@ -1,6 +1,6 @@
 """Score a trained GLUE checkpoint again, without training: the GLUE side of ``pipelines/evaluate.py``.
 
-The classifier is rebuilt from the run's config exactly as `app.glue.GlueTask` built it (same data, so the same
+The classifier is rebuilt by the run's task (`shapeshifter.glue.task.GlueTask`) as in training (same data, so the same
 word vocabulary; same arch and shapeshift policy), the checkpoint's weights are loaded into it strictly, and
 Lightning's validate / test loops compute the task's metrics over the whole split, as at the end of training.
 
@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
-
-from omegaconf import DictConfig
 
 SPLITS = ("valid", "test")
 
@@ -61,22 +59,16 @@ def run_split(trainer: Any, module: Any, dm: Any, split: str) -> float:
     return time.perf_counter() - t0
 
 
-def evaluate_glue(cfg: DictConfig, checkpoint: Path, split: str = "test") -> dict[str, Any]:
-    """Scores of ``checkpoint`` (a run of config ``cfg``) on its validation (``valid``) or test split(s).
+def evaluate_glue(task: Any, checkpoint: Path, split: str = "test") -> dict[str, Any]:
+    """Scores of ``checkpoint`` (a run of ``task``, a `GlueTask` over the run's config) on its validation
+    (``valid``) or test split(s).
 
     Returns a JSON-able report; ``metrics`` is empty for a split without labels (GLUE's hidden test sets).
     """
-    import lightning as L
-
-    from shapeshifter.app.glue import GlueTask, load_datamodule
-
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    task = GlueTask(cfg)
     task.validate()
-    L.seed_everything(cfg.seed, verbose=False)
-    task.dm = dm = load_datamodule(task.data, task.arch, task.settings, cfg.seed)
-    dm.setup()
+    dm = task.load_data()
     module = build_evaluation_module(task)
     load_weights(module, checkpoint)
     seconds = run_split(evaluation_trainer(), module, dm, split)

@@ -1,5 +1,6 @@
 """Loggers for a run (``logger=`` group: wandb | csv | none): W&B (offline unless a key is configured) and a
-local CSV log, each switched by its ``enabled`` key.
+local CSV log, each switched by its ``enabled`` key and built by Hydra from its ``_target_`` (`csv_logger`,
+`wandb_logger`) with the run's folder, name, group and config.
 
 An online W&B run that cannot reach the service within ``logger.wandb.init_timeout`` seconds falls back to
 offline logging with a warning (sync it later with ``wandb sync``), instead of stalling the job or failing it.
@@ -25,11 +26,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
 log = logging.getLogger("shapeshifter")
 
 WANDB_MODES = ("online", "offline", "disabled")
-WANDB_KEYS = {"enabled", "mode", "project", "tags", "init_timeout"}
-LOGGER_KEYS = {"wandb": WANDB_KEYS, "csv": {"enabled"}}
+WANDB_KEYS = {"_target_", "enabled", "mode", "project", "tags", "init_timeout"}
+LOGGER_KEYS = {"wandb": WANDB_KEYS, "csv": {"_target_", "enabled"}}
+# the factory of a logger whose node names none (no node, or a config saved before ``_target_``); CSV first
+LOGGERS = {"csv": "shapeshifter.app.loggers.csv_logger", "wandb": "shapeshifter.app.loggers.wandb_logger"}
 DEFAULT_INIT_TIMEOUT = 30.0  # seconds; wandb's own default (90 s) would stall every job of a sweep that long
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 
@@ -95,35 +101,46 @@ def validate_wandb(cfg: Any) -> None:
 
 
 def make_loggers(cfg: Any, out_dir: Path, run_name: str, group: str | None, config: dict) -> list:
-    """Lightning loggers: CSV unless ``logger.csv.enabled`` is false; W&B when ``logger.wandb.enabled`` (default
-    offline mode). Empty for ``logger=none``."""
-    from lightning.pytorch.loggers import CSVLogger
-
+    """Lightning loggers, each built by Hydra from its node: CSV unless ``logger.csv.enabled`` is false; W&B when
+    ``logger.wandb.enabled`` (default offline mode). Empty for ``logger=none``."""
     lightning_output_once()  # before the CSV writer of a resumed run warns
     loggers: list = []
-    if enabled(cfg, "csv"):
-        csv_logger = CSVLogger(save_dir=str(out_dir), name="csv", version="")
-        keep_previous_csv(csv_logger)
-        loggers.append(csv_logger)
-    if enabled(cfg, "wandb"):
-        os.environ.setdefault("WANDB_SILENT", "true")
-        loggers.append(wandb_logger(cfg.get("wandb"), out_dir, run_name, group, config))
+    for name, target in LOGGERS.items():
+        if not enabled(cfg, name):
+            continue
+        node = (cfg or {}).get(name) or {}
+        settings = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node)
+        settings = {"_target_": target, **{k: v for k, v in settings.items() if k != "enabled"}}
+        make = instantiate(settings, _partial_=True, _convert_="all")
+        loggers.append(make(out_dir=out_dir, run_name=run_name, group=group, config=config))
     return loggers
 
 
-def wandb_logger(wb: Any, out_dir: Path, run_name: str, group: str | None, config: dict) -> Any:
+def csv_logger(out_dir: Path, run_name: str, group: str | None, config: dict) -> Any:
+    """The CSV log in ``<run folder>/csv/metrics.csv``, keeping the rows of an interrupted attempt."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    logger = CSVLogger(save_dir=str(out_dir), name="csv", version="")
+    keep_previous_csv(logger)
+    return logger
+
+
+def wandb_logger(out_dir: Path, run_name: str, group: str | None, config: dict, mode: str | None = None,
+                 project: str = "shapeshifter", tags: list[str] | None = None,
+                 init_timeout: float = DEFAULT_INIT_TIMEOUT) -> Any:
     """A `WandbLogger` whose run is started here: an online run that cannot reach the service within
     ``init_timeout`` is started offline instead, with a warning (the job goes on, its logs can be synced later)."""
     import wandb
 
-    mode = wandb_mode(wb.get("mode"))
-    timeout = float(wb.get("init_timeout", DEFAULT_INIT_TIMEOUT))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    mode = wandb_mode(mode)
+    timeout = float(init_timeout)
 
     def make(run_mode: str) -> Any:
         # mode goes to wandb.init itself: an environment variable left by an earlier job must not decide it
-        return stage_wandb_logger()(project=wb.get("project", "shapeshifter"), name=run_name, group=group,
+        return stage_wandb_logger()(project=project, name=run_name, group=group,
                                     save_dir=str(out_dir), offline=(run_mode == "offline"), config=config,
-                                    tags=run_tags(config, list(wb.get("tags") or [])), mode=run_mode,
+                                    tags=run_tags(config, list(tags or [])), mode=run_mode,
                                     settings=wandb.Settings(init_timeout=timeout))
 
     offline = f"logging offline to {out_dir / 'wandb'} instead (upload later with `wandb sync`)"

@@ -24,8 +24,9 @@ from typing import Any
 log = logging.getLogger("shapeshifter")
 
 # Keys that name where things go or what watches a run, not what is computed: left out of the config hash.
-# ``callbacks`` holds only callbacks that cannot change a result (`app.callbacks` refuses any other key).
-NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths", "callbacks"}
+# ``callbacks`` holds only callbacks that cannot change a result (`app.callbacks` refuses any other key); ``adapter``
+# names the task class (`app.skeleton.build_task`), which the data group already decides.
+NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths", "callbacks", "adapter"}
 
 
 # Settings that only the translation task reads: left out of a GLUE run's hash, so that e.g. the beam size of
@@ -40,6 +41,14 @@ DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "t
                   "trainpref", "validpref", "testpref"}
 
 
+def without_target(node: Any) -> Any:
+    """A node without its ``_target_``: the class Hydra builds it with (``trainer``: Lightning's Trainer) is code,
+    not a setting of the result, and configs made before the key existed keep their hash."""
+    if isinstance(node, Mapping) and "_target_" in node:
+        return {k: v for k, v in node.items() if k != "_target_"}
+    return node
+
+
 def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The result-defining part of a resolved config: what the hash covers and seed replicas must share.
 
@@ -49,7 +58,7 @@ def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
     Task-scoped: a GLUE run's config drops the translation-only settings (`TRANSLATION_ONLY`). A config whose
     data node holds ``content`` (`shapeshifter.data.identity`; set by `app.runner.stamp_data_content`) drops the
     data's folders and files (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
-    out = {k: v for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    out = {k: without_target(v) for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
     if not (out.get("distill") or {}).get("kinds"):  # distill=none: hashed as before the distill group existed
         out.pop("distill", None)
     data = out.get("data")

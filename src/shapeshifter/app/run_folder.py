@@ -20,11 +20,13 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from shapeshifter.app.records import config_hash
 from shapeshifter.app.resolvers import name_problem
+from shapeshifter.app.skeleton import Task, build_task, task_node
 
 log = logging.getLogger("shapeshifter")
 
@@ -115,17 +117,17 @@ class RunFolder:
         """``data.kind`` of the run: ``translation`` or ``glue``."""
         return self.config.data.get("kind")
 
+    @cached_property
+    def task(self) -> Task:
+        """The run's task (`skeleton.build_task` of its saved config), which knows what a tool may do with it."""
+        return build_task(self.config)
+
     def require_translation(self, tool: str) -> None:
         """ValueError unless this is a translation run: ``tool`` (export, translate) rebuilds a fairseq
-        Transformer, and a GLUE run folder gets a pointer to its scores instead of a traceback."""
-        if self.kind == "translation":
-            return
-        if self.kind == "glue":
-            where = self.record_file or "its record (run.records/<group>/<name>-<config hash>.json)"
-            raise ValueError(
-                f"{self.path} is a GLUE run (data.kind=glue); {tool} works on translation runs. Its validation and "
-                f"test scores are in {where}; to score a checkpoint of it again: pipelines/evaluate.py {self.path}")
-        raise ValueError(f"{self.path}: data.kind={self.kind!r}; {tool} works on translation runs only")
+        Transformer (`Task.require_translation`)."""
+        if task_node(self.config) is None:
+            raise ValueError(f"{self.path}: data.kind={self.kind!r}; {tool} works on translation runs only")
+        self.task.require_translation(tool, self)
 
     def checkpoint(self, name: str | Path) -> Path:
         """A checkpoint given as a path, or as a file name inside this run's checkpoint folder; refused when its
@@ -155,9 +157,9 @@ class RunFolder:
     def evaluated_weights(self) -> list[Path]:
         """The checkpoint(s) the run's test score was computed with: several means their average.
 
-        The record names the file (looked up by name, so a moved run folder still resolves); without a
-        record the rule of `run_translation` is applied to the config: the last ``ckpt.average_last``
-        epoch checkpoints when there are several, else the best one, else last.ckpt.
+        The record names the file (looked up by name, so a moved run folder still resolves); without a record
+        the rule of `TranslationTask.load_evaluated_weights` is applied to the config: the last
+        ``ckpt.average_last`` epoch checkpoints when there are several, else the best one, else last.ckpt.
         """
         from shapeshifter.translation.checkpoints import epoch_checkpoints
 

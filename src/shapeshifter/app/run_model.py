@@ -3,7 +3,7 @@ self-contained folder (`export_run`), or loaded to translate (`load_translator`,
 
 This is the experiment-layer side of `shapeshifter.translation.export` and `shapeshifter.translation.translator`:
 those know the export format and how to translate with a built model; reading a run folder (its config, record,
-checkpoints and data cache) needs the run layout (`app.run_folder`) and the task's config (`app.translation`), so
+checkpoints and data cache) needs the run layout (`app.run_folder`) and the task's config (`translation.task`), so
 it lives here and the engine imports nothing from the experiment layer.
 """
 

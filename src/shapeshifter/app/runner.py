@@ -1,4 +1,4 @@
-"""Dispatch a composed config to its pipeline, with the skip-if-done and record bookkeeping."""
+"""Run a composed config's task (named by ``adapter._target_``), with the skip-if-done and record bookkeeping."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from shapeshifter.app import glue, translation
+from shapeshifter.app.ddp import global_rank
 from shapeshifter.app.records import config_hash
 from shapeshifter.app.run_folder import CONFIG_FILE, record_location, run_dir, validate_names
+from shapeshifter.app.run_lock import run_locks
+from shapeshifter.app.skeleton import Task, build_task, run_task, task_node, validate_run
 from shapeshifter.threads import apply_threads
 
 log = logging.getLogger("shapeshifter")
@@ -21,12 +23,12 @@ def stamp_data_content(cfg: DictConfig, fetch: bool = False) -> None:
     """Set ``data.content``, the identity of the run's data (`shapeshifter.data.identity`), on ``cfg`` unless it
     is set: the config hash then covers what the data is, not where it lies. ``fetch``: get the inputs as the
     run would (write a sample slice, download a recipe's archive) and raise when they are missing; otherwise a
-    missing input leaves the content None, which no finished run has. Configs without a translation or GLUE data
-    node are left as they are."""
+    missing input leaves the content None, which no finished run has. Configs that name no task
+    (`skeleton.task_node`) are left as they are."""
     data = cfg.get("data")
-    if data is None or data.get("kind") not in ("translation", "glue") or data.get("content") is not None:
+    if data is None or data.get("content") is not None or task_node(cfg) is None:
         return
-    content = (translation if data.kind == "translation" else glue).data_content(cfg, fetch)
+    content = build_task(cfg).data_content(fetch)
     with open_dict(cfg):
         cfg.data.content = content
 
@@ -82,39 +84,30 @@ def finished_record(cfg: DictConfig, path: Path) -> dict[str, Any] | None:
 
 def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Run one composed config in Hydra's job folder ``out_dir``: skipped when its record is done, refused when
-    another process runs the same configuration (`app.run_lock`), else dispatched to its task."""
-    from shapeshifter.app.ddp import global_rank
-    from shapeshifter.app.run_lock import run_locks
-    from shapeshifter.app.skeleton import validate_run
-
+    another process runs the same configuration (`app.run_lock`), else run by its task (`skeleton.build_task`)."""
     validate_names(cfg)  # before any file is written: the names are paths
     validate_run(cfg)  # a bad config fails before the lock files (and their folders) are made
-    kind = cfg.data.get("kind")
+    task = build_task(cfg)
     stamp_data_content(cfg, fetch=True)
     digest = run_hash(cfg)
     path = record_path(cfg, digest)
     if (existing := finished_record(cfg, path)) is not None:
         return existing
     if global_rank() != 0:  # a rank of an externally launched DDP job: rank zero holds the locks and writes
-        return dispatch(cfg, kind, Path(out_dir), path, digest)
+        return dispatch(task, Path(out_dir), path, digest)
     what = f"configuration {cfg.run.name} ({digest})"
     locks = [(path.with_name(f".{path.stem}.lock"), what), (Path(out_dir) / f".{digest}.lock", what)]
     with run_locks(locks, wait=bool(cfg.run.get("wait_for_lock", False))):
         if (existing := finished_record(cfg, path)) is not None:  # finished while we waited for the lock
             return existing
-        return dispatch(cfg, kind, Path(out_dir), path, digest)
+        return dispatch(task, Path(out_dir), path, digest)
 
 
-def dispatch(cfg: DictConfig, kind: str | None, out_dir: Path, path: Path, digest: str) -> dict[str, Any]:
-    """Hand the job to its task's pipeline, in ``<out_dir>/<config hash>``."""
-    save_job_config(cfg, out_dir)
+def dispatch(task: Task, out_dir: Path, path: Path, digest: str) -> dict[str, Any]:
+    """Run ``task`` through the run skeleton, in ``<out_dir>/<config hash>``."""
+    save_job_config(task.cfg, out_dir)
     out_dir = run_dir(out_dir, digest)  # <job folder>/<config hash>: no two configs share files
-    apply_threads(cfg.run.get("threads"))  # run.threads, else the shared rule (shapeshifter.threads)
-    if kind == "translation":
-        record = translation.run_translation(cfg, out_dir, path)
-    elif kind == "glue":
-        record = glue.run_glue(cfg, out_dir, path)
-    else:
-        raise ValueError(f"data.kind must be 'translation' or 'glue', got {kind!r} (config group data={cfg.data})")
+    apply_threads(task.cfg.run.get("threads"))  # run.threads, else the shared rule (shapeshifter.threads)
+    record = run_task(task, out_dir, path)
     record["_path"] = str(path)
     return record

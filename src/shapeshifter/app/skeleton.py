@@ -14,9 +14,10 @@
 Under DDP (`app.ddp`) steps 3-4's fit and evaluation run on every rank (`fit_and_evaluate`); everything that
 writes (record, checkpoint folder, loggers, summary) happens on global rank zero only.
 
-A task is an adapter: a `Task` subclass that supplies the task-specific steps (translation:
-`app.translation.TranslationTask`, classification: `app.glue.GlueTask`). The record's ``objective`` (what a
-Hydra sweeper optimizes) is the best value of the monitored validation metric, never a test score.
+A task is an adapter: a `Task` subclass beside its engine that supplies the task-specific steps (translation:
+`shapeshifter.translation.task.TranslationTask`, classification: `shapeshifter.glue.task.GlueTask`). The config
+names it (``adapter._target_``, set by each ``conf/data`` file) and `build_task` builds it. The record's
+``objective`` (what a Hydra sweeper optimizes) is the best value of the monitored validation metric, never a test score.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.app.callbacks import make_callbacks, validate_callbacks
@@ -120,12 +122,28 @@ def validate_trainer(cfg: DictConfig) -> None:
 
 
 class Task(ABC):
-    """The task-specific steps of a run; `run_task` calls them in order and owns everything else."""
+    """The task-specific steps of a run; `run_task` calls them in order and owns everything else. Tools that open
+    a finished run folder ask its task too (`data_content`, `require_translation`, `evaluate_folder`)."""
 
     kind: str  # the record's ``kind``
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
+
+    def data_content(self, fetch: bool) -> str | None:
+        """The identity of the run's data (``data.content``, `shapeshifter.data.identity`); ``fetch``: get the
+        inputs as the run would and raise when they are missing, else None when they are not (yet) here."""
+        return None
+
+    def require_translation(self, tool: str, run: Any) -> None:
+        """ValueError unless ``tool`` (export, translate: it rebuilds a fairseq Transformer) can open the finished
+        run folder ``run`` (`app.run_folder.RunFolder`)."""
+        raise ValueError(f"{run.path}: data.kind={self.kind!r}; {tool} works on translation runs only")
+
+    @abstractmethod
+    def evaluate_folder(self, run: Any, args: Any) -> tuple[dict[str, Any], str]:
+        """Score a checkpoint of the finished run folder ``run`` again (``pipelines/evaluate.py``, its parsed
+        ``args``); returns ``(report, result label)``."""
 
     @abstractmethod
     def validate(self) -> dict[str, Any]:
@@ -163,6 +181,33 @@ class Task(ABC):
         return {}
 
 
+TRAINER_TARGET = "lightning.pytorch.Trainer"  # the trainer of a config saved before trainer._target_ existed
+
+# The task of a config saved before ``adapter`` existed (a teacher's or an evaluated run's folder), by ``data.kind``.
+TASK_OF_KIND = {"translation": "shapeshifter.translation.task.TranslationTask",
+                "glue": "shapeshifter.glue.task.GlueTask"}
+
+
+def task_node(cfg: DictConfig) -> Any:
+    """The config node that names the run's task (``adapter``), or the one its ``data.kind`` implies in a config
+    saved before that node existed; None when neither names one."""
+    node = cfg.get("adapter")
+    if node is not None:
+        return node
+    target = TASK_OF_KIND.get(str((cfg.get("data") or {}).get("kind")))
+    return {"_target_": target} if target else None
+
+
+def build_task(cfg: DictConfig) -> Task:
+    """The run's `Task`, built by Hydra from ``adapter._target_`` over the whole config."""
+    node = task_node(cfg)
+    if node is None:
+        kind = (cfg.get("data") or {}).get("kind")
+        raise ValueError(f"data.kind must be 'translation' or 'glue', got {kind!r} (config group "
+                         f"data={cfg.get('data')}); or name the task with adapter._target_")
+    return instantiate(node, _partial_=True)(cfg)
+
+
 def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | None]:
     """The monitored checkpoints, ``last.ckpt``, early stopping, a step limit and the progress bar, in the order
     Lightning needs them (``last.ckpt`` after the monitored ones); returns ``(callbacks, step limit)``."""
@@ -185,30 +230,29 @@ def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | Non
 
 def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir: Path,
                   rank: LaunchedRank | None = None) -> Any:
-    """The Trainer of ``cfg.trainer``; ``rank``: this process's place among ranks `app.ddp` launched (DDP over
-    gloo with that environment). The datamodules shard their data by rank themselves, so Lightning must not
-    swap in its ``DistributedSampler``."""
-    import lightning as L
-
+    """The Trainer of ``cfg.trainer``, built by Hydra from its ``_target_`` (Lightning's Trainer); ``rank``: this
+    process's place among ranks `app.ddp` launched (DDP over gloo with that environment). The datamodules shard
+    their data by rank themselves, so Lightning must not swap in its ``DistributedSampler``."""
     from shapeshifter.app.training import VerifiedCheckpointIO
 
     lightning_output_once()
     cfg = task.cfg
     progress = cfg.trainer.get("progress_bar", "rich")
-    kwargs = {k: v for k, v in plain(cfg.trainer).items() if k != "progress_bar"}
-    kwargs["max_steps"] = -1  # epoch-based in Lightning; a step limit is StopAtStep (app/training.py)
-    kwargs["use_distributed_sampler"] = False
+    node = {k: v for k, v in plain(cfg.trainer).items() if k not in ("progress_bar", "plugins")}
+    node.setdefault("_target_", TRAINER_TARGET)
+    run = {"max_steps": -1,  # epoch-based in Lightning; a step limit is StopAtStep (app/training.py)
+           "use_distributed_sampler": False, **task.trainer_options()}
     if rank is not None:
         from lightning.pytorch.strategies import DDPStrategy
 
-        kwargs["strategy"] = DDPStrategy(cluster_environment=rank, process_group_backend="gloo")
-    kwargs.update(task.trainer_options())
+        run["strategy"] = DDPStrategy(cluster_environment=rank, process_group_backend="gloo")
     # every checkpoint Lightning reads (resume, validate/test with ckpt_path) is CRC-checked and loaded with
     # weights_only=True, and every one it writes is written atomically in its own folder (app.training)
-    kwargs["plugins"] = [*(kwargs.get("plugins") or []), VerifiedCheckpointIO()]
-    return L.Trainer(default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers,
-                     gradient_clip_val=cfg.optim.clip_norm or None,
-                     enable_progress_bar=progress not in (None, False, "none", "off", "false"), **kwargs)
+    plugins = [*(plain(cfg.trainer.get("plugins")) or []), VerifiedCheckpointIO()]
+    return instantiate(node, _partial_=True, _convert_="all")(
+        default_root_dir=str(out_dir), callbacks=callbacks, logger=loggers, plugins=plugins,
+        gradient_clip_val=cfg.optim.clip_norm or None,
+        enable_progress_bar=progress not in (None, False, "none", "off", "false"), **run)
 
 
 def csv_log(loggers: list[Any]) -> Path | None:

@@ -1,5 +1,5 @@
 """The ``data`` node of a translation run as the recipe's `TranslationDataConfig`: read by the task
-(`app.translation`), by whatever opens a finished run folder (`app.run_model`: export, translate, a
+(`translation.task`), by whatever opens a finished run folder (`app.run_model`: export, translate, a
 distillation teacher) and by evaluate, so it lives below all of them."""
 
 from __future__ import annotations

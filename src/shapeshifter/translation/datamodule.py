@@ -246,5 +246,5 @@ class TranslationDataModule(L.LightningDataModule):
         return self._loader("valid", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        """The whole test split on every rank: it is translated by one process (`app.translation`)."""
+        """The whole test split on every rank: it is translated by one process (`translation.task`)."""
         return self._loader("test", shuffle=False, shard=False)

@@ -1,5 +1,6 @@
-"""GLUE-style classification as a task of the run skeleton (`app.skeleton`): load a GLUE task or the user's own
-files, build a from-scratch encoder or a pretrained BERT, shapeshift it, train with Lightning, evaluate.
+"""GLUE-style classification as a task of the run skeleton (`app.skeleton`), named in the config by
+``adapter._target_`` (``conf/adapter/glue.yaml``, chosen by each GLUE ``conf/data`` file): load a GLUE task or the
+user's own files, build a from-scratch encoder or a pretrained BERT, shapeshift it, train with Lightning, evaluate.
 
 As in the translation task, everything cheap is validated first (policy, arch, data and ``glue`` nodes, the
 task name, file paths) so that a bad config fails before a record is written or a Trainer is built. The
@@ -41,9 +42,10 @@ from omegaconf import DictConfig
 
 from shapeshifter.app.ddp import world_size
 from shapeshifter.app.distill import GlueDistillation
+from shapeshifter.app.glue_evaluate import evaluate_glue
 from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.app.resolvers import config_root
-from shapeshifter.app.skeleton import Task, plain, run_task
+from shapeshifter.app.skeleton import Task, plain
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored, repo_root
 
@@ -149,7 +151,7 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
     return {**data, "spec": spec, "root": root}
 
 
-def data_content(cfg: DictConfig, fetch: bool) -> str | None:
+def glue_data_content(cfg: DictConfig, fetch: bool) -> str | None:
     """The identity of a GLUE run's data (`shapeshifter.data.identity`): its split files, or its local
     ``data_dir``; None for a task read from the Hugging Face hub (named by the task). ``fetch``: a missing or bad
     data setting raises, naming it; otherwise it gives None (the run will say what is wrong)."""
@@ -234,6 +236,25 @@ class GlueTask(Task):
 
     kind = "glue"
 
+    def data_content(self, fetch: bool) -> str | None:
+        return glue_data_content(self.cfg, fetch)
+
+    def require_translation(self, tool: str, run: Any) -> None:
+        """A GLUE run folder gets a pointer to its scores instead of a traceback."""
+        where = run.record_file or "its record (run.records/<group>/<name>-<config hash>.json)"
+        raise ValueError(
+            f"{run.path} is a GLUE run (data.kind=glue); {tool} works on translation runs. Its validation and "
+            f"test scores are in {where}; to score a checkpoint of it again: pipelines/evaluate.py {run.path}")
+
+    def evaluate_folder(self, run: Any, args: Any) -> tuple[dict[str, Any], str]:
+        """The task's metrics of one checkpoint of the run (`app.glue_evaluate`); translation options refused."""
+        unused = [flag for flag, value in (("--average-last", args.average_last), ("--beam", args.beam),
+                                           ("--max-tokens", args.max_tokens), ("--project", args.project)) if value]
+        if unused:
+            raise ValueError(f"{', '.join(unused)}: translation options; {run.path} is a GLUE run")
+        ckpt = run.checkpoint(args.checkpoint) if args.checkpoint else run.evaluated_weights()[0]
+        return evaluate_glue(self, ckpt, args.split), Path(ckpt).stem
+
     def validate(self) -> dict[str, Any]:
         cfg = self.cfg
         self.policy = policy_from_config(cfg.shapeshift)
@@ -247,16 +268,21 @@ class GlueTask(Task):
             header["distill"] = self.distillation.summary
         return header
 
-    def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
+    def load_data(self) -> Any:
+        """The run's data, read and checked, with its tokenizer (seeded as in training, so the same word
+        vocabulary when a finished run is evaluated again)."""
         import lightning as L
 
-        cfg = self.cfg
+        L.seed_everything(self.cfg.seed, verbose=False)
+        self.dm = load_datamodule(self.data, self.arch, self.settings, self.cfg.seed)
+        self.dm.setup()
+        return self.dm
+
+    def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
         # data: read, check fields and labels, build the tokenizer (errors here still precede the Trainer)
-        L.seed_everything(cfg.seed, verbose=False)
         t0 = time.perf_counter()
-        dm = load_datamodule(self.data, self.arch, self.settings, cfg.seed)
-        dm.setup()
-        self.dm, spec = dm, dm.spec
+        dm = self.load_data()
+        spec = dm.spec
         record["task"] = {"name": spec.name, "num_labels": spec.num_labels, "regression": spec.is_regression,
                           "label_names": list(spec.label_names) if spec.label_names else None,
                           "examples": {s: len(d) for s, d in dm.datasets.items()}, "vocab_size": dm.vocab_size}
@@ -357,7 +383,3 @@ class GlueTask(Task):
             "examples": dict(module.examples),  # per split: the predictions scored (all ranks' together)
         }
 
-
-def run_glue(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
-    """One GLUE job through the run skeleton."""
-    return run_task(GlueTask(cfg), out_dir, record_path)

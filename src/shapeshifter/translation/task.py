@@ -1,5 +1,7 @@
-"""Translation as a task of the run skeleton (`app.skeleton`): prepare data, build (and shapeshift) a fairseq
-Transformer, train it with Lightning, evaluate with beam search.
+"""Translation as a task of the run skeleton (`app.skeleton`), named in the config by ``adapter._target_``
+(``conf/adapter/translation.yaml``, chosen by each translation ``conf/data`` file): prepare data, build (and
+shapeshift) a fairseq Transformer, train it with Lightning, evaluate with beam search; score a finished run
+folder again (``pipelines/evaluate.py``).
 
 Everything cheap is validated first (policy, model overrides, data config, the dense source of a projected
 run, the schedule); data preparation is cached.
@@ -15,34 +17,13 @@ from omegaconf import DictConfig
 
 from shapeshifter.app.distill import TranslationDistillation
 from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
-from shapeshifter.app.records import file_sha256
+from shapeshifter.app.records import config_hash, file_sha256
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.run_folder import find_checkpoint
-from shapeshifter.app.skeleton import Task, plain, run_task
+from shapeshifter.app.skeleton import Task, plain
 from shapeshifter.app.translation_data import data_config
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored
-
-
-def data_content(cfg: DictConfig, fetch: bool) -> str | None:
-    """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). A named slice of the
-    committed sample is written first (cheap, local). ``fetch``: fetch a recipe's archive first, as the run
-    would, and raise a `DataError` naming what is missing; otherwise None when the inputs are not (yet) here."""
-    from dataclasses import replace
-
-    from shapeshifter.data import DataError
-    from shapeshifter.data.recipe import data_content as corpus_content
-    from shapeshifter.data.smoke import ensure_slice
-
-    dcfg = data_config(cfg)
-    if dcfg.raw_dir is not None:
-        ensure_slice(str(cfg.data.name), Path(dcfg.raw_dir))
-    if fetch:
-        return corpus_content(dcfg)
-    try:
-        return corpus_content(replace(dcfg, download=False), log=lambda s: None)
-    except DataError:
-        return None
 
 
 def copy_baseline(prepared, split: str = "test") -> dict[str, float]:
@@ -116,6 +97,33 @@ class TranslationTask(Task):
     """A fairseq Transformer trained on a prepared translation corpus; evaluated by beam search on test."""
 
     kind = "translation"
+
+    def data_content(self, fetch: bool) -> str | None:
+        """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). A named slice of
+        the committed sample is written first (cheap, local). ``fetch``: fetch a recipe's archive first, as the
+        run would, and raise a `DataError` naming what is missing; otherwise None when the inputs are not (yet)
+        here."""
+        from dataclasses import replace
+
+        from shapeshifter.data import DataError
+        from shapeshifter.data.recipe import data_content as corpus_content
+        from shapeshifter.data.smoke import ensure_slice
+
+        dcfg = data_config(self.cfg)
+        if dcfg.raw_dir is not None:
+            ensure_slice(str(self.cfg.data.name), Path(dcfg.raw_dir))
+        if fetch:
+            return corpus_content(dcfg)
+        try:
+            return corpus_content(replace(dcfg, download=False), log=lambda s: None)
+        except DataError:
+            return None
+
+    def require_translation(self, tool: str, run: Any) -> None:
+        """Every translation run folder can be exported and translated."""
+
+    def evaluate_folder(self, run: Any, args: Any) -> tuple[dict[str, Any], str]:
+        return evaluate_translation_run(run, args)
 
     def validate(self) -> dict[str, Any]:
         from shapeshifter.translation.fairseq_model import transformer_args
@@ -275,6 +283,91 @@ class TranslationTask(Task):
         return out
 
 
-def run_translation(cfg: DictConfig, out_dir: Path, record_path: Path) -> dict[str, Any]:
-    """One translation job through the run skeleton."""
-    return run_task(TranslationTask(cfg), out_dir, record_path)
+def chosen_weights(run: Any, checkpoint: Path | None, average_last: int) -> tuple[list[Path], str]:
+    """The checkpoint file(s) to evaluate (several: their average) and the label of the result files."""
+    from shapeshifter.translation.checkpoints import epoch_checkpoints
+
+    if average_last:
+        paths = epoch_checkpoints(run.checkpoints, average_last)
+        if len(paths) < 2:
+            raise SystemExit(f"--average-last needs >= 2 epoch checkpoints in {run.checkpoints}, found {len(paths)} "
+                             "(train with ckpt.average_last=N to keep them)")
+        return paths, f"avg{len(paths)}"
+    try:
+        ckpt = run.checkpoint(checkpoint) if checkpoint else run.best_or_last()
+    except FileNotFoundError as err:
+        raise SystemExit(str(err)) from None
+    return [Path(ckpt)], Path(ckpt).stem
+
+
+def rebuilt_model(cfg: Any, dicts: tuple[Any, Any], weights: list[Path]) -> Any:
+    """The run's model (arch, overrides, policy from its config) with the chosen weights, in eval mode."""
+    from shapeshifter.translation.checkpoints import average_checkpoints, load_model_weights
+    from shapeshifter.translation.fairseq_model import build_transformer
+
+    src_dict, tgt_dict = dicts
+    overrides = plain(cfg.arch.overrides) or {}
+    model, _ = build_transformer(cfg.arch.name, src_dict, tgt_dict, overrides, policy_from_config(cfg.shapeshift),
+                                 seed=cfg.seed)
+    if len(weights) > 1:
+        model.load_state_dict(average_checkpoints(weights))
+    else:
+        load_model_weights(model, weights[0])
+    return model.eval()
+
+
+def projection_policy(cfg: Any, assignments: list[str] | None) -> dict[str, Any] | None:
+    """The policy ``--project`` names (None without it); only a dense run's weights can be projected."""
+    from shapeshifter.params import parse_assignments
+
+    if assignments is None:
+        return None
+    if policy_from_config(cfg.shapeshift):
+        raise ValueError("--project fits factors to a dense model's weights; this run is already factorized "
+                         f"({cfg.shapeshift.get('name')})")
+    return parse_assignments(assignments)
+
+
+def project(model: Any, policy: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``model``'s layers by ``policy``'s factors fitted to its weights; what the result file says of it."""
+    from shapeshifter.surgery import shapeshift
+
+    dense = count_parameters(model)["total"]
+    report = shapeshift(model, policy, init="project")
+    total = count_parameters(model)["total"]
+    return {"policy": policy, "policy_hash": config_hash(policy), "params": total, "reduction_vs_dense": dense / total,
+            "mean_reconstruction_error": report.mean_error_by_type()}
+
+
+def evaluate_translation_run(run: Any, args: Any) -> tuple[dict[str, Any], str]:
+    """Beam search over the chosen split of a translation run; returns ``(report, result label)``."""
+    from shapeshifter.data import prepare_translation_data
+    from shapeshifter.translation.datamodule import TranslationDataModule
+    from shapeshifter.translation.evaluate import evaluate_translation
+
+    cfg = run.config
+    policy = projection_policy(cfg, args.project)  # a bad policy fails before the data and the model are built
+    weights, label = chosen_weights(run, args.checkpoint, args.average_last)
+    dcfg = data_config(cfg)
+    prepared = prepare_translation_data(dcfg)
+    dm = TranslationDataModule(str(prepared.data_bin), prepared.src_lang, prepared.tgt_lang,
+                               max_tokens=args.max_tokens or cfg.batching.max_tokens, seed=cfg.seed,
+                               max_source_positions=cfg.arch.max_positions,
+                               max_target_positions=cfg.arch.max_positions)
+    src_dict, tgt_dict = dm.load_dictionaries()
+    model = rebuilt_model(cfg, (src_dict, tgt_dict), weights)
+    projected = project(model, policy) if policy is not None else None
+    if projected is not None:
+        label += f"-project-{projected['policy_hash']}"
+    dm.setup("test" if args.split == "test" else "validate")
+    loader = dm.test_dataloader() if args.split == "test" else dm.val_dataloader()
+    result = evaluate_translation(
+        model, loader, src_dict, tgt_dict, run.path / "eval", prepared.tgt_lang,
+        raw_references=prepared.reference(args.split, "raw") if prepared.splits else None,
+        tok_references=prepared.reference(args.split, "tok") if prepared.splits else None,
+        lowercase=bool(dcfg.lowercase), name=f"{args.split}-{label}", beam=args.beam or cfg.eval.beam,
+        max_len_a=cfg.eval.max_len_a, max_len_b=cfg.eval.max_len_b, lenpen=cfg.eval.lenpen, bpe=prepared.bpe,
+    )
+    if projected is not None:
+        result["projected"] = projected
+    return result, label
