@@ -171,16 +171,19 @@ def test_grid_skips_done_runs_retries_failed_and_resumes_killed(smoke_env, monke
     assert "| dense |" in md and "| r1-emb16 |" in md and "| r8-emb64 |" in md
 
 
-def test_every_job_runs_through_a_multirun_dense_baselines_first() -> None:
+def test_every_job_runs_through_a_multirun_dense_baselines_first(tmp_path: Path) -> None:
     """Each experiment file's grid is one `train.py -m` after its dense baseline (a one-job multirun, which does
-    not expand the file's grid); an explicit jobs table is one `train.py -m` per job, in the registry's order."""
+    not expand the file's grid); an explicit jobs table is one `train.py -m` per job, in the registry's order;
+    a command whose jobs are all recorded is not started."""
     reproduce = _load_reproduce()
-    base = ["+scale=smoke"]
+    assert reproduce.hydra_commands(get_table("ablation"), ["+scale=smoke"]) == []  # the committed records
+    base = ["+scale=smoke", f"run.records={tmp_path}"]
     ablation = [c[2:] for c in reproduce.hydra_commands(get_table("ablation"), base)]
     assert ablation == [["-m", "experiment=ablation/iwslt14", *base, "shapeshift=dense", "~layers", "~scheme",
                          reproduce.ONE_JOB], ["-m", "experiment=ablation/iwslt14", *base]]
-    glue = [c[2:] for c in reproduce.hydra_commands(get_table("glue"), base)]  # its grids hold their dense runs
-    assert glue == [["-m", f"experiment=glue_table/{half}", *base] for half in ("scratch", "pretrained")]
+    glue_base = [*get_table("glue").scale_overrides("smoke"), f"run.records={tmp_path}"]
+    glue = [c[2:] for c in reproduce.hydra_commands(get_table("glue"), glue_base)]  # its grids hold their dense runs
+    assert glue == [["-m", f"experiment=glue_table/{half}", *glue_base] for half in ("scratch", "pretrained")]
     why = get_table("quality_why")
     commands = reproduce.hydra_commands(why, base)
     jobs = why.all_jobs(base)

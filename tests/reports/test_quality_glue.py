@@ -56,9 +56,9 @@ def test_every_job_of_the_grid_composes(scale: str, capsys: pytest.CaptureFixtur
 def study_sizes(experiment: str, variants: Iterable[Sequence[str]]) -> tuple[int, int, list[int]]:
     """A classification study's vocabulary size, its dense model's total parameters and each variant's (the
     overrides of one job), all on that vocabulary."""
-    from shapeshifter.glue.task import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.app.policy import policy_from_config
     from shapeshifter.glue.models import apply_shapeshift
+    from shapeshifter.glue.task import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.params import count_parameters
 
     first = compose_cfg(CONF, [f"experiment={experiment}"])

@@ -135,6 +135,12 @@ class Task(ABC):
         inputs as the run would and raise when they are missing, else None when they are not (yet) here."""
         return None
 
+    def make_local_inputs(self, root: Path) -> None:
+        """Write what the run reads that the repo does not ship but can make on this machine (a named slice of
+        the committed sample, a tiny local BERT for smoke runs); relative paths are under ``root``. Nothing by
+        default."""
+        return None
+
     def require_translation(self, tool: str, run: Any) -> None:
         """ValueError unless ``tool`` (export, translate: it rebuilds a fairseq Transformer) can open the finished
         run folder ``run`` (`app.run_folder.RunFolder`)."""

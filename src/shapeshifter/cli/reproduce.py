@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import logging
 import shlex
 import signal
@@ -46,6 +45,7 @@ from pathlib import Path
 
 from shapeshifter.app.ddp import die_with_parent
 from shapeshifter.app.runner import read_status, record_path
+from shapeshifter.app.skeleton import build_task
 from shapeshifter.app.sweep import compose_cfg, experiment_jobs
 from shapeshifter.paths import repo_root
 from shapeshifter.reports.registry import (
@@ -83,52 +83,40 @@ class Outcome:
     seconds: float = 0.0
 
 
-def ensure_smoke_bert(dest: Path, train_file: Path) -> None:
-    """Write the tiny local BERT that the GLUE table's pretrained half loads at SCALE=smoke."""
-    from shapeshifter.glue.smoke import write_tiny_bert
-
-    if not train_file.is_file():
-        raise FileNotFoundError(f"the GLUE smoke table reads its vocabulary from {train_file} (data.train), which is "
-                                "missing; the committed SNLI sample lives in data/snli/")
-    rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()]
-    write_tiny_bert(dest, (f"{r['sentence1']} {r['sentence2']}" for r in rows),
-                    source=f"{train_file.name}:{train_file.stat().st_size}")
-
-
 def prepare_smoke_inputs(jobs: list[list[str]]) -> None:
-    """Make what smoke jobs read and the repo does not ship: the sliced sample and the tiny BERT."""
-    from shapeshifter.data.smoke import ensure_slice
-
+    """Make what smoke jobs read and the repo does not ship (each job's task knows: the sliced sample, the tiny
+    BERT), once per distinct input."""
     seen: set[str] = set()
     for job in jobs:
         cfg = compose_cfg(CONF, job)
-        if cfg.data.kind == "translation" and cfg.data.raw_dir not in seen:
-            seen.add(cfg.data.raw_dir)
-            ensure_slice(str(cfg.data.name), _abs(cfg.data.raw_dir))
-        path = cfg.get("scale", {}).get("glue_pretrained")
-        if cfg.data.kind == "glue" and path and path not in seen:
-            seen.add(path)
-            ensure_smoke_bert(_abs(path), _abs(cfg.data.train))
-
-
-def _abs(path: str) -> Path:
-    return Path(path) if Path(path).is_absolute() else ROOT / path
+        inputs = repr((cfg.adapter, cfg.data, (cfg.get("scale") or {}).get("glue_pretrained")))
+        if inputs not in seen:
+            seen.add(inputs)
+            build_task(cfg).make_local_inputs(ROOT)
 
 
 def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
     """``train.py -m`` command lines running a table's jobs through Hydra's sweeper and launcher, in the order of
     `TableSpec.all_jobs`: per experiment file its dense baseline (when its grid has none), then its grid; or one
-    per explicit job."""
+    per explicit job. A command whose jobs are all done is left out (a process start costs seconds even when
+    every job in it would be skipped)."""
     train = [sys.executable, str(ROOT / "pipelines" / "train.py"), "-m"]
     if grid.jobs:
-        return [[*train, *map(for_multirun, job), ONE_JOB] for job in grid.all_jobs(base)]
+        return [[*train, *map(for_multirun, job), ONE_JOB] for job in grid.all_jobs(base) if not is_done(job)]
     commands = []
     for experiment in grid.experiments:
-        _, dense = experiment_jobs(CONF, experiment, base)
-        if grid.with_dense and dense:
+        jobs, dense = experiment_jobs(CONF, experiment, base)
+        if grid.with_dense and dense and not is_done(dense):
             commands.append([*train, *map(for_multirun, dense), ONE_JOB])
-        commands.append([*train, f"experiment={experiment}", *map(for_multirun, base)])
+        if not all(is_done(job) for job in jobs):
+            commands.append([*train, f"experiment={experiment}", *map(for_multirun, base)])
     return commands
+
+
+def is_done(job: Sequence[str]) -> bool:
+    """Whether the job would be skipped: its record is "done" and ``run.skip_done`` is on."""
+    cfg = compose_cfg(CONF, list(job))
+    return bool(cfg.run.skip_done) and read_status(record_path(cfg)).get("status") == "done"
 
 
 def for_multirun(override: str) -> str:

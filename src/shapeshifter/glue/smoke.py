@@ -61,3 +61,14 @@ def write_tiny_bert(dest: Path, texts: Iterable[str], hidden: int = 32, layers: 
     BertModel(config).save_pretrained(str(dest))
     done.write_text(json.dumps(settings, sort_keys=True) + "\n")
     return dest
+
+
+def ensure_tiny_bert(dest: Path, train_file: Path) -> Path:
+    """`write_tiny_bert` over the sentence pairs of a JSON-lines training file (the committed SNLI sample), as the
+    GLUE table's pretrained half loads it at SCALE=smoke."""
+    if not train_file.is_file():
+        raise FileNotFoundError(f"the GLUE smoke table reads its vocabulary from {train_file} (data.train), which is "
+                                "missing; the committed SNLI sample lives in data/snli/")
+    rows = [json.loads(line) for line in train_file.read_text().splitlines() if line.strip()]
+    return write_tiny_bert(dest, (f"{r['sentence1']} {r['sentence2']}" for r in rows),
+                           source=f"{train_file.name}:{train_file.stat().st_size}")

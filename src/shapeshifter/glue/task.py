@@ -46,6 +46,7 @@ from shapeshifter.app.glue_evaluate import evaluate_glue
 from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.skeleton import Task, plain
+from shapeshifter.glue.smoke import ensure_tiny_bert
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored, repo_root
 
@@ -238,6 +239,12 @@ class GlueTask(Task):
 
     def data_content(self, fetch: bool) -> str | None:
         return glue_data_content(self.cfg, fetch)
+
+    def make_local_inputs(self, root: Path) -> None:
+        """The tiny local BERT that smoke runs of pretrained models load (``scale.glue_pretrained``)."""
+        path = (self.cfg.get("scale") or {}).get("glue_pretrained")
+        if path:
+            ensure_tiny_bert(anchored(path, root), anchored(self.cfg.data.train, root))
 
     def require_translation(self, tool: str, run: Any) -> None:
         """A GLUE run folder gets a pointer to its scores instead of a traceback."""

@@ -98,6 +98,12 @@ class TranslationTask(Task):
 
     kind = "translation"
 
+    def make_local_inputs(self, root: Path) -> None:
+        from shapeshifter.data.smoke import ensure_slice
+
+        if self.cfg.data.get("raw_dir") is not None:
+            ensure_slice(str(self.cfg.data.name), anchored(self.cfg.data.raw_dir, root))
+
     def data_content(self, fetch: bool) -> str | None:
         """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). A named slice of
         the committed sample is written first (cheap, local). ``fetch``: fetch a recipe's archive first, as the
