@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"
 PACKAGE = "shapeshifter"
 FRAMEWORKS = ("fairseq", "lightning", "pytorch_lightning", "hydra", "omegaconf", "wandb", "transformers", "datasets")
 CORE = ("shapeshifter.nn", "shapeshifter.layer_types", "shapeshifter.surgery", "shapeshifter.params")
-MAX_FUNCTION_IMPORTS = 110  # imports of shapeshifter modules inside functions (lazy by design: heavy or optional)
+MAX_FUNCTION_IMPORTS = 92  # imports of our modules inside functions (a ratchet: lower it as they move to the top)
 
 
 def module_name(path: Path) -> str:
@@ -108,3 +109,15 @@ def test_imports_of_our_modules_inside_functions_stay_few() -> None:
     total = sum(counts.values())
     worst = sorted(counts.items(), key=lambda kv: -kv[1])[:5]
     assert total <= MAX_FUNCTION_IMPORTS, f"{total} imports inside functions; most in {worst}"
+
+
+def test_the_readme_lists_every_package_and_top_level_module_once() -> None:
+    """The README's "How the code is laid out" block names each package (``name/``) and top-level module of
+    src/shapeshifter once, and nothing that is not there."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## How the code is laid out", 1)[1].split("```", 2)[1]
+    listed = [line.split()[0] for line in block.strip().splitlines()]
+    package = SRC / PACKAGE
+    tree = sorted([p.name + "/" for p in package.iterdir() if (p / "__init__.py").is_file()]
+                  + [p.name for p in package.glob("*.py") if p.name != "__init__.py"])
+    assert sorted(listed) == tree and len(listed) == len(set(listed))
