@@ -179,6 +179,23 @@ def test_a_moved_run_folder_evaluates_its_own_checkpoints(tmp_path: Path) -> Non
     assert "/moved/" in record["evaluated_weights"] and "original" not in record["evaluated_weights"]
 
 
+def test_a_run_resumed_after_its_last_epoch_keeps_the_validation_and_step_times(
+        translation_run: tuple[Path, DictConfig], tmp_path: Path) -> None:
+    """A job killed between its last epoch and the end of its evaluation resumes with nothing to train: its record
+    keeps what the attempt before logged (the last validation loss, the step times), read from the CSV log."""
+    run, cfg = translation_run
+    first = json.loads(record_path(cfg).read_text())
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    again_cfg = cfg.copy()
+    again_cfg.run.records = str(tmp_path / "records")
+    torch.set_num_threads(1)
+    again = run_job(again_cfg, copy)
+    assert again["resumed_from"].endswith("last.ckpt") and again["training"]["steps"] == first["training"]["steps"]
+    assert again["metrics"]["valid"]["valid_loss"] == pytest.approx(first["metrics"]["valid"]["valid_loss"])
+    assert again["timings"]["train_step_s"] == pytest.approx(first["timings"]["train_step_s"])
+
+
 # -- 2. one writer per run ----------------------------------------------------------------------------------------
 HOLD = """
 import sys, time

@@ -214,3 +214,19 @@ def learning_curve(metrics_csv: Path | None, monitor: str | None, epochs: int | 
                 by_epoch.setdefault(int(row["epoch"]), {}).update(values)
     return [{"epoch": e, **v} for e, v in sorted(by_epoch.items())
             if monitor in v and (epochs is None or e < epochs)]
+
+
+def logged_before(metrics_csv: Path | None, epochs: int) -> dict[str, float]:
+    """The last value of every metric the run's CSV log holds for its first ``epochs`` epochs. A run resumed
+    after its last epoch trains none, so Lightning's ``callback_metrics`` lack what the attempt before logged
+    (the last validation, the step times); the log (kept across resumes) still has it."""
+    import csv
+
+    if metrics_csv is None or not metrics_csv.is_file():
+        return {}
+    last: dict[str, float] = {}
+    with metrics_csv.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("epoch") not in (None, "") and int(row["epoch"]) < epochs:
+                last.update({k: float(v) for k, v in row.items() if k not in ("epoch", "step") and v not in ("", None)})
+    return last

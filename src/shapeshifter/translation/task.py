@@ -20,7 +20,8 @@ from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.app.records import config_hash, file_sha256
 from shapeshifter.app.resolvers import config_root
 from shapeshifter.app.run_folder import find_checkpoint
-from shapeshifter.app.skeleton import Task, plain
+from shapeshifter.app.skeleton import Task, csv_log, plain
+from shapeshifter.app.training import logged_before
 from shapeshifter.app.translation_data import data_config
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored
@@ -229,7 +230,8 @@ class TranslationTask(Task):
                                     keep_last_epochs=cfg.ckpt.average_last, save_last=False)
 
     def train_timings(self, trainer: Any, module: Any, train_s: float) -> dict[str, Any]:
-        self.metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        self.metrics = {**logged_before(csv_log(trainer.loggers), trainer.current_epoch),  # a resume at the end
+                        **{k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}
         timings = {"train_s": train_s, "train_steps": trainer.global_step,
                    "train_step_s": self.metrics.get("train_step_s_epoch"),
                    "train_wps": self.metrics.get("train_wps_epoch")}
