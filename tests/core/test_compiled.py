@@ -59,7 +59,7 @@ def _loss_and_grads(model: nn.Module, tokens: torch.Tensor) -> tuple[torch.Tenso
 def test_compiled_training_step_and_inference_equal_eager(kind: str) -> None:
     torch.manual_seed(0)
     eager = Tiny(kind)
-    group_weights(eager)
+    group_weights(eager, cpu=True)
     compiled = compile_model(copy.deepcopy(eager), CompileCounter("aot_eager"))
     tokens = torch.randint(0, 50, (3, 8))
     for _ in range(2):

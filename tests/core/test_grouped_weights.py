@@ -40,7 +40,7 @@ def test_grouped_build_matches_per_matrix_build_and_dispatches_fewer_ops(order: 
     torch.manual_seed(0)
     plain = Stack(order)
     grouped = copy.deepcopy(plain)
-    group_weights(grouped)
+    group_weights(grouped, cpu=True)
     x = torch.randn(5, 24)
     for _ in range(2):  # the first forward learns which members want W; the second builds them together
         y0, g0 = _step(plain, x)
@@ -57,7 +57,7 @@ def test_two_forwards_before_one_backward_and_inference() -> None:
     torch.manual_seed(1)
     plain = Stack(2)
     grouped = copy.deepcopy(plain)
-    group_weights(grouped)
+    group_weights(grouped, cpu=True)
     x1, x2 = torch.randn(3, 24), torch.randn(4, 24)
     for model in (plain, grouped):
         model(x1).sum().backward()  # learn the members
@@ -73,9 +73,22 @@ def test_two_forwards_before_one_backward_and_inference() -> None:
 def test_disabled_groups_and_lone_matrices_build_alone() -> None:
     torch.manual_seed(2)
     model = Stack(2)
-    grouped = group_weights(model)
+    grouped = group_weights(model, cpu=True)
     assert model.odd.matrix._group is None  # the only 12x24 matrix: no group
     grouped.enabled = False
     model(torch.randn(2, 24)).sum().backward()
     model(torch.randn(2, 24)).sum().backward()
     assert not model.kron[0].matrix._group.built and not model.kron[0].matrix._group.active
+
+
+def test_cpu_matrices_build_alone_by_default() -> None:
+    torch.manual_seed(3)
+    plain = Stack(2)
+    grouped = copy.deepcopy(plain)
+    group_weights(grouped)
+    x = torch.randn(4, 24)
+    for _ in range(2):
+        y0, g0 = _step(plain, x)
+        y1, g1 = _step(grouped, x)
+        torch.testing.assert_close(y1, y0, atol=1e-6, rtol=1e-5)
+    assert sum(count_ops(lambda: _step(grouped, x)).values()) == sum(count_ops(lambda: _step(plain, x)).values())
