@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+import shapeshifter
 from shapeshifter.app.policy import policy_from_config
 from shapeshifter.layer_types import LayerTypeClassifier
 from shapeshifter.nn import (
@@ -212,8 +213,10 @@ def test_hf_bert_is_shapeshifted_by_default_patterns():
     config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                      intermediate_size=64, max_position_embeddings=40)
     model = transformers.BertModel(config)
-    report = shapeshift(model, {"embedding": {"rank": 2}, "attention": {"rank": 1}, "ffn": {"rank": 1}},
-                        init="project")
+    policy = {"embedding": {"rank": 2}, "attention": {"rank": 1}, "ffn": {"rank": 1}}
+    with pytest.raises(ValueError, match="is a transformers model"):  # the core knows no transformers layouts
+        shapeshift(model, policy)
+    report = shapeshifter.shapeshift(model, policy, init="project")  # routed through shapeshifter.hf
     types_ = {r.name: r.layer_type for r in report.layers if r.status == "factorized"}
     assert types_["encoder.layer.0.attention.self.query"] == "attention"
     assert types_["encoder.layer.1.output.dense"] == "ffn"
