@@ -23,7 +23,9 @@ def record(seed: int, loss: float, bleu: float, step: float, distill: dict | Non
                              **distill}
         config["eval"]["bleu_every_n_epochs"] = 6
     valid = {"valid_loss": loss} | ({"valid_bleu": valid_bleu} if valid_bleu is not None else {})
+    teacher = {"teacher": {"name": "dense-s1", "config_hash": "t1"}} if distill else None
     return {"config": config, "config_hash": f"{'d' if distill else 'p'}{seed}{loss}", "git_commit": "c",
+            **({"distill": teacher} if teacher else {}),
             "params": {"total": 100}, "policy": POLICY, "training": {"best": loss}, "timings": {"train_step_s": step},
             "metrics": {"test": {"tokenized_bleu": bleu}, "valid": valid}}
 
@@ -59,6 +61,7 @@ def test_rows_compare_each_distilled_config_with_its_twin_seeds(tmp_path: Path) 
     md = build_distill_table(records + benches, tmp_path)
     assert "word α 0.5 T 2" in md and (tmp_path / "quality_distill.csv").is_file()
     assert "p36.0" not in md  # a record no row used is not named in the stamp
+    assert "Every row's teacher is dense-s1 (t1)" in md
     assert "b2026-12-03" in md and "b2026-12-02" not in md  # the benchmark used is named, an older one not
     assert distill_rows(records)[0]["step_ratio"] is None  # no benchmark: no cost claimed
 

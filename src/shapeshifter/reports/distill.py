@@ -110,6 +110,15 @@ def distill_rows(records: Sequence[dict[str, Any]],
     return rows
 
 
+def teachers_note(records: Sequence[dict[str, Any]]) -> str:
+    """The teachers the distilled records name (run and config hash): one for every row, or each of them."""
+    teachers = sorted({f"{t['name']} ({t['config_hash']})" for r in records if is_distilled(r)
+                       for t in [(r.get("distill") or {}).get("teacher") or {}] if t})
+    if len(teachers) == 1:
+        return f"Every row's teacher is {teachers[0]}; a row's seeds vary the student alone."
+    return f"Teachers: {', '.join(teachers)}." if teachers else ""
+
+
 def build_distill_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
     costs = step_costs([r for r in records if r.get("kind") == BENCH_KIND])
     runs = [r for r in records if r.get("kind") != BENCH_KIND]
@@ -121,7 +130,7 @@ def build_distill_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     used = [r for r in runs if r["config_hash"] in named] + [b for p, b in costs.items() if p in policies]
     notes = ("Same fixed budget as quality_why (6 epochs, no early stopping); each row is compared with the same "
              "configuration and seeds trained without a teacher (its quality_why record), on the validation "
-             "split. The teacher is the quality study's dense run of the same seed. The train step ratio is "
+             f"split. {teachers_note(runs)} The train step ratio is "
              "measured by pipelines/bench_distill.py in one process (the student's step with the teacher's "
              "forward and the extra loss terms against its plain step; – without that benchmark); "
              "sequence-level steps are plain steps, and the teacher's one decoding of the training set is in the "
