@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from shapeshifter.bench.batch import make_batch
 from shapeshifter.bench.step_profile import count_ops
 from shapeshifter.bench.timing import interleaved_times, median_ratios
 from shapeshifter.params import count_parameters
@@ -29,15 +30,11 @@ ONLINE_KINDS = ("word", "hidden", "word+hidden")
 
 def fixed_sample(n_sentences: int, length: int, src_vocab: int, tgt_vocab: int, dictionary: Any,
                  seed: int = 1) -> dict[str, Any]:
-    """A fairseq training sample of equal-length random sentences (no padding to skew the timings)."""
-    g = torch.Generator().manual_seed(seed)
-    low, eos = dictionary.nspecial, dictionary.eos()
-    src = torch.randint(low, src_vocab, (n_sentences, length), generator=g)
-    tgt = torch.randint(low, tgt_vocab, (n_sentences, length), generator=g)
-    src[:, -1] = tgt[:, -1] = eos
-    prev = torch.cat([torch.full((n_sentences, 1), eos), tgt[:, :-1]], dim=1)
-    net_input = {"src_tokens": src, "src_lengths": torch.full((n_sentences,), length), "prev_output_tokens": prev}
-    return {"net_input": net_input, "target": tgt, "ntokens": tgt.numel()}
+    """`bench.batch.make_batch` as a fairseq training sample (equal lengths: no padding to skew the timings)."""
+    batch = make_batch(n_sentences * length, length, src_vocab, tgt_vocab, dictionary.nspecial, dictionary.eos(),
+                       seed)
+    net_input = {k: batch[k] for k in ("src_tokens", "src_lengths", "prev_output_tokens")}
+    return {"net_input": net_input, "target": batch["target"], "ntokens": batch["target"].numel()}
 
 
 def training_step(module: TranslationModule) -> Callable[[dict[str, Any]], None]:

@@ -37,6 +37,7 @@ from shapeshifter.app.loggers import wandb_mode
 from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.bench import peak_bytes, tensor_bytes
+from shapeshifter.bench.batch import make_batch
 from shapeshifter.bench.timing import timed
 from shapeshifter.nn.compiled import CompileCounter, compile_model, prime_inference_cache
 from shapeshifter.reports.registry import build_table, group_name
@@ -81,20 +82,6 @@ def policies(ranks: list[int], budgets: list[list[int]] = ()) -> dict[str, dict[
         out[f"o2-r{r}-emb{e}"] = policy_from_config(
             {"layers": ["all"], "rank": r, "order": 2, "per_type": {"embedding": {"rank": e}}})
     return out
-
-
-def make_batch(tokens: int, sentence_len: int, src_vocab: int, tgt_vocab: int, nspecial: int, eos: int,
-               seed: int) -> dict[str, torch.Tensor]:
-    """A fixed batch of ``tokens // sentence_len`` sentence pairs of equal length (no padding to skew timings)."""
-    g = torch.Generator().manual_seed(seed)
-    n = max(1, tokens // sentence_len)
-    src = torch.randint(nspecial, src_vocab, (n, sentence_len), generator=g)
-    tgt = torch.randint(nspecial, tgt_vocab, (n, sentence_len), generator=g)
-    src[:, -1] = eos
-    tgt[:, -1] = eos
-    prev = torch.cat([torch.full((n, 1), eos), tgt[:, :-1]], dim=1)
-    return {"src_tokens": src, "src_lengths": torch.full((n,), sentence_len), "prev_output_tokens": prev,
-            "target": tgt}
 
 
 class Bench:
