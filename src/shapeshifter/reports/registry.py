@@ -154,6 +154,12 @@ DISTILL_JOBS = (
     ("shapeshift=kron", "distill=sequence", "distill.kinds=[sequence,word]", "distill.alpha=0.9",
      "distill.temperature=1.0", _DISTILLED + "seq-word-a${distill.alpha}-T${distill.temperature}-s${seed}"),
     ("shapeshift=kron", "distill=sequence", "distill.with_references=true", _DISTILLED + "seq-refs-s${seed}"),
+    # the best two rows' further seeds, from the seed-1 teacher
+    *(("shapeshift=kron", "distill=sequence", "distill.with_references=true", f"seed={seed}", _TEACHER_S1,
+       _DISTILLED + "seq-refs-t1-s${seed}") for seed in (2, 3)),
+    *(("shapeshift=kron", "distill=sequence", "distill.kinds=[sequence,word]", "distill.alpha=0.9",
+       "distill.temperature=1.0", f"seed={seed}", _TEACHER_S1,
+       _DISTILLED + "seq-word-a${distill.alpha}-T${distill.temperature}-t1-s${seed}") for seed in (2, 3)),
 )
 
 # The SNLI full-subset study (conf/experiment/quality/snli.yaml) in the order the runs should land: every method's
