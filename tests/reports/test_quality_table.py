@@ -211,3 +211,29 @@ def test_the_width_table_reads_the_quality_records_beside_its_own_and_leaves_the
     assert (out / "quality.csv").read_bytes() == main  # the width runs are not rows of the main table
     with pytest.raises(FileNotFoundError, match="narrower base"):
         build_width_table(study(), tmp_path)  # not built before a run on a narrower base has finished
+
+
+def distilled(name: str, seed: int, bleu: float, **kw: object) -> dict:
+    rec = record(name, seed, bleu, 100, **kw)
+    rec["config"]["distill"] = {"kinds": ["sequence"], "with_references": True, "beam": 5,
+                                "teacher": f"out/dense-s{seed}"}
+    rec["config_hash"] += "-distilled"
+    return rec
+
+
+def test_distilled_rows_say_so_beside_their_plain_twins_and_in_the_plot(tmp_path: Path) -> None:
+    records = [*study(), distilled("o2-r8-emb29", 1, 18.0), distilled("o2-r8-emb29", 2, 19.0),
+               distilled("lowrank-r8", 1, 13.0, kind="lowrank")]
+    rows = quality_rows(records)
+    by = {r["config"]: r for r in rows}
+    assert by["o2-r8-emb29-distilled-seq-refs"]["method"] == "Shapeshifter o2, distilled"
+    assert by["o2-r8-emb29-distilled-seq-refs"]["seeds"] == 2  # each seed's own teacher is no difference
+    assert by["lowrank-r8-distilled-seq-refs"]["method"] == "low-rank, distilled"
+    assert by["o2-r8-emb29"]["seeds"] == 2 and by["o2-r8-emb29"]["bleu"] == pytest.approx(16.0)
+    order = [r["config"] for r in rows]
+    assert order.index("o2-r8-emb29") < order.index("o2-r8-emb29-distilled-seq-refs") < order.index("o3-r16-emb235")
+    assert "lowrank-r8-distilled-seq-refs" == order[order.index("lowrank-r8") + 1]
+    assert "ahead" in verdict(rows) and "low-rank, distilled" in verdict(rows)
+    md = build_quality_table(records, tmp_path)
+    assert "o2-r8-emb29-distilled-seq-refs" in md and "A distilled row" in md
+    assert "A distilled row" not in build_quality_table(study(), tmp_path / "plain")

@@ -76,8 +76,25 @@ def on_narrow_base(record: dict[str, Any]) -> bool:
     return bool(record.get("policy")) and not full_width(record)
 
 
+DISTILLED = ", distilled"  # appended to a method's name when its run learned from a teacher (`distill_tag`)
+
+
+def distill_tag(config: dict[str, Any]) -> str | None:
+    """A distilled run's recipe in a row name (``seq-refs``, ``word``, ``seq-word``); None for a plain run."""
+    node = config.get("distill") or {}
+    kinds = [{"sequence": "seq"}.get(k, k) for k in node.get("kinds") or []]
+    if not kinds:
+        return None
+    return "-".join(kinds) + ("-refs" if "seq" in kinds and node.get("with_references") else "")
+
+
 def method(record: dict[str, Any]) -> str:
-    """The family a run belongs to, read from its policy and architecture."""
+    """The family a run belongs to, read from its policy and architecture, and whether it was distilled."""
+    family = _family(record)
+    return family + DISTILLED if distill_tag(record["config"]) else family
+
+
+def _family(record: dict[str, Any]) -> str:
     policy = record.get("policy") or {}
     if not policy:
         return "dense" if full_width(record) else "narrow dense"
@@ -96,7 +113,9 @@ def config_label(record: dict[str, Any]) -> str:
     a full-width architecture variant (``o2-r8-emb29-proj-drop0``)."""
     name = record["config"]["shapeshift"]["name"]
     label = arch_label(record)
-    return f"{name}{label.removeprefix(DENSE_ARCH_LABEL)}" if full_width(record) else f"{name}-{label}"
+    row = f"{name}{label.removeprefix(DENSE_ARCH_LABEL)}" if full_width(record) else f"{name}-{label}"
+    tag = distill_tag(record["config"])
+    return f"{row}-distilled-{tag}" if tag else row
 
 
 def by_config(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -133,9 +152,15 @@ def nearest_budget(reduction: float) -> int:
     return min(BUDGETS, key=lambda b: abs(math.log(reduction / b)))
 
 
+def method_rank(name: str) -> tuple[int, bool]:
+    """Where a method sorts: its family's place in `METHOD_ORDER`, each distilled family after its plain one."""
+    family = name.removesuffix(DISTILLED)
+    rank = METHOD_ORDER.index(family) if family in METHOD_ORDER else len(METHOD_ORDER)
+    return rank, name != family
+
+
 def _study_order(row: dict[str, Any]) -> tuple:
-    rank = {m: i for i, m in enumerate(METHOD_ORDER)}
-    return row["budget"], rank.get(row["method"], len(rank)), -row["params"], row["config"]
+    return row["budget"], method_rank(row["method"]), -row["params"], row["config"]
 
 
 def best_valid(record: dict[str, Any], scale: float = 1.0) -> float | None:
@@ -167,23 +192,28 @@ def plot_bleu_vs_params(rows: Sequence[dict[str, Any]], path: Path, copy_bleu: f
 
     fig, ax = pyplot().subplots(figsize=(8.0, 4.2), dpi=120)
     markers = "osD^vP*X"
-    present = [m for m in METHOD_ORDER if any(r["method"] == m for r in rows)]
-    present += sorted({r["method"] for r in rows} - set(present))
+    present = sorted({r["method"] for r in rows}, key=lambda m: (method_rank(m), m))
+    families = list(dict.fromkeys(m.removesuffix(DISTILLED) for m in present))
     for i, name in enumerate(present):
+        family = families.index(name.removesuffix(DISTILLED))  # a distilled method: its family's colour, hollow
+        distilled = name.endswith(DISTILLED)
         pts = sorted((r for r in rows if r["method"] == name and r["bleu"] is not None), key=lambda r: r["params"])
         dodge = 1.0 if name == "dense" else 1.0 + 0.035 * (i - len(present) / 2)
         ax.errorbar([r["params"] * dodge for r in pts], [r["bleu"] for r in pts],
-                    yerr=[r["bleu_std"] or 0 for r in pts], fmt=markers[i % len(markers)], color=f"C{i}", label=name,
-                    capsize=2, zorder=3)
+                    yerr=[r["bleu_std"] or 0 for r in pts], fmt=markers[family % len(markers)], color=f"C{family}",
+                    label=name, capsize=2, zorder=3, **({"markerfacecolor": "none"} if distilled else {}))
         front = pareto_front(pts)
         if len(front) > 1:
-            ax.plot([r["params"] * dodge for r in front], [r["bleu"] for r in front], color=f"C{i}", linewidth=1,
-                    zorder=2)
+            ax.plot([r["params"] * dodge for r in front], [r["bleu"] for r in front], color=f"C{family}",
+                    linewidth=1, linestyle="--" if distilled else "-", zorder=2)
     if copy_bleu is not None:
         ax.axhline(copy_bleu, color="grey", linestyle="--", linewidth=1, label="copy the source")
     ax.errorbar([], [], yerr=[], fmt="o", color="black", markerfacecolor="none", capsize=2,
                 label="error bar: ± std over seeds")
     ax.add_line(Line2D([], [], color="black", linewidth=1, label="line: a method's Pareto front"))
+    if any(m.endswith(DISTILLED) for m in present):
+        ax.add_line(Line2D([], [], color="black", linewidth=1, linestyle="--", marker="o", markerfacecolor="none",
+                           label="hollow, dashed: distilled from dense"))
     ax.set_xscale("log")
     ax.set_xlabel("total parameters (log scale)")
     ax.set_ylabel("test BLEU (tokenized)")
@@ -207,8 +237,7 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, sour
     from matplotlib.lines import Line2D
 
     fig, ax = pyplot().subplots(figsize=(8.0, 4.2), dpi=120)
-    methods = [m for m in METHOD_ORDER if any(method(r) == m for r in records)]
-    methods += sorted({method(r) for r in records} - set(methods))
+    methods = sorted({method(r) for r in records}, key=lambda m: (method_rank(m), m))
     groups = by_config(records)
     labels = sorted(groups, key=lambda c: (methods.index(method(groups[c][0])), c))
     for j, label in enumerate(labels):
@@ -246,6 +275,11 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
              "benchmark (Table 1) measures "
              "time ratios in one process. Plot: lines join each method's Pareto front; points at one budget are "
              "spread sideways by a few percent.")
+    if any(r["method"].endswith(DISTILLED) for r in rows):
+        notes += (" A distilled row (-distilled-<recipe>) trained the same configuration with the dense run of its "
+                  "own seed as teacher (seq-refs: the teacher's beam-5 translations of the training sources beside "
+                  "the references, quality/grid_distill), the recipe chosen on the validation split "
+                  "(quality_distill); its time/step does not include the teacher's one-off decoding.")
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
