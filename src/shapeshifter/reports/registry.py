@@ -196,7 +196,8 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
                                                benchmarks=("bench_distill",)),
               ("quality/distill",), full_scale="cpu", jobs=DISTILL_JOBS, smoke_jobs=DISTILL_JOBS[:3]),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
-              ("quality/glue_grid", "quality/glue_grid_narrow"), smoke_scale="smoke_glue", full_scale="cpu"),
+              ("quality/glue_grid", "quality/glue_grid_narrow", "quality/glue_distill", "quality/glue_distill_narrow"),
+              smoke_scale="smoke_glue", full_scale="cpu", with_dense=False),  # glue_grid's dense runs teach the rest
     TableSpec("quality_snli", records_builder(build_quality_snli_table, "glue"), ("quality/snli",),
               smoke_scale="smoke_snli", full_scale="cpu", jobs=SNLI_JOBS),
 )}
