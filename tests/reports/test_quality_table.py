@@ -237,3 +237,11 @@ def test_distilled_rows_say_so_beside_their_plain_twins_and_in_the_plot(tmp_path
     md = build_quality_table(records, tmp_path)
     assert "o2-r8-emb29-distilled-seq-refs" in md and "A distilled row" in md
     assert "A distilled row" not in build_quality_table(study(), tmp_path / "plain")
+
+
+def test_a_policy_of_the_embeddings_alone_is_its_own_method() -> None:
+    emb = record("emb-o2-r4", 1, 19.0, 400)
+    emb["policy"] = {"embedding": emb["policy"]["embedding"]}
+    rows = {r["config"]: r for r in quality_rows([*study(), emb])}
+    assert rows["emb-o2-r4"]["method"] == "Shapeshifter, embeddings only"
+    assert method(record("o2-r8-emb29", 1, 15.0, 100)) == "Shapeshifter o2"

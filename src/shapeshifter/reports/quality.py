@@ -38,8 +38,8 @@ from shapeshifter.reports.translation import translation_rows
 DENSE_ARCH_LABEL = "d128"  # the full-width architecture; d<width> labels are narrow dense baselines, and
 # d128-<variant> (quality/grid_tuned: d128-drop0) the full width with one architecture setting changed
 BUDGETS = (1, 3, 5, 10, 25, 50, 100)  # the study's parameter reductions; rows are grouped by the nearest one
-METHOD_ORDER = ("dense", "Shapeshifter o2", "Shapeshifter o3", "Shapeshifter, projected from dense", "low-rank",
-                "PHM", "narrow dense")
+METHOD_ORDER = ("dense", "Shapeshifter o2", "Shapeshifter o3", "Shapeshifter, projected from dense",
+                "Shapeshifter, embeddings only", "low-rank", "PHM", "narrow dense")
 
 # the columns every study table shares
 METHOD_COLUMNS = [Column("method", "method"), Column("config", "configuration"), PARAMS_COLUMN, REDUCTION_COLUMN]
@@ -98,6 +98,8 @@ def _family(record: dict[str, Any]) -> str:
     policy = record.get("policy") or {}
     if not policy:
         return "dense" if full_width(record) else "narrow dense"
+    if set(policy) - {"exclude"} == {"embedding"}:  # word2ketXS: the rest of the model stays dense
+        return "Shapeshifter, embeddings only"
     spec = next(v for k, v in policy.items() if k != "exclude")
     if spec.get("kind") == "lowrank":
         return "low-rank"
