@@ -54,6 +54,8 @@ CONFIG_ERRORS = [
     (["shapeshift=sweep", "rank=1.5"], "shapeshift.rank must be a whole number, got 1.5"),
     (["trainer.max_epochs=0"], "trainer.max_epochs must be >= 1"),
     (["data=parallel_files", "data.source_lang=de", "data.target_lang=en"], "data.trainpref must be set"),
+    (["run.name=../x"], "run.name '../x' contains '/'"),
+    (["run.group=.."], "run.group '..' is '..'"),
 ]
 
 

@@ -11,6 +11,8 @@ skipped, and an interrupted job resumes from its ``last.ckpt``.
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Sequence
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from shapeshifter.app.resolvers import name_problem
 from shapeshifter.app.runner import run_job
-from shapeshifter.cli.errors import one_line_errors
+from shapeshifter.cli.errors import fail, one_line_errors, wants_traceback
 from shapeshifter.paths import repo_root
 
 ROOT = repo_root()
@@ -28,8 +31,31 @@ ROOT = repo_root()
 log = logging.getLogger("shapeshifter")
 
 
+NAME_KEYS = ("run.name", "run.group")
+
+
+def check_name_overrides(args: Sequence[str]) -> None:
+    """Refuse ``run.name=../x`` (or a ``run.group``) given on the command line before Hydra starts: Hydra resolves
+    its run folder from the name before any code of ours runs, and reports a resolver's error as a traceback.
+    Names built by interpolation are checked when Hydra resolves them (`shapeshifter.app.resolvers.plain_name`)."""
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+~") in NAME_KEYS and "${" not in value and "," not in value:
+            problem = name_problem(value)
+            if problem:
+                fail("train.py", f"{key.lstrip('+~')} {value!r} {problem}: a name must be plain (no path "
+                     "separators, not '.' or '..', not empty); the folders are set by run.records and run.outputs")
+
+
+def main() -> float | None:
+    """The entry point: names on the command line checked, then the Hydra app (`train`)."""
+    if not wants_traceback():
+        check_name_overrides(sys.argv[1:])
+    return train()
+
+
 @hydra.main(config_path=str(ROOT / "conf"), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | None:
     """One job. A single run turns a bad config, path or data file into one line on stderr and exit status 2
     (`shapeshifter.cli.errors`); in a multirun the error goes to the sweep as before (a launcher's worker must
     not exit)."""
