@@ -1,0 +1,93 @@
+"""A run's identity (the config hash) is what it computes: not where the outputs live, not its display names.
+
+A reference to another run's folder (``distill.teacher``, ``shapeshift.init_from``) enters the hash below the
+outputs folder, so ``reproduce.py --outputs /elsewhere`` finds every finished job again; a label (``shapeshift.name``,
+``arch.label``, ...) can be renamed without re-running anything; a real setting still makes another run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from shapeshifter.app.records import config_hash, portable_record  # noqa: E402
+from shapeshifter.app.runner import run_hash  # noqa: E402
+from shapeshifter.app.sweep import compose_cfg  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "conf"
+DISTILLED = ["experiment=quality/distill", "seed=1", "shapeshift=study/o2_r8_emb29", "distill=word"]
+PROJECTED = ["experiment=quality/translation", "seed=2", "shapeshift=study/o2_r8_emb29_proj"]
+
+
+def _hash(overrides: list[str]) -> str:
+    return run_hash(compose_cfg(CONF, overrides))
+
+
+@pytest.mark.parametrize("job", [DISTILLED, PROJECTED], ids=["teacher", "init_from"])
+def test_the_same_job_under_another_outputs_folder_is_the_same_run(job: list[str], tmp_path: Path) -> None:
+    here = _hash(job)
+    assert _hash([*job, f"run.outputs={tmp_path / 'outputs'}"]) == here
+    assert _hash([*job, "run.outputs=elsewhere/runs"]) == here
+
+
+def test_another_teacher_or_dense_source_is_another_run() -> None:
+    assert _hash([*DISTILLED, "distill.teacher=${run.outputs}/quality/sample_de_en-d128-dense-s2"]) != _hash(DISTILLED)
+    assert _hash([*PROJECTED, "shapeshift.init_from=${run.outputs}/quality/sample_de_en-d128-dense-s1"]) \
+        != _hash(PROJECTED)
+    # a folder outside the outputs folder is hashed as given: it is not the run of the same name inside it
+    assert _hash([*DISTILLED, "distill.teacher=/elsewhere/quality/sample_de_en-d128-dense-s1"]) != _hash(DISTILLED)
+
+
+def test_a_teacher_named_by_its_absolute_path_is_the_one_named_through_run_outputs(tmp_path: Path) -> None:
+    cfg = compose_cfg(CONF, DISTILLED)
+    absolute = Path(cfg.paths.output_dir) / "quality/sample_de_en-d128-dense-s1"
+    assert _hash([*DISTILLED, f"distill.teacher={absolute}"]) == _hash(DISTILLED)
+    outputs = tmp_path / "outputs"
+    assert _hash([*DISTILLED, f"run.outputs={outputs}",
+                  f"distill.teacher={outputs}/quality/sample_de_en-d128-dense-s1/"]) == _hash(DISTILLED)
+
+
+def test_a_record_written_inside_the_project_keeps_the_hash_its_run_had(tmp_path: Path) -> None:
+    """write_record makes paths inside the project relative; the teacher and run.outputs move together, so the
+    hash recomputed from the record (skip-done, migrations, replica checks) is the run's."""
+    root = tmp_path / "checkout"
+    cfg = compose_cfg(CONF, [*DISTILLED, f"run.outputs={root / 'outputs'}"])
+    config = OmegaConf.to_container(cfg, resolve=True)
+    written = portable_record({"config": config}, root)["config"]
+    assert written["distill"]["teacher"] == "outputs/quality/sample_de_en-d128-dense-s1"
+    assert written["run"]["outputs"] == "outputs"
+    assert config_hash(written) == config_hash(config)
+
+
+@pytest.mark.parametrize("rename", ["shapeshift.name=renamed", "++arch.label=d128-renamed",
+                                    "++data.name_in_tables=Sample", "+scale=cpu", "scale.suffix=-x"])
+def test_renaming_a_display_name_keeps_the_hash(rename: str) -> None:
+    job = ["experiment=quality/translation", "+scale=smoke"] if rename.startswith("scale.") else PROJECTED
+    assert _hash([*job, rename]) == _hash(job)
+
+
+def test_a_label_that_names_a_referenced_folder_moves_the_reference() -> None:
+    """``scale.suffix`` is a label, but the dense source's folder is built from it: another folder, another run."""
+    smoke = [*PROJECTED, "+scale=smoke"]
+    assert _hash([*smoke, "scale.suffix=-x"]) != _hash(smoke)
+
+
+@pytest.mark.parametrize("change", ["shapeshift.rank=4", "shapeshift.per_type.embedding.rank=16",
+                                    "optim.factor_lr_scale=2.0", "arch.name=transformer", "seed=3",
+                                    "shapeshift.layers=[attention]"])
+def test_a_real_setting_still_makes_another_run(change: str) -> None:
+    assert _hash([*PROJECTED, change]) != _hash(PROJECTED)
+    assert _hash([*PROJECTED, change, "shapeshift.name=renamed"]) == _hash([*PROJECTED, change])
+
+
+def test_a_sweep_label_beside_its_setting_is_a_label() -> None:
+    """``shapeshift=sweep`` names itself after its layers and scheme; the settings carry the difference."""
+    sweep = ["shapeshift=sweep", "layers=attn", "scheme=exact"]
+    assert _hash([*sweep, "shapeshift.layers_name=a", "shapeshift.scheme_name=e"]) == _hash(sweep)
+    assert _hash(["shapeshift=sweep", "layers=ffn", "scheme=exact"]) != _hash(sweep)
