@@ -6,6 +6,7 @@ outputs folder, so ``reproduce.py --outputs /elsewhere`` finds every finished jo
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -15,9 +16,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from shapeshifter.app.records import config_hash, portable_record  # noqa: E402
+from shapeshifter.app.records import config_hash, map_strings, portable_record  # noqa: E402
+from shapeshifter.app.run_folder import find_run  # noqa: E402
 from shapeshifter.app.runner import run_hash  # noqa: E402
 from shapeshifter.app.sweep import compose_cfg  # noqa: E402
+from shapeshifter.cli import migrate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
@@ -91,3 +94,63 @@ def test_a_sweep_label_beside_its_setting_is_a_label() -> None:
     sweep = ["shapeshift=sweep", "layers=attn", "scheme=exact"]
     assert _hash([*sweep, "shapeshift.layers_name=a", "shapeshift.scheme_name=e"]) == _hash(sweep)
     assert _hash(["shapeshift=sweep", "layers=ffn", "scheme=exact"]) != _hash(sweep)
+
+
+RECORDS = ROOT / "results/records"
+MIGRATED = {  # committed records (migrated once to this hash rule) and how their run folders are laid out
+    "quality/sample_de_en-d128-dense-s1-d3c82e297b36.json": "hash folder",  # the distillation teacher
+    "quality/sample_de_en-d128-dense-s2-762d37009336.json": "hash folder",  # the projection's dense source
+    "quality/sample_de_en-d20-dense-s1-d874a19fcfaf.json": "older layout",  # <job>/checkpoints/ directly
+    "quality/sample_de_en-d128-o2-r8-emb29-proj-s2-3ff2d9e047af.json": "hash folder",
+    "quality_distill/sample_de_en-d128-o2-r8-emb29-flr3.0-distilled-seq-t1-s3-61093f1046c2.json": "hash folder",
+}
+
+
+def _as_before(record: dict, back: dict[str, str]) -> dict:
+    """A migrated record as it was written before: its own and the other records' old hashes."""
+    older = migrate._replacing(back)
+    out = {k: v if k in ("config", "migrated_from") else map_strings(v, older) for k, v in record.items()}
+    out["migrated_from"] = record["migrated_from"][:-1]
+    if not out["migrated_from"]:
+        del out["migrated_from"]
+    return out
+
+
+def test_the_migration_renames_records_references_and_run_folders(tmp_path: Path) -> None:
+    """Records and run folders written under the previous hash rule (rebuilt here from the committed records)
+    get the hashes a run gets now: record files, the teacher's hash in a distilled record, the dense source's
+    folder in a projected one, the ``<hash>`` folders and ``CONFIG_HASH`` marks; the teacher's folder then names
+    its record again (what the distillation's teacher check reads). A second run changes nothing."""
+    committed = {name: json.loads((RECORDS / name).read_text()) for name in MIGRATED}
+    back = {r["config_hash"]: r["migrated_from"][-1] for r in committed.values()}
+    records, outputs = tmp_path / "records", tmp_path / "outputs"
+    for name, record in committed.items():
+        old, config = back[record["config_hash"]], record["config"]
+        path = records / name.replace(record["config_hash"], old)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_as_before(record, back), indent=1, sort_keys=True))
+        job = outputs / config["run"]["group"] / config["run"]["name"]
+        checkpoints = job / (old if MIGRATED[name] == "hash folder" else "") / "checkpoints"
+        checkpoints.mkdir(parents=True)
+        (checkpoints / "CONFIG_HASH").write_text(old + "\n")
+        (job / ".hydra").mkdir()
+        saved = {**config, "run": {**config["run"], "records": str(records)}}  # outside the hash: where records are
+        if "paths" in config:
+            saved["paths"] = {**config["paths"], "records_dir": str(records)}
+        OmegaConf.save(OmegaConf.create(saved), job / ".hydra/config.yaml")
+    assert migrate.main([str(records), "--rehash", "--run-folders", str(outputs)]) == 0
+
+    for name, record in committed.items():
+        new, old = record["config_hash"], back[record["config_hash"]]
+        migrated = json.loads((records / name).read_text())
+        assert not (records / name.replace(new, old)).exists()
+        for key in ("config_hash", "migrated_from", "distill", "init_from", "metrics", "config"):
+            assert migrated.get(key) == record.get(key), key
+        job = outputs / record["config"]["run"]["group"] / record["config"]["run"]["name"]
+        mark = job / (new if MIGRATED[name] == "hash folder" else "") / "checkpoints/CONFIG_HASH"
+        assert mark.read_text().strip() == new and not (job / old).exists()
+        run = find_run(job)
+        assert run.config_hash == new and run.record is not None and run.record["status"] == "done"
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert migrate.main([str(records), "--rehash", "--run-folders", str(outputs)]) == 0
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
