@@ -154,3 +154,16 @@ def test_the_migration_renames_records_references_and_run_folders(tmp_path: Path
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert migrate.main([str(records), "--rehash", "--run-folders", str(outputs)]) == 0
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_renaming_a_policy_in_records_renames_the_files_and_keeps_the_hash(tmp_path: Path) -> None:
+    name = "quality/sample_de_en-d128-o2-r8-emb29-proj-s2-3ff2d9e047af.json"
+    record = json.loads((RECORDS / name).read_text())
+    (tmp_path / "quality").mkdir()
+    (tmp_path / name).write_text(json.dumps(record))
+    assert migrate.main([str(tmp_path), "--rename", "o2-r8-emb29-proj=projected-10x"]) == 0
+    renamed = json.loads((tmp_path / "quality/sample_de_en-d128-projected-10x-s2-3ff2d9e047af.json").read_text())
+    assert renamed["config"]["shapeshift"]["name"] == "projected-10x"
+    assert renamed["config"]["run"]["name"] == "sample_de_en-d128-projected-10x-s2"
+    assert renamed["config_hash"] == record["config_hash"] and renamed["migrated_from"] == record["migrated_from"]
+    assert not (tmp_path / name).exists()

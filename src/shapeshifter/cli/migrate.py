@@ -17,10 +17,11 @@ each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash and 
 ``CONFIG_HASH`` mark naming an old hash (the job's ``.hydra/config.yaml`` given its data's content where it lacks
 it), so unfinished runs resume: pass the records folders that hold the runs' records, "running" ones included.
 
-The policy's name is part of the config hash, so a renamed policy would otherwise re-run every finished job.
-Each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash`` recomputed and the file
-renamed to ``<run.name>-<hash>.json``; ``migrated_from`` keeps the old hash. A target file that exists with other
-content is an error (nothing is overwritten). Rebuild the tables afterwards (``make tables``).
+A policy's name is a display name, outside the config hash, but it is part of ``run.name``, which names the record
+file: with ``--rename`` each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash``
+recomputed (``migrated_from`` keeps an old one that moved) and the file renamed to ``<run.name>-<hash>.json``. A
+target file that exists with other content is an error (nothing is overwritten). Rebuild the tables afterwards
+(``make tables``).
 """
 
 from __future__ import annotations
@@ -48,8 +49,9 @@ def rename_policy(record: dict, old: str, new: str) -> bool:
     config["shapeshift"]["name"] = new
     run = config.get("run", {})
     run["name"] = "-".join(new if part == old else part for part in _split_name(run.get("name", ""), old))
-    record.setdefault("migrated_from", []).append(record["config_hash"])
-    record["config_hash"] = config_hash(config)
+    if (digest := config_hash(config)) != record["config_hash"]:
+        record.setdefault("migrated_from", []).append(record["config_hash"])
+        record["config_hash"] = digest
     return True
 
 
