@@ -116,19 +116,10 @@ def _as_before(record: dict, back: dict[str, str]) -> dict:
     return out
 
 
-def test_the_migration_renames_records_references_and_run_folders(tmp_path: Path) -> None:
-    """Records and run folders written under the previous hash rule (rebuilt here from the committed records)
-    get the hashes a run gets now: record files, the teacher's hash in a distilled record, the dense source's
-    folder in a projected one, the ``<hash>`` folders and ``CONFIG_HASH`` marks; the teacher's folder then names
-    its record again (what the distillation's teacher check reads). A second run changes nothing."""
-    committed = {name: json.loads((RECORDS / name).read_text()) for name in MIGRATED}
-    back = {r["config_hash"]: r["migrated_from"][-1] for r in committed.values()}
-    records, outputs = tmp_path / "records", tmp_path / "outputs"
+def _old_run_folders(records: Path, outputs: Path, committed: dict[str, dict], back: dict[str, str]) -> None:
+    """The committed runs' folders as they were before the migration: named by the old hashes."""
     for name, record in committed.items():
         old, config = back[record["config_hash"]], record["config"]
-        path = records / name.replace(record["config_hash"], old)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_as_before(record, back), indent=1, sort_keys=True))
         job = outputs / config["run"]["group"] / config["run"]["name"]
         checkpoints = job / (old if MIGRATED[name] == "hash folder" else "") / "checkpoints"
         checkpoints.mkdir(parents=True)
@@ -138,6 +129,32 @@ def test_the_migration_renames_records_references_and_run_folders(tmp_path: Path
         if "paths" in config:
             saved["paths"] = {**config["paths"], "records_dir": str(records)}
         OmegaConf.save(OmegaConf.create(saved), job / ".hydra/config.yaml")
+
+
+def _check_run_folders(records: Path, outputs: Path, committed: dict[str, dict], back: dict[str, str]) -> None:
+    for record in committed.values():
+        new, old = record["config_hash"], back[record["config_hash"]]
+        job = outputs / record["config"]["run"]["group"] / record["config"]["run"]["name"]
+        layout = MIGRATED[next(name for name in MIGRATED if name.endswith(f"-{new}.json"))]
+        mark = job / (new if layout == "hash folder" else "") / "checkpoints/CONFIG_HASH"
+        assert mark.read_text().strip() == new and not (job / old).exists()
+        run = find_run(job)
+        assert run.config_hash == new and run.record is not None and run.record["status"] == "done"
+
+
+def test_the_migration_renames_records_references_and_run_folders(tmp_path: Path) -> None:
+    """Records and run folders written under the previous hash rule (rebuilt here from the committed records)
+    get the hashes a run gets now: record files, the teacher's hash in a distilled record, the dense source's
+    folder in a projected one, the ``<hash>`` folders and ``CONFIG_HASH`` marks; the teacher's folder then names
+    its record again (what the distillation's teacher check reads). A second run changes nothing."""
+    committed = {name: json.loads((RECORDS / name).read_text()) for name in MIGRATED}
+    back = {r["config_hash"]: r["migrated_from"][-1] for r in committed.values()}
+    records, outputs = tmp_path / "records", tmp_path / "outputs"
+    for name, record in committed.items():
+        path = records / name.replace(record["config_hash"], back[record["config_hash"]])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_as_before(record, back), indent=1, sort_keys=True))
+    _old_run_folders(records, outputs, committed, back)
     assert migrate.main([str(records), "--rehash", "--run-folders", str(outputs)]) == 0
 
     for name, record in committed.items():
@@ -146,11 +163,7 @@ def test_the_migration_renames_records_references_and_run_folders(tmp_path: Path
         assert not (records / name.replace(new, old)).exists()
         for key in ("config_hash", "migrated_from", "distill", "init_from", "metrics", "config"):
             assert migrated.get(key) == record.get(key), key
-        job = outputs / record["config"]["run"]["group"] / record["config"]["run"]["name"]
-        mark = job / (new if MIGRATED[name] == "hash folder" else "") / "checkpoints/CONFIG_HASH"
-        assert mark.read_text().strip() == new and not (job / old).exists()
-        run = find_run(job)
-        assert run.config_hash == new and run.record is not None and run.record["status"] == "done"
+    _check_run_folders(records, outputs, committed, back)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert migrate.main([str(records), "--rehash", "--run-folders", str(outputs)]) == 0
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
@@ -167,3 +180,28 @@ def test_renaming_a_policy_in_records_renames_the_files_and_keeps_the_hash(tmp_p
     assert renamed["config"]["run"]["name"] == "sample_de_en-d128-projected-10x-s2"
     assert renamed["config_hash"] == record["config_hash"] and renamed["migrated_from"] == record["migrated_from"]
     assert not (tmp_path / name).exists()
+
+
+def test_records_migrated_in_git_move_the_run_folders_and_records_left_elsewhere(tmp_path: Path) -> None:
+    """The committed records are migrated already; the run folders of another checkout's outputs, and a record
+    written there (a distilled run whose record names its teacher by the old hash), still name the old hashes:
+    the committed records' ``migrated_from`` says which, and one command brings both to the new ones."""
+    committed = {name: json.loads((RECORDS / name).read_text()) for name in MIGRATED}
+    back = {r["config_hash"]: r["migrated_from"][-1] for r in committed.values()}
+    records, outputs, lane = tmp_path / "records", tmp_path / "outputs", tmp_path / "lane"
+    for name, record in committed.items():
+        (records / name).parent.mkdir(parents=True, exist_ok=True)
+        (records / name).write_text(json.dumps(record, indent=1, sort_keys=True))
+    _old_run_folders(records, outputs, committed, back)
+    student = "quality_distill/sample_de_en-d128-o2-r8-emb29-flr3.0-distilled-seq-t1-s3-61093f1046c2.json"
+    unmigrated = _as_before(committed[student], back)
+    lane.mkdir()
+    (lane / "student-copy.json").write_text(json.dumps({**unmigrated, "status": "running"}))
+    assert migrate.main([str(records), str(lane / "student-copy.json"), "--rehash", "--run-folders",
+                         str(outputs)]) == 0
+    _check_run_folders(records, outputs, committed, back)
+    for name, record in committed.items():
+        assert json.loads((records / name).read_text()) == record  # the migrated records are left as they are
+    (copy,) = lane.iterdir()
+    assert copy.name == Path(student).name  # <run.name>-<new hash>.json
+    assert json.loads(copy.read_text())["distill"]["teacher"]["config_hash"] == "d3c82e297b36"

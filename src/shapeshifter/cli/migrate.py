@@ -56,9 +56,10 @@ def rename_policy(record: dict, old: str, new: str) -> bool:
 
 
 def _records(roots: list[Path]) -> Iterator[tuple[Path, dict]]:
-    """``(path, record)`` for every run record (a JSON object with a ``config``) under ``roots``, in path order."""
+    """``(path, record)`` for every run record (a JSON object with a ``config``) under ``roots`` (folders, searched
+    recursively, or record files), in path order."""
     for root in roots:
-        for path in sorted(root.rglob("*.json")):
+        for path in [root] if root.is_file() else sorted(root.rglob("*.json")):
             record = json.loads(path.read_text())
             if isinstance(record, dict) and "config" in record:
                 yield path, record
@@ -86,12 +87,16 @@ def migrate(roots: list[Path], renames: dict[str, str]) -> list[tuple[Path, Path
 
 def hash_renames(roots: list[Path]) -> dict[str, str]:
     """``{old: new}`` for every record under ``roots`` whose config hashes to another value than its
-    ``config_hash`` (after a change of what the hash covers). One old hash that would become two new ones (the
-    same config written with different outputs folders) is an error naming both records."""
+    ``config_hash`` (after a change of what the hash covers), and for every record migrated before from the hash
+    it had then (the last of ``migrated_from``: records migrated in a checkout whose run folders and referring
+    records elsewhere still name it). One old hash that would become two new ones (the same config written with
+    different outputs folders) is an error naming both records."""
     renamed: dict[str, str] = {}
     where: dict[str, Path] = {}
     for path, record in _records(roots):
         old, new = record.get("config_hash"), config_hash(record["config"])
+        if old == new and record.get("migrated_from"):
+            old = record["migrated_from"][-1]
         if old is None or old == new:
             continue
         if renamed.setdefault(old, new) != new:
@@ -174,8 +179,8 @@ def rehash(roots: list[Path]) -> list[tuple[Path, Path]]:
         if new != old:
             body["migrated_from"] = [*record.get("migrated_from", []), old]
             body["config_hash"] = new
-            stem = path.name.removesuffix(f"-{old}.json")  # <run.name>-<hash>.json, bench-...-<hash>.json
-            target = path.with_name(f"{stem if stem != path.name else record['config']['run']['name']}-{new}.json")
+            run_name = (record["config"].get("run") or {}).get("name")  # <run.name>-<hash>.json, as runs write it
+            target = path.with_name(f"{run_name or path.name.removesuffix(f'-{old}.json')}-{new}.json")
             if target.exists():
                 raise FileExistsError(f"{target} exists; not overwriting it (from {path})")
         write_record(body, target)
