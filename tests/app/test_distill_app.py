@@ -193,3 +193,20 @@ def test_a_sequence_distilled_run_records_the_teachers_decoding_time(raw: Path, 
     assert record["status"] == "done"
     assert record["timings"]["teacher_decode_s"] > 0 and record["distill"]["sequence"]["sentences"] > 0
     assert record["distill"]["kinds"] == ["sequence"] and run_hash(cfg) == record["config_hash"]
+
+
+def test_a_student_run_again_with_its_outputs_elsewhere_is_skipped(raw: Path, teacher: Path, tmp_path: Path) -> None:
+    """``reproduce.py --outputs <another path to the same runs>``: the teacher is named below ``run.outputs``, so
+    the finished student is found by its hash and not trained again."""
+    outputs = tmp_path / "outputs"
+    (outputs / "grp").mkdir(parents=True)
+    (outputs / "grp" / "teacher").symlink_to(teacher)
+    (tmp_path / "mounted").symlink_to(outputs)  # the same folder under another absolute path
+    job = ["run.name=student", "run.group=grp", "distill=word", "distill.teacher=${run.outputs}/grp/teacher"]
+    first = run_job(compose_cfg(raw, *job, f"run.outputs={outputs}"), outputs / "grp" / "student")
+    assert first["status"] == "done"
+    again = compose_cfg(raw, *job, f"run.outputs={tmp_path / 'mounted'}")
+    assert again.distill.teacher == str(tmp_path / "mounted" / "grp" / "teacher")
+    skipped = run_job(again, tmp_path / "mounted" / "grp" / "student")
+    assert skipped["config_hash"] == first["config_hash"] and skipped["finished_at"] == first["finished_at"]
+    assert len(list((outputs / "grp" / "student").rglob("last.ckpt"))) == 1  # trained once

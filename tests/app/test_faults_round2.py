@@ -31,7 +31,7 @@ from shapeshifter.app.runner import record_path, run_hash, run_job  # noqa: E402
 from shapeshifter.data.smoke import slice_iwslt_raw  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE_RECORD = ROOT / "results" / "records" / "table2-smoke" / "sample_smoke-dense-s1-7ed1b8376ddf.json"
+SMOKE_RECORD = ROOT / "results" / "records" / "table2-smoke" / "sample_smoke-dense-s1-b638ebadaa2e.json"
 
 
 

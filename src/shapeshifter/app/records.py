@@ -1,8 +1,8 @@
 """Run records: one JSON file per run with config, parameters, metrics, timings, versions and git commit.
 
 Tables and plots are generated from these records only. A record's ``config_hash`` identifies the run
-(the resolved config minus fields that do not change results, such as output paths), so a sweep can skip
-runs whose record already exists.
+(the resolved config minus fields that do not change results: output paths, display names; other runs' folders
+taken below the outputs folder), so a sweep can skip runs whose record already exists.
 """
 
 from __future__ import annotations
@@ -49,8 +49,63 @@ def without_target(node: Any) -> Any:
     return node
 
 
+# Pure labels: names that title a run, a table row or a W&B tag and pick nothing that is computed (the settings
+# they name sit beside them: ``shapeshift.layers``/``scheme``/``rank``, ``arch.overrides``). Left out of the hash,
+# so renaming a label never re-runs a finished job. Names that pick behaviour stay in (``arch.name``: the fairseq
+# architecture; ``data.name``: the slice of the sample, the GLUE task).
+DISPLAY_NAMES = {"shapeshift": {"name", "layers_name", "scheme_name"}, "arch": {"label"}, "data": {"name_in_tables"},
+                 "scale": {"name", "suffix"}}
+
+# Config values that name another run's folder (a distillation teacher, the dense run a projection starts from),
+# as ``(node, key)``. A run folder is ``<run.outputs>/<group>/<name>``: the hash covers the part below the outputs
+# folder, so the same job names the same run wherever ``run.outputs`` points.
+RUN_REFERENCES = (("distill", "teacher"), ("shapeshift", "init_from"))
+OUTPUTS_MARK = "<run.outputs>"  # what stands for the outputs folder in a reference, in the hash only
+
+
+def without_labels(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` without its display names (`DISPLAY_NAMES`); a node that held nothing else is left out."""
+    out = dict(config)
+    for node, keys in DISPLAY_NAMES.items():
+        if isinstance(out.get(node), Mapping):
+            out[node] = {k: v for k, v in out[node].items() if k not in keys}
+            if not out[node]:
+                del out[node]
+    return out
+
+
+def _outputs_roots(config: Mapping[str, Any]) -> list[str]:
+    """The outputs folder as the config names it: ``run.outputs`` and its resolved form ``paths.output_dir``."""
+    roots = [(config.get(node) or {}).get(key) for node, key in (("run", "outputs"), ("paths", "output_dir"))]
+    return [os.path.normpath(str(root)) for root in roots if root]
+
+
+def run_reference(value: Any, config: Mapping[str, Any]) -> Any:
+    """A reference to another run's folder as the hash sees it: below the outputs folder, ``<run.outputs>/<group>/
+    <name>``; a path elsewhere (or not a path) as given."""
+    if not isinstance(value, str):
+        return value
+    path = os.path.normpath(value)
+    for root in _outputs_roots(config):
+        if path == root or path.startswith(root.rstrip("/") + "/"):
+            return OUTPUTS_MARK + path[len(root.rstrip("/")):]
+    return value
+
+
+def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the config hash covers: the result-defining settings (`semantic_config`) without display names
+    (`without_labels`), with references to other runs' folders taken below the outputs folder (`run_reference`)."""
+    out = without_labels(semantic_config(config))
+    for node, key in RUN_REFERENCES:
+        if isinstance(out.get(node), Mapping) and key in out[node]:
+            out[node] = {**out[node], key: run_reference(out[node][key], config)}
+    return out
+
+
 def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The result-defining part of a resolved config: what the hash covers and seed replicas must share.
+    """The result-defining part of a resolved config, as written: what seed replicas must share and what the hash
+    covers (through `identity_config`, which also drops display names and takes run references below the outputs
+    folder).
 
     ``distill`` without kinds (``distill=none``) is left out, so that every record made before distillation
     existed keeps its hash.
@@ -74,8 +129,8 @@ def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable short hash of the result-defining part of a resolved config."""
-    blob = json.dumps(semantic_config(config), sort_keys=True, default=str)
+    """Stable short hash of the result-defining part of a resolved config (`identity_config`)."""
+    blob = json.dumps(identity_config(config), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -174,12 +229,17 @@ def portable_paths(value: Any, root: Path) -> Any:
 
 def portable_config(config: Any, root: Path) -> Any:
     """``config`` as resolved, except that the parts outside the hash (`NON_SEMANTIC_KEYS`: run folders,
-    ``paths.root_dir``, ...) name paths inside ``root`` relative to it (``root`` itself as ``.``)."""
+    ``paths.root_dir``, ...) and the references to other runs' folders (`RUN_REFERENCES`, hashed relative to
+    ``run.outputs``, which is made relative with them) name paths inside ``root`` relative to it (``root`` itself
+    as ``.``)."""
     if not isinstance(config, Mapping):
         return config
     out = dict(config)
     for key in NON_SEMANTIC_KEYS & out.keys():
         out[key] = portable_paths(out[key], root)
+    for node, key in RUN_REFERENCES:
+        if isinstance(out.get(node), Mapping) and key in out[node]:
+            out[node] = {**out[node], key: portable_paths(out[node][key], root)}
     if isinstance(out.get("paths"), Mapping):  # the project folder itself, when it is the working directory
         out["paths"] = {k: "." if v == str(root).rstrip("/") else v for k, v in out["paths"].items()}
     return out

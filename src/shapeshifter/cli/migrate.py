@@ -7,30 +7,35 @@ or make the paths in existing records relative to the folder the runs were made 
     shapeshifter-migrate results/records --add-curves   # records made before training.curve
     shapeshifter-migrate results/records --data-content --rehash --run-folders outputs
 
-``--data-content`` gives records made before ``data.content`` (the data's identity, `shapeshifter.data.identity`)
-the content of the data their config names, read here; ``--rehash`` then names them by it. With ``--rehash``,
-``--run-folders`` moves each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash (the
-checkpoints' ``CONFIG_HASH`` mark and the job's ``.hydra/config.yaml`` updated), so unfinished runs resume: pass
-the records folders that hold the runs' records, "running" ones included. A re-hashed record's paths into its
-old hash folder are rewritten to the new one.
+``--rehash`` recomputes every record's hash with the current rule (`records.config_hash`) and renames the files
+whose hash moved; in every record under the given folders, the hashes of re-hashed ones are rewritten too (paths
+into a run's hash folder, a distillation teacher's ``config_hash`` and record file, the dense run a projection
+or an analysis read), so pass every records folder that refers to another's runs in one command. ``--data-content``
+gives records made before ``data.content`` (the data's identity, `shapeshifter.data.identity`) the content of the
+data their config names, read here; ``--rehash`` then names them by it. With ``--rehash``, ``--run-folders`` moves
+each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash and rewrites every checkpoints'
+``CONFIG_HASH`` mark naming an old hash (the job's ``.hydra/config.yaml`` given its data's content where it lacks
+it), so unfinished runs resume: pass the records folders that hold the runs' records, "running" ones included.
 
-The policy's name is part of the config hash, so a renamed policy would otherwise re-run every finished job.
-Each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash`` recomputed and the file
-renamed to ``<run.name>-<hash>.json``; ``migrated_from`` keeps the old hash. A target file that exists with other
-content is an error (nothing is overwritten). Rebuild the tables afterwards (``make tables``).
+A policy's name is a display name, outside the config hash, but it is part of ``run.name``, which names the record
+file: with ``--rename`` each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash``
+recomputed (``migrated_from`` keeps an old one that moved) and the file renamed to ``<run.name>-<hash>.json``. A
+target file that exists with other content is an error (nothing is overwritten). Rebuild the tables afterwards
+(``make tables``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from shapeshifter.app.records import config_hash, map_strings, monitored_metric, portable_record, write_record
-from shapeshifter.app.run_folder import CONFIG_FILE
+from shapeshifter.app.run_folder import CHECKPOINT_DIR, CONFIG_FILE
 from shapeshifter.app.runner import save_job_config, stamp_data_content
 from shapeshifter.app.training import learning_curve
 from shapeshifter.paths import repo_root
@@ -44,15 +49,17 @@ def rename_policy(record: dict, old: str, new: str) -> bool:
     config["shapeshift"]["name"] = new
     run = config.get("run", {})
     run["name"] = "-".join(new if part == old else part for part in _split_name(run.get("name", ""), old))
-    record.setdefault("migrated_from", []).append(record["config_hash"])
-    record["config_hash"] = config_hash(config)
+    if (digest := config_hash(config)) != record["config_hash"]:
+        record.setdefault("migrated_from", []).append(record["config_hash"])
+        record["config_hash"] = digest
     return True
 
 
 def _records(roots: list[Path]) -> Iterator[tuple[Path, dict]]:
-    """``(path, record)`` for every run record (a JSON object with a ``config``) under ``roots``, in path order."""
+    """``(path, record)`` for every run record (a JSON object with a ``config``) under ``roots`` (folders, searched
+    recursively, or record files), in path order."""
     for root in roots:
-        for path in sorted(root.rglob("*.json")):
+        for path in [root] if root.is_file() else sorted(root.rglob("*.json")):
             record = json.loads(path.read_text())
             if isinstance(record, dict) and "config" in record:
                 yield path, record
@@ -78,9 +85,35 @@ def migrate(roots: list[Path], renames: dict[str, str]) -> list[tuple[Path, Path
     return moved
 
 
-def _replacing(old: str, new: str) -> Callable[[str], str]:
-    """A string map for `map_strings`: paths into a run's old hash folder name the new one."""
-    return lambda text: text.replace(old, new)
+def hash_renames(roots: list[Path]) -> dict[str, str]:
+    """``{old: new}`` for every record under ``roots`` whose config hashes to another value than its
+    ``config_hash`` (after a change of what the hash covers), and for every record migrated before from the hash
+    it had then (the last of ``migrated_from``: records migrated in a checkout whose run folders and referring
+    records elsewhere still name it). One old hash that would become two new ones (the same config written with
+    different outputs folders) is an error naming both records."""
+    renamed: dict[str, str] = {}
+    where: dict[str, Path] = {}
+    for path, record in _records(roots):
+        old, new = record.get("config_hash"), config_hash(record["config"])
+        if old == new and record.get("migrated_from"):
+            old = record["migrated_from"][-1]
+        if old is None or old == new:
+            continue
+        if renamed.setdefault(old, new) != new:
+            raise ValueError(f"{path} and {where[old]} share config hash {old} but hash to {new} and "
+                             f"{renamed[old]} now: migrate them separately")
+        where.setdefault(old, path)
+    return renamed
+
+
+def _replacing(renamed: dict[str, str]) -> Callable[[str], str]:
+    """A string map for `map_strings`: every old hash in ``renamed`` that stands on its own (a run folder
+    ``/<hash>/``, a record file ``-<hash>.json``, a teacher's ``config_hash``; not part of a longer hex digest)
+    becomes its new one."""
+    if not renamed:
+        return lambda text: text
+    pattern = re.compile(r"(?<![0-9a-f])(" + "|".join(map(re.escape, renamed)) + r")(?![0-9a-f])")
+    return lambda text: pattern.sub(lambda match: renamed[match.group(1)], text)
 
 
 def add_data_content(roots: list[Path]) -> list[Path]:
@@ -105,9 +138,9 @@ def add_data_content(roots: list[Path]) -> list[Path]:
 
 def move_run_folders(roots: list[Path], renamed: dict[str, str]) -> list[tuple[Path, Path]]:
     """Move every run folder ``<job>/<old hash>/`` under ``roots`` whose hash ``renamed`` maps to a new one (the
-    records' re-hash), with its checkpoints' ``CONFIG_HASH`` mark, and give the job's composed config
-    (``.hydra/config.yaml``) its data's content where it lacks it, so the folder names its hash again and an
-    unfinished run resumes; the moves."""
+    records' re-hash), rewrite every checkpoints' ``CONFIG_HASH`` mark that names an old hash (the older layout's
+    ``<job>/checkpoints/`` too), and give the job's composed config (``.hydra/config.yaml``) its data's content
+    where it lacks it, so the folder names its hash again and an unfinished run resumes; the moves."""
     moved = []
     for root in roots:
         for folder in sorted(p for p in root.glob("**/*") if p.is_dir() and p.name in renamed):
@@ -115,35 +148,44 @@ def move_run_folders(roots: list[Path], renamed: dict[str, str]) -> list[tuple[P
             if (job / new).exists():
                 raise FileExistsError(f"{job / new} exists; not moving {folder} onto it")
             folder.rename(job / new)
-            mark = job / new / "checkpoints" / "CONFIG_HASH"
-            if mark.is_file():
-                mark.write_text(new + "\n")
             config_file = job / CONFIG_FILE
             if config_file.is_file():
                 cfg = OmegaConf.load(config_file)
                 stamp_data_content(cfg, fetch=True)
                 save_job_config(cfg, job)
             moved.append((folder, job / new))
+        for mark in sorted(root.glob(f"**/{CHECKPOINT_DIR}*/CONFIG_HASH")):
+            if (old := mark.read_text().strip()) in renamed:
+                mark.write_text(renamed[old] + "\n")
     return moved
 
 
 def rehash(roots: list[Path]) -> list[tuple[Path, Path]]:
-    """Recompute every record's ``config_hash`` from its config and rename the files whose hash changed."""
+    """Recompute every record's ``config_hash`` from its config (`hash_renames`) and rename the files whose hash
+    changed; in every record, re-hashed or not, the hashes of re-hashed records (its own run folder, a teacher's
+    record and hash, the dense run a projection or an analysis started from) name the new ones. ``migrated_from``
+    keeps the old hash. The changes, ``(old path, new path)``."""
+    renamed = hash_renames(roots)
+    replace = _replacing(renamed)
     moved = []
     for path, record in _records(roots):
         old = record.get("config_hash")
-        digest = config_hash(record["config"])
-        if old is None or digest == old:
+        new = renamed.get(old, old)
+        body = {k: v if k in ("config", "config_hash", "migrated_from") else map_strings(v, replace)
+                for k, v in record.items()}
+        if body == record and new == old:
             continue
-        config = record.pop("config")
-        record = {"config": config, **map_strings(record, _replacing(f"/{old}/", f"/{digest}/"))}
-        record.setdefault("migrated_from", []).append(old)
-        record["config_hash"] = digest
-        target = path.with_name(f"{record['config']['run']['name']}-{digest}.json")
-        if target.exists():
-            raise FileExistsError(f"{target} exists; not overwriting it (from {path})")
-        write_record(record, target)
-        path.unlink()
+        target = path
+        if new != old:
+            body["migrated_from"] = [*record.get("migrated_from", []), old]
+            body["config_hash"] = new
+            run_name = (record["config"].get("run") or {}).get("name")  # <run.name>-<hash>.json, as runs write it
+            target = path.with_name(f"{run_name or path.name.removesuffix(f'-{old}.json')}-{new}.json")
+            if target.exists():
+                raise FileExistsError(f"{target} exists; not overwriting it (from {path})")
+        write_record(body, target)
+        if target != path:
+            path.unlink()
         moved.append((path, target))
     return moved
 
@@ -205,11 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: learning curve added")
     for path in add_data_content(args.roots) if args.data_content else []:
         print(f"{path}: data content added")
-    renamed = {}
+    renamed = hash_renames(args.roots) if args.rehash else {}
     for old, new in rehash(args.roots) if args.rehash else []:
-        record = json.loads(new.read_text())
-        renamed[record["migrated_from"][-1]] = record["config_hash"]
-        print(f"{old} -> {new.name}")
+        print(f"{old} -> {new.name}" if new != old else f"{old}: hashes of re-hashed records updated")
     for old, new in move_run_folders(args.run_folders, renamed):
         print(f"{old} -> {new.name}")
     return 0
