@@ -89,7 +89,7 @@ TABLES = {"encoder.embed_tokens.weight": "source", "decoder.embed_tokens.weight"
 def analyse_checkpoint(checkpoint: Path, data_bin: Path, src: str, tgt: str,
                        budgets: Sequence[float] = (5.4, 10, 25, 50)) -> dict[str, Any]:
     """An ``embedding_fit`` record: the fits of both embedding tables of a trained translation checkpoint."""
-    from shapeshifter.app.records import config_hash, file_sha256, git_commit, versions
+    from shapeshifter.experiment.records import config_hash, file_sha256, git_commit, versions
     from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
 
     state = model_state_dict(load_checkpoint(checkpoint))

@@ -90,7 +90,7 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def analyse_weights(checkpoint: Path, budgets: Sequence[float] = (10, 25)) -> dict[str, Any]:
     """A ``weight_fit`` record: every factorizable matrix of a trained translation checkpoint, fitted."""
-    from shapeshifter.app.records import config_hash, file_sha256, git_commit, versions
+    from shapeshifter.experiment.records import config_hash, file_sha256, git_commit, versions
     from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
 
     state = model_state_dict(load_checkpoint(checkpoint))

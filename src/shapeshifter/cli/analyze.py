@@ -47,8 +47,8 @@ def budgets_argument(parser: argparse.ArgumentParser, default: Sequence[float]) 
 def record_analysis(parser: argparse.ArgumentParser, args: argparse.Namespace, analyse: Analysis,
                     markdown: Callable[[dict[str, Any]], str]) -> int:
     """Find the checkpoint, run ``analyse`` on it, write its record and print it; bad input is a parser error."""
-    from shapeshifter.app.records import write_record
-    from shapeshifter.app.run_folder import find_checkpoint
+    from shapeshifter.experiment.records import write_record
+    from shapeshifter.experiment.run_folder import find_checkpoint
 
     apply_threads(args.threads)
     try:

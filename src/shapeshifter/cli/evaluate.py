@@ -51,7 +51,7 @@ def parser() -> argparse.ArgumentParser:
 
 def locate(args: argparse.Namespace) -> Any:
     """The run folder of ``args.run_dir`` (a checkpoint file inside one becomes ``--checkpoint``)."""
-    from shapeshifter.app.run_folder import find_run, run_folder_of
+    from shapeshifter.experiment.run_folder import find_run, run_folder_of
 
     run_dir, ckpt = run_folder_of(args.run_dir)
     if ckpt is not None:

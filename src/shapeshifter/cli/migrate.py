@@ -7,7 +7,7 @@ or make the paths in existing records relative to the folder the runs were made 
     shapeshifter-migrate results/records --add-curves   # records made before training.curve
     shapeshifter-migrate results/records --data-content --rehash --run-folders outputs
 
-``--data-content`` gives records made before ``data.content`` (the data's identity, `shapeshifter.data.identity`)
+``--data-content`` gives records made before ``data.content`` (the data's identity, `translation.data.identity`)
 the content of the data their config names, read here; ``--rehash`` then names them by it. With ``--rehash``,
 ``--run-folders`` moves each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash (the
 checkpoints' ``CONFIG_HASH`` mark and the job's ``.hydra/config.yaml`` updated), so unfinished runs resume: pass
@@ -29,10 +29,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from shapeshifter.app.records import config_hash, map_strings, monitored_metric, portable_record, write_record
-from shapeshifter.app.run_folder import CONFIG_FILE
-from shapeshifter.app.runner import save_job_config, stamp_data_content
-from shapeshifter.app.training import learning_curve
+from shapeshifter.experiment.records import config_hash, map_strings, monitored_metric, portable_record, write_record
+from shapeshifter.experiment.run_folder import CONFIG_FILE
+from shapeshifter.experiment.runner import save_job_config, stamp_data_content
+from shapeshifter.experiment.training import learning_curve
 from shapeshifter.paths import repo_root
 
 

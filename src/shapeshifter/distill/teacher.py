@@ -76,7 +76,7 @@ class DistillSettings:
 
 def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> Any:
     """The teacher's `RunFolder` after the cheap checks (folder, finished, task, data); `TeacherError` otherwise."""
-    from shapeshifter.app.run_folder import find_run
+    from shapeshifter.experiment.run_folder import find_run
 
     folder = Path(path)
     if not folder.is_dir():
@@ -127,7 +127,7 @@ def freeze(model: nn.Module) -> nn.Module:
 
 def teacher_summary(run: Any, weights: list[Path], settings: DistillSettings) -> dict[str, Any]:
     """What the student's record says about its teacher and the distillation settings."""
-    from shapeshifter.app.records import file_sha256
+    from shapeshifter.experiment.records import file_sha256
 
     return {"kinds": list(settings.kinds), "alpha": settings.alpha, "temperature": settings.temperature,
             "hidden_weight": settings.hidden_weight, "beam": settings.beam,

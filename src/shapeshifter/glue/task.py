@@ -1,4 +1,4 @@
-"""GLUE-style classification as a task of the run skeleton (`app.skeleton`), named in the config by
+"""GLUE-style classification as a task of the run skeleton (`experiment.task`), named in the config by
 ``adapter._target_`` (``conf/adapter/glue.yaml``, chosen by each GLUE ``conf/data`` file): load a GLUE task or the
 user's own files, build a from-scratch encoder or a pretrained BERT, shapeshift it, train with Lightning, evaluate.
 
@@ -28,7 +28,7 @@ decayed to zero, and the ceiling is part of the configuration (changing it chang
 
 A run resumed from ``last.ckpt`` continues the schedule where it stopped and reproduces an uninterrupted run
 (batch order drawn from (seed, epoch), dropout from seed + step); its record is "done" only once the
-schedule is complete or early stopping ended it (`shapeshifter.app.training`).
+schedule is complete or early stopping ended it (`shapeshifter.experiment.training`).
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from shapeshifter.app.ddp import world_size
-from shapeshifter.app.distill import GlueDistillation
-from shapeshifter.app.glue_evaluate import evaluate_glue
-from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
-from shapeshifter.app.resolvers import config_root
-from shapeshifter.app.skeleton import Task, plain
+from shapeshifter.experiment.ddp import world_size
+from shapeshifter.experiment.distill import GlueDistillation
+from shapeshifter.experiment.glue_evaluate import evaluate_glue
+from shapeshifter.experiment.policy import check_smaller_than_dense, policy_from_config
+from shapeshifter.experiment.resolvers import config_root
+from shapeshifter.experiment.task import Task, plain
 from shapeshifter.glue.smoke import ensure_tiny_bert
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored, repo_root
@@ -153,10 +153,10 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
 
 
 def glue_data_content(cfg: DictConfig, fetch: bool) -> str | None:
-    """The identity of a GLUE run's data (`shapeshifter.data.identity`): its split files, or its local
+    """The identity of a GLUE run's data (`shapeshifter.translation.data.identity`): its split files, or its local
     ``data_dir``; None for a task read from the Hugging Face hub (named by the task). ``fetch``: a missing or bad
     data setting raises, naming it; otherwise it gives None (the run will say what is wrong)."""
-    from shapeshifter.data.identity import folder_digest, named_digest
+    from shapeshifter.translation.data.identity import folder_digest, named_digest
 
     try:
         data = check_data(cfg)
@@ -254,7 +254,7 @@ class GlueTask(Task):
             f"test scores are in {where}; to score a checkpoint of it again: pipelines/evaluate.py {run.path}")
 
     def evaluate_folder(self, run: Any, args: Any) -> tuple[dict[str, Any], str]:
-        """The task's metrics of one checkpoint of the run (`app.glue_evaluate`); translation options refused."""
+        """The task's metrics of one checkpoint of the run (`experiment.glue_evaluate`); translation options refused."""
         unused = [flag for flag, value in (("--average-last", args.average_last), ("--beam", args.beam),
                                            ("--max-tokens", args.max_tokens), ("--project", args.project)) if value]
         if unused:

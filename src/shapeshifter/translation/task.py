@@ -1,4 +1,4 @@
-"""Translation as a task of the run skeleton (`app.skeleton`), named in the config by ``adapter._target_``
+"""Translation as a task of the run skeleton (`experiment.task`), named in the config by ``adapter._target_``
 (``conf/adapter/translation.yaml``, chosen by each translation ``conf/data`` file): prepare data, build (and
 shapeshift) a fairseq Transformer, train it with Lightning, evaluate with beam search; score a finished run
 folder again (``pipelines/evaluate.py``).
@@ -15,14 +15,14 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from shapeshifter.app.distill import TranslationDistillation
-from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
-from shapeshifter.app.records import config_hash, file_sha256
-from shapeshifter.app.resolvers import config_root
-from shapeshifter.app.run_folder import find_checkpoint
-from shapeshifter.app.skeleton import Task, csv_log, plain
-from shapeshifter.app.training import logged_before
-from shapeshifter.app.translation_data import data_config
+from shapeshifter.experiment.distill import TranslationDistillation
+from shapeshifter.experiment.policy import check_smaller_than_dense, policy_from_config
+from shapeshifter.experiment.records import config_hash, file_sha256
+from shapeshifter.experiment.resolvers import config_root
+from shapeshifter.experiment.run_folder import find_checkpoint
+from shapeshifter.experiment.task import Task, csv_log, plain
+from shapeshifter.experiment.training import logged_before
+from shapeshifter.experiment.translation_data import data_config
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored
 
@@ -100,21 +100,21 @@ class TranslationTask(Task):
     kind = "translation"
 
     def make_local_inputs(self, root: Path) -> None:
-        from shapeshifter.data.smoke import ensure_slice
+        from shapeshifter.translation.data.smoke import ensure_slice
 
         if self.cfg.data.get("raw_dir") is not None:
             ensure_slice(str(self.cfg.data.name), anchored(self.cfg.data.raw_dir, root))
 
     def data_content(self, fetch: bool) -> str | None:
-        """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). A named slice of
+        """The identity of the corpus the run reads (`translation.data.recipe.data_content`). A named slice of
         the committed sample is written first (cheap, local). ``fetch``: fetch a recipe's archive first, as the
         run would, and raise a `DataError` naming what is missing; otherwise None when the inputs are not (yet)
         here."""
         from dataclasses import replace
 
-        from shapeshifter.data import DataError
-        from shapeshifter.data.recipe import data_content as corpus_content
-        from shapeshifter.data.smoke import ensure_slice
+        from shapeshifter.translation.data import DataError
+        from shapeshifter.translation.data.recipe import data_content as corpus_content
+        from shapeshifter.translation.data.smoke import ensure_slice
 
         dcfg = data_config(self.cfg)
         if dcfg.raw_dir is not None:
@@ -153,8 +153,8 @@ class TranslationTask(Task):
         return header
 
     def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
-        from shapeshifter.data import prepare_translation_data
-        from shapeshifter.data.smoke import ensure_slice
+        from shapeshifter.translation.data import prepare_translation_data
+        from shapeshifter.translation.data.smoke import ensure_slice
         from shapeshifter.translation.datamodule import TranslationDataModule
 
         cfg = self.cfg
@@ -350,7 +350,7 @@ def project(model: Any, policy: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate_translation_run(run: Any, args: Any) -> tuple[dict[str, Any], str]:
     """Beam search over the chosen split of a translation run; returns ``(report, result label)``."""
-    from shapeshifter.data import prepare_translation_data
+    from shapeshifter.translation.data import prepare_translation_data
     from shapeshifter.translation.datamodule import TranslationDataModule
     from shapeshifter.translation.evaluate import evaluate_translation
 
