@@ -32,9 +32,10 @@ def test_compile_does_not_move_the_config_hash() -> None:
 @pytest.mark.slow
 def test_compiled_module_keeps_parameter_names_and_reports_graphs(monkeypatch: pytest.MonkeyPatch) -> None:
     from shapeshifter.nn import compiled
+    from shapeshifter.translation import task as translation_task
 
     inductor_counter = compiled.CompileCounter  # the switch's counter, on aot_eager: the same graphs, no codegen
-    monkeypatch.setattr(compiled, "CompileCounter", lambda: inductor_counter("aot_eager"))
+    monkeypatch.setattr(translation_task, "CompileCounter", lambda: inductor_counter("aot_eager"))
     torch._dynamo.reset()
     names = {}
     for flag in ("false", "true"):

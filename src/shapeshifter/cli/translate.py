@@ -111,6 +111,7 @@ def translate_main(argv: Sequence[str] | None = None) -> int:
     _quiet_logging()
     from tqdm import tqdm
 
+    # torch: --help and argument errors answer without loading it
     from shapeshifter.experiment.run_model import load_translator
 
     apply_threads(args.threads)
@@ -149,6 +150,7 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_logging()
     apply_threads(args.threads)
+    # torch: --help and argument errors answer without loading it
     from shapeshifter.experiment.run_model import export_run
     from shapeshifter.translation.export import MANIFEST
 

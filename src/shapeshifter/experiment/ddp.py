@@ -150,6 +150,7 @@ def rank_main(job: RankJob, ready: Any) -> None:
     import torch
     from omegaconf import OmegaConf
 
+    # Lightning: importing the run skeleton (train.py --help, reproduce.py list) does not load it
     from shapeshifter.experiment.ddp_environment import LaunchedRank
 
     torch.set_num_threads(job.threads)
@@ -233,6 +234,7 @@ def launch_ranks(work: Callable[..., None], task: Any, out_dir: Path,
     """
     import torch
 
+    # Lightning: importing the run skeleton (train.py --help, reproduce.py list) does not load it
     from shapeshifter.experiment.ddp_environment import LaunchedRank
 
     if not launches_here(task.cfg.trainer):

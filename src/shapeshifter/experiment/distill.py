@@ -14,6 +14,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from shapeshifter.distill.sequence import sequence_data_bin, stage_key
 from shapeshifter.distill.teacher import (
     DistillSettings,
     TeacherError,
@@ -24,8 +25,13 @@ from shapeshifter.distill.teacher import (
     teacher_summary,
 )
 from shapeshifter.experiment.glue_evaluate import build_evaluation_module, load_weights
+from shapeshifter.experiment.resolvers import config_root
+from shapeshifter.experiment.run_model import read_run
 from shapeshifter.experiment.task import build_task
 from shapeshifter.paths import anchored
+from shapeshifter.translation.data.identity import data_bin_digest
+from shapeshifter.translation.export import build_model
+from shapeshifter.translation.fairseq_model import transformer_args
 
 
 def _plain(node: Any) -> Any:
@@ -35,8 +41,6 @@ def _plain(node: Any) -> Any:
 
 
 def model_dims(arch: str, overrides: dict[str, Any]) -> dict[str, int]:
-    from shapeshifter.translation.fairseq_model import transformer_args
-
     args = transformer_args(arch, overrides)
     return {k: int(getattr(args, k)) for k in ("encoder_layers", "decoder_layers", "encoder_embed_dim",
                                                 "decoder_embed_dim")}
@@ -46,8 +50,6 @@ class TranslationDistillation:
     """What ``distill`` asks of one translation run (nothing when ``kinds`` is empty)."""
 
     def __init__(self, cfg: DictConfig, student_overrides: dict[str, Any]) -> None:
-        from shapeshifter.experiment.resolvers import config_root
-
         self.settings = DistillSettings.from_config(_plain(cfg.get("distill")))
         self.run: Any = None
         self.teacher: Any = None
@@ -73,9 +75,6 @@ class TranslationDistillation:
 
     def load_teacher(self, src_dict: Any, tgt_dict: Any) -> Any:
         """The teacher's model with its evaluated weights, frozen, after the dictionary check."""
-        from shapeshifter.experiment.run_model import read_run
-        from shapeshifter.translation.export import build_model
-
         source = read_run(self.run.path)
         loaded = build_model(source)
         check_dictionaries(loaded.src_dict, src_dict, "source", self.run.path)
@@ -89,8 +88,6 @@ class TranslationDistillation:
         reused); None without the sequence kind."""
         if "sequence" not in self.settings.kinds:
             return None
-        from shapeshifter.distill.sequence import sequence_data_bin, stage_key
-        from shapeshifter.translation.data.identity import data_bin_digest
 
         e = cfg.eval
         settings = {"beam": self.settings.beam, "max_len_a": float(e.max_len_a), "max_len_b": int(e.max_len_b),
@@ -128,8 +125,6 @@ class GlueDistillation:
     classifier run on the same data, label set and vocabulary."""
 
     def __init__(self, cfg: DictConfig, arch: dict[str, Any]) -> None:
-        from shapeshifter.experiment.resolvers import config_root
-
         self.settings = DistillSettings.from_config(_plain(cfg.get("distill")))
         self.teacher: Any = None
         if not self.settings.kinds:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.translation.checkpoints import load_checkpoint, load_state
+
 SPLITS = ("valid", "test")
 
 
@@ -27,8 +29,6 @@ def build_evaluation_module(task: Any) -> Any:
 
 def load_weights(module: Any, checkpoint: Path) -> None:
     """The classifier's weights from a Lightning checkpoint (safe loader, strict match, errors naming the file)."""
-    from shapeshifter.translation.checkpoints import load_checkpoint, load_state
-
     state = load_checkpoint(checkpoint)["state_dict"]
     prefix = "model."
     load_state(module.model, {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, checkpoint)

@@ -21,6 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.paths import repo_root
+
 log = logging.getLogger("shapeshifter")
 
 # Keys that name where things go or what watches a run, not what is computed: left out of the config hash.
@@ -90,8 +92,6 @@ def file_sha256(path: Path) -> str:
 
 def git_commit(repo: Path | None = None) -> str | None:
     """HEAD commit of the repository (with ``-dirty`` when the tree has changes), None outside git."""
-    from shapeshifter.paths import repo_root
-
     try:
         cwd = str(repo or repo_root())
     except FileNotFoundError:
@@ -195,8 +195,6 @@ def write_record(record: Mapping[str, Any], path: Path) -> Path:
     """Write atomically (a crash never leaves half a record behind). Paths inside the working directory (run
     folders, checkpoints, translations), else inside the project folder (a run started elsewhere), are written
     relative to it; the config is written as resolved, but for the parts outside the hash (`portable_config`)."""
-    from shapeshifter.paths import repo_root
-
     path.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own in the same folder: two writers never share a temp file, and the replace is atomic
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")

@@ -12,10 +12,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.paths import repo_root
+
 
 def project_root() -> str:
-    from shapeshifter.paths import repo_root
-
     return str(repo_root())
 
 
@@ -63,7 +63,5 @@ def register() -> None:
 def config_root(cfg: Any) -> Path:
     """The project folder relative config paths are read from: ``paths.root_dir``, or for a config saved before
     the ``paths`` group, `repo_root`."""
-    from shapeshifter.paths import repo_root
-
     node = cfg.get("paths") if cfg is not None else None
     return Path(str(node.root_dir)) if node else repo_root()

@@ -161,6 +161,7 @@ class RunFolder:
         the rule of `TranslationTask.load_evaluated_weights` is applied to the config: the last
         ``ckpt.average_last`` epoch checkpoints when there are several, else the best one, else last.ckpt.
         """
+        # torch: train.py, evaluate.py and reproduce.py read run folders without loading it
         from shapeshifter.translation.checkpoints import epoch_checkpoints
 
         named = str((self.record or {}).get("evaluated_weights") or "")

@@ -219,6 +219,7 @@ def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | Non
     Lightning needs them (``last.ckpt`` after the monitored ones); returns ``(callbacks, step limit)``."""
     from lightning.pytorch.callbacks import RichProgressBar
 
+    # Lightning and torch: train.py --help and reproduce.py list import this module without them
     from shapeshifter.experiment.training import StopAtStep, last_checkpoint_callback, stopping_callbacks
 
     cfg = task.cfg
@@ -239,6 +240,7 @@ def build_trainer(task: Task, callbacks: list[Any], loggers: list[Any], out_dir:
     """The Trainer of ``cfg.trainer``, built by Hydra from its ``_target_`` (Lightning's Trainer); ``rank``: this
     process's place among ranks `experiment.ddp` launched (DDP over gloo with that environment). The datamodules shard
     their data by rank themselves, so Lightning must not swap in its ``DistributedSampler``."""
+    # Lightning and torch: train.py --help and reproduce.py list import this module without them
     from shapeshifter.experiment.training import VerifiedCheckpointIO
 
     lightning_output_once()
@@ -293,6 +295,7 @@ def fit_and_evaluate(task: Task, module: Any, dm: Any, loggers: list[Any], rank:
     rank of a DDP run does alike (the collectives of one rank are matched by the others')."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    # Lightning and torch: train.py --help and reproduce.py list import this module without them
     from shapeshifter.experiment.training import (
         check_schedule_completed,
         expected_steps,
@@ -359,6 +362,7 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
     On a rank other than global rank zero of an externally launched DDP job nothing is written: it fits and
     evaluates with the others and returns its unwritten record.
     """
+    # Lightning and torch: train.py --help and reproduce.py list import this module without them
     from shapeshifter.experiment.training import resume_point
 
     cfg = task.cfg

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from shapeshifter.experiment.resolvers import config_root
 from shapeshifter.experiment.task import plain
 from shapeshifter.paths import anchored
+from shapeshifter.translation.data import TranslationDataConfig
 
 # Keys of a translation ``data`` node that are not `TranslationDataConfig` fields: the pipeline's own, and the
 # fairseq names ``source_lang``/``target_lang`` that ``data=parallel_files`` takes (copied to src_lang/tgt_lang).
@@ -20,8 +21,6 @@ NOT_RECIPE_KEYS = ("kind", "name_in_tables", "content", "source_lang", "target_l
 def data_config(cfg: DictConfig):
     """`TranslationDataConfig` from the ``data`` node (validated on construction), its relative folders read from
     the project folder when the run starts elsewhere (`shapeshifter.paths.anchored`)."""
-    from shapeshifter.translation.data import TranslationDataConfig
-
     missing = sorted(OmegaConf.missing_keys(cfg.data))
     if missing:  # ``???`` in the data config: to_container would pass the placeholder on as a value
         raise ValueError(f"{', '.join(missing)} must be set (e.g. data=parallel_files "

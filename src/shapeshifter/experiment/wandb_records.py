@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.experiment.records import write_record
+from shapeshifter.paths import anchored
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,6 @@ def sample_translations(record: Mapping[str, Any], rows: int = SAMPLE_ROWS) -> l
     tsv = (((record.get("metrics") or {}).get("test") or {}).get("files") or {}).get("tsv")
     if not tsv:
         return []
-    from shapeshifter.paths import anchored
 
     path = anchored(tsv)
     if not path.is_file():

@@ -31,7 +31,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from shapeshifter.translation.checkpoints import load_state
 from shapeshifter.translation.data.cache import file_digest as file_sha256
+from shapeshifter.translation.fairseq_model import build_transformer
 from shapeshifter.translation.preprocess import TextSettings
 
 FORMAT = "shapeshifter-translation-model"
@@ -89,9 +91,6 @@ def tied_names(model: nn.Module) -> dict[str, str]:
 def build_model(source: ModelSource) -> LoadedModel:
     """Build the configured (shapeshifted) Transformer and load the weights strictly, in eval mode."""
     from fairseq.data import Dictionary
-
-    from shapeshifter.translation.checkpoints import load_state
-    from shapeshifter.translation.fairseq_model import build_transformer
 
     spec = source.config["model"]
     src_dict, tgt_dict = (Dictionary.load(str(source.files[role])) for role in ("src_dict", "tgt_dict"))

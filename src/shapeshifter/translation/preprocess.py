@@ -16,6 +16,7 @@ from shapeshifter.translation.data.bpe import load_segmenter
 from shapeshifter.translation.data.config import BPE_KINDS, TranslationDataConfig
 from shapeshifter.translation.data.recipe import tokenize_lines, tokenize_options
 from shapeshifter.translation.data.text import lowercase
+from shapeshifter.translation.generate import detokenize
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,4 @@ class TextProcessor:
 
     def detokenize(self, lines: Sequence[str]) -> list[str]:
         """Moses detokenization of de-BPE'd target text (what sacreBLEU is computed on in training)."""
-        from shapeshifter.translation.generate import detokenize
-
         return detokenize(list(lines), self.settings.tgt_lang)

@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.translation.data.iwslt14 import IWSLT14_TEST_SETS, SAMPLE_TEST_SETS
+
 RECIPES = ("iwslt14", "wmt18", "sample", "files")
 BPE_KINDS = ("subword_nmt", "sentencepiece")
 META_RULES = ("fairseq", "strict")
@@ -108,8 +110,6 @@ class TranslationDataConfig:
         if self.lowercase is None:
             self.lowercase = self.recipe in ("iwslt14", "sample")  # your own files and WMT stay cased
         if self.test_sets is None and self.recipe in ("iwslt14", "sample"):
-            from shapeshifter.translation.data.iwslt14 import IWSLT14_TEST_SETS, SAMPLE_TEST_SETS
-
             self.test_sets = list(IWSLT14_TEST_SETS if self.recipe == "iwslt14" else SAMPLE_TEST_SETS)
         if self.test_sets is not None:
             self.test_sets = [str(s) for s in self.test_sets]  # OmegaConf ListConfig -> plain list (hashable)

@@ -33,9 +33,11 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import shapeshifter.translation.data.binarize as fb
 import shapeshifter.translation.data.identity as identity
 import shapeshifter.translation.data.iwslt14 as iwslt14
 import shapeshifter.translation.data.wmt18 as wmt18
+from shapeshifter.translation.data.binarize import validate_data_bin
 from shapeshifter.translation.data.bpe import apply_file, learn_sentencepiece, learn_subword_nmt
 from shapeshifter.translation.data.cache import DataError, run_stage, work_dir_lock
 from shapeshifter.translation.data.config import SPLITS, PreparedData, SplitFiles, TranslationDataConfig
@@ -375,10 +377,6 @@ def _bpe_apply_stage(cfg: TranslationDataConfig, work: Path, model: Path, split_
 def _binarize_stage(cfg: TranslationDataConfig, work: Path, bpe_files: list[Path],
                     log: Log) -> tuple[Path, dict[str, int]]:
     """Stage 5: the fairseq data-bin; returns it and the dictionary sizes (read back when the stage is skipped)."""
-    from shapeshifter.translation.data import (
-        binarize as fb,  # imports fairseq: here, so importing the recipe stays light
-    )
-
     src, tgt = langs = _langs(cfg)
     dest = data_bin_dir(cfg)
     bin_files = fb.expected_files(dest, src, tgt, SPLITS)
@@ -460,8 +458,6 @@ def use_existing_data_bin(
     Raises a :class:`DataError` listing the missing files.  Text files are attached when ``work_dir`` has
     them from an earlier run of the recipe.
     """
-    from shapeshifter.translation.data.binarize import validate_data_bin
-
     info = validate_data_bin(data_bin, src, tgt)
     log(f"[data_bin] using existing {data_bin}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
     splits: dict[str, SplitFiles] = {}

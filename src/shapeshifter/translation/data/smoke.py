@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shapeshifter.paths import repo_root
+from shapeshifter.translation.data.cache import work_dir_lock
 from shapeshifter.translation.data.iwslt14 import SAMPLE_TEST_SETS
 from shapeshifter.translation.data.text import read_lines, write_lines
 
@@ -35,8 +36,6 @@ SLICES = {"sample_smoke": {"n_train_lines": 1500, "n_segs": 30}}
 
 def ensure_slice(data_name: str, raw_dir: Path) -> bool:
     """Write the named slice into ``raw_dir`` unless it is there already; False for data that is not a slice."""
-    from shapeshifter.translation.data.cache import work_dir_lock
-
     if data_name not in SLICES:
         return False
     with work_dir_lock(raw_dir, log=lambda s: None):  # parallel jobs: one writes the slice, the others wait
