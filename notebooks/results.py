@@ -24,7 +24,7 @@
 import os
 from pathlib import Path
 
-from shapeshifter.app.records import load_records
+from shapeshifter.experiment.records import load_records
 from shapeshifter.reports.glue import glue_rows
 from shapeshifter.reports.paper import (
     PAPER_PARAM_REDUCTION,

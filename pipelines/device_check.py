@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"device check FAILED: {name} exited {rc}", file=sys.stderr)
             return rc
         print(f"device check: {name} ok ({time.perf_counter() - t0:.0f} s)", flush=True)
-    from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
+    from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
 
     cfg = {"table": "device_check", "arch": "transformer_iwslt_de_en", "seconds": args.seconds,
            "device": torch.cuda.get_device_name()}

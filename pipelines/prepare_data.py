@@ -14,7 +14,7 @@ import argparse
 import time
 from pathlib import Path
 
-from shapeshifter.data import TranslationDataConfig, prepare_translation_data
+from shapeshifter.translation.data import TranslationDataConfig, prepare_translation_data
 
 
 def _count(path: Path) -> tuple[int, int]:

@@ -115,7 +115,7 @@ def compose_train(args: list[str]):
 def check_train(args: list[str]) -> None:
     """The config composes and resolves, and passes the checks a run makes before any work (the trainer's device
     aside: a GPU command is valid on a GPU machine)."""
-    from shapeshifter.app.skeleton import validate_keys, validate_rank_axis, validate_schedule
+    from shapeshifter.experiment.task import validate_keys, validate_rank_axis, validate_schedule
 
     if "-sc" in args:  # tab completion: Hydra prints the shell function to eval
         done = subprocess.run([sys.executable, str(ROOT / "pipelines" / "train.py"), *args], capture_output=True,

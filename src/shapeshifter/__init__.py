@@ -1,6 +1,6 @@
 """Shapeshifter: Transformers whose weight matrices are sums of Kronecker products of small factors.
 
-The top-level names are loaded lazily, so ``import shapeshifter.data`` (text recipes) does not pay for torch.
+The top-level names are loaded lazily, so ``import shapeshifter.translation.data`` (recipes) does not pay for torch.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 
 from torch import nn
 
+from .nn.embedding import FactoredEmbedding
+
 LAYER_TYPES: tuple[str, ...] = ("embedding", "attention", "ffn", "output", "other")
 
 DEFAULT_PATTERNS: dict[str, tuple[str, ...]] = {
@@ -90,6 +92,4 @@ class LayerTypeClassifier:
 
 
 def _is_factored_embedding(module: nn.Module | None) -> bool:
-    from .nn.embedding import FactoredEmbedding
-
     return isinstance(module, FactoredEmbedding)

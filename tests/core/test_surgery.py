@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import shapeshifter
-from shapeshifter.app.policy import policy_from_config
+from shapeshifter.experiment.policy import policy_from_config
 from shapeshifter.layer_types import LayerTypeClassifier
 from shapeshifter.nn import (
     FactoredMultiheadAttention,

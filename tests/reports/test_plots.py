@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from matplotlib.lines import Line2D
 
+from shapeshifter.bench import plots as bench_plots
 from shapeshifter.bench.plots import plot_peers
 from shapeshifter.cli.tables import DEMOS
 from shapeshifter.reports import paper, plots, quality
@@ -32,7 +33,7 @@ def figures(monkeypatch) -> dict[str, Any]:
         kept[path.name] = fig
         return path
 
-    for module in (plots, paper, quality):
+    for module in (plots, paper, quality, bench_plots):
         monkeypatch.setattr(module, "save_figure", keep)
     yield kept
     plots.pyplot().close("all")

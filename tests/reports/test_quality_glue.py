@@ -13,8 +13,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from shapeshifter.app.records import write_record  # noqa: E402
-from shapeshifter.app.sweep import compose_cfg, grid_jobs  # noqa: E402
+from shapeshifter.experiment.records import write_record  # noqa: E402
+from shapeshifter.experiment.sweep import compose_cfg, grid_jobs  # noqa: E402
 from shapeshifter.reports.quality import build_quality_glue_table, quality_glue_rows  # noqa: E402
 from shapeshifter.reports.registry import build_table, get_table  # noqa: E402
 
@@ -62,7 +62,7 @@ def test_every_job_of_the_grid_composes(scale: str, capsys: pytest.CaptureFixtur
 def study_sizes(experiment: str, variants: Iterable[Sequence[str]]) -> tuple[int, int, list[int]]:
     """A classification study's vocabulary size, its dense model's total parameters and each variant's (the
     overrides of one job), all on that vocabulary."""
-    from shapeshifter.app.policy import policy_from_config
+    from shapeshifter.experiment.policy import policy_from_config
     from shapeshifter.glue.models import apply_shapeshift
     from shapeshifter.glue.task import build_model, check_arch, check_data, glue_settings, load_datamodule
     from shapeshifter.params import count_parameters

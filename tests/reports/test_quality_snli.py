@@ -12,8 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 from test_quality_glue import glue_record, study, study_sizes  # noqa: E402  (tests/reports is on sys.path)
 
-from shapeshifter.app.records import write_record  # noqa: E402
-from shapeshifter.app.sweep import compose_cfg  # noqa: E402
+from shapeshifter.experiment.records import write_record  # noqa: E402
+from shapeshifter.experiment.sweep import compose_cfg  # noqa: E402
 from shapeshifter.reports.quality import build_quality_snli_table  # noqa: E402
 from shapeshifter.reports.registry import build_table, get_table  # noqa: E402
 

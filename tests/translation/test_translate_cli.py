@@ -16,12 +16,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from tiny_configs import TINY_TRANSLATION
 
-from shapeshifter.app.run_model import export_run, load_translator
-from shapeshifter.app.runner import run_job
 from shapeshifter.cli.translate import export_main, fairseq_lines, read_sentences, translate_main
-from shapeshifter.data.smoke import slice_iwslt_raw
-from shapeshifter.data.text import read_lines
+from shapeshifter.experiment.run_model import export_run, load_translator
+from shapeshifter.experiment.runner import run_job
 from shapeshifter.translation import translator as engine
+from shapeshifter.translation.data.smoke import slice_iwslt_raw
+from shapeshifter.translation.data.text import read_lines
 from shapeshifter.translation.export import MANIFEST, ExportError, load_export
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def _copy(export_dir: Path, dst: Path) -> Path:
 
 def _rehash(folder: Path, name: str) -> None:
     """Make the manifest vouch for an edited file, so a check behind the checksum is what refuses it."""
-    from shapeshifter.app.records import file_sha256
+    from shapeshifter.experiment.records import file_sha256
 
     manifest = json.loads((folder / MANIFEST).read_text())
     manifest["files"][name] = file_sha256(folder / name)

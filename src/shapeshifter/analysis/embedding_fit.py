@@ -23,8 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from shapeshifter.experiment.records import config_hash, file_sha256, git_commit, versions
 from shapeshifter.nn.embedding import KroneckerEmbedding
 from shapeshifter.nn.shapes import resolve_shape
+from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
 
 
 def relative_errors(weight: Tensor, approx: Tensor, counts: Tensor | None) -> tuple[float, float | None]:
@@ -89,9 +91,6 @@ TABLES = {"encoder.embed_tokens.weight": "source", "decoder.embed_tokens.weight"
 def analyse_checkpoint(checkpoint: Path, data_bin: Path, src: str, tgt: str,
                        budgets: Sequence[float] = (5.4, 10, 25, 50)) -> dict[str, Any]:
     """An ``embedding_fit`` record: the fits of both embedding tables of a trained translation checkpoint."""
-    from shapeshifter.app.records import config_hash, file_sha256, git_commit, versions
-    from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
-
     state = model_state_dict(load_checkpoint(checkpoint))
     config = {"checkpoint_sha256": file_sha256(checkpoint), "budgets": list(budgets), "seed": 0}
     rows = []

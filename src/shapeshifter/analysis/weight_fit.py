@@ -20,7 +20,9 @@ import torch
 from torch import Tensor
 
 from shapeshifter.analysis.embedding_fit import kronecker_fit, lowrank_fit, relative_errors
+from shapeshifter.experiment.records import config_hash, file_sha256, git_commit, versions
 from shapeshifter.layer_types import LayerTypeClassifier
+from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
 
 STRUCTURES = {"kronecker": kronecker_fit, "lowrank": lowrank_fit}
 
@@ -90,9 +92,6 @@ def summarize(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 def analyse_weights(checkpoint: Path, budgets: Sequence[float] = (10, 25)) -> dict[str, Any]:
     """A ``weight_fit`` record: every factorizable matrix of a trained translation checkpoint, fitted."""
-    from shapeshifter.app.records import config_hash, file_sha256, git_commit, versions
-    from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
-
     state = model_state_dict(load_checkpoint(checkpoint))
     config = {"checkpoint_sha256": file_sha256(checkpoint), "budgets": list(budgets), "seed": 0}
     rows = fit_state(state, budgets, seed=0)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.reports.plots import pyplot, save_figure
+
 
 def plot_peers(record: dict[str, Any], path: Path) -> Path:
     """Two panels, time and peak memory as × dense, one group of horizontal bars per shape, one bar per peer."""
-    from shapeshifter.reports.plots import pyplot, save_figure
-
     rows = [r for r in record["rows"] if "skipped" not in r and r["peer"] != "dense"]
     shapes = list(dict.fromkeys(r["shape"] for r in rows))
     peers = list(dict.fromkeys(r["peer"] for r in rows))

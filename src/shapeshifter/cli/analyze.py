@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.experiment.records import write_record
+from shapeshifter.experiment.run_folder import find_checkpoint
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 Analysis = Callable[[Path], dict[str, Any]]
@@ -47,9 +49,6 @@ def budgets_argument(parser: argparse.ArgumentParser, default: Sequence[float]) 
 def record_analysis(parser: argparse.ArgumentParser, args: argparse.Namespace, analyse: Analysis,
                     markdown: Callable[[dict[str, Any]], str]) -> int:
     """Find the checkpoint, run ``analyse`` on it, write its record and print it; bad input is a parser error."""
-    from shapeshifter.app.records import write_record
-    from shapeshifter.app.run_folder import find_checkpoint
-
     apply_threads(args.threads)
     try:
         record = analyse(find_checkpoint(args.run))
@@ -63,6 +62,7 @@ def record_analysis(parser: argparse.ArgumentParser, args: argparse.Namespace, a
 
 def embeddings(argv: list[str] | None = None) -> int:
     """Kronecker, shuffled-row Kronecker and low-rank fits of both embedding tables (``embedding_fit``)."""
+    # torch: --help and argument errors answer without loading it
     from shapeshifter.analysis.embedding_fit import analyse_checkpoint, fit_markdown
 
     parser = analysis_parser(embeddings.__doc__ or "")
@@ -80,6 +80,7 @@ def embeddings(argv: list[str] | None = None) -> int:
 
 def weights(argv: list[str] | None = None) -> int:
     """Kronecker and low-rank fits of every factorizable matrix, next to Gaussian twins (``weight_fit``)."""
+    # torch: --help and argument errors answer without loading it
     from shapeshifter.analysis.weight_fit import analyse_weights, weight_fit_markdown
 
     parser = analysis_parser(weights.__doc__ or "")

@@ -33,13 +33,15 @@ from typing import Any
 
 import torch
 
-from shapeshifter.app.loggers import wandb_mode
-from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
-from shapeshifter.app.wandb_records import attach_record
 from shapeshifter.bench import peak_bytes, tensor_bytes
 from shapeshifter.bench.batch import make_batch
 from shapeshifter.bench.timing import timed
+from shapeshifter.experiment.loggers import wandb_mode
+from shapeshifter.experiment.policy import policy_from_config
+from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
+from shapeshifter.experiment.wandb_records import attach_record
 from shapeshifter.nn.compiled import CompileCounter, compile_model, prime_inference_cache
+from shapeshifter.params import count_parameters
 from shapeshifter.reports.registry import build_table, group_name
 from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads
 from shapeshifter.translation.criterion import label_smoothed_nll_loss
@@ -65,15 +67,13 @@ SCALES: dict[str, dict[str, Any]] = {
 EMBEDDING_RANK = 16  # rank 16 for the (tied) embeddings, rank r in attention/FFN (rN-emb16)
 # "budgets": (attention/FFN/output rank, embedding rank) of order-2 policies with about 3x, 10x and 25x fewer
 # total parameters than the dense model of that scale, the quality study's budgets (conf/shapeshift/study/).
-# Counted with shapeshifter.params (tests/app/test_bench_model.py checks them to +-10%): full scale 3.09x,
+# Counted with shapeshifter.params (tests/experiment/test_bench_model.py checks them to +-10%): full scale 3.09x,
 # 9.53x, 26.6x; smoke scale 2.96x, 9.63x, 23.7x.
 
 
 def policies(ranks: list[int], budgets: list[list[int]] = ()) -> dict[str, dict[str, Any] | None]:
     """Dense, one policy per attention/FFN rank at embedding rank 16 (r1-emb16, r2-emb16, ...), then the
     order-2 policies at the quality budgets, named by their ranks (o2-r32-emb64: rank 32, embeddings 64)."""
-    from shapeshifter.app.policy import policy_from_config
-
     out: dict[str, dict[str, Any] | None] = {"dense": None}
     for r in ranks:  # same construction as conf/shapeshift/r1_emb16.yaml with the attention/FFN rank swept
         out[f"r{r}-emb{EMBEDDING_RANK}"] = policy_from_config(
@@ -175,8 +175,6 @@ def build_bench(cfg: dict[str, Any], policy: dict[str, Any] | None, inputs: tupl
                 device: torch.device) -> tuple[Bench, int]:
     """The config's model under ``policy`` (None: dense) on `bench_inputs`, ready on ``device``; and its total
     parameter count."""
-    from shapeshifter.params import count_parameters
-
     src_dict, tgt_dict, batch = inputs
     model, _ = build_transformer(cfg["arch"], src_dict, tgt_dict, cfg["overrides"], policy, seed=cfg["seed"])
     return Bench(model, batch, tgt_dict, cfg, device), count_parameters(model)["total"]

@@ -17,9 +17,9 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from shapeshifter.app.policy import policy_from_config
-from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.bench.distill_cost import candidates, fixed_sample, measure
+from shapeshifter.experiment.policy import policy_from_config
+from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.paths import repo_root
 from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads
 from shapeshifter.translation.fairseq_model import placeholder_dictionary

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.cli.errors import one_line_errors
+from shapeshifter.experiment.run_folder import find_run, run_folder_of
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 
@@ -51,8 +52,6 @@ def parser() -> argparse.ArgumentParser:
 
 def locate(args: argparse.Namespace) -> Any:
     """The run folder of ``args.run_dir`` (a checkpoint file inside one becomes ``--checkpoint``)."""
-    from shapeshifter.app.run_folder import find_run, run_folder_of
-
     run_dir, ckpt = run_folder_of(args.run_dir)
     if ckpt is not None:
         if args.checkpoint is not None:

@@ -11,7 +11,7 @@ or make the paths in existing records relative to the folder the runs were made 
 whose hash moved; in every record under the given folders, the hashes of re-hashed ones are rewritten too (paths
 into a run's hash folder, a distillation teacher's ``config_hash`` and record file, the dense run a projection
 or an analysis read), so pass every records folder that refers to another's runs in one command. ``--data-content``
-gives records made before ``data.content`` (the data's identity, `shapeshifter.data.identity`) the content of the
+gives records made before ``data.content`` (the data's identity, `translation.data.identity`) the content of the
 data their config names, read here; ``--rehash`` then names them by it. With ``--rehash``, ``--run-folders`` moves
 each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash and rewrites every checkpoints'
 ``CONFIG_HASH`` mark naming an old hash (the job's ``.hydra/config.yaml`` given its data's content where it lacks
@@ -34,10 +34,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from shapeshifter.app.records import config_hash, map_strings, monitored_metric, portable_record, write_record
-from shapeshifter.app.run_folder import CHECKPOINT_DIR, CONFIG_FILE
-from shapeshifter.app.runner import save_job_config, stamp_data_content
-from shapeshifter.app.training import learning_curve
+from shapeshifter.experiment.records import config_hash, map_strings, monitored_metric, portable_record, write_record
+from shapeshifter.experiment.run_folder import CHECKPOINT_DIR, CONFIG_FILE
+from shapeshifter.experiment.runner import save_job_config, stamp_data_content
+from shapeshifter.experiment.training import learning_curve
 from shapeshifter.paths import repo_root
 
 

@@ -15,6 +15,8 @@ import json
 from typing import Any
 
 from shapeshifter.params import count_parameters, format_table, parse_assignments
+from shapeshifter.surgery import shapeshift
+from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
 
 def yaml_value(text: str) -> Any:
@@ -58,9 +60,6 @@ def arch_overrides(items: list[str]) -> dict[str, Any]:
 
 def count(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Any]:
     """``(dense counts, shapeshifted counts, policy, shapeshift report)`` of the model ``args`` describe."""
-    from shapeshifter.surgery import shapeshift
-    from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
-
     overrides = arch_overrides(args.set)
     policy = parse_assignments(args.policy)
     src, tgt = placeholder_dictionary(args.src_vocab), placeholder_dictionary(args.tgt_vocab)

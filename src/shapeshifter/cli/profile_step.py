@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
-from shapeshifter.app.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.bench.step_profile import profile_steps, to_markdown
 from shapeshifter.cli import bench as bm
+from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.threads import add_threads_argument, apply_threads
 
 

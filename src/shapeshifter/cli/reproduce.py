@@ -43,10 +43,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shapeshifter.app.ddp import die_with_parent
-from shapeshifter.app.runner import read_status, record_path
-from shapeshifter.app.skeleton import build_task
-from shapeshifter.app.sweep import compose_cfg, experiment_jobs
+from shapeshifter.experiment.ddp import die_with_parent
+from shapeshifter.experiment.runner import read_status, record_path
+from shapeshifter.experiment.sweep import compose_cfg, experiment_jobs
+from shapeshifter.experiment.task import build_task
+from shapeshifter.experiment.wandb_records import fetch_records
 from shapeshifter.paths import repo_root
 from shapeshifter.reports.registry import (
     CONF,
@@ -228,8 +229,6 @@ def parser() -> argparse.ArgumentParser:
 def rebuild_tables(args: argparse.Namespace) -> int:
     """Every table from the records (fetched from W&B first with --from-wandb)."""
     if args.from_wandb:
-        from shapeshifter.app.wandb_records import fetch_records
-
         try:
             fetched = fetch_records(args.from_wandb, args.records, group=args.wandb_group)
         except Exception as err:  # wandb's own errors (no API key, unknown project, network) and ours

@@ -21,9 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from shapeshifter.app.resolvers import name_problem
-from shapeshifter.app.runner import run_job
 from shapeshifter.cli.errors import fail, one_line_errors, wants_traceback
+from shapeshifter.experiment.resolvers import name_problem
+from shapeshifter.experiment.runner import run_job
 from shapeshifter.paths import repo_root
 
 ROOT = repo_root()
@@ -37,7 +37,7 @@ NAME_KEYS = ("run.name", "run.group")
 def check_name_overrides(args: Sequence[str]) -> None:
     """Refuse ``run.name=../x`` (or a ``run.group``) given on the command line before Hydra starts: Hydra resolves
     its run folder from the name before any code of ours runs, and reports a resolver's error as a traceback.
-    Names built by interpolation are checked when Hydra resolves them (`shapeshifter.app.resolvers.plain_name`)."""
+    Names built by interpolation are checked when Hydra resolves them (`experiment.resolvers.plain_name`)."""
     for arg in args:
         key, sep, value = arg.partition("=")
         if sep and key.lstrip("+~") in NAME_KEYS and "${" not in value and "," not in value:

@@ -1,4 +1,4 @@
-"""Command lines over `app.run_model` (run folders, exports): ``pipelines/export.py`` and
+"""Command lines over `experiment.run_model` (run folders, exports): ``pipelines/export.py`` and
 ``pipelines/translate.py``.
 
 Both turn a bad model path, a damaged export, a device this machine lacks or an unreadable input into one line
@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from shapeshifter.cli.errors import check_device, fail
-from shapeshifter.data.cache import DataError
-from shapeshifter.data.text import decode_lines
 from shapeshifter.threads import add_threads_argument, apply_threads
+from shapeshifter.translation.data.cache import DataError
+from shapeshifter.translation.data.text import decode_lines
 
 TRANSLATE_USAGE = """Translate sentences (one per line) with a trained model; one translation per input line, in order.
 
@@ -111,7 +111,8 @@ def translate_main(argv: Sequence[str] | None = None) -> int:
     _quiet_logging()
     from tqdm import tqdm
 
-    from shapeshifter.app.run_model import load_translator
+    # torch: --help and argument errors answer without loading it
+    from shapeshifter.experiment.run_model import load_translator
 
     apply_threads(args.threads)
     try:
@@ -149,7 +150,8 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _quiet_logging()
     apply_threads(args.threads)
-    from shapeshifter.app.run_model import export_run
+    # torch: --help and argument errors answer without loading it
+    from shapeshifter.experiment.run_model import export_run
     from shapeshifter.translation.export import MANIFEST
 
     try:

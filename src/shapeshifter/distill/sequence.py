@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from shapeshifter.translation.generate import make_generator, to_device
+
 CHUNK_SENTENCES = 1000
 
 
@@ -56,8 +58,6 @@ def decode_chunk(model: nn.Module, dataset: Any, ids: list[int], tgt_dict: Any, 
                  max_len_b: int, lenpen: float, max_tokens: int) -> dict[str, list[int]]:
     """Best beam hypothesis (token ids, ending in eos) of each sentence ``ids`` of a `LanguagePairDataset`."""
     import numpy as np
-
-    from shapeshifter.translation.generate import make_generator, to_device
 
     generator = make_generator(model, tgt_dict, beam, max_len_a, max_len_b, lenpen)
     device = next(model.parameters()).device

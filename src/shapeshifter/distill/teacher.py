@@ -15,6 +15,9 @@ from typing import Any
 
 from torch import nn
 
+from shapeshifter.experiment.records import file_sha256
+from shapeshifter.experiment.run_folder import find_run
+
 KINDS = ("word", "hidden", "sequence")
 
 
@@ -76,8 +79,6 @@ class DistillSettings:
 
 def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> Any:
     """The teacher's `RunFolder` after the cheap checks (folder, finished, task, data); `TeacherError` otherwise."""
-    from shapeshifter.app.run_folder import find_run
-
     folder = Path(path)
     if not folder.is_dir():
         raise TeacherError(f"distill.teacher={folder}: no such run folder (train the teacher first)")
@@ -127,8 +128,6 @@ def freeze(model: nn.Module) -> nn.Module:
 
 def teacher_summary(run: Any, weights: list[Path], settings: DistillSettings) -> dict[str, Any]:
     """What the student's record says about its teacher and the distillation settings."""
-    from shapeshifter.app.records import file_sha256
-
     return {"kinds": list(settings.kinds), "alpha": settings.alpha, "temperature": settings.temperature,
             "hidden_weight": settings.hidden_weight, "beam": settings.beam,
             "with_references": settings.with_references,

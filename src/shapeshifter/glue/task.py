@@ -1,4 +1,4 @@
-"""GLUE-style classification as a task of the run skeleton (`app.skeleton`), named in the config by
+"""GLUE-style classification as a task of the run skeleton (`experiment.task`), named in the config by
 ``adapter._target_`` (``conf/adapter/glue.yaml``, chosen by each GLUE ``conf/data`` file): load a GLUE task or the
 user's own files, build a from-scratch encoder or a pretrained BERT, shapeshift it, train with Lightning, evaluate.
 
@@ -28,7 +28,7 @@ decayed to zero, and the ceiling is part of the configuration (changing it chang
 
 A run resumed from ``last.ckpt`` continues the schedule where it stopped and reproduces an uninterrupted run
 (batch order drawn from (seed, epoch), dropout from seed + step); its record is "done" only once the
-schedule is complete or early stopping ended it (`shapeshifter.app.training`).
+schedule is complete or early stopping ended it (`shapeshifter.experiment.training`).
 """
 
 from __future__ import annotations
@@ -40,15 +40,21 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from shapeshifter.app.ddp import world_size
-from shapeshifter.app.distill import GlueDistillation
-from shapeshifter.app.glue_evaluate import evaluate_glue
-from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
-from shapeshifter.app.resolvers import config_root
-from shapeshifter.app.skeleton import Task, plain
+from shapeshifter.experiment.ddp import world_size
+from shapeshifter.experiment.distill import GlueDistillation
+from shapeshifter.experiment.glue_evaluate import evaluate_glue
+from shapeshifter.experiment.policy import check_smaller_than_dense, policy_from_config
+from shapeshifter.experiment.resolvers import config_root
+from shapeshifter.experiment.task import Task, plain
+from shapeshifter.glue.data import GlueDataModule
+from shapeshifter.glue.distill_module import GlueDistillModule
+from shapeshifter.glue.models import PretrainedEncoderClassifier, TransformerEncoderClassifier, apply_shapeshift
+from shapeshifter.glue.module import GlueClassifierModule
 from shapeshifter.glue.smoke import ensure_tiny_bert
+from shapeshifter.glue.tasks import generic_task, get_task, split_tag
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored, repo_root
+from shapeshifter.translation.data.identity import folder_digest, named_digest
 
 ROOT = repo_root()
 
@@ -118,8 +124,6 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
     Returns ``{"spec": TaskSpec | None, "root": project folder, **node}``; the spec of a GLUE task is resolved
     here so that a bad task name fails before anything is written.
     """
-    from shapeshifter.glue.tasks import generic_task, get_task
-
     root = config_root(cfg)  # relative data paths: from the cwd when they exist there, else from here
     data = plain(cfg.data) or {}
     unknown = set(data) - DATA_KEYS
@@ -153,11 +157,9 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
 
 
 def glue_data_content(cfg: DictConfig, fetch: bool) -> str | None:
-    """The identity of a GLUE run's data (`shapeshifter.data.identity`): its split files, or its local
+    """The identity of a GLUE run's data (`shapeshifter.translation.data.identity`): its split files, or its local
     ``data_dir``; None for a task read from the Hugging Face hub (named by the task). ``fetch``: a missing or bad
     data setting raises, naming it; otherwise it gives None (the run will say what is wrong)."""
-    from shapeshifter.data.identity import folder_digest, named_digest
-
     try:
         data = check_data(cfg)
     except (ValueError, FileNotFoundError):
@@ -175,8 +177,6 @@ def glue_data_content(cfg: DictConfig, fetch: bool) -> str | None:
 
 def load_datamodule(data: dict[str, Any], arch: dict[str, Any], settings: dict[str, Any], seed: int):
     """A `GlueDataModule` with the tokenizer the arch needs (word vocabulary, or the pretrained one)."""
-    from shapeshifter.glue.data import GlueDataModule
-
     tokenizer = None
     tok_name = arch.get("tokenizer", "word") if arch["kind"] == "pretrained" else "word"
     if tok_name != "word":
@@ -202,8 +202,6 @@ def load_datamodule(data: dict[str, Any], arch: dict[str, Any], settings: dict[s
 
 def build_model(arch: dict[str, Any], dm: Any, max_length: int):
     """The dense classifier (shapeshifted afterwards, so that the dense size is counted on the same model)."""
-    from shapeshifter.glue.models import PretrainedEncoderClassifier, TransformerEncoderClassifier
-
     num_labels = dm.spec.num_labels
     if arch["kind"] == "scratch":
         kw = {k: arch[k] for k in ("d_model", "n_layers", "n_heads", "d_ff", "dropout", "activation") if k in arch}
@@ -222,8 +220,6 @@ def build_model(arch: dict[str, Any], dm: Any, max_length: int):
 
 def main_metric(spec: Any) -> str:
     """The task's headline metric key (MNLI: ``accuracy_matched``), as logged under ``val/`` and ``test/``."""
-    from shapeshifter.glue.tasks import split_tag
-
     tag = split_tag(spec, spec.validation_splits[0]) if spec.validation_splits else None
     return spec.metrics[0] + (f"_{tag}" if tag else "")
 
@@ -254,7 +250,7 @@ class GlueTask(Task):
             f"test scores are in {where}; to score a checkpoint of it again: pipelines/evaluate.py {run.path}")
 
     def evaluate_folder(self, run: Any, args: Any) -> tuple[dict[str, Any], str]:
-        """The task's metrics of one checkpoint of the run (`app.glue_evaluate`); translation options refused."""
+        """The task's metrics of one checkpoint of the run (`experiment.glue_evaluate`); translation options refused."""
         unused = [flag for flag, value in (("--average-last", args.average_last), ("--beam", args.beam),
                                            ("--max-tokens", args.max_tokens), ("--project", args.project)) if value]
         if unused:
@@ -300,10 +296,6 @@ class GlueTask(Task):
 
     def build_module(self, record: dict[str, Any]) -> Any:
         """Count the dense model, shapeshift it in place, wrap it with its schedule."""
-        from shapeshifter.glue.distill_module import GlueDistillModule
-        from shapeshifter.glue.models import apply_shapeshift
-        from shapeshifter.glue.module import GlueClassifierModule
-
         cfg, dm, settings = self.cfg, self.dm, self.settings
         model = build_model(self.arch, dm, settings["max_length"])
         dense_counts = count_parameters(model)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shapeshifter.app.records import semantic_config
+from shapeshifter.experiment.records import semantic_config
 from shapeshifter.reports.frame import PARAMS_COLUMN, Column, configurations, records_frame, to_rows, write_table
 from shapeshifter.reports.quality import (
     REPORTED_BLEU_COLUMN,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from shapeshifter.app.records import semantic_config
+from shapeshifter.experiment.records import semantic_config
 
 Field = str | Callable[[dict[str, Any]], Any]  # a dotted path into a record, or a function of the record
 

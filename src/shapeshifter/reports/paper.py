@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from shapeshifter.app.records import load_records
+from shapeshifter.experiment.records import load_records
 from shapeshifter.reports.frame import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,

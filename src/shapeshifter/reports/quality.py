@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from shapeshifter.app.records import monitored_metric, semantic_config
+from shapeshifter.experiment.records import monitored_metric, semantic_config
 from shapeshifter.reports.frame import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from shapeshifter.app.records import load_records
+from shapeshifter.experiment.records import load_records
 from shapeshifter.paths import repo_root
 from shapeshifter.reports.distill import build_distill_table
 from shapeshifter.reports.frame import Column
@@ -65,7 +65,8 @@ class TableSpec:
     def all_jobs(self, base: list[str]) -> list[list[str]]:
         """Override lists of every job, in the order `pipelines/reproduce.py` runs them: the explicit jobs, or
         each experiment's dense baseline and grid as Hydra's sweeper expands it (``base`` in every job)."""
-        from shapeshifter.app.sweep import grid_jobs  # Hydra's compose: only when a grid is run, not for tables
+        # Hydra's compose: only when a grid is run, not for tables (tables.py, the notebook)
+        from shapeshifter.experiment.sweep import grid_jobs
 
         if self.jobs:
             smoke = self.smoke_jobs and f"+scale={self.smoke_scale}" in base

@@ -1,9 +1,9 @@
 """A trained translation model as one self-contained folder, and the checked way back into a model.
 
-    write_export(source, "models/de-en")   # source: a ModelSource (app.run_model.read_run of a run folder)
+    write_export(source, "models/de-en")   # source: a ModelSource (experiment.run_model.read_run of a run folder)
     bundle = load_export("models/de-en")   # no run folder, no data cache
 
-A run folder is read by the experiment layer (`shapeshifter.app.run_model`: ``export_run``, ``pipelines/export.py``);
+A run folder is read by the experiment layer (`experiment.run_model`: ``export_run``, ``pipelines/export.py``);
 this module knows the format only.
 
 Layout (format version 1)::
@@ -31,7 +31,9 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from shapeshifter.data.cache import file_digest as file_sha256
+from shapeshifter.translation.checkpoints import load_state
+from shapeshifter.translation.data.cache import file_digest as file_sha256
+from shapeshifter.translation.fairseq_model import build_transformer
 from shapeshifter.translation.preprocess import TextSettings
 
 FORMAT = "shapeshifter-translation-model"
@@ -89,9 +91,6 @@ def tied_names(model: nn.Module) -> dict[str, str]:
 def build_model(source: ModelSource) -> LoadedModel:
     """Build the configured (shapeshifted) Transformer and load the weights strictly, in eval mode."""
     from fairseq.data import Dictionary
-
-    from shapeshifter.translation.checkpoints import load_state
-    from shapeshifter.translation.fairseq_model import build_transformer
 
     spec = source.config["model"]
     src_dict, tgt_dict = (Dictionary.load(str(source.files[role])) for role in ("src_dict", "tgt_dict"))

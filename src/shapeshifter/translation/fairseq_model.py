@@ -12,6 +12,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from shapeshifter.nn.factors import FactorizedModule
+from shapeshifter.nn.grouped import group_weights
+from shapeshifter.surgery import shapeshift
+from shapeshifter.translation.checkpoints import load_model_weights
+
 
 def transformer_arg_names() -> set[str]:
     """All option names the fairseq `transformer` model understands (valid override keys)."""
@@ -69,8 +74,6 @@ def use_module_attention_path(model: nn.Module) -> int:
 
 def _choose_attention_path(module: nn.Module, args: tuple, kwargs: dict) -> None:
     """Pre-hook of a fairseq `MultiheadAttention`: fused fast path iff every projection takes its dense path."""
-    from shapeshifter.nn.factors import FactorizedModule
-
     query = args[0] if args else kwargs["query"]
     rows = query.shape[0] * query.shape[1]  # (time, batch, channels)
     inference = not torch.is_grad_enabled()
@@ -136,14 +139,9 @@ def build_transformer(
     task = SimpleNamespace(source_dictionary=src_dict, target_dictionary=tgt_dict)
     model = TransformerModel.build_model(args, task)
     if init_from is not None:
-        from shapeshifter.translation.checkpoints import load_model_weights
-
         load_model_weights(model, init_from)
     report = None
     if policy is not None:
-        from shapeshifter.nn.grouped import group_weights
-        from shapeshifter.surgery import shapeshift
-
         report = shapeshift(model, policy, init=init)
         use_module_attention_path(model)
         group_weights(model)  # one batched build of W per shape and training forward (fewer, larger kernels)

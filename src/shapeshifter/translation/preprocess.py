@@ -1,7 +1,7 @@
 """New text cut the way the model's training text was cut, and model output turned back into plain text.
 
 A model only knows the subwords of its training data: a sentence that is not Moses-tokenized, lowercased
-and segmented exactly as the recipe did (`shapeshifter.data.recipe`) reaches it as unknown words. The
+and segmented exactly as the recipe did (`shapeshifter.translation.data.recipe`) reaches it as unknown words. The
 steps here call the recipe's own functions with the settings stored beside the model (`TextSettings`).
 """
 
@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from shapeshifter.data.bpe import load_segmenter
-from shapeshifter.data.config import BPE_KINDS, TranslationDataConfig
-from shapeshifter.data.recipe import tokenize_lines, tokenize_options
-from shapeshifter.data.text import lowercase
+from shapeshifter.translation.data.bpe import load_segmenter
+from shapeshifter.translation.data.config import BPE_KINDS, TranslationDataConfig
+from shapeshifter.translation.data.recipe import tokenize_lines, tokenize_options
+from shapeshifter.translation.data.text import lowercase
+from shapeshifter.translation.generate import detokenize
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,4 @@ class TextProcessor:
 
     def detokenize(self, lines: Sequence[str]) -> list[str]:
         """Moses detokenization of de-BPE'd target text (what sacreBLEU is computed on in training)."""
-        from shapeshifter.translation.generate import detokenize
-
         return detokenize(list(lines), self.settings.tgt_lang)

@@ -1,4 +1,4 @@
-"""Translation as a task of the run skeleton (`app.skeleton`), named in the config by ``adapter._target_``
+"""Translation as a task of the run skeleton (`experiment.task`), named in the config by ``adapter._target_``
 (``conf/adapter/translation.yaml``, chosen by each translation ``conf/data`` file): prepare data, build (and
 shapeshift) a fairseq Transformer, train it with Lightning, evaluate with beam search; score a finished run
 folder again (``pipelines/evaluate.py``).
@@ -15,22 +15,37 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from shapeshifter.app.distill import TranslationDistillation
-from shapeshifter.app.policy import check_smaller_than_dense, policy_from_config
-from shapeshifter.app.records import config_hash, file_sha256
-from shapeshifter.app.resolvers import config_root
-from shapeshifter.app.run_folder import find_checkpoint
-from shapeshifter.app.skeleton import Task, csv_log, plain
-from shapeshifter.app.training import logged_before
-from shapeshifter.app.translation_data import data_config
-from shapeshifter.params import count_parameters
+from shapeshifter.experiment.distill import TranslationDistillation
+from shapeshifter.experiment.policy import check_smaller_than_dense, policy_from_config
+from shapeshifter.experiment.records import config_hash, file_sha256
+from shapeshifter.experiment.resolvers import config_root
+from shapeshifter.experiment.run_folder import find_checkpoint
+from shapeshifter.experiment.task import Task, csv_log, plain
+from shapeshifter.experiment.training import logged_before
+from shapeshifter.experiment.translation_data import data_config
+from shapeshifter.nn.compiled import CompileCounter, compile_model
+from shapeshifter.params import count_parameters, parse_assignments
 from shapeshifter.paths import anchored
+from shapeshifter.surgery import shapeshift
+from shapeshifter.translation.bleu import read_lines, sacrebleu_detok, tokenized_bleu
+from shapeshifter.translation.checkpoints import (
+    average_checkpoints,
+    checkpoint_callbacks,
+    epoch_checkpoints,
+    load_model_weights,
+)
+from shapeshifter.translation.data import DataError, prepare_translation_data
+from shapeshifter.translation.data.recipe import data_content as corpus_content
+from shapeshifter.translation.data.smoke import ensure_slice
+from shapeshifter.translation.datamodule import TranslationDataModule
+from shapeshifter.translation.distill_module import DistillTranslationModule
+from shapeshifter.translation.evaluate import evaluate_translation
+from shapeshifter.translation.fairseq_model import build_transformer, transformer_args
+from shapeshifter.translation.module import TranslationModule
 
 
 def copy_baseline(prepared, split: str = "test") -> dict[str, float]:
     """BLEU of copying the source sentence as the translation: the floor every model must clear."""
-    from shapeshifter.translation.bleu import read_lines, sacrebleu_detok, tokenized_bleu
-
     files = prepared.splits[split]
     src_tok, ref_tok = read_lines(files.tok[prepared.src_lang]), read_lines(files.tok[prepared.tgt_lang])
     src_raw, ref_raw = read_lines(files.raw[prepared.src_lang]), read_lines(files.raw[prepared.tgt_lang])
@@ -70,8 +85,6 @@ def check_policy_fits(arch: str, overrides: dict[str, Any], policy: dict[str, An
         return
     from fairseq.data import Dictionary
 
-    from shapeshifter.translation.fairseq_model import build_transformer
-
     placeholder = Dictionary()
     without_vocab = {key: None if key in VOCAB_SIZED else spec for key, spec in policy.items()}
     _, report = build_transformer(arch, placeholder, placeholder, overrides, without_vocab)
@@ -100,21 +113,15 @@ class TranslationTask(Task):
     kind = "translation"
 
     def make_local_inputs(self, root: Path) -> None:
-        from shapeshifter.data.smoke import ensure_slice
-
         if self.cfg.data.get("raw_dir") is not None:
             ensure_slice(str(self.cfg.data.name), anchored(self.cfg.data.raw_dir, root))
 
     def data_content(self, fetch: bool) -> str | None:
-        """The identity of the corpus the run reads (`shapeshifter.data.recipe.data_content`). A named slice of
+        """The identity of the corpus the run reads (`translation.data.recipe.data_content`). A named slice of
         the committed sample is written first (cheap, local). ``fetch``: fetch a recipe's archive first, as the
         run would, and raise a `DataError` naming what is missing; otherwise None when the inputs are not (yet)
         here."""
         from dataclasses import replace
-
-        from shapeshifter.data import DataError
-        from shapeshifter.data.recipe import data_content as corpus_content
-        from shapeshifter.data.smoke import ensure_slice
 
         dcfg = data_config(self.cfg)
         if dcfg.raw_dir is not None:
@@ -133,8 +140,6 @@ class TranslationTask(Task):
         return evaluate_translation_run(run, args)
 
     def validate(self) -> dict[str, Any]:
-        from shapeshifter.translation.fairseq_model import transformer_args
-
         cfg = self.cfg
         self.policy = policy_from_config(cfg.shapeshift)
         self.overrides = plain(cfg.arch.overrides) or {}
@@ -153,10 +158,6 @@ class TranslationTask(Task):
         return header
 
     def setup(self, record: dict[str, Any]) -> tuple[Any, Any]:
-        from shapeshifter.data import prepare_translation_data
-        from shapeshifter.data.smoke import ensure_slice
-        from shapeshifter.translation.datamodule import TranslationDataModule
-
         cfg = self.cfg
         if self.dcfg.raw_dir is not None:  # none for data=parallel_files
             ensure_slice(str(cfg.data.name), Path(self.dcfg.raw_dir))  # a named slice of the committed sample
@@ -182,10 +183,6 @@ class TranslationTask(Task):
         return self.build_module(record), dm
 
     def build_module(self, record: dict[str, Any]) -> Any:
-        from shapeshifter.translation.distill_module import DistillTranslationModule
-        from shapeshifter.translation.fairseq_model import build_transformer
-        from shapeshifter.translation.module import TranslationModule
-
         cfg, (src_dict, tgt_dict) = self.cfg, self.dicts
         dense_model, _ = build_transformer(cfg.arch.name, src_dict, tgt_dict, self.overrides, None, seed=cfg.seed)
         dense_counts = count_parameters(dense_model)
@@ -200,8 +197,6 @@ class TranslationTask(Task):
         record["shapeshift_report"] = report.to_dict() if report is not None else None
         self.compile_counter = None
         if cfg.run.get("compile"):  # in place: parameter names (and checkpoints) stay those of the eager model
-            from shapeshifter.nn.compiled import CompileCounter, compile_model
-
             self.compile_counter = CompileCounter()
             compile_model(model, self.compile_counter)
         o, e = cfg.optim, cfg.eval
@@ -222,8 +217,6 @@ class TranslationTask(Task):
         return monitor, "max" if "bleu" in monitor else "min"
 
     def checkpoint_callbacks(self, ckpt_dir: Path) -> list[Any]:
-        from shapeshifter.translation.checkpoints import checkpoint_callbacks
-
         cfg = self.cfg
         every = cfg.eval.bleu_every_n_epochs if "bleu" in cfg.ckpt.monitor else 1
         return checkpoint_callbacks(ckpt_dir, monitor=cfg.ckpt.monitor, every_n_epochs=every,
@@ -243,8 +236,6 @@ class TranslationTask(Task):
     def load_evaluated_weights(self, module: Any, ckpt_dir: Path, best: str | None) -> str:
         """The average of the last ``ckpt.average_last`` epochs, else the best checkpoint, else the final
         weights; returns which."""
-        from shapeshifter.translation.checkpoints import average_checkpoints, epoch_checkpoints, load_model_weights
-
         n = self.cfg.ckpt.average_last
         if n and len(epoch_checkpoints(ckpt_dir)) > 1:
             module.model.load_state_dict(average_checkpoints(epoch_checkpoints(ckpt_dir, n)))
@@ -257,8 +248,6 @@ class TranslationTask(Task):
                  record: dict[str, Any], out_dir: Path) -> None:
         """Beam search over the whole test set on global rank zero (the other DDP ranks have nothing to add: the
         fit is over and the test set is small next to training)."""
-        from shapeshifter.translation.evaluate import evaluate_translation
-
         if not trainer.is_global_zero:
             return
         cfg, prepared, (src_dict, tgt_dict) = self.cfg, self.prepared, self.dicts
@@ -294,8 +283,6 @@ class TranslationTask(Task):
 
 def chosen_weights(run: Any, checkpoint: Path | None, average_last: int) -> tuple[list[Path], str]:
     """The checkpoint file(s) to evaluate (several: their average) and the label of the result files."""
-    from shapeshifter.translation.checkpoints import epoch_checkpoints
-
     if average_last:
         paths = epoch_checkpoints(run.checkpoints, average_last)
         if len(paths) < 2:
@@ -311,9 +298,6 @@ def chosen_weights(run: Any, checkpoint: Path | None, average_last: int) -> tupl
 
 def rebuilt_model(cfg: Any, dicts: tuple[Any, Any], weights: list[Path]) -> Any:
     """The run's model (arch, overrides, policy from its config) with the chosen weights, in eval mode."""
-    from shapeshifter.translation.checkpoints import average_checkpoints, load_model_weights
-    from shapeshifter.translation.fairseq_model import build_transformer
-
     src_dict, tgt_dict = dicts
     overrides = plain(cfg.arch.overrides) or {}
     model, _ = build_transformer(cfg.arch.name, src_dict, tgt_dict, overrides, policy_from_config(cfg.shapeshift),
@@ -327,8 +311,6 @@ def rebuilt_model(cfg: Any, dicts: tuple[Any, Any], weights: list[Path]) -> Any:
 
 def projection_policy(cfg: Any, assignments: list[str] | None) -> dict[str, Any] | None:
     """The policy ``--project`` names (None without it); only a dense run's weights can be projected."""
-    from shapeshifter.params import parse_assignments
-
     if assignments is None:
         return None
     if policy_from_config(cfg.shapeshift):
@@ -339,8 +321,6 @@ def projection_policy(cfg: Any, assignments: list[str] | None) -> dict[str, Any]
 
 def project(model: Any, policy: dict[str, Any]) -> dict[str, Any]:
     """Replace ``model``'s layers by ``policy``'s factors fitted to its weights; what the result file says of it."""
-    from shapeshifter.surgery import shapeshift
-
     dense = count_parameters(model)["total"]
     report = shapeshift(model, policy, init="project")
     total = count_parameters(model)["total"]
@@ -350,10 +330,6 @@ def project(model: Any, policy: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate_translation_run(run: Any, args: Any) -> tuple[dict[str, Any], str]:
     """Beam search over the chosen split of a translation run; returns ``(report, result label)``."""
-    from shapeshifter.data import prepare_translation_data
-    from shapeshifter.translation.datamodule import TranslationDataModule
-    from shapeshifter.translation.evaluate import evaluate_translation
-
     cfg = run.config
     policy = projection_policy(cfg, args.project)  # a bad policy fails before the data and the model are built
     weights, label = chosen_weights(run, args.checkpoint, args.average_last)
