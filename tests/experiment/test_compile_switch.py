@@ -52,7 +52,7 @@ def test_compiled_module_keeps_parameter_names_and_reports_graphs(monkeypatch: p
     model = module.model  # the compiled one: a forward compiles at least one graph, counted for the record
     src = torch.randint(4, 40, (2, 5))
     model(src, torch.tensor([5, 5]), torch.randint(4, 30, (2, 4)))[0].sum().backward()
-    trainer = SimpleNamespace(callback_metrics={}, global_step=1)
+    trainer = SimpleNamespace(callback_metrics={}, global_step=1, loggers=[], current_epoch=0)  # as fit leaves it
     timings = TranslationTask.train_timings(task, trainer, module, 1.0)
     assert timings["compiled_graphs"] == task.compile_counter.compiles >= 1
 

@@ -223,8 +223,8 @@ class TranslationTask(Task):
                                     keep_last_epochs=cfg.ckpt.average_last, save_last=False)
 
     def train_timings(self, trainer: Any, module: Any, train_s: float) -> dict[str, Any]:
-        log = csv_log(getattr(trainer, "loggers", []))
-        self.metrics = {**logged_before(log, getattr(trainer, "current_epoch", 0)),  # a resume at the end
+        log = csv_log(trainer.loggers)
+        self.metrics = {**logged_before(log, trainer.current_epoch),  # a resume after the last epoch
                         **{k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}}
         timings = {"train_s": train_s, "train_steps": trainer.global_step,
                    "train_step_s": self.metrics.get("train_step_s_epoch"),
