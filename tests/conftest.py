@@ -36,3 +36,14 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding ``raw/``, a 240-line slice of the committed German-English sample (6 talks per split), one
+    per test module: the tiny translation runs read it and write their work, records and run folders beside it."""
+    from shapeshifter.translation.data.smoke import slice_iwslt_raw
+
+    root = tmp_path_factory.mktemp("sample")
+    slice_iwslt_raw(root / "raw", n_train_lines=240, n_segs=6)
+    return root

@@ -48,9 +48,9 @@ def _compose(*overrides: str) -> DictConfig:
         return compose("train", overrides=list(overrides))
 
 
-def _translation_cfg(raw: Path, tmp: Path, *extra: str) -> DictConfig:
-    return _compose(f"data.raw_dir={raw / 'raw'}", f"data.work_dir={raw / 'work'}", f"run.records={tmp / 'records'}",
-                    *TRANSLATION, *DDP, *extra)
+def _translation_cfg(sample: Path, tmp: Path, *extra: str) -> DictConfig:
+    return _compose(f"data.raw_dir={sample / 'raw'}", f"data.work_dir={sample / 'work'}",
+                    f"run.records={tmp / 'records'}", *TRANSLATION, *DDP, *extra)
 
 
 def _glue_cfg(tmp: Path, *extra: str) -> DictConfig:
@@ -168,19 +168,10 @@ def test_a_rank_that_dies_before_it_is_ready_is_an_error() -> None:
 
 # -- translation -----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory) -> Path:
-    from shapeshifter.translation.data.smoke import slice_iwslt_raw
-
-    root = tmp_path_factory.mktemp("sample")
-    slice_iwslt_raw(root / "raw", n_train_lines=240, n_segs=6)
-    return root
-
-
-@pytest.fixture(scope="module")
-def translation_run(raw: Path, tmp_path_factory) -> tuple[Path, dict]:
+def translation_run(sample: Path, tmp_path_factory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("translation_ddp")
     torch.set_num_threads(1)
-    record = run_job(_translation_cfg(raw, tmp), tmp / "out")
+    record = run_job(_translation_cfg(sample, tmp), tmp / "out")
     return tmp, record
 
 
@@ -202,7 +193,7 @@ def _run_folders(job_dir: Path) -> list[Path]:
 
 
 def test_translation_ddp_writes_one_record_with_whole_split_metrics(translation_run: tuple[Path, dict],
-                                                                     raw: Path) -> None:
+                                                                     sample: Path) -> None:
     from shapeshifter.translation.datamodule import TranslationDataModule
     from shapeshifter.translation.task import TranslationTask
 
@@ -215,14 +206,14 @@ def test_translation_ddp_writes_one_record_with_whole_split_metrics(translation_
     assert {f for f in files if f.startswith("translations/")} == {
         "translations/test.hyp.detok.txt", "translations/test.hyp.tok.txt", "translations/test.tsv"}
     # each rank takes 14 of the 27 training batches an epoch
-    dm = TranslationDataModule(str(raw / "work" / "data-bin"), "de", "en", max_tokens=256, max_source_positions=256,
+    dm = TranslationDataModule(str(sample / "work" / "data-bin"), "de", "en", max_tokens=256, max_source_positions=256,
                                max_target_positions=256)
     assert len(dm.batches("train")) == 27 and record["training"]["steps"] == record["timings"]["train_steps"] == 28
     # test: every sentence translated once, by rank 0
     assert record["metrics"]["test"]["num_sentences"] == 24
     assert len((run_dir / "translations" / "test.hyp.tok.txt").read_text().splitlines()) == 24
     # validation: the last epoch's logged values are those of last.ckpt's weights on the whole split
-    _, (alone,) = _validate_alone(_translation_cfg(raw, tmp), TranslationTask, run_dir / "checkpoints" / "last.ckpt")
+    _, (alone,) = _validate_alone(_translation_cfg(sample, tmp), TranslationTask, run_dir / "checkpoints" / "last.ckpt")
     valid = record["metrics"]["valid"]
     for key in ("valid_loss", "valid_nll_loss", "valid_ppl"):
         assert valid[key] == pytest.approx(alone[key], rel=1e-5), key
@@ -231,7 +222,7 @@ def test_translation_ddp_writes_one_record_with_whole_split_metrics(translation_
     assert [c["epoch"] for c in curve] == [0, 1] and curve[-1]["valid_bleu"] == valid["valid_bleu"]
 
 
-def test_translation_ddp_killed_in_epoch_two_resumes_to_the_same_end(translation_run: tuple[Path, dict], raw: Path,
+def test_translation_ddp_killed_in_epoch_two_resumes_to_the_same_end(translation_run: tuple[Path, dict], sample: Path,
                                                                      tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from shapeshifter.translation.module import TranslationModule
@@ -240,13 +231,13 @@ def test_translation_ddp_killed_in_epoch_two_resumes_to_the_same_end(translation
     with monkeypatch.context() as patch:
         _fail_in_epoch_two(TranslationModule, KILL_TRANSLATION_AT, patch)
         with pytest.raises(RuntimeError, match="killed in epoch 2"):
-            run_job(_translation_cfg(raw, tmp_path), tmp_path / "out")
+            run_job(_translation_cfg(sample, tmp_path), tmp_path / "out")
     # an error marks the record "failed" (issue 25: never left "running"); the rerun resumes from last.ckpt all the same
     assert _only_record(tmp_path)["status"] == "failed" and "killed in epoch 2" in _only_record(tmp_path)["error"]
     (last,) = (tmp_path / "out").glob("*/checkpoints/last.ckpt")
     assert torch.load(last, weights_only=True)["global_step"] == 14  # epoch 1's
 
-    resumed = run_job(_translation_cfg(raw, tmp_path), tmp_path / "out")
+    resumed = run_job(_translation_cfg(sample, tmp_path), tmp_path / "out")
     assert resumed["status"] == "done" and resumed["resumed_from"].endswith("last.ckpt")
     assert _only_record(tmp_path)["status"] == "done" and len(_run_folders(tmp_path / "out")) == 1
     assert resumed["training"]["steps"] == straight["training"]["steps"] == 28

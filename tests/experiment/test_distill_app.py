@@ -15,7 +15,6 @@ from tiny_configs import TINY_TRANSLATION
 from shapeshifter.distill.teacher import TeacherError
 from shapeshifter.experiment.records import config_hash, semantic_config
 from shapeshifter.experiment.runner import record_path, run_hash, run_job
-from shapeshifter.translation.data.smoke import slice_iwslt_raw
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -37,33 +36,26 @@ def finished_run(cfg: DictConfig, folder: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sample")
-    slice_iwslt_raw(root / "raw", n_train_lines=240, n_segs=6)
-    return root
-
-
-@pytest.fixture(scope="module")
-def teacher(raw: Path) -> Path:
-    folder = raw / "teacher"
-    assert finished_run(compose_cfg(raw, "run.name=teacher"), folder)["status"] == "done"
+def teacher(sample: Path) -> Path:
+    folder = sample / "teacher"
+    assert finished_run(compose_cfg(sample, "run.name=teacher"), folder)["status"] == "done"
     return folder
 
 
-def test_distill_none_keeps_every_existing_hash(raw: Path) -> None:
-    cfg = compose_cfg(raw)
+def test_distill_none_keeps_every_existing_hash(sample: Path) -> None:
+    cfg = compose_cfg(sample)
     assert list(cfg.distill.kinds) == []
     without = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "distill"}
     assert config_hash(OmegaConf.to_container(cfg, resolve=True)) == config_hash(without)
-    distilled = compose_cfg(raw, "distill=word", "distill.teacher=x")
+    distilled = compose_cfg(sample, "distill=word", "distill.teacher=x")
     assert semantic_config(OmegaConf.to_container(distilled, resolve=True))["distill"]["kinds"] == ["word"]
-    other_alpha = compose_cfg(raw, "distill=word", "distill.teacher=x", "distill.alpha=0.9")
+    other_alpha = compose_cfg(sample, "distill=word", "distill.teacher=x", "distill.alpha=0.9")
     hashes = {config_hash(OmegaConf.to_container(c, resolve=True)) for c in (cfg, distilled, other_alpha)}
     assert len(hashes) == 3
 
 
-def _fails_before_work(raw: Path, tmp_path: Path, match: str, *overrides: str) -> None:
-    cfg = compose_cfg(raw, "run.name=student", *overrides)
+def _fails_before_work(sample: Path, tmp_path: Path, match: str, *overrides: str) -> None:
+    cfg = compose_cfg(sample, "run.name=student", *overrides)
     with pytest.raises((TeacherError, ValueError), match=match):
         run_job(cfg, tmp_path / "student")
     path = record_path(cfg)
@@ -71,13 +63,13 @@ def _fails_before_work(raw: Path, tmp_path: Path, match: str, *overrides: str) -
     assert not list((tmp_path / "student").rglob("*.ckpt"))
 
 
-def test_teacher_checks_fail_before_any_work(raw: Path, teacher: Path, tmp_path: Path) -> None:
-    _fails_before_work(raw, tmp_path, "no such run folder", "distill=word", f"distill.teacher={tmp_path / 'nope'}")
-    _fails_before_work(raw, tmp_path, "needs distill.teacher", "distill=word")
-    _fails_before_work(raw, tmp_path, "distill.kinds is empty", f"distill.teacher={teacher}")
-    _fails_before_work(raw, tmp_path, "unknown kind", "distill=word", "distill.kinds=[words]",
+def test_teacher_checks_fail_before_any_work(sample: Path, teacher: Path, tmp_path: Path) -> None:
+    _fails_before_work(sample, tmp_path, "no such run folder", "distill=word", f"distill.teacher={tmp_path / 'nope'}")
+    _fails_before_work(sample, tmp_path, "needs distill.teacher", "distill=word")
+    _fails_before_work(sample, tmp_path, "distill.kinds is empty", f"distill.teacher={teacher}")
+    _fails_before_work(sample, tmp_path, "unknown kind", "distill=word", "distill.kinds=[words]",
                        f"distill.teacher={teacher}")
-    _fails_before_work(raw, tmp_path, "encoder_layers 1 vs the student's 2", "distill=hidden",
+    _fails_before_work(sample, tmp_path, "encoder_layers 1 vs the student's 2", "distill=hidden",
                        "arch.overrides.encoder_layers=2", f"distill.teacher={teacher}")
     # unfinished: the run folder is there, its record is not "done"
     unfinished = tmp_path / "unfinished"
@@ -85,7 +77,7 @@ def test_teacher_checks_fail_before_any_work(raw: Path, teacher: Path, tmp_path:
     cfg = OmegaConf.load(unfinished / ".hydra" / "config.yaml")
     cfg.run.name = "never-finished"
     OmegaConf.save(cfg, unfinished / ".hydra" / "config.yaml")
-    _fails_before_work(raw, tmp_path, "not a finished run", "distill=word", f"distill.teacher={unfinished}")
+    _fails_before_work(sample, tmp_path, "not a finished run", "distill=word", f"distill.teacher={unfinished}")
     # other data: the teacher's data.content differs from the student's
     other = tmp_path / "other_data"
     shutil.copytree(teacher, other)
@@ -96,10 +88,10 @@ def test_teacher_checks_fail_before_any_work(raw: Path, teacher: Path, tmp_path:
     record = json.loads(record_path(OmegaConf.load(teacher / ".hydra" / "config.yaml")).read_text())
     (record_path(cfg)).parent.mkdir(parents=True, exist_ok=True)
     record_path(cfg).write_text(json.dumps(record))
-    _fails_before_work(raw, tmp_path, "trained on other data", "distill=word", f"distill.teacher={other}")
+    _fails_before_work(sample, tmp_path, "trained on other data", "distill=word", f"distill.teacher={other}")
 
 
-def test_a_teacher_with_another_dictionary_is_refused_before_training(raw: Path, teacher: Path,
+def test_a_teacher_with_another_dictionary_is_refused_before_training(sample: Path, teacher: Path,
                                                                       tmp_path: Path) -> None:
     wrong = tmp_path / "wrong_dict"
     shutil.copytree(teacher, wrong)
@@ -111,15 +103,15 @@ def test_a_teacher_with_another_dictionary_is_refused_before_training(raw: Path,
     dict_en.write_text("\n".join(lines) + "\n")
     cfg.data.work_dir = str(tmp_path / "work")  # a data path: the config hash (and so the record) stays the teacher's
     OmegaConf.save(cfg, wrong / ".hydra" / "config.yaml")
-    _fails_before_work(raw, tmp_path, "target dictionary differs .* symbol 7", "distill=word",
+    _fails_before_work(sample, tmp_path, "target dictionary differs .* symbol 7", "distill=word",
                        f"distill.teacher={wrong}")
 
 
-def test_word_and_hidden_distillation_records_the_teacher_and_never_saves_it(raw: Path, teacher: Path,
+def test_word_and_hidden_distillation_records_the_teacher_and_never_saves_it(sample: Path, teacher: Path,
                                                                            tmp_path: Path) -> None:
     import torch
 
-    cfg = compose_cfg(raw, "run.name=word-hidden", "distill=word", "distill.kinds=[word,hidden]",
+    cfg = compose_cfg(sample, "run.name=word-hidden", "distill=word", "distill.kinds=[word,hidden]",
                       f"distill.teacher={teacher}", "arch.overrides.encoder_embed_dim=16",
                       "arch.overrides.decoder_embed_dim=16")  # a narrow student: the projection is used
     record = run_job(cfg, tmp_path / "run")
@@ -142,7 +134,7 @@ def test_word_and_hidden_distillation_records_the_teacher_and_never_saves_it(raw
     assert unique_parameter_count(exported) == saved["params"]["total"]
 
 
-def test_sequence_stage_decodes_once_resumes_after_a_kill_and_is_reused(raw: Path, teacher: Path, tmp_path: Path,
+def test_sequence_stage_decodes_once_resumes_after_a_kill_and_is_reused(sample: Path, teacher: Path, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from shapeshifter.distill import sequence
     from shapeshifter.experiment.run_model import read_run
@@ -186,16 +178,16 @@ def test_sequence_stage_decodes_once_resumes_after_a_kill_and_is_reused(raw: Pat
     assert mixed.tgt[0].tolist() == dm.load_split("train").tgt[0].tolist() and mixed.tgt[n].tolist() == chunk["0"]
 
 
-def test_a_sequence_distilled_run_records_the_teachers_decoding_time(raw: Path, teacher: Path,
+def test_a_sequence_distilled_run_records_the_teachers_decoding_time(sample: Path, teacher: Path,
                                                                     tmp_path: Path) -> None:
-    cfg = compose_cfg(raw, "run.name=seq", "distill=sequence", f"distill.teacher={teacher}", "distill.beam=1")
+    cfg = compose_cfg(sample, "run.name=seq", "distill=sequence", f"distill.teacher={teacher}", "distill.beam=1")
     record = run_job(cfg, tmp_path / "run")
     assert record["status"] == "done"
     assert record["timings"]["teacher_decode_s"] > 0 and record["distill"]["sequence"]["sentences"] > 0
     assert record["distill"]["kinds"] == ["sequence"] and run_hash(cfg) == record["config_hash"]
 
 
-def test_a_student_run_again_with_its_outputs_elsewhere_is_skipped(raw: Path, teacher: Path, tmp_path: Path) -> None:
+def test_a_student_run_again_with_its_outputs_elsewhere_is_skipped(sample: Path, teacher: Path, tmp_path: Path) -> None:
     """``reproduce.py --outputs <another path to the same runs>``: the teacher is named below ``run.outputs``, so
     the finished student is found by its hash and not trained again."""
     outputs = tmp_path / "outputs"
@@ -203,9 +195,9 @@ def test_a_student_run_again_with_its_outputs_elsewhere_is_skipped(raw: Path, te
     (outputs / "grp" / "teacher").symlink_to(teacher)
     (tmp_path / "mounted").symlink_to(outputs)  # the same folder under another absolute path
     job = ["run.name=student", "run.group=grp", "distill=word", "distill.teacher=${run.outputs}/grp/teacher"]
-    first = run_job(compose_cfg(raw, *job, f"run.outputs={outputs}"), outputs / "grp" / "student")
+    first = run_job(compose_cfg(sample, *job, f"run.outputs={outputs}"), outputs / "grp" / "student")
     assert first["status"] == "done"
-    again = compose_cfg(raw, *job, f"run.outputs={tmp_path / 'mounted'}")
+    again = compose_cfg(sample, *job, f"run.outputs={tmp_path / 'mounted'}")
     assert again.distill.teacher == str(tmp_path / "mounted" / "grp" / "teacher")
     skipped = run_job(again, tmp_path / "mounted" / "grp" / "student")
     assert skipped["config_hash"] == first["config_hash"] and skipped["finished_at"] == first["finished_at"]

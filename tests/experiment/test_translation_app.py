@@ -12,7 +12,6 @@ from tiny_configs import TINY_TRANSLATION
 
 from shapeshifter.experiment.policy import policy_from_config
 from shapeshifter.experiment.runner import record_path, run_job
-from shapeshifter.translation.data.smoke import slice_iwslt_raw
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 TINY = [*TINY_TRANSLATION, "trainer.log_every_n_steps=1", "eval.bleu_max_sentences=8"]
@@ -27,15 +26,8 @@ def compose_cfg(tmp: Path, *overrides: str) -> DictConfig:
             *TINY, *overrides])
 
 
-@pytest.fixture(scope="module")
-def raw(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sample")
-    slice_iwslt_raw(root / "raw", n_train_lines=240, n_segs=6)
-    return root
-
-
-def test_dense_and_shapeshifted_runs_write_records_and_skip_when_done(raw: Path, tmp_path: Path) -> None:
-    cfg = compose_cfg(raw, "shapeshift=r1_emb16")
+def test_dense_and_shapeshifted_runs_write_records_and_skip_when_done(sample: Path, tmp_path: Path) -> None:
+    cfg = compose_cfg(sample, "shapeshift=r1_emb16")
     record = run_job(cfg, tmp_path / "run")
     assert record["status"] == "done"
     saved = json.loads(Path(record["_path"]).read_text())
@@ -51,20 +43,20 @@ def test_dense_and_shapeshifted_runs_write_records_and_skip_when_done(raw: Path,
     assert Path(test["files"]["tsv"]).is_file() if "tsv" in test["files"] else test["files"]
     # same config again: skipped, record untouched
     mtime = Path(record["_path"]).stat().st_mtime_ns
-    again = run_job(compose_cfg(raw, "shapeshift=r1_emb16"), tmp_path / "run")
+    again = run_job(compose_cfg(sample, "shapeshift=r1_emb16"), tmp_path / "run")
     assert Path(again["_path"]).stat().st_mtime_ns == mtime
     # a different config is a different record
-    dense = run_job(compose_cfg(raw), tmp_path / "dense")
+    dense = run_job(compose_cfg(sample), tmp_path / "dense")
     assert dense["config_hash"] != record["config_hash"]
     assert dense["params"]["reduction_vs_dense"] == 1.0
 
 
-def test_bad_configs_fail_before_training(raw: Path, tmp_path: Path) -> None:
+def test_bad_configs_fail_before_training(sample: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown fairseq Transformer override"):
-        run_job(compose_cfg(raw, "+arch.overrides.encoder_layerz=3"), tmp_path / "a")
+        run_job(compose_cfg(sample, "+arch.overrides.encoder_layerz=3"), tmp_path / "a")
     with pytest.raises(ValueError, match="unknown layer type"):
-        run_job(compose_cfg(raw, "shapeshift=sweep", "shapeshift.layers=[mlp]"), tmp_path / "b")
-    missing = compose_cfg(raw, f"data.raw_dir={tmp_path / 'nowhere'}", f"data.work_dir={tmp_path / 'w2'}")
+        run_job(compose_cfg(sample, "shapeshift=sweep", "shapeshift.layers=[mlp]"), tmp_path / "b")
+    missing = compose_cfg(sample, f"data.raw_dir={tmp_path / 'nowhere'}", f"data.work_dir={tmp_path / 'w2'}")
     with pytest.raises(Exception, match="nowhere"):
         run_job(missing, tmp_path / "c")
     assert not record_path(missing).exists() or json.loads(record_path(missing).read_text())["status"] != "done"
@@ -81,17 +73,18 @@ def test_bad_configs_fail_before_training(raw: Path, tmp_path: Path) -> None:
     ("shapeshift=r8_emb64 rank=4", "rank=4 has no effect with shapeshift=r8-emb64"),
     ("shapeshift=r8_emb64 layers=attn", r"\['embedding'\] would have no effect"),
 ])
-def test_bad_schedules_and_sources_fail_before_any_record(raw: Path, tmp_path: Path, override: str,
+def test_bad_schedules_and_sources_fail_before_any_record(sample: Path, tmp_path: Path, override: str,
                                                           message: str) -> None:
-    cfg = compose_cfg(raw, *override.split()) if override.startswith("shapeshift=") else \
-        compose_cfg(raw, "shapeshift=sweep", override)
+    cfg = compose_cfg(sample, *override.split()) if override.startswith("shapeshift=") else \
+        compose_cfg(sample, "shapeshift=sweep", override)
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         run_job(cfg, tmp_path / "run")
     assert not record_path(cfg).exists()
 
 
-def test_init_from_a_missing_dense_run_names_it(raw: Path, tmp_path: Path) -> None:
-    cfg = compose_cfg(raw, "shapeshift=sweep", "shapeshift.init=project", f"+shapeshift.init_from={tmp_path / 'dense'}")
+def test_init_from_a_missing_dense_run_names_it(sample: Path, tmp_path: Path) -> None:
+    cfg = compose_cfg(sample, "shapeshift=sweep", "shapeshift.init=project",
+                      f"+shapeshift.init_from={tmp_path / 'dense'}")
     with pytest.raises(FileNotFoundError, match="train the dense run first"):
         run_job(cfg, tmp_path / "run")
     assert not record_path(cfg).exists()
@@ -137,11 +130,11 @@ def test_the_demos_train_where_their_committed_records_are_done(experiment: str,
     assert trained == ([] if skip_done else [(task, path)])
 
 
-def test_evaluate_entry_point_rebuilds_model_from_run_dir(raw: Path, tmp_path: Path) -> None:
+def test_evaluate_entry_point_rebuilds_model_from_run_dir(sample: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    cfg = compose_cfg(raw, "shapeshift=r8_emb64", "ckpt.monitor=valid_loss", LARGER)
+    cfg = compose_cfg(sample, "shapeshift=r8_emb64", "ckpt.monitor=valid_loss", LARGER)
     run_dir = tmp_path / "run"
     run_job(cfg, run_dir)
     script = Path(__file__).resolve().parents[2] / "pipelines" / "evaluate.py"
@@ -155,14 +148,14 @@ def test_evaluate_entry_point_rebuilds_model_from_run_dir(raw: Path, tmp_path: P
     assert missing.returncode != 0 and "config.yaml not found" in missing.stderr
 
 
-def test_evaluate_projects_a_dense_run_onto_a_policy_without_training(raw: Path, tmp_path: Path) -> None:
+def test_evaluate_projects_a_dense_run_onto_a_policy_without_training(sample: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
 
     script = Path(__file__).resolve().parents[2] / "pipelines" / "evaluate.py"
 
     def trained(name: str, *overrides: str) -> Path:
-        cfg = compose_cfg(raw, "ckpt.monitor=valid_loss", "seed=7", *overrides)  # a seed no other test records
+        cfg = compose_cfg(sample, "ckpt.monitor=valid_loss", "seed=7", *overrides)  # a seed no other test records
         run_job(cfg, tmp_path / name)
         return tmp_path / name
 
@@ -194,10 +187,10 @@ def test_a_named_slice_of_the_sample_is_written_on_first_use(tmp_path: Path) -> 
     assert not ensure_slice("sample_de_en", tmp_path / "other") and not (tmp_path / "other").exists()
 
 
-def test_a_debug_run_is_never_recorded_as_done(raw: Path, tmp_path: Path) -> None:
+def test_a_debug_run_is_never_recorded_as_done(sample: Path, tmp_path: Path) -> None:
     from shapeshifter.experiment.records import load_records
 
-    cfg = compose_cfg(raw, "debug=fast", "shapeshift=r8_emb64", LARGER)
+    cfg = compose_cfg(sample, "debug=fast", "shapeshift=r8_emb64", LARGER)
     record = run_job(cfg, tmp_path / "run")
     assert record["status"] == "debug" and record["training"]["steps"] == 5
     assert record_path(cfg).parent.name == "debug" and json.loads(record_path(cfg).read_text())["status"] == "debug"
