@@ -151,3 +151,17 @@ def test_writes_table_and_csv_from_the_records_folder(tmp_path: Path) -> None:
     first = (tmp_path / "tables" / "quality_glue.csv").read_bytes()
     build_quality_glue_table(list(reversed(study())), tmp_path / "tables")
     assert (tmp_path / "tables" / "quality_glue.csv").read_bytes() == first  # record order does not matter
+
+
+def test_distilled_classifiers_are_rows_of_their_own_named_in_the_notes() -> None:
+    from shapeshifter.reports.quality import glue_study_notes, quality_glue_rows
+
+    taught = glue_record("o2-r8-emb44", 1, 0.69, 100)
+    taught["config"]["distill"] = {"kinds": ["word"], "alpha": 0.9, "temperature": 1.0, "teacher": "o/dense-s1"}
+    taught["config_hash"] += "-distilled"
+    rows = {r["config"]: r for r in quality_glue_rows([*study(), taught])}
+    assert rows["o2-r8-emb44-distilled-word"]["method"] == "Shapeshifter o2, distilled"
+    assert rows["o2-r8-emb44-distilled-word"]["accuracy"] == pytest.approx(69.0)
+    assert rows["o2-r8-emb44"]["seeds"] == 2  # the plain row keeps its own seeds
+    assert "A distilled row" in glue_study_notes(list(rows.values()))
+    assert "A distilled row" not in glue_study_notes(quality_glue_rows(study()))

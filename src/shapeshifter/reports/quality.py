@@ -462,6 +462,10 @@ def glue_study_notes(rows: Sequence[dict[str, Any]]) -> str:
              "'stopped by'; the linear learning-rate decay spans the max_epochs ceiling), the best-validation "
              "checkpoint evaluated on the test split; mean ± std over seeds. Configurations differ only in the "
              "method and its size (and seed).")
+    if any(r["method"].endswith(DISTILLED) for r in rows):
+        notes += (" A distilled row (-distilled-word) trained the same configuration with the dense run of its own "
+                  "seed as teacher, mixing the task loss with the teacher's logits (quality/glue_distill: alpha "
+                  "0.9, T 1).")
     majority = next((r["majority"] for r in rows if r.get("majority") is not None), None)
     if majority is not None:
         notes += f" Predicting the majority class scores {majority:.1f}% on the same test split."
