@@ -22,7 +22,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from shapeshifter.cli.errors import fail, one_line_errors, wants_traceback
-from shapeshifter.experiment.resolvers import name_problem
+from shapeshifter.experiment.resolvers import name_error
 from shapeshifter.experiment.runner import run_job
 from shapeshifter.paths import repo_root
 
@@ -41,10 +41,9 @@ def check_name_overrides(args: Sequence[str]) -> None:
     for arg in args:
         key, sep, value = arg.partition("=")
         if sep and key.lstrip("+~") in NAME_KEYS and "${" not in value and "," not in value:
-            problem = name_problem(value)
+            problem = name_error(key.lstrip("+~"), value)
             if problem:
-                fail("train.py", f"{key.lstrip('+~')} {value!r} {problem}: a name must be plain (no path "
-                     "separators, not '.' or '..', not empty); the folders are set by run.records and run.outputs")
+                fail("train.py", problem)
 
 
 def main() -> float | None:

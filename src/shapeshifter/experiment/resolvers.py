@@ -39,11 +39,19 @@ def name_problem(value: Any) -> str | None:
 def plain_name(value: Any) -> str:
     """``${shapeshifter.plain_name:${run.name}}`` in Hydra's run folder: the name itself, or an error before
     Hydra creates a folder outside ``paths.output_dir`` (``run.name=../../x``)."""
-    problem = name_problem(value)
+    problem = name_error("run.name / run.group", value)
     if problem:
-        raise ValueError(f"run.name / run.group {value!r} {problem}: a name must be plain (no path separators, not "
-                         "'.' or '..', not empty); the folders are set by run.records and run.outputs")
+        raise ValueError(problem)
     return str(value)
+
+
+def name_error(key: str, value: Any) -> str | None:
+    """The message refusing ``key=value`` as a run or group name (`name_problem`), or None when it is plain."""
+    problem = name_problem(value)
+    if not problem:
+        return None
+    return (f"{key} {value!r} {problem}: a name must be plain (no path separators, not '.' or '..', not empty); "
+            "the folders are set by run.records and run.outputs")
 
 
 RESOLVERS = {"shapeshifter.root": project_root, "shapeshifter.under": under, "shapeshifter.plain_name": plain_name}
