@@ -380,3 +380,21 @@ def test_a_new_table_is_one_registry_entry(tmp_path: Path, monkeypatch, capsys) 
         write_record(rec, tmp_path / "records" / "my_table-smoke" / f"{name}.json")
     assert "smoke/my_table" in build_all(tmp_path / "records", tmp_path / "tables")
     assert "My table: r1 vs r8" in (tmp_path / "tables" / "smoke" / "my_table.md").read_text()
+
+
+def test_smoke_runs_the_first_seed_of_every_grid_and_full_scale_every_seed() -> None:
+    """`conf/scale/smoke*.yaml` collapse a grid's seed axis to seed 1 (`make smoke` checks the code path, which a
+    second seed repeats); the full grids keep their seeds."""
+    from shapeshifter.experiment.sweep import compose_cfg
+    from shapeshifter.reports.registry import get_table
+
+    conf = ROOT / "conf"
+    for table in ("quality", "quality_glue", "quality_snli"):
+        spec = get_table(table)
+        smoke = [compose_cfg(conf, job) for job in spec.all_jobs(spec.scale_overrides("smoke"))]
+        full = [compose_cfg(conf, job) for job in spec.all_jobs(spec.scale_overrides("full"))]
+        assert {c.seed for c in smoke} == {1} and {c.seed for c in full} == {1, 2}, table
+        def jobs(cfgs: list) -> set[str]:  # run names without the data's name, which the smoke scale changes
+            return {c.run.name.split("-", 1)[1] for c in cfgs if c.seed == 1}
+
+        assert jobs(smoke) == jobs(full), table  # every first-seed job still runs
