@@ -288,8 +288,28 @@ def fail_record(record: dict[str, Any], path: Path, err: BaseException) -> Path:
 
 
 STATUSES = ("done", "running", "failed", "debug")  # what `new_record`, `finish_record`, `fail_record` write
-SCORED_KINDS = ("translation", "glue")  # records whose metrics a table turns into rows
 UNIT_METRICS = ("accuracy", "macro_f1", "f1", "majority_rate")  # fractions in [0, 1]
+
+
+def _translation_metrics_problem(metrics: Mapping[str, Any]) -> str | None:
+    test = metrics.get("test")
+    if not isinstance(test, Mapping) or not _is_number(test.get("tokenized_bleu")):
+        return "metrics.test.tokenized_bleu must be a number (the test BLEU of the run)"
+    return None
+
+
+def _glue_metrics_problem(metrics: Mapping[str, Any]) -> str | None:
+    if not isinstance(metrics.get("main_metric"), str):
+        return "metrics.main_metric must be the name of the task's main metric"
+    for split in ("validation", "test"):
+        if not isinstance(metrics.get(split, {}), Mapping):
+            return f"metrics.{split} must be a mapping of scores"
+    return None
+
+
+# records whose metrics a table turns into rows, each with the check of what its table reads from them
+SCORED_KINDS: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
+    "translation": _translation_metrics_problem, "glue": _glue_metrics_problem}
 
 
 def _kind_problem(record: Mapping[str, Any]) -> str | None:
@@ -297,20 +317,9 @@ def _kind_problem(record: Mapping[str, Any]) -> str | None:
     for key in ("metrics", "params", "timings"):
         if not isinstance(record.get(key), Mapping):
             return f"has no {key} (a finished {record['kind']} run records them)"
-    metrics = record["metrics"]
     if not isinstance(record["params"].get("total"), int) or isinstance(record["params"].get("total"), bool):
         return f"params.total must be an integer, got {record['params'].get('total')!r}"
-    if record["kind"] == "translation":
-        test = metrics.get("test")
-        if not isinstance(test, Mapping) or not _is_number(test.get("tokenized_bleu")):
-            return "metrics.test.tokenized_bleu must be a number (the test BLEU of the run)"
-        return None
-    if not isinstance(metrics.get("main_metric"), str):
-        return "metrics.main_metric must be the name of the task's main metric"
-    for split in ("validation", "test"):
-        if not isinstance(metrics.get(split, {}), Mapping):
-            return f"metrics.{split} must be a mapping of scores"
-    return None
+    return SCORED_KINDS[record["kind"]](record["metrics"])
 
 
 def _is_number(value: Any) -> bool:
