@@ -60,7 +60,10 @@ def test_the_command_line_comes_first_and_replaces_a_param_of_the_same_key() -> 
         ["scheme=exact3", "experiment=x", "seed=1", "rank=2"], ["scheme=exact3", "experiment=x", "seed=2", "rank=2"]]
 
 
-def test_a_glue_hash_covers_only_what_glue_reads() -> None:
+def test_a_glue_config_holds_only_what_glue_reads() -> None:
+    """The translation task's own settings come with it (conf/adapter/translation.yaml): a GLUE config has none,
+    so its hash covers only what GLUE reads, and setting one is refused instead of ignored."""
+    from hydra.errors import ConfigCompositionException
     from omegaconf import OmegaConf
 
     from shapeshifter.experiment.records import config_hash
@@ -68,8 +71,14 @@ def test_a_glue_hash_covers_only_what_glue_reads() -> None:
     def digest(*overrides: str) -> str:
         return config_hash(OmegaConf.to_container(compose_cfg(CONF, list(overrides)), resolve=True))
 
-    glue = ("experiment=glue/snli_demo",)
-    assert digest(*glue) == digest(*glue, "eval.beam=1", "batching.max_tokens=100", "optim.label_smoothing=0.3",
-                                   "ckpt.monitor=valid_loss")
-    assert digest(*glue) != digest(*glue, "optim.lr=0.1")  # what GLUE reads still counts
+    glue = compose_cfg(CONF, ["experiment=glue/snli_demo"])
+    assert "eval" not in glue and "batching" not in glue and "label_smoothing" not in glue.optim
+    assert "monitor" not in glue.ckpt and "warmup_updates" not in glue.optim
+    for setting in ("eval.beam=1", "batching.max_tokens=100", "optim.label_smoothing=0.3", "ckpt.monitor=valid_loss"):
+        with pytest.raises(ConfigCompositionException, match=setting.split("=")[0]):
+            compose_cfg(CONF, ["experiment=glue/snli_demo", setting])
+    assert digest("experiment=glue/snli_demo") != digest("experiment=glue/snli_demo", "optim.lr=0.1")
+    translation = compose_cfg(CONF, [])
+    assert translation.eval.beam == 5 and translation.ckpt.monitor == "valid_bleu"
+    assert translation.optim.warmup_updates == 4000 and translation.optim.lr == 5.0e-4
     assert digest() != digest("eval.beam=1")  # and translation keeps its beam in the hash

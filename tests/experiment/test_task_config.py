@@ -111,3 +111,35 @@ def test_trainer_callbacks_and_loggers_are_built_from_their_targets(tmp_path: Pa
     with pytest.raises(ValueError, match=r"callbacks.lr_monitor._target_ must be .*LearningRateMonitor"):
         validate_callbacks(_compose("callbacks=lr_monitor "
                                     "callbacks.lr_monitor._target_=lightning.pytorch.callbacks.EarlyStopping"))
+
+
+def test_glue_configs_made_with_the_translation_settings_migrate_to_the_hash_they_had(tmp_path: Path) -> None:
+    """Before the translation task's own settings moved to conf/adapter/translation.yaml, every config held them
+    and the hash left them out of GLUE runs; ``--task-settings`` removes them from GLUE records and run folders, so
+    each hashes to the hash it was recorded with, and leaves translation configs alone."""
+    from shapeshifter.cli import migrate
+
+    own = OmegaConf.to_container(OmegaConf.load(CONF / "adapter" / "translation.yaml"))
+    glue = json.loads((ROOT / "results/records/quality_glue/snli_sample-d128-dense-s1-bf0cd3988548.json").read_text())
+    old = json.loads(json.dumps(glue))
+    for node, settings in own.items():
+        if node != "adapter":
+            old["config"][node] = {**old["config"].get(node, {}), **settings}
+    assert config_hash(old["config"]) != old["config_hash"] == "bf0cd3988548"
+    translation = json.loads((ROOT / "results/records/quality/sample_de_en-d128-dense-s1-d3c82e297b36.json")
+                             .read_text())
+    records, job = tmp_path / "records", tmp_path / "outputs" / "quality_glue" / "snli_sample-d128-dense-s1"
+    records.mkdir()
+    for name, rec in (("glue.json", old), ("translation.json", translation)):
+        (records / name).write_text(json.dumps(rec))
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(old["config"]), job / ".hydra" / "config.yaml")
+
+    assert migrate.main([str(records), "--task-settings", "--run-folders", str(tmp_path / "outputs")]) == 0
+    migrated = json.loads((records / "glue.json").read_text())
+    assert config_hash(migrated["config"]) == "bf0cd3988548" and migrated["config"] == glue["config"]
+    assert json.loads((records / "translation.json").read_text()) == translation
+    saved = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "config.yaml"))
+    assert "eval" not in saved and "monitor" not in saved["ckpt"] and "lr" in saved["optim"]
+    assert migrate.main([str(records), "--task-settings"]) == 0  # a second pass changes nothing
+    assert json.loads((records / "glue.json").read_text()) == migrated

@@ -6,6 +6,7 @@ or make the paths in existing records relative to the folder the runs were made 
     shapeshifter-migrate results/records --rehash   # after a change of what the hash covers
     shapeshifter-migrate results/records --add-curves   # records made before training.curve
     shapeshifter-migrate results/records --data-content --rehash --run-folders outputs
+    shapeshifter-migrate results/records --task-settings --run-folders outputs
 
 ``--rehash`` recomputes every record's hash with the current rule (`records.config_hash`) and renames the files
 whose hash moved; in every record under the given folders, the hashes of re-hashed ones are rewritten too (paths
@@ -16,6 +17,11 @@ data their config names, read here; ``--rehash`` then names them by it. With ``-
 each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash and rewrites every checkpoints'
 ``CONFIG_HASH`` mark naming an old hash (the job's ``.hydra/config.yaml`` given its data's content where it lacks
 it), so unfinished runs resume: pass the records folders that hold the runs' records, "running" ones included.
+
+``--task-settings`` removes from the configs of GLUE runs (records, and with ``--run-folders`` each job's
+``.hydra/config.yaml``) the translation task's own settings (``conf/adapter/translation.yaml``: beam search,
+batching, warmup, label smoothing, checkpoint choice), which every config held before they moved there and which
+the hash already left out of GLUE runs: no hash moves.
 
 A policy's name is a display name, outside the config hash, but it is part of ``run.name``, which names the record
 file: with ``--rename`` each record's ``shapeshift.name`` and ``run.name`` are rewritten, its ``config_hash``
@@ -31,6 +37,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -136,6 +143,49 @@ def add_data_content(roots: list[Path]) -> list[Path]:
     return changed
 
 
+def translation_settings() -> dict[str, Any]:
+    """The settings only the translation task has, ``{node: keys}``; ``None`` for a node that is all its own (absent
+    from ``conf/train.yaml``)."""
+    conf = repo_root() / "conf"
+    own = OmegaConf.to_container(OmegaConf.load(conf / "adapter" / "translation.yaml"))
+    shared = OmegaConf.to_container(OmegaConf.load(conf / "train.yaml"))
+    return {node: sorted(keys) if node in shared else None for node, keys in own.items() if node != "adapter"}
+
+
+def without_translation_settings(config: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Remove the translation task's settings from the config of a run of another task, in place; whether any was
+    there."""
+    if (config.get("data") or {}).get("kind") in (None, "translation"):
+        return False
+    found = False
+    for node, keys in settings.items():
+        if keys is None:
+            found |= config.pop(node, None) is not None
+        elif isinstance(config.get(node), dict):
+            present = [key for key in keys if key in config[node]]
+            for key in present:
+                del config[node][key]
+            found |= bool(present)
+    return found
+
+
+def drop_task_settings(roots: list[Path], run_roots: list[Path]) -> list[Path]:
+    """`without_translation_settings` on every record under ``roots`` and every job's composed config under
+    ``run_roots``; the changed files."""
+    settings, changed = translation_settings(), []
+    for path, record in _records(roots):
+        if without_translation_settings(record["config"], settings):
+            write_record(record, path)
+            changed.append(path)
+    for root in run_roots:
+        for path in sorted(root.glob(f"**/{CONFIG_FILE}")):
+            config = OmegaConf.to_container(OmegaConf.load(path))
+            if isinstance(config, dict) and without_translation_settings(config, settings):
+                OmegaConf.save(OmegaConf.create(config), path)
+                changed.append(path)
+    return changed
+
+
 def move_run_folders(roots: list[Path], renamed: dict[str, str]) -> list[tuple[Path, Path]]:
     """Move every run folder ``<job>/<old hash>/`` under ``roots`` whose hash ``renamed`` maps to a new one (the
     records' re-hash), rewrite every checkpoints' ``CONFIG_HASH`` mark that names an old hash (the older layout's
@@ -231,13 +281,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="add data.content (the data's identity) where a record lacks it; then --rehash")
     parser.add_argument("--run-folders", action="append", default=[], type=Path, metavar="OUTPUTS",
                         help="with --rehash: move the run folders of re-hashed records to their new hash (repeatable)")
+    parser.add_argument("--task-settings", action="store_true",
+                        help="remove the translation task's own settings from GLUE runs' configs (records and, with "
+                             "--run-folders, the jobs' .hydra/config.yaml)")
     parser.add_argument("--add-curves", action="store_true",
                         help="add training.curve from the run folders' CSV logs where a record lacks it")
     args = parser.parse_args(argv)
     if not (args.rename or args.portable_paths or args.rehash or args.add_curves or args.data_content
-            or args.run_folders):
+            or args.run_folders or args.task_settings):
         parser.error("nothing to do: give --rename OLD=NEW, --rehash, --portable-paths RUN_ROOT, --add-curves, "
-                     "--data-content and/or --run-folders OUTPUTS")
+                     "--data-content, --task-settings and/or --run-folders OUTPUTS")
     renames = dict(item.split("=", 1) for item in args.rename)
     for old, new in migrate(args.roots, renames) if renames else []:
         print(f"{old} -> {new.name}")
@@ -245,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: paths made relative")
     for path in add_curves(args.roots, repo_root()) if args.add_curves else []:  # before the run folders move
         print(f"{path}: learning curve added")
+    for path in drop_task_settings(args.roots, args.run_folders) if args.task_settings else []:
+        print(f"{path}: translation settings removed")
     for path in add_data_content(args.roots) if args.data_content else []:
         print(f"{path}: data content added")
     renamed = hash_renames(args.roots) if args.rehash else {}

@@ -31,13 +31,6 @@ log = logging.getLogger("shapeshifter")
 NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths", "callbacks", "adapter"}
 
 
-# Settings that only the translation task reads: left out of a GLUE run's hash, so that e.g. the beam size of
-# translation runs never re-runs or splits GLUE jobs (`semantic_config`).
-TRANSLATION_ONLY = {"eval": None, "batching": None,
-                    "optim": {"warmup_updates", "warmup_init_lr", "label_smoothing"},
-                    "ckpt": {"monitor", "average_last"}}
-
-
 # Where a run's data lies: left out of the hash once ``data.content`` (what the data is) is set.
 DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "train", "validation", "test",
                   "trainpref", "validpref", "testpref"}
@@ -110,23 +103,16 @@ def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
     folder).
 
     ``distill`` without kinds (``distill=none``) is left out, so that every record made before distillation
-    existed keeps its hash.
-
-    Task-scoped: a GLUE run's config drops the translation-only settings (`TRANSLATION_ONLY`). A config whose
-    data node holds ``content`` (`translation.data.identity`; set by `experiment.runner.stamp_data_content`) drops the
-    data's folders and files (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
+    existed keeps its hash. Settings only one task reads come with that task's config (``conf/adapter``), so
+    another task's config has none to leave out. A config whose data node holds ``content``
+    (`translation.data.identity`; set by `experiment.runner.stamp_data_content`) drops the data's folders and files
+    (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
     out = {k: without_target(v) for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
     if not (out.get("distill") or {}).get("kinds"):  # distill=none: hashed as before the distill group existed
         out.pop("distill", None)
     data = out.get("data")
     if isinstance(data, Mapping) and "content" in data:
         out["data"] = {k: v for k, v in data.items() if k not in DATA_PATH_KEYS}
-    if (config.get("data") or {}).get("kind") == "glue":
-        for node, keys in TRANSLATION_ONLY.items():
-            if keys is None:
-                out.pop(node, None)
-            elif isinstance(out.get(node), Mapping):
-                out[node] = {k: v for k, v in out[node].items() if k not in keys}
     return out
 
 

@@ -192,7 +192,8 @@ def find_run(run_dir: str | Path) -> RunFolder:
     mark = checkpoints / "CONFIG_HASH"
     if mark.is_file() and mark.read_text().strip() != expected:
         raise ValueError(f"{mark} says {mark.read_text().strip()}, but {config_file} hashes to {expected}: "
-                         "the checkpoints belong to another config")
+                         "the checkpoints belong to another config (or the folder predates a change of what the hash "
+                         "covers: see shapeshifter-migrate --help)")
     # the saved config holds the data's identity (runner.save_job_config), so its hash is the run's
     path = record_location(config, expected)
     try:
