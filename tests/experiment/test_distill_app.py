@@ -134,6 +134,20 @@ def test_word_and_hidden_distillation_records_the_teacher_and_never_saves_it(sam
     assert unique_parameter_count(exported) == saved["params"]["total"]
 
 
+def test_attention_distillation_runs_records_its_weight_and_leaves_the_other_kinds_hashes(sample: Path,
+                                                                                          teacher: Path,
+                                                                                          tmp_path: Path) -> None:
+    cfg = compose_cfg(sample, "run.name=attention", "distill=attention", f"distill.teacher={teacher}",
+                      "distill.attention_weight=0.5")
+    assert "attention_weight" not in compose_cfg(sample, "distill=hidden", "distill.teacher=x").distill
+    record = run_job(cfg, tmp_path / "run")
+    saved = json.loads(Path(record["_path"]).read_text())
+    assert saved["status"] == "done" and saved["distill"]["kinds"] == ["attention"]
+    assert saved["config"]["distill"]["attention_weight"] == 0.5
+    _fails_before_work(sample, tmp_path / "deeper", "decoder_layers 1 vs the student's 2", "distill=attention",
+                       f"distill.teacher={teacher}", "arch.overrides.decoder_layers=2")
+
+
 def test_sequence_stage_decodes_once_resumes_after_a_kill_and_is_reused(sample: Path, teacher: Path, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from shapeshifter.distill import sequence

@@ -64,8 +64,10 @@ def test_logit_and_hidden_distillation_into_a_narrower_classifier(tmp: Path, tea
 
 
 def test_glue_teacher_checks(tmp: Path, teacher: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="sequence-level distillation is for translation"):
+    with pytest.raises(ValueError, match="sequence distillation is for translation"):
         run_job(_compose(tmp, "distill=sequence", f"distill.teacher={teacher}"), tmp_path / "a")
+    with pytest.raises(ValueError, match="attention distillation is for translation"):
+        run_job(_compose(tmp, "distill=attention", f"distill.teacher={teacher}"), tmp_path / "a")
     with pytest.raises(TeacherError, match="n_layers 2 vs the student's 1"):
         run_job(_compose(tmp, "distill=hidden", f"distill.teacher={teacher}", "arch.n_layers=1"), tmp_path / "b")
     unfinished = tmp_path / "unfinished"

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shapeshifter.distill.losses import hidden_mse, hidden_projection, word_kd_loss
+from shapeshifter.distill.losses import attention_kl, hidden_mse, hidden_projection, word_kd_loss
 from shapeshifter.distill.teacher import freeze
 from shapeshifter.translation.criterion import label_smoothed_nll_loss
 
@@ -83,6 +83,23 @@ def test_hidden_mse_is_zero_for_equal_states_and_ignores_padding() -> None:
     assert hidden_projection(8, 8) is None and hidden_projection(4, 8).weight.shape == (8, 4)
 
 
+def test_attention_kl_is_zero_for_equal_distributions_and_counts_real_queries_only() -> None:
+    probs = [torch.softmax(torch.randn(2, 4, 5), dim=-1) for _ in range(3)]
+    keep = [torch.ones(2, 4, dtype=torch.bool) for _ in range(3)]
+    keep[0][1, 3] = False
+    assert abs(float(attention_kl(probs, [p.clone() for p in probs], keep))) < 1e-7
+    moved = [p.clone() for p in probs]
+    moved[0][1, 3] = torch.tensor([1.0, 0, 0, 0, 0])  # a padding query of module 0: not counted
+    assert abs(float(attention_kl(probs, moved, keep))) < 1e-7
+    moved[1][0, 0] = torch.tensor([0.0, 0, 0, 0, 1])  # one real query of module 1, all mass on key 4
+    expected = -math.log(float(probs[1][0, 0, 4])) / 8  # KL(one-hot || p) = -log p[4], over 8 real queries
+    assert math.isclose(float(attention_kl(probs, moved, keep)), expected, rel_tol=1e-4)
+    with pytest.raises(ValueError, match="module i"):
+        attention_kl(probs, probs[:1], keep)
+    with pytest.raises(ValueError, match="same batch"):
+        attention_kl(probs[:1], [torch.softmax(torch.randn(2, 4, 6), -1)], keep[:1])
+
+
 # --------------------------------------------------------------------------------------- the module
 def _models(data_bin: Path, overrides: dict, student_dim: int = 16):
     from fairseq.data import Dictionary
@@ -140,3 +157,44 @@ def test_a_student_equal_to_its_teacher_has_zero_distillation_terms(data_bin: Pa
                                       teacher_dim=16, student_dim=16, warmup_updates=10)
     _, _, _, extra = module.training_loss(_batch(data_bin))
     assert abs(float(extra["train_kl"])) < 1e-5 and float(extra["train_hidden_mse"]) < 1e-10
+
+
+def test_attention_distillation_pairs_every_attention_module_and_trains_the_student_alone(
+        data_bin: Path, tiny_overrides: dict) -> None:
+    """The teacher's encoder self-, decoder self- and cross-attention distributions teach a narrower student (other
+    width, same layers); the KL is zero for a student equal to its teacher, and the layers' own outputs are not
+    changed by asking for the weights."""
+    import copy
+
+    from shapeshifter.translation.distill_module import (
+        DistillTranslationModule,
+        attention_modules,
+        forward_with_attention,
+        forward_with_states,
+    )
+
+    src, tgt, teacher, student = _models(data_bin, tiny_overrides, student_dim=8)
+    batch = _batch(data_bin)
+    encoder, decoder = attention_modules(teacher)
+    layers = tiny_overrides.get("encoder_layers", 6), tiny_overrides.get("decoder_layers", 6)
+    assert len(encoder) == layers[0] and len(decoder) == 2 * layers[1]
+    logits, _, _, enc, dec = forward_with_attention(teacher, batch["net_input"], hidden=False)
+    plain = forward_with_states(teacher, batch["net_input"], hidden=False)[0]
+    assert torch.allclose(logits, plain, atol=1e-5)  # the weights come from the unfused path: rounding differs
+    tokens, target = batch["net_input"]["src_tokens"], batch["target"]
+    assert enc[0].shape == (tokens.size(0), tokens.size(1), tokens.size(1))
+    assert dec[0].shape == (*target.shape, target.size(1)) and dec[1].shape == (*target.shape, tokens.size(1))
+    assert torch.allclose(dec[1].sum(-1), torch.ones(target.shape))  # distributions over the source
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in encoder + decoder)  # hooks removed
+
+    module = DistillTranslationModule(student, tgt, src, teacher=teacher, kinds=("attention",),
+                                      attention_weight=2.0, teacher_dim=16, student_dim=8, warmup_updates=10)
+    loss, _, ntokens, extra = module.training_loss(batch)
+    (loss / ntokens).backward()
+    assert set(extra) == {"train_attention_kl"} and float(extra["train_attention_kl"]) > 0
+    assert all(p.grad is None for p in teacher.parameters()) and module.hidden_projection is None
+    assert all(p.grad is not None for p in student.parameters() if p.requires_grad)
+    same = copy.deepcopy(teacher).requires_grad_(True).eval()
+    twin = DistillTranslationModule(same, tgt, src, teacher=teacher, kinds=("attention",), teacher_dim=16,
+                                    student_dim=16, warmup_updates=10)
+    assert float(twin.training_loss(batch)[3]["train_attention_kl"]) < 1e-6

@@ -6,6 +6,9 @@
 - `hidden_mse`: mean squared error between student and teacher hidden states after each layer, over the
   non-padding positions (TinyBERT / KroneckerBERT's intermediate-layer term). A narrower student is mapped to the
   teacher's width by a learned projection that the caller owns (it is trained, never exported).
+- `attention_kl`: KL(teacher || student) between the attention distributions of paired attention modules,
+  averaged over heads (so a student with other heads or width still pairs), per real query position (TinyBERT's
+  and MiniLM's attention term, on probabilities).
 """
 
 from __future__ import annotations
@@ -82,3 +85,24 @@ def hidden_projection(student_dim: int, teacher_dim: int) -> nn.Module | None:
     with torch.no_grad():
         nn.init.xavier_uniform_(projection.weight)
     return projection
+
+
+def attention_kl(student: Sequence[Tensor], teacher: Sequence[Tensor], keep: Sequence[Tensor]) -> Tensor:
+    """Sum over attention modules of the mean KL(teacher || student) per real query position, in nats.
+
+    ``student[i]``, ``teacher[i]``: head-averaged attention probabilities ``(B, T_query, T_key)`` of the same
+    module (fairseq's ``need_weights`` output); ``keep[i]``: ``(B, T_query)`` mask of its real query positions.
+    Keys the mask hides have probability 0 in both and add nothing.
+    """
+    if len(student) != len(teacher):
+        raise ValueError(f"{len(student)} student attention modules vs {len(teacher)} teacher modules: attention "
+                         "distillation pairs module i with module i")
+    total = student[0].new_zeros((), dtype=torch.float32) if student else torch.zeros(())
+    for s, t, mask in zip(student, teacher, keep, strict=True):
+        if s.shape != t.shape:
+            raise ValueError(f"student attention {tuple(s.shape)} vs teacher {tuple(t.shape)}: the same batch must "
+                             "reach both")
+        per_query = F.kl_div(s.float().clamp_min(1e-9).log(), t.detach().float(), reduction="none").sum(-1)
+        weights = mask.to(per_query.dtype)
+        total = total + (per_query * weights).sum() / weights.sum().clamp_min(1.0)
+    return total

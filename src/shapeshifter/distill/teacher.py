@@ -2,7 +2,7 @@
 
 Checks, in the order they cost: the folder exists and holds a run (its composed config), the run finished (its
 record says "done"), it is the same kind of task trained on the same data (``data.content``), and its
-architecture fits the kinds asked for (hidden states: the same number of encoder and decoder layers). The
+architecture fits the kinds asked for (hidden states, attention: the same number of encoder and decoder layers). The
 dictionaries are compared symbol by symbol once the student's exist (`check_dictionaries`). Every failure is one
 `TeacherError` naming what differs; a missing or unfinished teacher never falls back to no distillation.
 """
@@ -18,7 +18,7 @@ from torch import nn
 from shapeshifter.experiment.records import file_sha256
 from shapeshifter.experiment.run_folder import find_run
 
-KINDS = ("word", "hidden", "sequence")
+KINDS = ("word", "hidden", "attention", "sequence")
 
 
 class TeacherError(ValueError):
@@ -34,6 +34,7 @@ class DistillSettings:
     alpha: float = 0.5
     temperature: float = 2.0
     hidden_weight: float = 1.0
+    attention_weight: float = 1.0  # only conf/distill/attention.yaml sets it: other configs keep their hash
     beam: int = 5
     with_references: bool = False
 
@@ -58,7 +59,7 @@ class DistillSettings:
         if not self.kinds:
             if self.teacher:
                 raise ValueError(f"distill.teacher={self.teacher} is set but distill.kinds is empty (distill=none): "
-                                 "choose distill=word, hidden or sequence")
+                                 "choose distill=word, hidden, attention or sequence")
             return
         if not self.teacher:
             raise TeacherError(f"distill={'+'.join(self.kinds)} needs distill.teacher=<finished run folder>")
@@ -66,15 +67,16 @@ class DistillSettings:
             raise ValueError(f"distill.alpha must be in [0, 1], got {self.alpha!r}")
         if not float(self.temperature) > 0:
             raise ValueError(f"distill.temperature must be > 0, got {self.temperature!r}")
-        if not float(self.hidden_weight) > 0:
-            raise ValueError(f"distill.hidden_weight must be > 0, got {self.hidden_weight!r}")
+        for name in ("hidden_weight", "attention_weight"):
+            if not float(getattr(self, name)) > 0:
+                raise ValueError(f"distill.{name} must be > 0, got {getattr(self, name)!r}")
         if not isinstance(self.beam, int) or isinstance(self.beam, bool) or self.beam < 1:
             raise ValueError(f"distill.beam must be an integer >= 1, got {self.beam!r}")
 
     @property
     def online(self) -> bool:
-        """Whether the teacher runs beside the student in every training step (word / hidden)."""
-        return "word" in self.kinds or "hidden" in self.kinds
+        """Whether the teacher runs beside the student in every training step (word / hidden / attention)."""
+        return bool({"word", "hidden", "attention"} & set(self.kinds))
 
 
 def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> Any:

@@ -60,8 +60,9 @@ class TranslationDistillation:
         teacher_overrides = _plain(self.run.config.arch.overrides) or {}
         self.teacher_dims = model_dims(str(self.run.config.arch.name), teacher_overrides)
         self.student_dims = model_dims(str(cfg.arch.name), student_overrides)
-        if "hidden" in self.settings.kinds:
+        if {"hidden", "attention"} & set(self.settings.kinds):
             check_layers(self.teacher_dims, self.student_dims, folder)
+        if "hidden" in self.settings.kinds:
             for dims, who in ((self.teacher_dims, "teacher"), (self.student_dims, "student")):
                 if dims["encoder_embed_dim"] != dims["decoder_embed_dim"]:
                     raise TeacherError(f"hidden-state distillation needs encoder_embed_dim == decoder_embed_dim "
@@ -116,6 +117,7 @@ class TranslationDistillation:
             return {}
         return {"teacher": self.teacher, "kinds": self.settings.kinds, "alpha": self.settings.alpha,
                 "temperature": self.settings.temperature, "hidden_weight": self.settings.hidden_weight,
+                "attention_weight": self.settings.attention_weight,
                 "teacher_dim": self.teacher_dims["encoder_embed_dim"],
                 "student_dim": self.student_dims["encoder_embed_dim"]}
 
@@ -129,9 +131,9 @@ class GlueDistillation:
         self.teacher: Any = None
         if not self.settings.kinds:
             return
-        if "sequence" in self.settings.kinds:
-            raise ValueError("distill: sequence-level distillation is for translation; GLUE runs take word "
-                             "(logits) and hidden")
+        if translation_only := sorted({"sequence", "attention"} & set(self.settings.kinds)):
+            raise ValueError(f"distill: {' and '.join(translation_only)} distillation is for translation; GLUE runs "
+                             "take word (logits) and hidden")
         self.folder = anchored(str(self.settings.teacher), config_root(cfg))
         self.run = find_teacher_run(self.folder, "glue", cfg.data.get("content"))
         self.teacher_arch = _plain(self.run.config.arch) or {}

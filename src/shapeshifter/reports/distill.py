@@ -40,19 +40,20 @@ def twin_key(config: dict[str, Any]) -> str:
                        if not any(k == p or k.startswith(p + ".") for p in IGNORED) and not k.endswith(".name")))
 
 
+# how each kind reads in a row, from the config's distill node
+KIND_LABELS = {
+    "word": lambda n: f"word α {n.get('alpha'):g} T {n.get('temperature'):g}",
+    "hidden": lambda n: f"hidden ×{n.get('hidden_weight'):g}",
+    "attention": lambda n: f"attention ×{n.get('attention_weight', 1.0):g}",
+    "sequence": lambda n: ("sequence" + (" + references" if n.get("with_references") else "")
+                           + f" (beam {n.get('beam')})"),
+}
+
+
 def distill_label(config: dict[str, Any]) -> str:
     """What a distilled run learned from, in words: ``word α 0.5 T 2 + hidden``."""
     node = config.get("distill") or {}
-    parts = []
-    for kind in node.get("kinds") or []:
-        if kind == "word":
-            parts.append(f"word α {node.get('alpha'):g} T {node.get('temperature'):g}")
-        elif kind == "hidden":
-            parts.append(f"hidden ×{node.get('hidden_weight'):g}")
-        else:
-            parts.append("sequence" + (" + references" if node.get("with_references") else "")
-                         + f" (beam {node.get('beam')})")
-    return " + ".join(parts) or "none"
+    return " + ".join(KIND_LABELS[kind](node) for kind in node.get("kinds") or []) or "none"
 
 
 def student(record: dict[str, Any]) -> str:
@@ -76,7 +77,7 @@ def step_ratio(record: dict[str, Any], costs: dict[str, dict[str, Any]]) -> floa
     """What one training step of this distilled run costs over the plain student's, measured by the benchmark
     in one process (sequence-level steps are plain steps on other targets); None without a benchmark."""
     bench = costs.get(repr(record.get("policy")))
-    online = [k for k in ("word", "hidden") if k in record["config"]["distill"]["kinds"]]
+    online = [k for k in ("word", "hidden", "attention") if k in record["config"]["distill"]["kinds"]]
     row = (bench or {}).get("results", {}).get("+".join(online) or "plain")
     return row["ratio_to_plain"] if row else None
 
