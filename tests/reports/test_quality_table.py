@@ -142,7 +142,7 @@ def test_why_rows_average_the_seeds_of_one_change() -> None:
 
 def test_verdict_answers_the_question_from_the_rows() -> None:
     text = verdict(quality_rows(study()), 10)
-    assert "best Shapeshifter row o2-r8-emb29-proj" in text or "best Shapeshifter row o2-r8-emb29 " in text
+    assert "best Kronecker-sum row o2-r8-emb29-proj" in text or "best Kronecker-sum row o2-r8-emb29 " in text
     assert "more than 1 BLEU" in text
     assert "vs narrow dense dense-d20 (6.00): ahead by" in text and "vs low-rank lowrank-r8 (12.00): ahead" in text
     assert "not enough finished runs" in verdict(quality_rows(study()[2:]), 10)
@@ -233,7 +233,10 @@ def test_distilled_rows_say_so_beside_their_plain_twins_and_in_the_plot(tmp_path
     order = [r["config"] for r in rows]
     assert order.index("o2-r8-emb29") < order.index("o2-r8-emb29-distilled-seq-refs") < order.index("o3-r16-emb235")
     assert "lowrank-r8-distilled-seq-refs" == order[order.index("lowrank-r8") + 1]
-    assert "ahead" in verdict(rows) and "low-rank, distilled" in verdict(rows)
+    plain, distilled_block = verdict(rows).split("\n~10×, distilled from dense: ")
+    assert "ahead" in distilled_block and "low-rank, distilled" in distilled_block  # rivals trained the same way
+    assert "o2-r8-emb29-distilled-seq-refs" in distilled_block and "vs low-rank lowrank-r8 " not in distilled_block
+    assert "distilled" not in plain
     md = build_quality_table(records, tmp_path)
     assert "o2-r8-emb29-distilled-seq-refs" in md and "A distilled row" in md
     assert "A distilled row" not in build_quality_table(study(), tmp_path / "plain")

@@ -413,18 +413,32 @@ def build_why_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
                        rows, WHY_COLUMNS, records, notes)
 
 
+KRONECKER_SUMS = ("Shapeshifter", "PHM")  # the methods the budget target is about (PHM: first factors n x n)
+DISTILLED = ", distilled"  # the suffix of a distilled row's method
+
+
 def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float = 1.0) -> str:
-    """The study's question at one budget, answered from the rows: is the best Shapeshifter row within
-    ``tolerance`` BLEU of dense, and ahead of the other methods at that budget?"""
+    """The study's question at one budget, answered from the rows, for the plain and the distilled rows apart:
+    is the best Kronecker-sum row (Shapeshifter or PHM) within ``tolerance`` BLEU of dense, and ahead of the
+    other methods trained the same way?"""
     dense = next((r for r in rows if r["method"] == "dense"), None)
     at = [r for r in rows if r.get("budget") == budget and r["bleu"] is not None]
-    ours = [r for r in at if r["method"].startswith("Shapeshifter")]
+    blocks = []
+    for recipe, distilled in (("from the labels", False), ("distilled from dense", True)):
+        same = [r for r in at if r["method"].endswith(DISTILLED) == distilled]
+        if same or not distilled:
+            blocks.append(_verdict_block(dense, same, f"~{budget}×, {recipe}", tolerance))
+    return "\n".join(blocks)
+
+
+def _verdict_block(dense: dict[str, Any] | None, at: Sequence[dict[str, Any]], where: str, tolerance: float) -> str:
+    ours = [r for r in at if r["method"].startswith(KRONECKER_SUMS)]
     if dense is None or not ours:
-        return f"~{budget}×: not enough finished runs yet (needs the dense row and a Shapeshifter row)."
+        return f"{where}: not enough finished runs yet (needs the dense row and a Kronecker-sum row)."
     best = max(ours, key=lambda r: r["bleu"])
     gap = dense["bleu"] - best["bleu"]
-    lines = [f"~{budget}×: best Shapeshifter row {best['config']} ({best['reduction']:.1f}× fewer, {best['seeds']} "
-             f"seed(s)) scores {best['bleu']:.2f} BLEU vs dense {dense['bleu']:.2f}: "
+    lines = [f"{where}: best Kronecker-sum row {best['config']} ({best['method']}, {best['reduction']:.1f}× fewer, "
+             f"{best['seeds']} seed(s)) scores {best['bleu']:.2f} BLEU vs dense {dense['bleu']:.2f}: "
              f"{'within' if gap <= tolerance else 'more than'} {tolerance:g} BLEU (gap {gap:+.2f})."]
     for other in sorted({r["method"] for r in at} - {r["method"] for r in ours}):
         rival = max((r for r in at if r["method"] == other), key=lambda r: r["bleu"])
