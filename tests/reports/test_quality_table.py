@@ -239,6 +239,7 @@ def test_distilled_rows_say_so_beside_their_plain_twins_and_in_the_plot(tmp_path
     assert "distilled" not in plain
     md = build_quality_table(records, tmp_path)
     assert "o2-r8-emb29-distilled-seq-refs" in md and "A distilled row" in md
+    assert "Distillation moved test BLEU: o2-r8-emb29 +2.50 (2 vs 2 seed(s)); lowrank-r8 +1.00 (1 vs 1 seed(s))." in md
     assert "A distilled row" not in build_quality_table(study(), tmp_path / "plain")
 
 

@@ -261,6 +261,19 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, sour
     return save_figure(fig, path, source)
 
 
+def distillation_moves(rows: Sequence[dict[str, Any]], metric: str = "bleu", unit: str = "BLEU") -> str:
+    """How far distillation moved each configuration: each distilled row against its plain twin (the same name
+    without ``-distilled-<recipe>``), in ``metric``; empty without a pair."""
+    plain = {r["config"]: r for r in rows if not r["method"].endswith(DISTILLED)}
+    moves = []
+    for row in rows:
+        twin = plain.get(row["config"].split("-distilled-")[0]) if row["method"].endswith(DISTILLED) else None
+        if twin is not None and row[metric] is not None and twin[metric] is not None:
+            moves.append(f"{twin['config']} {row[metric] - twin[metric]:+.2f} ({row['seeds']} vs {twin['seeds']} "
+                         "seed(s))")
+    return f" Distillation moved test {unit}: {'; '.join(moves)}." if moves else ""
+
+
 def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
     """Write ``quality.md/.tex/.csv``, ``quality_bleu_vs_params.png`` and ``quality_curves.png``; returns the
     Markdown."""
@@ -282,6 +295,7 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
                   "own seed as teacher (seq-refs: the teacher's beam-5 translations of the training sources beside "
                   "the references, quality/grid_distill), the recipe chosen on the validation split "
                   "(quality_distill); its time/step does not include the teacher's one-off decoding.")
+        notes += distillation_moves(rows)
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
@@ -414,7 +428,6 @@ def build_why_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
 
 
 KRONECKER_SUMS = ("Shapeshifter", "PHM")  # the methods the budget target is about (PHM: first factors n x n)
-DISTILLED = ", distilled"  # the suffix of a distilled row's method
 
 
 def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float = 1.0) -> str:
@@ -480,6 +493,7 @@ def glue_study_notes(rows: Sequence[dict[str, Any]]) -> str:
         notes += (" A distilled row (-distilled-word) trained the same configuration with the dense run of its own "
                   "seed as teacher, mixing the task loss with the teacher's logits (quality/glue_distill: alpha "
                   "0.9, T 1).")
+        notes += distillation_moves(rows, "accuracy", "accuracy (points)")
     majority = next((r["majority"] for r in rows if r.get("majority") is not None), None)
     if majority is not None:
         notes += f" Predicting the majority class scores {majority:.1f}% on the same test split."
