@@ -198,3 +198,24 @@ def test_attention_distillation_pairs_every_attention_module_and_trains_the_stud
     twin = DistillTranslationModule(same, tgt, src, teacher=teacher, kinds=("attention",), teacher_dim=16,
                                     student_dim=16, warmup_updates=10)
     assert float(twin.training_loss(batch)[3]["train_attention_kl"]) < 1e-6
+
+
+@pytest.mark.parametrize(("node", "message"), [
+    ({"kinds": ["word"], "teacher": "t", "alpha": 1.5}, r"distill.alpha must be in \[0, 1\], got 1.5"),
+    ({"kinds": ["word"], "teacher": "t", "temperature": 0}, "distill.temperature must be > 0, got 0"),
+    ({"kinds": ["hidden"], "teacher": "t", "hidden_weight": 0}, "distill.hidden_weight must be > 0, got 0"),
+    ({"kinds": ["attention"], "teacher": "t", "attention_weight": -1}, "distill.attention_weight must be > 0"),
+    ({"kinds": ["sequence"], "teacher": "t", "beam": 0}, "distill.beam must be an integer >= 1, got 0"),
+    ({"kinds": ["words"], "teacher": "t"}, r"unknown kind\(s\) \['words'\]; known: \['word', 'hidden', 'attention'"),
+    ({"kinds": ["word", "word"], "teacher": "t"}, "lists a kind twice"),
+    ({"kinds": ["word"], "teacher": "t", "atention_weight": 1}, "distill.atention_weight is not a setting"),
+    ({"kinds": [], "teacher": "t"}, "distill.kinds is empty .* choose distill=word, hidden, attention or sequence"),
+    ({"kinds": ["attention"], "teacher": None}, "needs distill.teacher="),
+])
+def test_distill_settings_refuse_what_cannot_run_with_one_line(node: dict, message: str) -> None:
+    from shapeshifter.distill.teacher import DistillSettings
+
+    with pytest.raises(ValueError, match=message):
+        DistillSettings.from_config(node)
+    assert DistillSettings.from_config({"kinds": ["attention"], "teacher": "t"}).online
+    assert not DistillSettings.from_config({"kinds": ["sequence"], "teacher": "t"}).online
