@@ -24,7 +24,7 @@ def test_distilled_steps_add_the_teachers_forward_and_never_update_it(one_thread
     start = {k: v.clone() for k, v in modules["word"].model.state_dict().items()}
     sample = fixed_sample(4, 6, 40, 30, placeholder_dictionary(30))
     rows = measure(modules, sample, reps=1, warmup=0)
-    assert set(rows) == {"plain", "word", "hidden", "word+hidden", "teacher"}
+    assert set(rows) == {"plain", "word", "hidden", "attention", "word+hidden", "teacher"}
     assert rows["plain"]["ratio_to_plain"] == 1.0
     assert rows["plain"]["params"] == rows["word"]["params"] < rows["teacher"]["params"]
     assert rows["word"]["ops"] > rows["plain"]["ops"] and rows["hidden"]["ops"] > rows["plain"]["ops"]

@@ -25,7 +25,7 @@ from shapeshifter.translation.distill_module import DistillTranslationModule
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 from shapeshifter.translation.module import TranslationModule
 
-ONLINE_KINDS = ("word", "hidden", "word+hidden")
+ONLINE_KINDS = ("word", "hidden", "attention", "word+hidden")
 
 
 def fixed_sample(n_sentences: int, length: int, src_vocab: int, tgt_vocab: int, dictionary: Any,
@@ -60,7 +60,8 @@ def candidates(arch: str, overrides: Mapping[str, Any], policy: Mapping[str, Any
     src_dict, tgt_dict = placeholder_dictionary(vocab[0]), placeholder_dictionary(vocab[1])
     teacher, _ = build_transformer(arch, src_dict, tgt_dict, dict(overrides), None)
     student, _ = build_transformer(arch, src_dict, tgt_dict, dict(overrides), dict(policy))
-    plain_options = {k: v for k, v in options.items() if k not in ("alpha", "temperature", "hidden_weight")}
+    plain_options = {k: v for k, v in options.items()
+                     if k not in ("alpha", "temperature", "hidden_weight", "attention_weight")}
     modules = {"plain": TranslationModule(copy.deepcopy(student), tgt_dict, src_dict, **plain_options)}
     frozen = teacher.eval().requires_grad_(False)
     width = int(overrides.get("encoder_embed_dim", 0)) or None

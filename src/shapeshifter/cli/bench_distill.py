@@ -1,5 +1,5 @@
-"""What word-level and hidden-state distillation cost per training step, against the same student's plain step,
-timed in one process (`shapeshifter.bench.distill_cost`). The student, the teacher and the loss settings are
+"""What word-level, hidden-state and attention distillation cost per training step, against the same student's
+plain step, timed in one process (`shapeshifter.bench.distill_cost`). The student, the teacher and the loss settings are
 those of a composed training config, by default the distillation screening's (quality_distill).
 
     python pipelines/bench_distill.py                        # the screening's o2-r8-emb29 student, d128 teacher
@@ -40,7 +40,8 @@ def bench_config(overrides: list[str], args: argparse.Namespace) -> dict[str, An
             "threads": resolve_threads(args.threads),
             "options": {"lr": float(optim.lr), "label_smoothing": float(optim.label_smoothing),
                         "factor_lr_scale": float(optim.get("factor_lr_scale", 1.0)), "alpha": float(distill.alpha),
-                        "temperature": float(distill.temperature), "hidden_weight": float(distill.hidden_weight)}}
+                        "temperature": float(distill.temperature), "hidden_weight": float(distill.hidden_weight),
+                        "attention_weight": float(distill.get("attention_weight", 1.0))}}
 
 
 def to_markdown(rows: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> str:
