@@ -9,7 +9,8 @@ SCALE   ?= full
 .PHONY: setup test lint format bench-layers bench-peers device-check params demo demo-glue clean
 
 $(STAMP): pyproject.toml constraints.txt Makefile
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# pip, not python: a venv whose creation was interrupted has python without pip; it is made again
+	test -x $(BIN)/pip || $(PY) -m venv --clear $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(PIP) -q torch==2.13.0
 	$(PIP) -q -e '.[pipeline,dev]'
