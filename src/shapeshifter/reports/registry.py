@@ -161,8 +161,13 @@ DISTILL_JOBS = (
     *(("shapeshift=kron", "distill=sequence", "distill.kinds=[sequence,word]", "distill.alpha=0.9",
        "distill.temperature=1.0", f"seed={seed}", _TEACHER_S1,
        _DISTILLED + "seq-word-a${distill.alpha}-T${distill.temperature}-t1-s${seed}") for seed in (2, 3)),
-    # the attention distributions (head-averaged) of every attention module
+    # the attention distributions (head-averaged) of every attention module; its further seeds, and on top of
+    # the teacher's translations beside the references
     ("shapeshift=kron", "distill=attention", _DISTILLED + "attention-s${seed}"),
+    *(("shapeshift=kron", "distill=attention", f"seed={seed}", _TEACHER_S1, _DISTILLED + "attention-t1-s${seed}")
+      for seed in (2, 3)),
+    ("shapeshift=kron", "distill=attention", "distill.kinds=[sequence,attention]", "distill.with_references=true",
+     _DISTILLED + "seq-refs-attention-s${seed}"),
 )
 
 # The SNLI full-subset study (conf/experiment/quality/snli.yaml) in the order the runs should land: every method's
@@ -200,7 +205,7 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality_distill", records_builder(build_distill_table, "translation", also=("quality_why",),
                                                benchmarks=("bench_distill",)),
               ("quality/distill",), full_scale="cpu", jobs=DISTILL_JOBS,
-              smoke_jobs=(*DISTILL_JOBS[:3], DISTILL_JOBS[-1])),  # smoke: one job per kind
+              smoke_jobs=(*DISTILL_JOBS[:3], DISTILL_JOBS[-4])),  # smoke: one job per kind
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
               ("quality/glue_grid", "quality/glue_grid_narrow", "quality/glue_distill", "quality/glue_distill_narrow"),
               smoke_scale="smoke_glue", full_scale="cpu", with_dense=False),  # glue_grid's dense runs teach the rest
