@@ -115,6 +115,7 @@ def compose_train(args: list[str]):
 def check_train(args: list[str]) -> None:
     """The config composes and resolves, and passes the checks a run makes before any work (the trainer's device
     aside: a GPU command is valid on a GPU machine)."""
+    from shapeshifter.experiment.records import UNSET, without_unset
     from shapeshifter.experiment.task import validate_keys, validate_rank_axis, validate_schedule
 
     if "-sc" in args:  # tab completion: Hydra prints the shell function to eval
@@ -123,7 +124,8 @@ def check_train(args: list[str]) -> None:
         assert done.returncode == 0 and "hydra_bash_completion" in done.stdout, done.stderr[-1500:]
         return
     cfg = compose_train(args)
-    OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    settings = without_unset(OmegaConf.to_container(cfg, resolve=True))  # unset schema fields: defaults apply
+    assert UNSET not in str(settings), [key for key, node in settings.items() if UNSET in str(node)]
     validate_keys(cfg)
     validate_rank_axis(cfg)
     validate_schedule(cfg)

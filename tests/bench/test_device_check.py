@@ -6,9 +6,12 @@ from pathlib import Path
 
 import torch
 
+from shapeshifter.cli import device_check
+
 
 def test_without_cuda_it_says_so_and_exits_0(monkeypatch, capsys, tmp_path: Path, pipeline_script) -> None:
-    module = pipeline_script("device_check")
+    module = device_check
+    assert pipeline_script("device_check").main is device_check.main  # the documented entry point runs it
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert module.main(["--records", str(tmp_path)]) == 0
     assert "no CUDA GPU present" in capsys.readouterr().out

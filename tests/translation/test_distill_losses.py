@@ -213,7 +213,7 @@ def test_attention_distillation_pairs_every_attention_module_and_trains_the_stud
     ({"kinds": ["attention"], "teacher": None}, "needs distill.teacher="),
 ])
 def test_distill_settings_refuse_what_cannot_run_with_one_line(node: dict, message: str) -> None:
-    from shapeshifter.distill.teacher import DistillSettings
+    from shapeshifter.distill.settings import DistillSettings
 
     with pytest.raises(ValueError, match=message):
         DistillSettings.from_config(node)

@@ -20,12 +20,13 @@ import torch
 from shapeshifter.bench.batch import make_batch
 from shapeshifter.bench.step_profile import count_ops
 from shapeshifter.bench.timing import interleaved_times, median_ratios
+from shapeshifter.distill.settings import ONLINE_KINDS
 from shapeshifter.params import count_parameters
 from shapeshifter.translation.distill_module import DistillTranslationModule
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 from shapeshifter.translation.module import TranslationModule
 
-ONLINE_KINDS = ("word", "hidden", "attention", "word+hidden")
+STEPS = (*ONLINE_KINDS, "word+hidden")  # the online kinds alone, and word with hidden
 
 
 def fixed_sample(n_sentences: int, length: int, src_vocab: int, tgt_vocab: int, dictionary: Any,
@@ -54,7 +55,7 @@ def training_step(module: TranslationModule) -> Callable[[dict[str, Any]], None]
 
 
 def candidates(arch: str, overrides: Mapping[str, Any], policy: Mapping[str, Any], vocab: tuple[int, int],
-               options: Mapping[str, Any], kinds: Sequence[str] = ONLINE_KINDS) -> dict[str, TranslationModule]:
+               options: Mapping[str, Any], kinds: Sequence[str] = STEPS) -> dict[str, TranslationModule]:
     """``{"plain": student, <kind>: distilled student, ..., "teacher": dense}``, every student from the same
     initial weights; ``options``: the modules' keyword arguments (lr, label_smoothing, alpha, temperature, ...)."""
     src_dict, tgt_dict = placeholder_dictionary(vocab[0]), placeholder_dictionary(vocab[1])

@@ -18,6 +18,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from shapeshifter.bench.distill_cost import candidates, fixed_sample, measure
+from shapeshifter.distill.settings import DistillSettings
 from shapeshifter.experiment.policy import policy_from_config
 from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.paths import repo_root
@@ -41,7 +42,7 @@ def bench_config(overrides: list[str], args: argparse.Namespace) -> dict[str, An
             "options": {"lr": float(optim.lr), "label_smoothing": float(optim.label_smoothing),
                         "factor_lr_scale": float(optim.get("factor_lr_scale", 1.0)), "alpha": float(distill.alpha),
                         "temperature": float(distill.temperature), "hidden_weight": float(distill.hidden_weight),
-                        "attention_weight": float(distill.get("attention_weight", 1.0))}}
+                        "attention_weight": float(distill.get("attention_weight", DistillSettings.attention_weight))}}
 
 
 def to_markdown(rows: dict[str, dict[str, Any]], cfg: dict[str, Any]) -> str:

@@ -149,7 +149,8 @@ def translation_settings() -> dict[str, Any]:
     conf = repo_root() / "conf"
     own = OmegaConf.to_container(OmegaConf.load(conf / "adapter" / "translation.yaml"))
     shared = OmegaConf.to_container(OmegaConf.load(conf / "train.yaml"))
-    return {node: sorted(keys) if node in shared else None for node, keys in own.items() if node != "adapter"}
+    return {node: sorted(keys) if node in shared else None for node, keys in own.items()
+            if node not in ("adapter", "defaults")}
 
 
 def without_translation_settings(config: dict[str, Any], settings: dict[str, Any]) -> bool:

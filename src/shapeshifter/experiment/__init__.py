@@ -5,5 +5,7 @@ and the surgery in `shapeshifter.surgery` know nothing about it.
 """
 
 from shapeshifter.experiment.resolvers import register as _register_resolvers
+from shapeshifter.experiment.settings import register as _register_settings
 
 _register_resolvers()
+_register_settings()

@@ -15,8 +15,8 @@ from typing import Any
 from omegaconf import DictConfig
 
 from shapeshifter.distill.sequence import sequence_data_bin, stage_key
+from shapeshifter.distill.settings import DistillSettings
 from shapeshifter.distill.teacher import (
-    DistillSettings,
     TeacherError,
     check_dictionaries,
     check_layers,

@@ -87,6 +87,17 @@ def run_reference(value: Any, config: Mapping[str, Any]) -> Any:
     return value
 
 
+UNSET = "???"  # a field nothing set, in a plain container (`OmegaConf.to_container`)
+SETTINGS_NODES = ("optim", "ckpt", "batching", "eval")  # the nodes typed by a schema (`experiment.settings`)
+
+
+def without_unset(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` without the settings nothing set: a schema (`experiment.settings`) declares every field of its
+    node, and a config that sets fewer must write and hash as it did before the schema existed."""
+    return {k: {kk: vv for kk, vv in v.items() if vv != UNSET} if k in SETTINGS_NODES and isinstance(v, Mapping)
+            else v for k, v in config.items()}
+
+
 def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the config hash covers: the result-defining settings (`semantic_config`) without display names
     (`without_labels`), with references to other runs' folders taken below the outputs folder (`run_reference`)."""
@@ -107,7 +118,7 @@ def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
     another task's config has none to leave out. A config whose data node holds ``content``
     (`translation.data.identity`; set by `experiment.runner.stamp_data_content`) drops the data's folders and files
     (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
-    out = {k: without_target(v) for k, v in config.items() if k not in NON_SEMANTIC_KEYS}
+    out = {k: without_target(v) for k, v in without_unset(config).items() if k not in NON_SEMANTIC_KEYS}
     if not (out.get("distill") or {}).get("kinds"):  # distill=none: hashed as before the distill group existed
         out.pop("distill", None)
     data = out.get("data")

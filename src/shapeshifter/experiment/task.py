@@ -23,7 +23,6 @@ names it (``adapter._target_``, set by each ``conf/data`` file) and `build_task`
 from __future__ import annotations
 
 import contextlib
-import difflib
 import signal
 import time
 from abc import ABC, abstractmethod
@@ -36,7 +35,15 @@ from omegaconf import DictConfig, OmegaConf
 from shapeshifter.experiment.callbacks import make_callbacks, validate_callbacks
 from shapeshifter.experiment.ddp import global_rank, launch_ranks, validate_cpu_ddp, world_size
 from shapeshifter.experiment.loggers import finish_wandb, lightning_output_once, make_loggers, validate_loggers
-from shapeshifter.experiment.records import claim_checkpoint_dir, fail_record, finish_record, new_record, write_record
+from shapeshifter.experiment.records import (
+    claim_checkpoint_dir,
+    fail_record,
+    finish_record,
+    new_record,
+    without_unset,
+    write_record,
+)
+from shapeshifter.experiment.settings import unknown_setting
 from shapeshifter.experiment.wandb_records import attach_record
 
 if TYPE_CHECKING:
@@ -52,24 +59,12 @@ def _positive_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
 
 
-# The settings of the shared nodes: a key outside these (``+optim.lrr=...``) would be ignored without a word.
-KNOWN_KEYS = {
-    "optim": {"lr", "betas", "eps", "weight_decay", "warmup_updates", "warmup_init_lr", "label_smoothing",
-              "clip_norm", "factor_lr_scale"},
-    "batching": {"max_tokens", "max_sentences"},
-    "eval": {"beam", "max_len_a", "max_len_b", "lenpen", "bleu_every_n_epochs", "bleu_max_sentences"},
-    "ckpt": {"monitor", "average_last", "patience"},
-}
-
-
 def validate_keys(cfg: DictConfig) -> None:
-    """Refuse settings nothing reads, naming the closest known one (a typo would otherwise train silently with
-    the default)."""
-    for node, known in KNOWN_KEYS.items():
-        for key in set(cfg.get(node) or {}) - known:
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f"; did you mean {node}.{close[0]}?" if close else f"; known: {sorted(known)}"
-            raise ValueError(f"{node}.{key} is not a setting{hint}")
+    """Refuse a setting added with ``+`` that its node's schema does not hold (`settings.unknown_setting`): a
+    typo would otherwise train silently with the default."""
+    problem = unknown_setting(cfg)
+    if problem:
+        raise ValueError(problem)
 
 
 def validate_rank_axis(cfg: DictConfig) -> None:
@@ -340,7 +335,7 @@ def start_record(task: Task, record_path: Path, writes: bool) -> tuple[dict[str,
     marks the record "failed"."""
     cfg = task.cfg
     header = task.validate()
-    record = new_record(plain(cfg), kind=task.kind)
+    record = new_record(without_unset(plain(cfg)), kind=task.kind)
     record.update(header)
     record["world_size"] = world_size(cfg.trainer)
     if writes:
@@ -375,7 +370,8 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
             claim_checkpoint_dir(ckpt_dir, record["config_hash"])
         resume = resume_point(ckpt_dir, move_damaged=zero) if cfg.run.resume else None
         record["resumed_from"] = str(resume) if resume else None
-        loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, plain(cfg)) if zero else []
+        settings = without_unset(plain(cfg))
+        loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, settings) if zero else []
         with launch_ranks(fit_and_evaluate, task, out_dir, resume) as rank:
             fit_and_evaluate(task, module, dm, loggers, rank, resume, record, out_dir)
         if zero:

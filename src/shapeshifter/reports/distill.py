@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from shapeshifter.distill.settings import ONLINE_KINDS, DistillSettings
 from shapeshifter.experiment.records import semantic_config
 from shapeshifter.reports.frame import PARAMS_COLUMN, Column, configurations, records_frame, to_rows, write_table
 from shapeshifter.reports.quality import (
@@ -44,7 +45,7 @@ def twin_key(config: dict[str, Any]) -> str:
 KIND_LABELS = {
     "word": lambda n: f"word α {n.get('alpha'):g} T {n.get('temperature'):g}",
     "hidden": lambda n: f"hidden ×{n.get('hidden_weight'):g}",
-    "attention": lambda n: f"attention ×{n.get('attention_weight', 1.0):g}",
+    "attention": lambda n: f"attention ×{n.get('attention_weight', DistillSettings.attention_weight):g}",
     "sequence": lambda n: ("sequence" + (" + references" if n.get("with_references") else "")
                            + f" (beam {n.get('beam')})"),
 }
@@ -77,7 +78,7 @@ def step_ratio(record: dict[str, Any], costs: dict[str, dict[str, Any]]) -> floa
     """What one training step of this distilled run costs over the plain student's, measured by the benchmark
     in one process (sequence-level steps are plain steps on other targets); None without a benchmark."""
     bench = costs.get(repr(record.get("policy")))
-    online = [k for k in ("word", "hidden", "attention") if k in record["config"]["distill"]["kinds"]]
+    online = [k for k in ONLINE_KINDS if k in record["config"]["distill"]["kinds"]]
     row = (bench or {}).get("results", {}).get("+".join(online) or "plain")
     return row["ratio_to_plain"] if row else None
 
