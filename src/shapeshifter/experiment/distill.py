@@ -16,16 +16,11 @@ from omegaconf import DictConfig
 
 from shapeshifter.distill.sequence import sequence_data_bin, stage_key
 from shapeshifter.distill.settings import DistillSettings
-from shapeshifter.distill.teacher import (
-    TeacherError,
-    check_dictionaries,
-    check_layers,
-    find_teacher_run,
-    freeze,
-    teacher_summary,
-)
+from shapeshifter.distill.teacher import TeacherError, check_dictionaries, check_layers, freeze
 from shapeshifter.experiment.glue_evaluate import build_evaluation_module, load_weights
+from shapeshifter.experiment.records import file_sha256
 from shapeshifter.experiment.resolvers import config_root
+from shapeshifter.experiment.run_folder import find_run
 from shapeshifter.experiment.run_model import read_run
 from shapeshifter.experiment.task import build_task
 from shapeshifter.paths import anchored
@@ -45,6 +40,40 @@ def model_dims(arch: str, overrides: dict[str, Any]) -> dict[str, int]:
     return {k: int(getattr(args, k)) for k in ("encoder_layers", "decoder_layers", "encoder_embed_dim",
                                                 "decoder_embed_dim")}
 
+
+
+def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> Any:
+    """The teacher's `RunFolder` after the cheap checks (folder, finished, task, data); `TeacherError` otherwise."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise TeacherError(f"distill.teacher={folder}: no such run folder (train the teacher first)")
+    try:
+        run = find_run(folder)
+    except (FileNotFoundError, ValueError) as err:
+        raise TeacherError(f"distill.teacher={folder}: {err}") from None
+    status = (run.record or {}).get("status")
+    if status != "done":
+        where = run.record_file or "its record (not found under the teacher's run.records)"
+        raise TeacherError(f"distill.teacher={folder} is not a finished run ({where}: status={status!r}); "
+                           "let it finish (it resumes) or pass another run")
+    if run.kind != kind:
+        raise TeacherError(f"distill.teacher={folder} is a {run.kind} run; the student is a {kind} run")
+    teacher_data = run.config.data.get("content")
+    if data_content is not None and teacher_data != data_content:
+        raise TeacherError(f"distill.teacher={folder} was trained on other data (data.content {teacher_data} vs the "
+                           f"student's {data_content}; data {run.config.data.get('name')})")
+    return run
+
+
+def teacher_summary(run: Any, weights: list[Path], settings: DistillSettings) -> dict[str, Any]:
+    """What the student's record says about its teacher and the distillation settings."""
+    return {"kinds": list(settings.kinds), "alpha": settings.alpha, "temperature": settings.temperature,
+            "hidden_weight": settings.hidden_weight, "beam": settings.beam,
+            "with_references": settings.with_references,
+            "teacher": {"run_dir": str(run.path), "config_hash": run.config_hash,
+                        "name": str(run.config.run.name),
+                        "record": str(run.record_file) if run.record_file else None,
+                        "weights": [{"name": p.name, "sha256": file_sha256(p)} for p in weights]}}
 
 class TranslationDistillation:
     """What ``distill`` asks of one translation run (nothing when ``kinds`` is empty)."""
