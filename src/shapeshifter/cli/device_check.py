@@ -30,6 +30,8 @@ from typing import Any
 
 import torch
 
+from shapeshifter.cli import bench as bm
+from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
 from shapeshifter.paths import repo_root
 from shapeshifter.threads import add_threads_argument, apply_threads
 
@@ -58,8 +60,6 @@ def steps(records: Path, tables: Path, bench: Path) -> list[tuple[str, list[str]
 
 def throughput(seconds: float, device: torch.device) -> dict[str, Any]:
     """Training steps per second and target tokens per second, dense vs o2-r32-emb64, ``seconds`` each."""
-    from shapeshifter.cli import bench as bm
-
     cfg = bm.bench_config("full", "cuda", seed=1)
     inputs = bm.bench_inputs(cfg)
     batch = inputs[2]
@@ -107,8 +107,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"device check FAILED: {name} exited {rc}", file=sys.stderr)
             return rc
         print(f"device check: {name} ok ({time.perf_counter() - t0:.0f} s)", flush=True)
-    from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
-
     cfg = {"table": "device_check", "arch": "transformer_iwslt_de_en", "seconds": args.seconds,
            "device": torch.cuda.get_device_name()}
     record = new_record(cfg, kind="throughput")
