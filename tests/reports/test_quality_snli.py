@@ -27,8 +27,13 @@ def test_jobs_compose_first_seeds_first(scale: str) -> None:
     spec = get_table("quality_snli")
     cfgs = [compose_cfg(CONF, job) for job in spec.all_jobs(spec.scale_overrides(scale))]
     seeds = (1, 2) if scale == "full" else (1,)  # smoke runs the first seeds only
-    assert [c.run.name for c in cfgs] == [f"snli_full-{n}-s{seed}" for seed in seeds for n in ORDER]
     suffix = "-smoke" if scale == "smoke" else ""
+    plain = [f"snli_full-{n}-s{seed}" for seed in seeds for n in ORDER]
+    distilled = [f"snli_full-{n}-distilled-word-s{seed}" for seed in seeds for n in ORDER[1:]]
+    assert [c.run.name for c in cfgs] == plain + distilled
+    for c in cfgs[len(plain):]:  # each compressed method distilled from the dense run of its own seed
+        assert list(c.distill.kinds) == ["word"] and (c.distill.alpha, c.distill.temperature) == (0.9, 1.0)
+        assert c.distill.teacher.endswith(f"quality_snli{suffix}/snli_full-d128-dense-s{c.seed}")
     assert {c.run.group for c in cfgs} == {f"quality_snli{suffix}"}
     assert {c.data.name for c in cfgs} == {"snli_full"} and {c.ckpt.patience for c in cfgs} == {3}
     assert {c.trainer.max_epochs for c in cfgs} == {1 if scale == "smoke" else 15}

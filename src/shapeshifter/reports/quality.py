@@ -491,8 +491,7 @@ def glue_study_notes(rows: Sequence[dict[str, Any]]) -> str:
              "method and its size (and seed).")
     if any(r["method"].endswith(DISTILLED) for r in rows):
         notes += (" A distilled row (-distilled-word) trained the same configuration with the dense run of its own "
-                  "seed as teacher, mixing the task loss with the teacher's logits (quality/glue_distill: alpha "
-                  "0.9, T 1).")
+                  "seed as teacher, mixing the task loss with the teacher's logits (alpha 0.9, T 1).")
         notes += distillation_moves(rows, "accuracy", "accuracy (points)")
     majority = next((r["majority"] for r in rows if r.get("majority") is not None), None)
     if majority is not None:
