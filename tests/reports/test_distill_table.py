@@ -86,7 +86,7 @@ def test_smoke_runs_one_job_per_kind_and_full_scale_the_whole_screening() -> Non
     spec = get_table("quality_distill")
     smoke, full = spec.all_jobs(spec.scale_overrides("smoke")), spec.all_jobs(spec.scale_overrides("full"))
     kinds = [next(o for o in job if o.startswith("distill=")) for job in smoke]
-    assert kinds == ["distill=word", "distill=hidden", "distill=sequence", "distill=attention"] and len(full) == 19
+    assert kinds == ["distill=word", "distill=hidden", "distill=sequence", "distill=attention"] and len(full) == 21
     later_seeds = [job for job in full if any(o in ("seed=2", "seed=3") for o in job)]
-    # the five candidates' further seeds all learn from the seed-1 teacher
-    assert len(later_seeds) == 10 and all(any(o.endswith("-dense-s1") for o in job) for job in later_seeds)
+    # the six candidates' further seeds all learn from the seed-1 teacher
+    assert len(later_seeds) == 12 and all(any(o.endswith("-dense-s1") for o in job) for job in later_seeds)

@@ -168,7 +168,11 @@ DISTILL_JOBS = (
       for seed in (2, 3)),
     ("shapeshift=kron", "distill=attention", "distill.kinds=[sequence,attention]", "distill.with_references=true",
      _DISTILLED + "seq-refs-attention-s${seed}"),
+    *(("shapeshift=kron", "distill=attention", "distill.kinds=[sequence,attention]", "distill.with_references=true",
+       f"seed={seed}", _TEACHER_S1, _DISTILLED + "seq-refs-attention-t1-s${seed}") for seed in (2, 3)),
 )
+# one job per kind for make smoke: word, hidden, sequence, and the first attention job
+DISTILL_SMOKE_JOBS = (*DISTILL_JOBS[:3], next(job for job in DISTILL_JOBS if job[1] == "distill=attention"))
 
 # The SNLI full-subset study (conf/experiment/quality/snli.yaml) in the order the runs should land: every method's
 # first seed before any second seed, so that a partial grid already compares all four; then the three compressed
@@ -207,7 +211,7 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality_distill", records_builder(build_distill_table, "translation", also=("quality_why",),
                                                benchmarks=("bench_distill",)),
               ("quality/distill",), full_scale="cpu", jobs=DISTILL_JOBS,
-              smoke_jobs=(*DISTILL_JOBS[:3], DISTILL_JOBS[-4])),  # smoke: one job per kind
+              smoke_jobs=DISTILL_SMOKE_JOBS),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
               ("quality/glue_grid", "quality/glue_grid_narrow", "quality/glue_distill", "quality/glue_distill_narrow"),
               smoke_scale="smoke_glue", full_scale="cpu", with_dense=False),  # glue_grid's dense runs teach the rest
