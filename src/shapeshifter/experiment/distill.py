@@ -41,7 +41,6 @@ def model_dims(arch: str, overrides: dict[str, Any]) -> dict[str, int]:
                                                 "decoder_embed_dim")}
 
 
-
 def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> Any:
     """The teacher's `RunFolder` after the cheap checks (folder, finished, task, data); `TeacherError` otherwise."""
     folder = Path(path)
@@ -74,6 +73,7 @@ def teacher_summary(run: Any, weights: list[Path], settings: DistillSettings) ->
                         "name": str(run.config.run.name),
                         "record": str(run.record_file) if run.record_file else None,
                         "weights": [{"name": p.name, "sha256": file_sha256(p)} for p in weights]}}
+
 
 class TranslationDistillation:
     """What ``distill`` asks of one translation run (nothing when ``kinds`` is empty)."""

@@ -109,4 +109,3 @@ def unknown_setting(cfg: DictConfig) -> str | None:
             hint = f"; did you mean {node}.{close[0]}?" if close else f"; known: {known}"
             return f"{node}.{key} is not a setting{hint}"
     return None
-

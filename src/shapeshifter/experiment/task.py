@@ -370,8 +370,8 @@ def run_task(task: Task, out_dir: Path, record_path: Path) -> dict[str, Any]:
             claim_checkpoint_dir(ckpt_dir, record["config_hash"])
         resume = resume_point(ckpt_dir, move_damaged=zero) if cfg.run.resume else None
         record["resumed_from"] = str(resume) if resume else None
-        settings = without_unset(plain(cfg))
-        loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group, settings) if zero else []
+        loggers = make_loggers(cfg.get("logger"), out_dir, cfg.run.name, cfg.run.group,
+                               record["config"]) if zero else []  # the loggers show the config as recorded
         with launch_ranks(fit_and_evaluate, task, out_dir, resume) as rank:
             fit_and_evaluate(task, module, dm, loggers, rank, resume, record, out_dir)
         if zero:
