@@ -239,7 +239,22 @@ def test_distilled_rows_say_so_beside_their_plain_twins_and_in_the_plot(tmp_path
     assert "distilled" not in plain
     md = build_quality_table(records, tmp_path)
     assert "o2-r8-emb29-distilled-seq-refs" in md and "A distilled row" in md
-    assert "Distillation moved test BLEU: o2-r8-emb29 +2.50 (2 vs 2 seed(s)); lowrank-r8 +1.00 (1 vs 1 seed(s))." in md
+    assert ("Distillation moved test BLEU: o2-r8-emb29 seq-refs +2.50 (2 vs 2 seed(s)); lowrank-r8 seq-refs +1.00 "
+            "(1 vs 1 seed(s)).") in md
+
+
+def test_two_recipes_of_one_configuration_are_two_rows_each_against_the_plain_twin(tmp_path: Path) -> None:
+    attention = [distilled("o2-r8-emb29", seed, 20.0 + seed) for seed in (1, 2)]
+    for rec in attention:
+        rec["config"]["distill"]["kinds"] = ["sequence", "attention"]
+        rec["config_hash"] += "-attention"
+    records = [*study(), distilled("o2-r8-emb29", 1, 18.0), *attention]
+    by = {r["config"]: r for r in quality_rows(records)}
+    assert by["o2-r8-emb29-distilled-seq-refs"]["seeds"] == 1
+    assert by["o2-r8-emb29-distilled-seq-refs-attention"]["seeds"] == 2
+    assert by["o2-r8-emb29-distilled-seq-refs-attention"]["bleu"] == pytest.approx(21.5)
+    md = build_quality_table(records, tmp_path)
+    assert "o2-r8-emb29 seq-refs +2.00 (1 vs 2 seed(s)); o2-r8-emb29 seq-refs-attention +5.50 (2 vs 2 seed(s))" in md
     assert "A distilled row" not in build_quality_table(study(), tmp_path / "plain")
 
 

@@ -80,12 +80,12 @@ DISTILLED = ", distilled"  # appended to a method's name when its run learned fr
 
 
 def distill_tag(config: dict[str, Any]) -> str | None:
-    """A distilled run's recipe in a row name (``seq-refs``, ``word``, ``seq-word``); None for a plain run."""
+    """A distilled run's recipe in a row name (``seq-refs``, ``seq-refs-attention``, ``word``, ``seq-word``), as the
+    run names of quality/grid_distill spell it; None for a plain run."""
     node = config.get("distill") or {}
-    kinds = [{"sequence": "seq"}.get(k, k) for k in node.get("kinds") or []]
-    if not kinds:
-        return None
-    return "-".join(kinds) + ("-refs" if "seq" in kinds and node.get("with_references") else "")
+    seq = "seq-refs" if node.get("with_references") else "seq"
+    kinds = [{"sequence": seq}.get(k, k) for k in node.get("kinds") or []]
+    return "-".join(kinds) or None
 
 
 def method(record: dict[str, Any]) -> str:
@@ -263,13 +263,14 @@ def plot_curves(records: Sequence[dict[str, Any]], path: Path, ylabel: str, sour
 
 def distillation_moves(rows: Sequence[dict[str, Any]], metric: str = "bleu", unit: str = "BLEU") -> str:
     """How far distillation moved each configuration: each distilled row against its plain twin (the same name
-    without ``-distilled-<recipe>``), in ``metric``; empty without a pair."""
+    without ``-distilled-<recipe>``), in ``metric``, named by configuration and recipe; empty without a pair."""
     plain = {r["config"]: r for r in rows if not r["method"].endswith(DISTILLED)}
     moves = []
     for row in rows:
-        twin = plain.get(row["config"].split("-distilled-")[0]) if row["method"].endswith(DISTILLED) else None
+        name, _, recipe = row["config"].partition("-distilled-")
+        twin = plain.get(name) if row["method"].endswith(DISTILLED) else None
         if twin is not None and row[metric] is not None and twin[metric] is not None:
-            moves.append(f"{twin['config']} {row[metric] - twin[metric]:+.2f} ({row['seeds']} vs {twin['seeds']} "
+            moves.append(f"{name} {recipe} {row[metric] - twin[metric]:+.2f} ({row['seeds']} vs {twin['seeds']} "
                          "seed(s))")
     return f" Distillation moved test {unit}: {'; '.join(moves)}." if moves else ""
 
@@ -293,8 +294,10 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     if any(r["method"].endswith(DISTILLED) for r in rows):
         notes += (" A distilled row (-distilled-<recipe>) trained the same configuration with the dense run of its "
                   "own seed as teacher (seq-refs: the teacher's beam-5 translations of the training sources beside "
-                  "the references, quality/grid_distill), the recipe chosen on the validation split "
-                  "(quality_distill); its time/step does not include the teacher's one-off decoding.")
+                  "the references, quality/grid_distill_seq_refs; seq-refs-attention: the same plus the KL between "
+                  "the teacher's and the student's attention distributions, quality/grid_distill), the recipes "
+                  "chosen on the validation split (quality_distill); its time/step includes the teacher's forward "
+                  "pass where the recipe needs one (attention) but not the teacher's one-off decoding.")
         notes += distillation_moves(rows)
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."

@@ -200,7 +200,8 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality", records_builder(build_quality_table, "translation"),
               ("quality/grid_dense", "quality/grid_10x", "quality/grid_lowrank", "quality/grid_narrow",
                "quality/grid_sizes", "quality/grid_tuned", "quality/grid_embeddings", "quality/grid_distill",
-               "quality/grid_distill_lowrank", "quality/grid_distill_narrow", "quality/grid_distill_25x"),
+               "quality/grid_distill_lowrank", "quality/grid_distill_narrow", "quality/grid_distill_25x",
+               "quality/grid_distill_seq_refs"),
               full_scale="cpu", with_dense=False),
     # its own runs on a narrower base, beside the full-width pair of the quality table's records
     TableSpec("quality_width", records_builder(build_width_table, "translation", also=("quality",)),
