@@ -44,7 +44,7 @@ def test_compiled_module_keeps_parameter_names_and_reports_graphs(monkeypatch: p
                                overrides=TINY, policy={"embedding": {"rank": 2}, "attention": {"rank": 1},
                                                        "ffn": {"rank": 1}},
                                init_from=None, prepared=SimpleNamespace(bpe=None),
-                               distillation=TranslationDistillation(cfg, TINY))  # distill=none: no teacher
+                               distillation=TranslationDistillation(cfg, TINY, lambda: None))  # distill=none
         module = TranslationTask.build_module(task, {})
         names[flag] = list(module.state_dict())
         assert (task.compile_counter is not None) == (flag == "true")

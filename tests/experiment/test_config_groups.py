@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from shapeshifter.experiment.records import config_hash, write_record  # noqa: E402
-from shapeshifter.experiment.runner import record_path, run_hash, run_job, stamp_data_content  # noqa: E402
+from shapeshifter.experiment.runner import data_identity, record_path, run_hash, run_job  # noqa: E402
 from shapeshifter.experiment.sweep import compose_cfg  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ NEUTRAL = ["logger=csv", "logger=none", "callbacks=lr_monitor", "paths.root_dir=
 
 
 def composed_hash(*overrides: str) -> str:
-    """The hash a job's record is named by (the data's content stamped, as the job does)."""
+    """The hash a job's record is named by (with its data's identity, as the job computes it)."""
     return run_hash(compose_cfg(CONF, list(overrides)))
 
 
@@ -85,14 +85,13 @@ def test_records_name_the_checkout_relatively_wherever_the_run_started(where: st
 
     monkeypatch.chdir(ROOT if where == "checkout" else tmp_path)
     cfg = compose_cfg(CONF, [])
-    stamp_data_content(cfg)
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config, content = OmegaConf.to_container(cfg, resolve=True), data_identity(cfg)
     weights = str(ROOT / "outputs" / "default" / "run" / "best.ckpt")
-    record = {"config": config, "config_hash": config_hash(config), "evaluated_weights": weights}
+    record = {"config": config, "config_hash": config_hash(config, content), "evaluated_weights": weights}
     written = json.loads(write_record(record, tmp_path / "record.json").read_text())
     assert written["config"]["paths"] == {"root_dir": ".", "output_dir": "outputs", "records_dir": "results/records"}
     assert written["evaluated_weights"] == "outputs/default/run/best.ckpt"
-    assert config_hash(written["config"]) == record["config_hash"] == composed_hash()
+    assert config_hash(written["config"], content) == record["config_hash"] == composed_hash()
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

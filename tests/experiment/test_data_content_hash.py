@@ -1,6 +1,7 @@
-"""The config hash covers what the data is (``data.content``), not where it lies: a copy of the corpus in
-another folder names the same run, an edited copy another one; records and run folders made before
-``data.content`` migrate to the hash a run of theirs gets now."""
+"""The config hash covers what the data is (its identity, kept beside the config), not where it lies: a copy of
+the corpus in another folder names the same run, an edited copy another one; the config is never changed in
+flight; records and run folders made before the identity existed, or that held it in the config
+(``data.content``), migrate to the hash a run of theirs gets now."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from shapeshifter.cli import migrate  # noqa: E402
 from shapeshifter.experiment.records import config_hash  # noqa: E402
-from shapeshifter.experiment.runner import run_hash, stamp_data_content  # noqa: E402
+from shapeshifter.experiment.run_folder import find_run  # noqa: E402
+from shapeshifter.experiment.runner import data_identity, run_hash  # noqa: E402
 from shapeshifter.experiment.sweep import compose_cfg  # noqa: E402
 from shapeshifter.translation.data import DataError  # noqa: E402
 from shapeshifter.translation.data.smoke import slice_iwslt_raw  # noqa: E402
@@ -31,7 +33,8 @@ def test_a_copy_of_the_corpus_elsewhere_is_the_same_run_an_edited_copy_is_not(tm
     here = compose_cfg(CONF, DEMO)
     shutil.copytree(ROOT / "data/sample/de-en", tmp_path / "copy")
     moved = compose_cfg(CONF, [*DEMO, f"data.raw_dir={tmp_path / 'copy'}", f"data.work_dir={tmp_path / 'w'}"])
-    assert run_hash(moved) == run_hash(here) and moved.data.content == here.data.content
+    assert run_hash(moved) == run_hash(here) and data_identity(moved) == data_identity(here)
+    assert "content" not in moved.data  # hashing leaves the config as composed
     train = tmp_path / "copy/train.tags.de-en.en"
     train.write_bytes(train.read_bytes().replace(b"the", b"teh", 1))
     edited = compose_cfg(CONF, [*DEMO, f"data.raw_dir={tmp_path / 'copy'}"])
@@ -41,9 +44,9 @@ def test_a_copy_of_the_corpus_elsewhere_is_the_same_run_an_edited_copy_is_not(tm
 def test_missing_data_gives_no_finished_run_and_the_job_names_the_folder(tmp_path: Path) -> None:
     overrides = [*DEMO, f"data.raw_dir={tmp_path / 'absent'}"]
     cfg = compose_cfg(CONF, overrides)
-    assert run_hash(cfg) != run_hash(compose_cfg(CONF, DEMO)) and cfg.data.content is None  # a sweep's skip check
+    assert run_hash(cfg) != run_hash(compose_cfg(CONF, DEMO)) and data_identity(cfg) is None  # a sweep's skip check
     with pytest.raises(DataError, match=str(tmp_path / "absent")):
-        stamp_data_content(compose_cfg(CONF, overrides), fetch=True)  # what run_job does first
+        data_identity(compose_cfg(CONF, overrides), fetch=True)  # what run_job does first
 
 
 def test_glue_files_elsewhere_are_the_same_run(tmp_path: Path) -> None:
@@ -57,10 +60,8 @@ def test_glue_files_elsewhere_are_the_same_run(tmp_path: Path) -> None:
 
 
 def _old_style(cfg) -> dict:
-    """A resolved config as runs wrote it before ``data.content``."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    config["data"].pop("content", None)
-    return config
+    """A resolved config as runs wrote it before the data's identity existed."""
+    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_records_and_run_folders_made_before_data_content_migrate_to_the_hash_a_run_gets_now(tmp_path) -> None:
@@ -85,7 +86,29 @@ def test_records_and_run_folders_made_before_data_content_migrate_to_the_hash_a_
     assert record["config_hash"] == new and record["migrated_from"] == [old]
     assert record["evaluated_weights"] == f"outputs/job/{new}/checkpoints/best.ckpt"
     assert not (job / old).exists() and (job / new / "checkpoints/CONFIG_HASH").read_text().strip() == new
-    saved = OmegaConf.load(job / ".hydra/config.yaml")
-    assert config_hash(OmegaConf.to_container(saved, resolve=True)) == new  # the folder names its hash again
+    assert find_run(job).config_hash == new  # the folder names its hash again (its .hydra/data.json)
     assert migrate.main([str(records), "--data-content", "--rehash", "--run-folders", str(tmp_path / "outputs")]) == 0
     assert [p.name for p in records.iterdir()] == [f"{cfg.run.name}-{new}.json"]  # a second run changes nothing
+
+
+def test_records_and_run_folders_holding_data_content_in_the_config_move_it_beside_without_a_hash_moving(
+        tmp_path: Path) -> None:
+    cfg = compose_cfg(CONF, DEMO)
+    content, digest = data_identity(cfg), run_hash(cfg)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["data"]["content"] = content  # as runs wrote their records and saved configs before
+    records, job = tmp_path / "records", tmp_path / "outputs" / "job"
+    records.mkdir()
+    (records / f"x-{digest}.json").write_text(json.dumps({"config": config, "config_hash": digest}))
+    (job / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(config), job / ".hydra/config.yaml")
+    assert find_run(job).config_hash == digest  # such a folder is still read: the identity taken from its config
+    assert migrate.main([str(records), "--data-identity", "--run-folders", str(tmp_path / "outputs")]) == 0
+    record = json.loads((records / f"x-{digest}.json").read_text())
+    assert "content" not in record["config"]["data"] and record["data_content"] == content
+    assert config_hash(record["config"], record["data_content"]) == digest
+    assert "content" not in OmegaConf.load(job / ".hydra/config.yaml").data
+    assert json.loads((job / ".hydra/data.json").read_text()) == {"content": content}
+    run = find_run(job)
+    assert run.config_hash == digest and run.data_content == content
+    assert migrate.main([str(records), "--rehash"]) == 0 and (records / f"x-{digest}.json").is_file()

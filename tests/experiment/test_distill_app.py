@@ -78,16 +78,17 @@ def test_teacher_checks_fail_before_any_work(sample: Path, teacher: Path, tmp_pa
     cfg.run.name = "never-finished"
     OmegaConf.save(cfg, unfinished / ".hydra" / "config.yaml")
     _fails_before_work(sample, tmp_path, "not a finished run", "distill=word", f"distill.teacher={unfinished}")
-    # other data: the teacher's data.content differs from the student's
+    # other data: the teacher's data identity (its run folder's .hydra/data.json) differs from the student's
     other = tmp_path / "other_data"
     shutil.copytree(teacher, other)
     cfg = OmegaConf.load(other / ".hydra" / "config.yaml")
-    cfg.data.content = "sha256:0000000000000000"
     cfg.run.records = str(tmp_path / "records")
     OmegaConf.save(cfg, other / ".hydra" / "config.yaml")
+    (other / ".hydra" / "data.json").write_text(json.dumps({"content": "sha256:0000000000000000"}))
     record = json.loads(record_path(OmegaConf.load(teacher / ".hydra" / "config.yaml")).read_text())
-    (record_path(cfg)).parent.mkdir(parents=True, exist_ok=True)
-    record_path(cfg).write_text(json.dumps(record))
+    moved = record_path(cfg, run_hash(cfg, "sha256:0000000000000000"))
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    moved.write_text(json.dumps(record))
     _fails_before_work(sample, tmp_path, "trained on other data", "distill=word", f"distill.teacher={other}")
 
 

@@ -81,7 +81,7 @@ def own_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_plain_files_train_at_smoke_scale_and_write_a_done_record(own_run: dict[str, Any]) -> None:
     record = own_run["record"]
     assert record["status"] == "done" and record["config"]["data"]["recipe"] == "files"
-    assert record["config"]["data"]["content"].startswith("sha256:")
+    assert record["data_content"].startswith("sha256:") and "content" not in record["config"]["data"]
     assert record["config"]["arch"]["overrides"]["encoder_embed_dim"] == 32  # the smoke model on the user's files
     work = own_run["tmp"] / "work"
     counts = {s: len((work / f"{s}.raw.en").read_text().splitlines()) for s in ("train", "valid", "test")}

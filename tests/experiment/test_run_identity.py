@@ -126,6 +126,7 @@ def _old_run_folders(records: Path, outputs: Path, committed: dict[str, dict], b
         (checkpoints / "CONFIG_HASH").write_text(old + "\n")
         (job / ".hydra").mkdir()
         saved = {**config, "run": {**config["run"], "records": str(records)}}  # outside the hash: where records are
+        saved["data"] = {**config["data"], "content": record["data_content"]}  # where folders of then held it
         if "paths" in config:
             saved["paths"] = {**config["paths"], "records_dir": str(records)}
         OmegaConf.save(OmegaConf.create(saved), job / ".hydra/config.yaml")

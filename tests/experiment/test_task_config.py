@@ -77,7 +77,8 @@ def test_a_config_saved_before_the_task_node_gets_its_task_from_data_kind() -> N
 def test_committed_records_keep_their_hash_with_the_task_node(record: str) -> None:
     saved = json.loads((ROOT / "results/records" / record).read_text())
     config = {**saved["config"], "adapter": {"_target_": "shapeshifter.translation.task.TranslationTask"}}
-    assert config_hash(config) == config_hash(saved["config"]) == saved["config_hash"]
+    content = saved["data_content"]
+    assert config_hash(config, content) == config_hash(saved["config"], content) == saved["config_hash"]
 
 
 def test_trainer_callbacks_and_loggers_are_built_from_their_targets(tmp_path: Path) -> None:
@@ -125,7 +126,8 @@ def test_glue_configs_made_with_the_translation_settings_migrate_to_the_hash_the
     for node, settings in own.items():
         if node not in ("adapter", "defaults"):
             old["config"][node] = {**old["config"].get(node, {}), **settings}
-    assert config_hash(old["config"]) != old["config_hash"] == "bf0cd3988548"
+    content = glue["data_content"]
+    assert config_hash(old["config"], content) != old["config_hash"] == "bf0cd3988548"
     translation = json.loads((ROOT / "results/records/quality/sample_de_en-d128-dense-s1-d3c82e297b36.json")
                              .read_text())
     records, job = tmp_path / "records", tmp_path / "outputs" / "quality_glue" / "snli_sample-d128-dense-s1"
@@ -137,7 +139,7 @@ def test_glue_configs_made_with_the_translation_settings_migrate_to_the_hash_the
 
     assert migrate.main([str(records), "--task-settings", "--run-folders", str(tmp_path / "outputs")]) == 0
     migrated = json.loads((records / "glue.json").read_text())
-    assert config_hash(migrated["config"]) == "bf0cd3988548" and migrated["config"] == glue["config"]
+    assert config_hash(migrated["config"], content) == "bf0cd3988548" and migrated["config"] == glue["config"]
     assert json.loads((records / "translation.json").read_text()) == translation
     saved = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "config.yaml"))
     assert "eval" not in saved and "monitor" not in saved["ckpt"] and "lr" in saved["optim"]

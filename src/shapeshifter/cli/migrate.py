@@ -6,17 +6,22 @@ or make the paths in existing records relative to the folder the runs were made 
     shapeshifter-migrate results/records --rehash   # after a change of what the hash covers
     shapeshifter-migrate results/records --add-curves   # records made before training.curve
     shapeshifter-migrate results/records --data-content --rehash --run-folders outputs
+    shapeshifter-migrate results/records --data-identity --run-folders outputs
     shapeshifter-migrate results/records --task-settings --run-folders outputs
 
 ``--rehash`` recomputes every record's hash with the current rule (`records.config_hash`) and renames the files
 whose hash moved; in every record under the given folders, the hashes of re-hashed ones are rewritten too (paths
 into a run's hash folder, a distillation teacher's ``config_hash`` and record file, the dense run a projection
 or an analysis read), so pass every records folder that refers to another's runs in one command. ``--data-content``
-gives records made before ``data.content`` (the data's identity, `translation.data.identity`) the content of the
-data their config names, read here; ``--rehash`` then names them by it. With ``--rehash``, ``--run-folders`` moves
-each run folder ``<job>/<old hash>/`` of a re-hashed record to its new hash and rewrites every checkpoints'
-``CONFIG_HASH`` mark naming an old hash (the job's ``.hydra/config.yaml`` given its data's content where it lacks
-it), so unfinished runs resume: pass the records folders that hold the runs' records, "running" ones included.
+gives records made before the data's identity existed (`translation.data.identity`) the identity of the data their
+config names, read here; ``--rehash`` then names them by it. With ``--rehash``, ``--run-folders`` moves each run
+folder ``<job>/<old hash>/`` of a re-hashed record to its new hash and rewrites every checkpoints' ``CONFIG_HASH``
+mark naming an old hash (the job's ``.hydra/data.json`` written where it lacks one), so unfinished runs resume:
+pass the records folders that hold the runs' records, "running" ones included.
+
+``--data-identity`` moves the data's identity out of the configs of records (``config.data.content`` becomes the
+record's ``data_content``) and, with ``--run-folders``, of each job's ``.hydra/config.yaml`` (into its
+``.hydra/data.json``), as runs write them since the config is no longer changed in flight: no hash moves.
 
 ``--task-settings`` removes from the configs of GLUE runs (records, and with ``--run-folders`` each job's
 ``.hydra/config.yaml``) the translation task's own settings (``conf/adapter/translation.yaml``: beam search,
@@ -41,9 +46,16 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from shapeshifter.experiment.records import config_hash, map_strings, monitored_metric, portable_record, write_record
-from shapeshifter.experiment.run_folder import CHECKPOINT_DIR, CONFIG_FILE
-from shapeshifter.experiment.runner import save_job_config, stamp_data_content
+from shapeshifter.experiment.records import (
+    NO_DATA,
+    config_hash,
+    map_strings,
+    monitored_metric,
+    portable_record,
+    write_record,
+)
+from shapeshifter.experiment.run_folder import CHECKPOINT_DIR, CONFIG_FILE, DATA_FILE, read_data_identity
+from shapeshifter.experiment.runner import data_identity, save_job_config
 from shapeshifter.experiment.training import learning_curve
 from shapeshifter.paths import repo_root
 
@@ -56,7 +68,7 @@ def rename_policy(record: dict, old: str, new: str) -> bool:
     config["shapeshift"]["name"] = new
     run = config.get("run", {})
     run["name"] = "-".join(new if part == old else part for part in _split_name(run.get("name", ""), old))
-    if (digest := config_hash(config)) != record["config_hash"]:
+    if (digest := config_hash(config, record.get("data_content", NO_DATA))) != record["config_hash"]:
         record.setdefault("migrated_from", []).append(record["config_hash"])
         record["config_hash"] = digest
     return True
@@ -101,7 +113,7 @@ def hash_renames(roots: list[Path]) -> dict[str, str]:
     renamed: dict[str, str] = {}
     where: dict[str, Path] = {}
     for path, record in _records(roots):
-        old, new = record.get("config_hash"), config_hash(record["config"])
+        old, new = record.get("config_hash"), config_hash(record["config"], record.get("data_content", NO_DATA))
         if old == new and record.get("migrated_from"):
             old = record["migrated_from"][-1]
         if old is None or old == new:
@@ -124,22 +136,40 @@ def _replacing(renamed: dict[str, str]) -> Callable[[str], str]:
 
 
 def add_data_content(roots: list[Path]) -> list[Path]:
-    """Give translation and GLUE records without ``data.content`` the content of the data their config names
+    """Give translation and GLUE records without a data identity the identity of the data their config names
     (relative paths read from the project folder); the changed files. Data that is not here is an error naming
     the record: a record must not be re-hashed to a guess."""
     changed = []
     for path, record in _records(roots):
         data = record["config"].get("data")
-        if not isinstance(data, dict) or data.get("kind") not in ("translation", "glue") or "content" in data:
+        if (not isinstance(data, dict) or data.get("kind") not in ("translation", "glue") or "content" in data
+                or "data_content" in record):
             continue
-        cfg = OmegaConf.create(record["config"])
         try:
-            stamp_data_content(cfg, fetch=True)
+            record["data_content"] = data_identity(OmegaConf.create(record["config"]), fetch=True)
         except (OSError, ValueError) as err:
             raise SystemExit(f"{path}: cannot read its data ({err})") from None
-        data["content"] = cfg.data.content
         write_record(record, path)
         changed.append(path)
+    return changed
+
+
+def separate_data_identity(roots: list[Path], run_roots: list[Path]) -> list[Path]:
+    """Move ``config.data.content`` of every record under ``roots`` to the record's ``data_content``, and of every
+    job's composed config under ``run_roots`` to its `DATA_FILE`; the changed files."""
+    changed = []
+    for path, record in _records(roots):
+        data = record["config"].get("data")
+        if isinstance(data, dict) and "content" in data:
+            record["data_content"] = data.pop("content")
+            write_record(record, path)
+            changed.append(path)
+    for root in run_roots:
+        for path in sorted(root.glob(f"**/{CONFIG_FILE}")):
+            job, cfg = path.parent.parent, OmegaConf.load(path)
+            if "content" in (cfg.get("data") or {}):
+                save_job_config(cfg, job, read_data_identity(job, cfg))  # taken out of the config
+                changed.append(job / DATA_FILE)
     return changed
 
 
@@ -190,8 +220,8 @@ def drop_task_settings(roots: list[Path], run_roots: list[Path]) -> list[Path]:
 def move_run_folders(roots: list[Path], renamed: dict[str, str]) -> list[tuple[Path, Path]]:
     """Move every run folder ``<job>/<old hash>/`` under ``roots`` whose hash ``renamed`` maps to a new one (the
     records' re-hash), rewrite every checkpoints' ``CONFIG_HASH`` mark that names an old hash (the older layout's
-    ``<job>/checkpoints/`` too), and give the job's composed config (``.hydra/config.yaml``) its data's content
-    where it lacks it, so the folder names its hash again and an unfinished run resumes; the moves."""
+    ``<job>/checkpoints/`` too), and give the job its data's identity file (``.hydra/data.json``) where it lacks
+    one, so the folder names its hash again and an unfinished run resumes; the moves."""
     moved = []
     for root in roots:
         for folder in sorted(p for p in root.glob("**/*") if p.is_dir() and p.name in renamed):
@@ -200,10 +230,10 @@ def move_run_folders(roots: list[Path], renamed: dict[str, str]) -> list[tuple[P
                 raise FileExistsError(f"{job / new} exists; not moving {folder} onto it")
             folder.rename(job / new)
             config_file = job / CONFIG_FILE
-            if config_file.is_file():
+            if config_file.is_file() and not (job / DATA_FILE).is_file():
                 cfg = OmegaConf.load(config_file)
-                stamp_data_content(cfg, fetch=True)
-                save_job_config(cfg, job)
+                content = read_data_identity(job, cfg)  # a config that held it gives it up
+                save_job_config(cfg, job, data_identity(cfg, fetch=True) if content is None else content)
             moved.append((folder, job / new))
         for mark in sorted(root.glob(f"**/{CHECKPOINT_DIR}*/CONFIG_HASH")):
             if (old := mark.read_text().strip()) in renamed:
@@ -279,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--portable-paths", action="append", default=[], type=Path, metavar="RUN_ROOT",
                         help="the folder the runs were made in (repeatable)")
     parser.add_argument("--data-content", action="store_true",
-                        help="add data.content (the data's identity) where a record lacks it; then --rehash")
+                        help="add the data's identity where a record lacks it; then --rehash")
+    parser.add_argument("--data-identity", action="store_true",
+                        help="move config.data.content to the record's data_content (and, with --run-folders, "
+                             "to each job's .hydra/data.json)")
     parser.add_argument("--run-folders", action="append", default=[], type=Path, metavar="OUTPUTS",
                         help="with --rehash: move the run folders of re-hashed records to their new hash (repeatable)")
     parser.add_argument("--task-settings", action="store_true",
@@ -289,9 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="add training.curve from the run folders' CSV logs where a record lacks it")
     args = parser.parse_args(argv)
     if not (args.rename or args.portable_paths or args.rehash or args.add_curves or args.data_content
-            or args.run_folders or args.task_settings):
+            or args.data_identity or args.run_folders or args.task_settings):
         parser.error("nothing to do: give --rename OLD=NEW, --rehash, --portable-paths RUN_ROOT, --add-curves, "
-                     "--data-content, --task-settings and/or --run-folders OUTPUTS")
+                     "--data-content, --data-identity, --task-settings and/or --run-folders OUTPUTS")
     renames = dict(item.split("=", 1) for item in args.rename)
     for old, new in migrate(args.roots, renames) if renames else []:
         print(f"{old} -> {new.name}")
@@ -301,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: learning curve added")
     for path in drop_task_settings(args.roots, args.run_folders) if args.task_settings else []:
         print(f"{path}: translation settings removed")
+    for path in separate_data_identity(args.roots, args.run_folders) if args.data_identity else []:
+        print(f"{path}: data identity beside the config")
     for path in add_data_content(args.roots) if args.data_content else []:
         print(f"{path}: data content added")
     renamed = hash_renames(args.roots) if args.rehash else {}

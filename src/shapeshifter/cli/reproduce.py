@@ -147,8 +147,8 @@ def outcomes_from_records(jobs: Sequence[Sequence[str]], started: float) -> list
     "ran" when it is "done" now, "failed" otherwise (missing, "failed" with its error, or left "running")."""
     outcomes = []
     for overrides in jobs:
-        # composed again, not reused from `is_done`: a job whose inputs were missing before it ran had no data
-        # identity then (``data.content`` None), and its record is named by the hash with the identity it has now
+        # hashed again, not reused from `is_done`: a job whose inputs were missing before it ran had no data
+        # identity then (None), and its record is named by the hash with the identity it has now
         cfg = compose_cfg(CONF, overrides)
         path = record_path(cfg)
         record = read_status(path)

@@ -120,6 +120,7 @@ class RankJob:
     world: int
     port: int
     threads: int
+    identity: str | None  # the data's identity (`Task.identity`), fetched once by the launching process
 
 
 def _free_port() -> int:
@@ -155,7 +156,7 @@ def rank_main(job: RankJob, ready: Any) -> None:
 
     torch.set_num_threads(job.threads)
     try:
-        task = job.task_cls(OmegaConf.create(job.config))
+        task = job.task_cls(OmegaConf.create(job.config), identity=job.identity)
         task.validate()
         record: dict[str, Any] = {}
         module, dm = task.setup(record)
@@ -206,7 +207,7 @@ def _start(work: Callable[..., None], task: Any, out_dir: Path, resume: Path | N
     procs, conns = [], []
     for rank in range(1, world):
         receive, send = ctx.Pipe(duplex=False)
-        job = RankJob(work, type(task), config, out_dir, resume, rank, world, port, threads)
+        job = RankJob(work, type(task), config, out_dir, resume, rank, world, port, threads, task.identity())
         proc = ctx.Process(target=rank_main, args=(job, send), name=f"rank {rank}")
         proc.start()
         send.close()

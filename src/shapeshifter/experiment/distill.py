@@ -9,6 +9,7 @@ trains the student. Everything the record says about distillation is in ``record
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,9 @@ def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> A
                            "let it finish (it resumes) or pass another run")
     if run.kind != kind:
         raise TeacherError(f"distill.teacher={folder} is a {run.kind} run; the student is a {kind} run")
-    teacher_data = run.config.data.get("content")
-    if data_content is not None and teacher_data != data_content:
-        raise TeacherError(f"distill.teacher={folder} was trained on other data (data.content {teacher_data} vs the "
-                           f"student's {data_content}; data {run.config.data.get('name')})")
+    if data_content is not None and run.data_content != data_content:
+        raise TeacherError(f"distill.teacher={folder} was trained on other data (data identity {run.data_content} "
+                           f"vs the student's {data_content}; data {run.config.data.get('name')})")
     return run
 
 
@@ -78,14 +78,15 @@ def teacher_summary(run: Any, weights: list[Path], settings: DistillSettings) ->
 class TranslationDistillation:
     """What ``distill`` asks of one translation run (nothing when ``kinds`` is empty)."""
 
-    def __init__(self, cfg: DictConfig, student_overrides: dict[str, Any]) -> None:
+    def __init__(self, cfg: DictConfig, student_overrides: dict[str, Any],
+                 data_identity: Callable[[], str | None]) -> None:
         self.settings = DistillSettings.from_config(_plain(cfg.get("distill")))
         self.run: Any = None
         self.teacher: Any = None
         if not self.settings.kinds:
             return
         folder = anchored(str(self.settings.teacher), config_root(cfg))
-        self.run = find_teacher_run(folder, "translation", cfg.data.get("content"))
+        self.run = find_teacher_run(folder, "translation", data_identity())
         teacher_overrides = _plain(self.run.config.arch.overrides) or {}
         self.teacher_dims = model_dims(str(self.run.config.arch.name), teacher_overrides)
         self.student_dims = model_dims(str(cfg.arch.name), student_overrides)
@@ -155,7 +156,7 @@ class GlueDistillation:
     """What ``distill`` asks of one GLUE run: logit (``word``) and hidden-state distillation from a finished
     classifier run on the same data, label set and vocabulary."""
 
-    def __init__(self, cfg: DictConfig, arch: dict[str, Any]) -> None:
+    def __init__(self, cfg: DictConfig, arch: dict[str, Any], data_identity: Callable[[], str | None]) -> None:
         self.settings = DistillSettings.from_config(_plain(cfg.get("distill")))
         self.teacher: Any = None
         if not self.settings.kinds:
@@ -164,7 +165,7 @@ class GlueDistillation:
             raise ValueError(f"distill: {' and '.join(translation_only)} distillation is for translation; GLUE runs "
                              "take word (logits) and hidden")
         self.folder = anchored(str(self.settings.teacher), config_root(cfg))
-        self.run = find_teacher_run(self.folder, "glue", cfg.data.get("content"))
+        self.run = find_teacher_run(self.folder, "glue", data_identity())
         self.teacher_arch = _plain(self.run.config.arch) or {}
         self.student_arch = arch
         tokenizers = [a.get("tokenizer", "word") if a.get("kind") == "pretrained" else "word"

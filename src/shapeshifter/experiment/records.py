@@ -31,7 +31,7 @@ log = logging.getLogger("shapeshifter")
 NON_SEMANTIC_KEYS = {"run", "hydra", "logger", "paths", "callbacks", "adapter"}
 
 
-# Where a run's data lies: left out of the hash once ``data.content`` (what the data is) is set.
+# Where a run's data lies: left out of the hash of a run whose data identity is known (what the data is).
 DATA_PATH_KEYS = {"raw_dir", "work_dir", "data_bin", "data_dir", "cache_dir", "train", "validation", "test",
                   "trainpref", "validpref", "testpref"}
 
@@ -98,38 +98,53 @@ def without_unset(config: Mapping[str, Any]) -> dict[str, Any]:
             else v for k, v in config.items()}
 
 
-def identity_config(config: Mapping[str, Any]) -> dict[str, Any]:
+class _NoData:
+    """The data identity of a config that names no task (a benchmark's, an analysis'): its data node, if any, is
+    hashed as written."""
+
+    def __repr__(self) -> str:
+        return "NO_DATA"
+
+
+NO_DATA: Any = _NoData()
+
+
+def identity_config(config: Mapping[str, Any], data_content: str | None = NO_DATA) -> dict[str, Any]:
     """What the config hash covers: the result-defining settings (`semantic_config`) without display names
     (`without_labels`), with references to other runs' folders taken below the outputs folder (`run_reference`)."""
-    out = without_labels(semantic_config(config))
+    out = without_labels(semantic_config(config, data_content))
     for node, key in RUN_REFERENCES:
         if isinstance(out.get(node), Mapping) and key in out[node]:
             out[node] = {**out[node], key: run_reference(out[node][key], config)}
     return out
 
 
-def semantic_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def semantic_config(config: Mapping[str, Any], data_content: str | None = NO_DATA) -> dict[str, Any]:
     """The result-defining part of a resolved config, as written: what seed replicas must share and what the hash
     covers (through `identity_config`, which also drops display names and takes run references below the outputs
     folder).
 
     ``distill`` without kinds (``distill=none``) is left out, so that every record made before distillation
     existed keeps its hash. Settings only one task reads come with that task's config (``conf/adapter``), so
-    another task's config has none to leave out. A config whose data node holds ``content``
-    (`translation.data.identity`; set by `experiment.runner.stamp_data_content`) drops the data's folders and files
-    (`DATA_PATH_KEYS`): the same data elsewhere is the same experiment."""
+    another task's config has none to leave out.
+
+    ``data_content``: the identity of a task run's data (`translation.data.identity`, kept beside the config: the
+    record's ``data_content``, a run folder's `run_folder.DATA_FILE`; None when its inputs are not here). It stands
+    in for the data's folders and files (`DATA_PATH_KEYS`), as ``data.content``: the same data elsewhere is the same
+    experiment."""
     out = {k: without_target(v) for k, v in without_unset(config).items() if k not in NON_SEMANTIC_KEYS}
     if not (out.get("distill") or {}).get("kinds"):  # distill=none: hashed as before the distill group existed
         out.pop("distill", None)
     data = out.get("data")
-    if isinstance(data, Mapping) and "content" in data:
-        out["data"] = {k: v for k, v in data.items() if k not in DATA_PATH_KEYS}
+    if isinstance(data, Mapping) and data_content is not NO_DATA:
+        out["data"] = {**{k: v for k, v in data.items() if k not in DATA_PATH_KEYS}, "content": data_content}
     return out
 
 
-def config_hash(config: Mapping[str, Any]) -> str:
-    """Stable short hash of the result-defining part of a resolved config (`identity_config`)."""
-    blob = json.dumps(identity_config(config), sort_keys=True, default=str)
+def config_hash(config: Mapping[str, Any], data_content: str | None = NO_DATA) -> str:
+    """Stable short hash of the result-defining part of a resolved config and its data's identity
+    (`identity_config`)."""
+    blob = json.dumps(identity_config(config, data_content), sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -192,12 +207,19 @@ def monitored_metric(record: Mapping[str, Any]) -> str | None:
     return training.get("monitor") or record["config"].get("ckpt", {}).get("monitor")
 
 
-def new_record(config: Mapping[str, Any], kind: str) -> dict[str, Any]:
-    """The common header of every record; the caller adds params, metrics and timings."""
+def record_settings(record: Mapping[str, Any]) -> dict[str, Any]:
+    """`semantic_config` of a record: its config with the data identity it was hashed with (``data_content``)."""
+    return semantic_config(record["config"], record.get("data_content", NO_DATA))
+
+
+def new_record(config: Mapping[str, Any], kind: str, data_content: str | None = NO_DATA) -> dict[str, Any]:
+    """The common header of every record (``data_content``: a task run's data identity, `semantic_config`); the
+    caller adds params, metrics and timings."""
     return {
         "kind": kind,
-        "config_hash": config_hash(config),
+        "config_hash": config_hash(config, data_content),
         "config": dict(config),
+        **({} if data_content is NO_DATA else {"data_content": data_content}),
         "started_at": now(),
         "git_commit": git_commit(),
         "versions": versions(),

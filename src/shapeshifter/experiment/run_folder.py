@@ -5,6 +5,7 @@ subfolder per config hash, so configurations that share a name (a sweep over a k
 never share files, run one after another or in parallel::
 
     <run>/.hydra/config.yaml            the composed config (arch, overrides, shapeshift policy, data, eval, ckpt)
+    <run>/.hydra/data.json              the identity of the data the run read ({"content": ...}), which the hash covers
     <run>/<hash>/checkpoints/           best-*.ckpt (best by ckpt.monitor), last.ckpt, epochNNNN.ckpt, CONFIG_HASH
     <run>/<hash>/csv, translations, wandb
 
@@ -24,13 +25,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from shapeshifter.experiment.records import config_hash
+from shapeshifter.experiment.records import NO_DATA, config_hash
 from shapeshifter.experiment.resolvers import name_problem
 from shapeshifter.experiment.task import Task, build_task, task_node
 
 log = logging.getLogger("shapeshifter")
 
 CONFIG_FILE = Path(".hydra") / "config.yaml"
+DATA_FILE = Path(".hydra") / "data.json"
 CHECKPOINT_DIR = "checkpoints"
 BEST_PATTERN = "best-*.ckpt"
 LAST_NAME = "last.ckpt"
@@ -111,6 +113,7 @@ class RunFolder:
     record: dict[str, Any] | None
     record_file: Path | None
     config_hash: str | None = None
+    data_content: str | None = None  # the identity of the data it read (`DATA_FILE`)
 
     @property
     def kind(self) -> str | None:
@@ -120,7 +123,7 @@ class RunFolder:
     @cached_property
     def task(self) -> Task:
         """The run's task (`task.build_task` of its saved config), which knows what a tool may do with it."""
-        return build_task(self.config)
+        return build_task(self.config, self.data_content)
 
     def require_translation(self, tool: str) -> None:
         """ValueError unless this is a translation run: ``tool`` (export, translate) rebuilds a fairseq
@@ -187,20 +190,41 @@ def find_run(run_dir: str | Path) -> RunFolder:
     if not config_file.is_file():
         raise FileNotFoundError(f"{config_file} not found: pass the Hydra output folder of a pipelines/train.py run")
     config = OmegaConf.load(config_file)
-    expected = config_hash(OmegaConf.to_container(config, resolve=True))
+    content = read_data_identity(root, config)
+    expected = config_hash(OmegaConf.to_container(config, resolve=True), content)
     checkpoints = checkpoint_dir(root, expected)
     mark = checkpoints / "CONFIG_HASH"
     if mark.is_file() and mark.read_text().strip() != expected:
         raise ValueError(f"{mark} says {mark.read_text().strip()}, but {config_file} hashes to {expected}: "
                          "the checkpoints belong to another config (or the folder predates a change of what the hash "
                          "covers: see shapeshifter-migrate --help)")
-    # the saved config holds the data's identity (runner.save_job_config), so its hash is the run's
     path = record_location(config, expected)
     try:
         record = json.loads(path.read_text()) if path.is_file() else None
     except json.JSONDecodeError as err:
         raise ValueError(f"run record {path} is not valid JSON: {err}") from None
-    return RunFolder(root, config, checkpoints, record, path if record is not None else None, expected)
+    return RunFolder(root, config, checkpoints, record, path if record is not None else None, expected,
+                     None if content is NO_DATA else content)
+
+
+def read_data_identity(root: Path, config: Any) -> str | None:
+    """The data identity a run folder was hashed with: its `DATA_FILE`; a folder saved before that file existed
+    holds it in its config's ``data.content``, taken out of ``config`` here. `NO_DATA` when it has neither (a
+    config that names no task)."""
+    from omegaconf import open_dict
+
+    data, data_file = config.get("data"), root / DATA_FILE
+    if data is not None and "content" in data:
+        with open_dict(config):
+            content = data.pop("content")
+        if not data_file.is_file():
+            return content
+    if data_file.is_file():
+        try:
+            return json.loads(data_file.read_text())["content"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise ValueError(f"{data_file}: not a data identity file ({{\"content\": ...}})") from None
+    return NO_DATA if task_node(config) is None else None
 
 
 def run_folder_of(path: str | Path) -> tuple[Path, Path | None]:

@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from shapeshifter.experiment.ddp import global_rank
-from shapeshifter.experiment.records import config_hash
-from shapeshifter.experiment.run_folder import CONFIG_FILE, record_location, run_dir, validate_names
+from shapeshifter.experiment.records import NO_DATA, config_hash
+from shapeshifter.experiment.run_folder import CONFIG_FILE, DATA_FILE, record_location, run_dir, validate_names
 from shapeshifter.experiment.run_lock import run_locks
 from shapeshifter.experiment.task import Task, build_task, run_task, task_node, validate_run
 from shapeshifter.threads import apply_threads
@@ -19,24 +19,22 @@ from shapeshifter.threads import apply_threads
 log = logging.getLogger("shapeshifter")
 
 
-def stamp_data_content(cfg: DictConfig, fetch: bool = False) -> None:
-    """Set ``data.content``, the identity of the run's data (`translation.data.identity`), on ``cfg`` unless it
-    is set: the config hash then covers what the data is, not where it lies. ``fetch``: get the inputs as the
-    run would (write a sample slice, download a recipe's archive) and raise when they are missing; otherwise a
-    missing input leaves the content None, which no finished run has. Configs that name no task
-    (`task.task_node`) are left as they are."""
-    data = cfg.get("data")
-    if data is None or data.get("content") is not None or task_node(cfg) is None:
-        return
-    content = build_task(cfg).data_content(fetch)
-    with open_dict(cfg):
-        cfg.data.content = content
+def data_identity(cfg: DictConfig, fetch: bool = False) -> str | None:
+    """The identity of the run's data (`Task.data_content`): the config hash covers what the data is, not where
+    it lies. ``fetch``: get the inputs as the run would (write a sample slice, download a recipe's archive) and
+    raise when they are missing; otherwise a missing input gives None, which no finished run has. `NO_DATA` for a
+    config that names no task (`task.task_node`)."""
+    if cfg.get("data") is None or task_node(cfg) is None:
+        return NO_DATA
+    return build_task(cfg).data_content(fetch)
 
 
-def run_hash(cfg: DictConfig) -> str:
-    """The config hash that names this run's record and its run folder (the data's identity stamped first)."""
-    stamp_data_content(cfg)
-    return config_hash(OmegaConf.to_container(cfg, resolve=True))
+def run_hash(cfg: DictConfig, content: str | None = NO_DATA) -> str:
+    """The config hash that names this run's record and its run folder, with its data's identity (``content``,
+    else `data_identity` of what is here now)."""
+    if content is NO_DATA:
+        content = data_identity(cfg)
+    return config_hash(OmegaConf.to_container(cfg, resolve=True), content)
 
 
 def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
@@ -45,14 +43,16 @@ def record_path(cfg: DictConfig, digest: str | None = None) -> Path:
     return record_location(cfg, digest or run_hash(cfg))
 
 
-def save_job_config(cfg: DictConfig, job_dir: Path) -> None:
-    """Write the job's config, with its stamped ``data.content``, to the job folder (`run_folder.CONFIG_FILE`), so
-    that the folder names its config hash on its own (a teacher, a run to evaluate or export), wherever the data
-    is later. This replaces the file Hydra's app wrote before the job, and gives one to a job composed without
-    the app (`experiment.sweep`)."""
+def save_job_config(cfg: DictConfig, job_dir: Path, content: str | None = NO_DATA) -> None:
+    """Write the job's config to the job folder (`run_folder.CONFIG_FILE`) and its data's identity beside it
+    (`run_folder.DATA_FILE`), so that the folder names its config hash on its own (a teacher, a run to evaluate
+    or export), wherever the data is later. This replaces the file Hydra's app wrote before the job, and gives one
+    to a job composed without the app."""
     config_file = Path(job_dir) / CONFIG_FILE
     config_file.parent.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), config_file)
+    if content is not NO_DATA:
+        (Path(job_dir) / DATA_FILE).write_text(json.dumps({"content": content}) + "\n")
 
 
 def read_status(path: Path) -> dict[str, Any]:
@@ -88,8 +88,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     validate_names(cfg)  # before any file is written: the names are paths
     validate_run(cfg)  # a bad config fails before the lock files (and their folders) are made
     task = build_task(cfg)
-    stamp_data_content(cfg, fetch=True)
-    digest = run_hash(cfg)
+    digest = run_hash(cfg, task.identity())
     path = record_path(cfg, digest)
     if (existing := finished_record(cfg, path)) is not None:
         return existing
@@ -105,7 +104,7 @@ def run_job(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 def dispatch(task: Task, out_dir: Path, path: Path, digest: str) -> dict[str, Any]:
     """Run ``task`` through the run skeleton, in ``<out_dir>/<config hash>``."""
-    save_job_config(task.cfg, out_dir)
+    save_job_config(task.cfg, out_dir, task.identity())
     out_dir = run_dir(out_dir, digest)  # <job folder>/<config hash>: no two configs share files
     apply_threads(task.cfg.run.get("threads"))  # run.threads, else the shared rule (shapeshifter.threads)
     record = run_task(task, out_dir, path)

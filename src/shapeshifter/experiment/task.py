@@ -36,6 +36,7 @@ from shapeshifter.experiment.callbacks import make_callbacks, validate_callbacks
 from shapeshifter.experiment.ddp import global_rank, launch_ranks, validate_cpu_ddp, world_size
 from shapeshifter.experiment.loggers import finish_wandb, lightning_output_once, make_loggers, validate_loggers
 from shapeshifter.experiment.records import (
+    NO_DATA,
     claim_checkpoint_dir,
     fail_record,
     finish_record,
@@ -122,13 +123,22 @@ class Task(ABC):
 
     kind: str  # the record's ``kind``
 
-    def __init__(self, cfg: DictConfig) -> None:
+    def __init__(self, cfg: DictConfig, identity: str | None = NO_DATA) -> None:
         self.cfg = cfg
+        self._identity = identity  # `identity`, when the caller knows it already (a run folder, a launched rank)
 
     def data_content(self, fetch: bool) -> str | None:
-        """The identity of the run's data (``data.content``, `translation.data.identity`); ``fetch``: get the
-        inputs as the run would and raise when they are missing, else None when they are not (yet) here."""
+        """The identity of the run's data (`translation.data.identity`), which the config hash covers in place of
+        the data's paths; ``fetch``: get the inputs as the run would and raise when they are missing, else None
+        when they are not (yet) here."""
         return None
+
+    def identity(self) -> str | None:
+        """`data_content` of the inputs as the run reads them (fetched once): what names the run's record, its
+        run folder and its teacher's data."""
+        if self._identity is NO_DATA:
+            self._identity = self.data_content(fetch=True)
+        return self._identity
 
     def make_local_inputs(self, root: Path) -> None:
         """Write what the run reads that the repo does not ship but can make on this machine (a named slice of
@@ -199,14 +209,15 @@ def task_node(cfg: DictConfig) -> Any:
     return {"_target_": target} if target else None
 
 
-def build_task(cfg: DictConfig) -> Task:
-    """The run's `Task`, built by Hydra from ``adapter._target_`` over the whole config."""
+def build_task(cfg: DictConfig, identity: str | None = NO_DATA) -> Task:
+    """The run's `Task`, built by Hydra from ``adapter._target_`` over the whole config (``identity``: its data's,
+    when known)."""
     node = task_node(cfg)
     if node is None:
         kind = (cfg.get("data") or {}).get("kind")
         raise ValueError(f"data.kind must be 'translation' or 'glue', got {kind!r} (config group "
                          f"data={cfg.get('data')}); or name the task with adapter._target_")
-    return instantiate(node, _partial_=True)(cfg)
+    return instantiate(node, _partial_=True)(cfg, identity)
 
 
 def training_callbacks(task: Task, ckpt_dir: Path) -> tuple[list[Any], int | None]:
@@ -335,7 +346,7 @@ def start_record(task: Task, record_path: Path, writes: bool) -> tuple[dict[str,
     marks the record "failed"."""
     cfg = task.cfg
     header = task.validate()
-    record = new_record(without_unset(plain(cfg)), kind=task.kind)
+    record = new_record(without_unset(plain(cfg)), kind=task.kind, data_content=task.identity())
     record.update(header)
     record["world_size"] = world_size(cfg.trainer)
     if writes:

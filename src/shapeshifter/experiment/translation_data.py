@@ -15,7 +15,7 @@ from shapeshifter.translation.data import TranslationDataConfig
 
 # Keys of a translation ``data`` node that are not `TranslationDataConfig` fields: the pipeline's own, and the
 # fairseq names ``source_lang``/``target_lang`` that ``data=parallel_files`` takes (copied to src_lang/tgt_lang).
-NOT_RECIPE_KEYS = ("kind", "name_in_tables", "content", "source_lang", "target_lang")
+NOT_RECIPE_KEYS = ("kind", "name_in_tables", "source_lang", "target_lang")
 
 
 def data_config(cfg: DictConfig):

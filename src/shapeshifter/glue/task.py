@@ -69,7 +69,7 @@ GLUE_DEFAULTS: dict[str, Any] = {
     "warmup_ratio": 0.1,
     "num_workers": 0,
 }
-DATA_KEYS = {"kind", "name", "name_in_tables", "content", "task", "source", "data_dir", "cache_dir", "train",
+DATA_KEYS = {"kind", "name", "name_in_tables", "task", "source", "data_dir", "cache_dir", "train",
              "validation", "test", "fmt", "text_fields", "label_field", "regression", "label_names"}
 ARCH_KEYS = {
     # label: the architecture's name in run names and tables (narrow variants, e.g. d16)
@@ -265,7 +265,7 @@ class GlueTask(Task):
         self.data = check_data(cfg)
         self.settings = glue_settings(cfg)
         self.init = "random" if self.arch["kind"] == "scratch" else "project"
-        self.distillation = GlueDistillation(cfg, self.arch)  # the teacher is checked here
+        self.distillation = GlueDistillation(cfg, self.arch, self.identity)  # the teacher is checked here
         header = {"policy": self.policy, "shapeshift_init": self.init}
         if self.distillation.active:
             header["distill"] = self.distillation.summary

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shapeshifter.distill.settings import ONLINE_KINDS, DistillSettings
-from shapeshifter.experiment.records import semantic_config
+from shapeshifter.experiment.records import record_settings
 from shapeshifter.reports.frame import PARAMS_COLUMN, Column, configurations, records_frame, to_rows, write_table
 from shapeshifter.reports.quality import (
     REPORTED_BLEU_COLUMN,
@@ -34,9 +34,10 @@ COLUMNS = [
 BENCH_KIND = "bench_distill"  # pipelines/bench_distill.py: a distilled step against the plain one, one process
 
 
-def twin_key(config: dict[str, Any]) -> str:
-    """The result-defining settings a distilled run shares with its undistilled twin (names left out)."""
-    flat = flatten(semantic_config(config))
+def twin_key(record: dict[str, Any]) -> str:
+    """The result-defining settings a distilled run's record shares with its undistilled twin's (names left
+    out)."""
+    flat = flatten(record_settings(record))
     return repr(sorted((k, repr(v)) for k, v in flat.items()
                        if not any(k == p or k.startswith(p + ".") for p in IGNORED) and not k.endswith(".name")))
 
@@ -84,7 +85,7 @@ def step_ratio(record: dict[str, Any], costs: dict[str, dict[str, Any]]) -> floa
 
 
 # what a row compares, read from a distilled run and from its twins alike
-FIELDS = {"key": lambda r: twin_key(r["config"]), "seed": "config.seed", "valid_loss": best_valid,
+FIELDS = {"key": twin_key, "seed": "config.seed", "valid_loss": best_valid,
           "bleu": "metrics.test.tokenized_bleu"}
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from shapeshifter.experiment.records import semantic_config
+from shapeshifter.experiment.records import record_settings
 
 Field = str | Callable[[dict[str, Any]], Any]  # a dotted path into a record, or a function of the record
 
@@ -95,7 +95,7 @@ def check_seed_replicas(records: Sequence[dict[str, Any]], row: str) -> None:
     """Records averaged into one row must differ only in their seed (and output paths): a row that silently
     mixed, say, two learning rates or repetition counts would report a mean ± std of different experiments."""
     def settings(rec: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in semantic_config(rec["config"]).items() if k != "seed"}
+        out = {k: v for k, v in record_settings(rec).items() if k != "seed"}
         if isinstance(out.get("shapeshift"), dict) and "init_from" in out["shapeshift"]:
             # the source is the dense run *of the same seed*: its path differs between replicas by design
             out["shapeshift"] = {k: v for k, v in out["shapeshift"].items() if k != "init_from"}

@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from shapeshifter.experiment.records import monitored_metric, semantic_config
+from shapeshifter.experiment.records import monitored_metric, record_settings
 from shapeshifter.reports.frame import (
     PARAMS_COLUMN,
     REDUCTION_COLUMN,
@@ -388,9 +388,10 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def describe_change(config: dict[str, Any], base: dict[str, Any]) -> str:
-    """The settings in which ``config`` differs from ``base`` (names are left out: they follow the settings)."""
-    a, b = flatten(semantic_config(config)), flatten(semantic_config(base))
+def describe_change(record: dict[str, Any], base: dict[str, Any]) -> str:
+    """The settings in which ``record`` differs from the record ``base`` (names are left out: they follow the
+    settings)."""
+    a, b = flatten(record_settings(record)), flatten(record_settings(base))
 
     def value(flat: dict[str, Any], key: str) -> Any:  # a key added later with an empty default ("") is no change
         return None if flat.get(key) == "" else flat.get(key)
@@ -410,7 +411,7 @@ def why_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     base = next((r for r in records if is_base(r)), None)
     if base is None:  # not built until the base run has finished
         raise FileNotFoundError(f"no base record ({WHY_BASE}) among the quality_why records")
-    fields = {**TRAINING_FIELDS, "change": lambda r: describe_change(r["config"], base["config"]),
+    fields = {**TRAINING_FIELDS, "change": lambda r: describe_change(r, base),
               "params": "params.total", "valid_loss": best_valid, "bleu": "metrics.test.tokenized_bleu",
               "train_loss": lambda r: (r["metrics"].get("train") or {}).get("train_loss_epoch")}
     # the records of a row in the order they were read (not sorted, unlike the other tables)

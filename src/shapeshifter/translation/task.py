@@ -145,7 +145,7 @@ class TranslationTask(Task):
         self.overrides = plain(cfg.arch.overrides) or {}
         transformer_args(cfg.arch.name, self.overrides)  # unknown arch / override keys fail here
         check_policy_fits(cfg.arch.name, self.overrides, self.policy, bool(cfg.run.get("allow_larger", False)))
-        self.distillation = TranslationDistillation(cfg, self.overrides)  # the teacher is checked here
+        self.distillation = TranslationDistillation(cfg, self.overrides, self.identity)  # the teacher is checked here
         self.dcfg = data_config(cfg)
         self.init_from = dense_source_checkpoint(cfg)
         check_warmup(cfg)

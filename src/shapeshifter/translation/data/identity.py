@@ -1,9 +1,10 @@
 """What a run's data *is*, independent of where it lies: a digest of the input files' names and bytes.
 
 The config hash names a run by what changes its result. A data folder's path does not (the same corpus copied
-elsewhere is the same experiment), its content does (a corrupted or edited file is another one). A run's
-``data.content`` holds this digest, and `shapeshifter.experiment.records.semantic_config` then leaves the data's
-folders out of the hash.
+elsewhere is the same experiment), its content does (a corrupted or edited file is another one). A run computes
+this digest once before any work (`Task.identity`), keeps it beside its config (the record's ``data_content``, the
+run folder's ``.hydra/data.json``), and `shapeshifter.experiment.records.semantic_config` hashes it in place of
+the data's folders.
 """
 
 from __future__ import annotations
