@@ -82,6 +82,9 @@ def test_plain_files_train_at_smoke_scale_and_write_a_done_record(own_run: dict[
     record = own_run["record"]
     assert record["status"] == "done" and record["config"]["data"]["recipe"] == "files"
     assert record["data_content"].startswith("sha256:") and "content" not in record["config"]["data"]
+    (job,) = (own_run["tmp"] / "outputs" / "default").iterdir()  # the run folder names its data beside its config
+    assert "content" not in (job / ".hydra" / "config.yaml").read_text()
+    assert json.loads((job / ".hydra" / "data.json").read_text()) == {"content": record["data_content"]}
     assert record["config"]["arch"]["overrides"]["encoder_embed_dim"] == 32  # the smoke model on the user's files
     work = own_run["tmp"] / "work"
     counts = {s: len((work / f"{s}.raw.en").read_text().splitlines()) for s in ("train", "valid", "test")}
