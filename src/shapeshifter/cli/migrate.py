@@ -47,11 +47,11 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from shapeshifter.experiment.records import (
-    NO_DATA,
     config_hash,
     map_strings,
     monitored_metric,
     portable_record,
+    record_data,
     write_record,
 )
 from shapeshifter.experiment.run_folder import CHECKPOINT_DIR, CONFIG_FILE, DATA_FILE, read_data_identity
@@ -68,7 +68,7 @@ def rename_policy(record: dict, old: str, new: str) -> bool:
     config["shapeshift"]["name"] = new
     run = config.get("run", {})
     run["name"] = "-".join(new if part == old else part for part in _split_name(run.get("name", ""), old))
-    if (digest := config_hash(config, record.get("data_content", NO_DATA))) != record["config_hash"]:
+    if (digest := config_hash(config, record_data(record))) != record["config_hash"]:
         record.setdefault("migrated_from", []).append(record["config_hash"])
         record["config_hash"] = digest
     return True
@@ -113,7 +113,7 @@ def hash_renames(roots: list[Path]) -> dict[str, str]:
     renamed: dict[str, str] = {}
     where: dict[str, Path] = {}
     for path, record in _records(roots):
-        old, new = record.get("config_hash"), config_hash(record["config"], record.get("data_content", NO_DATA))
+        old, new = record.get("config_hash"), config_hash(record["config"], record_data(record))
         if old == new and record.get("migrated_from"):
             old = record["migrated_from"][-1]
         if old is None or old == new:

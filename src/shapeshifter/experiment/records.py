@@ -207,9 +207,14 @@ def monitored_metric(record: Mapping[str, Any]) -> str | None:
     return training.get("monitor") or record["config"].get("ckpt", {}).get("monitor")
 
 
+def record_data(record: Mapping[str, Any]) -> str | None:
+    """The data identity a record was hashed with (``data_content``); `NO_DATA` for a run of no task."""
+    return record.get("data_content", NO_DATA)
+
+
 def record_settings(record: Mapping[str, Any]) -> dict[str, Any]:
-    """`semantic_config` of a record: its config with the data identity it was hashed with (``data_content``)."""
-    return semantic_config(record["config"], record.get("data_content", NO_DATA))
+    """`semantic_config` of a record: its config with the data identity it was hashed with (`record_data`)."""
+    return semantic_config(record["config"], record_data(record))
 
 
 def new_record(config: Mapping[str, Any], kind: str, data_content: str | None = NO_DATA) -> dict[str, Any]:
