@@ -1,5 +1,6 @@
-"""The package's import graph: no cycles, the factorized-layer core imports no framework, lower packages never
-import the experiment layer, and imports of our own modules sit at module top except a few named ones."""
+"""The package's import graph: no cycles between modules or between packages, the factorized-layer core imports
+no framework, the experiment layer and distillation know no task, and imports of our own modules sit at module top
+except a few named ones."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ SRC = ROOT / "src"
 PACKAGE = "shapeshifter"
 FRAMEWORKS = ("fairseq", "lightning", "pytorch_lightning", "hydra", "omegaconf", "wandb", "transformers", "datasets")
 CORE = ("shapeshifter.nn", "shapeshifter.layer_types", "shapeshifter.surgery", "shapeshifter.params")
+TASKS = ("shapeshifter.translation", "shapeshifter.glue")
+TASK_FREE = ("shapeshifter.experiment", "shapeshifter.distill")  # the run skeleton and distillation serve every task
 MAX_FUNCTION_IMPORTS = 13  # imports of our modules inside functions (a ratchet: lower it as they move to the top)
 
 
@@ -92,6 +95,30 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 def test_the_module_level_import_graph_has_no_cycle() -> None:
     cycle = find_cycle(graph())
     assert cycle is None, " -> ".join(cycle or [])
+
+
+def unit(module: str) -> str:
+    """The package (or top-level module) a module belongs to: ``shapeshifter.translation.data.cache`` ->
+    ``shapeshifter.translation``."""
+    return ".".join(module.split(".")[:2])
+
+
+def test_packages_import_each_other_in_one_direction() -> None:
+    """A task imports the experiment layer and distillation, never the other way round, so each package can be
+    read knowing only the ones below it."""
+    edges: dict[str, set[str]] = {}
+    for module, targets in graph().items():
+        edges.setdefault(unit(module), set()).update(unit(t) for t in targets if unit(t) != unit(module))
+    cycle = find_cycle(edges)
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+@pytest.mark.parametrize("path", sorted(p for p in SRC.rglob("*.py") if module_name(p).startswith(TASK_FREE)),
+                         ids=lambda p: module_name(p))
+def test_the_experiment_layer_and_distillation_import_no_task(path: Path) -> None:
+    _, every, _ = imports(path)
+    tasks = sorted(n for n in every if n.startswith(TASKS))
+    assert not tasks, f"{module_name(path)} imports {tasks} (a task's code belongs beside its engine)"
 
 
 @pytest.mark.parametrize("path", sorted(p for p in SRC.rglob("*.py") if module_name(p).startswith(CORE)),

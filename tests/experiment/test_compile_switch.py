@@ -13,9 +13,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from shapeshifter.experiment.distill import TranslationDistillation  # noqa: E402
 from shapeshifter.experiment.runner import run_hash  # noqa: E402
 from shapeshifter.experiment.sweep import compose_cfg  # noqa: E402
+from shapeshifter.translation.distill import TranslationDistillation  # noqa: E402
 from shapeshifter.translation.fairseq_model import placeholder_dictionary  # noqa: E402
 from shapeshifter.translation.task import TranslationTask  # noqa: E402
 

@@ -65,7 +65,7 @@ def test_paths_logger_and_callbacks_leave_the_hash_alone_early_stopping_does_not
 
 
 def test_run_folders_and_records_land_in_the_checkout_from_any_directory(monkeypatch, tmp_path) -> None:
-    from shapeshifter.experiment.translation_data import data_config
+    from shapeshifter.translation.data_node import data_config
 
     monkeypatch.chdir(tmp_path)
     cfg = compose_cfg(CONF, ["experiment=demo"])

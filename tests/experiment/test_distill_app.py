@@ -126,9 +126,9 @@ def test_word_and_hidden_distillation_records_the_teacher_and_never_saves_it(sam
     state = torch.load(last, weights_only=True, map_location="cpu")["state_dict"]
     assert not any(k.startswith("teacher") for k in state)
     assert any(k.startswith("hidden_projection") for k in state)  # resumable; never exported (not in model.)
-    from shapeshifter.experiment.run_model import export_run
     from shapeshifter.translation.export import load_export
     from shapeshifter.translation.fairseq_model import unique_parameter_count
+    from shapeshifter.translation.run_model import export_run
 
     export_run(tmp_path / "run", tmp_path / "export")
     exported = load_export(tmp_path / "export").model  # the student alone: its own size, no projection
@@ -151,10 +151,10 @@ def test_attention_distillation_runs_records_its_weight_and_leaves_the_other_kin
 
 def test_sequence_stage_decodes_once_resumes_after_a_kill_and_is_reused(sample: Path, teacher: Path, tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from shapeshifter.distill import sequence
-    from shapeshifter.experiment.run_model import read_run
+    from shapeshifter.translation import distill_stage as sequence
     from shapeshifter.translation.datamodule import TranslationDataModule
     from shapeshifter.translation.export import build_model
+    from shapeshifter.translation.run_model import read_run
 
     model = build_model(read_run(teacher)).model
     data_bin = Path(OmegaConf.load(teacher / ".hydra" / "config.yaml").data.work_dir) / "data-bin"

@@ -207,7 +207,7 @@ def test_a_glue_run_folder_without_checkpoints_and_translate_on_one_say_what_to_
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert "no best-*.ckpt, best.ckpt or last.ckpt" in done.stderr  # evaluate scores GLUE runs: it needs weights
-    from shapeshifter.experiment.run_model import load_translator
+    from shapeshifter.translation.run_model import load_translator
 
     with pytest.raises(ValueError, match="is a GLUE run.*pipelines/evaluate.py"):  # translate.py and export.py
         load_translator(tmp_path / "run")

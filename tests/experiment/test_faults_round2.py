@@ -115,7 +115,7 @@ def test_flipped_tensor_bytes_are_refused_by_evaluate_naming_the_file(damaged_ru
 def test_flipped_tensor_bytes_are_refused_by_export_and_translate(damaged_run: tuple[Path, Path], tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture) -> None:
     from shapeshifter.cli.translate import export_main
-    from shapeshifter.experiment.run_model import load_translator  # a run folder; exports: translation.translator
+    from shapeshifter.translation.run_model import load_translator  # a run folder; exports: translation.translator
 
     run, best = damaged_run
     with pytest.raises(SystemExit) as exit_info:
@@ -273,7 +273,7 @@ def test_record_writes_use_their_own_temporary_file(tmp_path: Path, monkeypatch:
 def test_a_checkpoint_write_that_fails_leaves_the_previous_file_whole(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from shapeshifter.experiment.training import VerifiedCheckpointIO
-    from shapeshifter.translation import checkpoints
+    from shapeshifter.experiment import checkpoints
 
     io = VerifiedCheckpointIO()
     path = tmp_path / "best.ckpt"

@@ -69,7 +69,7 @@ def _run(tmp: Path, kill_mid_training: bool = False) -> int:
 
 def _final_weights(tmp: Path, name: str) -> dict:
     """The model weights of a job's ``last.ckpt`` (its state after the last epoch), read with weights_only."""
-    from shapeshifter.translation.checkpoints import load_checkpoint
+    from shapeshifter.experiment.checkpoints import load_checkpoint
 
     job, digest = name.removesuffix(".json").rsplit("-", 1)
     return load_checkpoint(tmp / "outputs" / "demo_glue" / job / digest / "checkpoints" / "last.ckpt")["state_dict"]

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shapeshifter.criterion import label_smoothed_nll_loss
 from shapeshifter.distill.losses import attention_kl, hidden_mse, hidden_projection, word_kd_loss
 from shapeshifter.distill.teacher import freeze
-from shapeshifter.translation.criterion import label_smoothed_nll_loss
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PAD = 1

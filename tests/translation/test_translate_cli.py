@@ -17,12 +17,12 @@ from hydra import compose, initialize_config_dir
 from tiny_configs import TINY_TRANSLATION
 
 from shapeshifter.cli.translate import export_main, fairseq_lines, read_sentences, translate_main
-from shapeshifter.experiment.run_model import export_run, load_translator
 from shapeshifter.experiment.runner import run_job
 from shapeshifter.translation import translator as engine
 from shapeshifter.translation.data.smoke import slice_iwslt_raw
 from shapeshifter.translation.data.text import read_lines
 from shapeshifter.translation.export import MANIFEST, ExportError, load_export
+from shapeshifter.translation.run_model import export_run, load_translator
 
 ROOT = Path(__file__).resolve().parents[2]
 TRANSLATE = ROOT / "pipelines" / "translate.py"

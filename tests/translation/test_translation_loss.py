@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from shapeshifter.translation.criterion import label_smoothed_nll_loss
+from shapeshifter.criterion import label_smoothed_nll_loss
 from shapeshifter.translation.schedule import InverseSqrtSchedule, inverse_sqrt_lr
 
 

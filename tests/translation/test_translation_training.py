@@ -8,8 +8,7 @@ import lightning as L
 import pytest
 import torch
 
-from shapeshifter.translation.bleu import read_lines, sacrebleu_detok, tokenized_bleu
-from shapeshifter.translation.checkpoints import (
+from shapeshifter.experiment.checkpoints import (
     average_checkpoints,
     checkpoint_callbacks,
     epoch_checkpoints,
@@ -19,6 +18,7 @@ from shapeshifter.translation.checkpoints import (
     model_state_dict,
     save_model_weights,
 )
+from shapeshifter.translation.bleu import read_lines, sacrebleu_detok, tokenized_bleu
 from shapeshifter.translation.datamodule import TranslationDataModule
 from shapeshifter.translation.evaluate import evaluate_translation
 from shapeshifter.translation.fairseq_model import build_transformer

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from shapeshifter.experiment.checkpoints import load_checkpoint, model_state_dict
 from shapeshifter.experiment.records import config_hash, file_sha256, git_commit, versions
 from shapeshifter.nn.embedding import KroneckerEmbedding
 from shapeshifter.nn.shapes import resolve_shape
-from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
 
 
 def relative_errors(weight: Tensor, approx: Tensor, counts: Tensor | None) -> tuple[float, float | None]:

@@ -20,9 +20,9 @@ import torch
 from torch import Tensor
 
 from shapeshifter.analysis.embedding_fit import kronecker_fit, lowrank_fit, relative_errors
+from shapeshifter.experiment.checkpoints import load_checkpoint, model_state_dict
 from shapeshifter.experiment.records import config_hash, file_sha256, git_commit, versions
 from shapeshifter.layer_types import LayerTypeClassifier
-from shapeshifter.translation.checkpoints import load_checkpoint, model_state_dict
 
 STRUCTURES = {"kronecker": kronecker_fit, "lowrank": lowrank_fit}
 

@@ -36,6 +36,7 @@ import torch
 from shapeshifter.bench import peak_bytes, tensor_bytes
 from shapeshifter.bench.batch import make_batch
 from shapeshifter.bench.timing import timed
+from shapeshifter.criterion import label_smoothed_nll_loss
 from shapeshifter.experiment.loggers import wandb_mode
 from shapeshifter.experiment.policy import policy_from_config
 from shapeshifter.experiment.records import config_hash, finish_record, new_record, write_record
@@ -44,7 +45,6 @@ from shapeshifter.nn.compiled import CompileCounter, compile_model, prime_infere
 from shapeshifter.params import count_parameters
 from shapeshifter.reports.registry import build_table, group_name
 from shapeshifter.threads import add_threads_argument, apply_threads, resolve_threads
-from shapeshifter.translation.criterion import label_smoothed_nll_loss
 from shapeshifter.translation.fairseq_model import build_transformer, placeholder_dictionary
 
 log = logging.getLogger("shapeshifter.bench_model")

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.experiment.run_lock import RunLockedError
-from shapeshifter.translation.data.cache import DataError
 
 TRACEBACK_ENV = "HYDRA_FULL_ERROR"
 EXIT_STATUS = 2  # argparse's status for a usage error; Hydra's own composition errors exit 1

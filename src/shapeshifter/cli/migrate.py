@@ -13,7 +13,7 @@ or make the paths in existing records relative to the folder the runs were made 
 whose hash moved; in every record under the given folders, the hashes of re-hashed ones are rewritten too (paths
 into a run's hash folder, a distillation teacher's ``config_hash`` and record file, the dense run a projection
 or an analysis read), so pass every records folder that refers to another's runs in one command. ``--data-content``
-gives records made before the data's identity existed (`translation.data.identity`) the identity of the data their
+gives records made before the data's identity existed (`experiment.data_identity`) the identity of the data their
 config names, read here; ``--rehash`` then names them by it. With ``--rehash``, ``--run-folders`` moves each run
 folder ``<job>/<old hash>/`` of a re-hashed record to its new hash and rewrites every checkpoints' ``CONFIG_HASH``
 mark naming an old hash (the job's ``.hydra/data.json`` written where it lacks one), so unfinished runs resume:

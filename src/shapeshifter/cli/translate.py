@@ -1,4 +1,4 @@
-"""Command lines over `experiment.run_model` (run folders, exports): ``pipelines/export.py`` and
+"""Command lines over `translation.run_model` (run folders, exports): ``pipelines/export.py`` and
 ``pipelines/translate.py``.
 
 Both turn a bad model path, a damaged export, a device this machine lacks or an unreadable input into one line
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from shapeshifter.cli.errors import check_device, fail
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.threads import add_threads_argument, apply_threads
-from shapeshifter.translation.data.cache import DataError
 from shapeshifter.translation.data.text import decode_lines
 
 TRANSLATE_USAGE = """Translate sentences (one per line) with a trained model; one translation per input line, in order.
@@ -112,7 +112,7 @@ def translate_main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
     # torch: --help and argument errors answer without loading it
-    from shapeshifter.experiment.run_model import load_translator
+    from shapeshifter.translation.run_model import load_translator
 
     apply_threads(args.threads)
     try:
@@ -151,8 +151,8 @@ def export_main(argv: Sequence[str] | None = None) -> int:
     _quiet_logging()
     apply_threads(args.threads)
     # torch: --help and argument errors answer without loading it
-    from shapeshifter.experiment.run_model import export_run
     from shapeshifter.translation.export import MANIFEST
+    from shapeshifter.translation.run_model import export_run
 
     try:
         out = export_run(args.run_dir, args.out_dir, args.checkpoint, overwrite=args.overwrite)

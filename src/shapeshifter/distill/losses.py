@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from shapeshifter.translation.criterion import label_smoothed_nll_loss
+from shapeshifter.criterion import label_smoothed_nll_loss
 
 
 def kl_teacher_student(student_logits: Tensor, teacher_logits: Tensor, temperature: float) -> Tensor:

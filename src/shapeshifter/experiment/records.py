@@ -128,7 +128,7 @@ def semantic_config(config: Mapping[str, Any], data_content: str | None = NO_DAT
     existed keeps its hash. Settings only one task reads come with that task's config (``conf/adapter``), so
     another task's config has none to leave out.
 
-    ``data_content``: the identity of a task run's data (`translation.data.identity`, kept beside the config: the
+    ``data_content``: the identity of a task run's data (`experiment.data_identity`, kept beside the config: the
     record's ``data_content``, a run folder's `run_folder.DATA_FILE`; None when its inputs are not here). It stands
     in for the data's folders and files (`DATA_PATH_KEYS`), as ``data.content``: the same data elsewhere is the same
     experiment."""

@@ -165,7 +165,7 @@ class RunFolder:
         ``ckpt.average_last`` epoch checkpoints when there are several, else the best one, else last.ckpt.
         """
         # torch: train.py, evaluate.py and reproduce.py read run folders without loading it
-        from shapeshifter.translation.checkpoints import epoch_checkpoints
+        from shapeshifter.experiment.checkpoints import epoch_checkpoints
 
         named = str((self.record or {}).get("evaluated_weights") or "")
         if named.endswith(".ckpt"):  # this folder's file of that name first: a copy never reads the original's

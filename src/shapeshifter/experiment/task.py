@@ -128,7 +128,7 @@ class Task(ABC):
         self._identity = identity  # `identity`, when the caller knows it already (a run folder, a launched rank)
 
     def data_content(self, fetch: bool) -> str | None:
-        """The identity of the run's data (`translation.data.identity`), which the config hash covers in place of
+        """The identity of the run's data (`experiment.data_identity`), which the config hash covers in place of
         the data's paths; ``fetch``: get the inputs as the run would and raise when they are missing, else None
         when they are not (yet) here."""
         return None

@@ -33,7 +33,7 @@ from typing import Any
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from shapeshifter.translation.checkpoints import (
+from shapeshifter.experiment.checkpoints import (
     load_checkpoint,
     save_atomically,
     verify_checkpoint,
@@ -118,7 +118,7 @@ def _moved_into(folder: str) -> Callable[[str], str]:
 
 class VerifiedCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint reads and writes, made safe (module docstring): reads are CRC-checked and use
-    ``weights_only=True`` (`translation.checkpoints.load_checkpoint`; a bad file is a ValueError naming it),
+    ``weights_only=True`` (`experiment.checkpoints.load_checkpoint`; a bad file is a ValueError naming it),
     with the callbacks' paths relocated into the folder read from; writes are atomic in the destination folder."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:

@@ -40,21 +40,21 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from shapeshifter.experiment.data_identity import folder_digest, named_digest
 from shapeshifter.experiment.ddp import world_size
-from shapeshifter.experiment.distill import GlueDistillation
-from shapeshifter.experiment.glue_evaluate import evaluate_glue
 from shapeshifter.experiment.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.experiment.resolvers import config_root
 from shapeshifter.experiment.task import Task, plain
 from shapeshifter.glue.data import GlueDataModule
+from shapeshifter.glue.distill import GlueDistillation
 from shapeshifter.glue.distill_module import GlueDistillModule
+from shapeshifter.glue.evaluate import evaluate_glue
 from shapeshifter.glue.models import PretrainedEncoderClassifier, TransformerEncoderClassifier, apply_shapeshift
 from shapeshifter.glue.module import GlueClassifierModule
 from shapeshifter.glue.smoke import ensure_tiny_bert
 from shapeshifter.glue.tasks import generic_task, get_task, split_tag
 from shapeshifter.params import count_parameters
 from shapeshifter.paths import anchored, repo_root
-from shapeshifter.translation.data.identity import folder_digest, named_digest
 
 ROOT = repo_root()
 
@@ -157,7 +157,7 @@ def check_data(cfg: DictConfig) -> dict[str, Any]:
 
 
 def glue_data_content(cfg: DictConfig, fetch: bool) -> str | None:
-    """The identity of a GLUE run's data (`shapeshifter.translation.data.identity`): its split files, or its local
+    """The identity of a GLUE run's data (`shapeshifter.experiment.data_identity`): its split files, or its local
     ``data_dir``; None for a task read from the Hugging Face hub (named by the task). ``fetch``: a missing or bad
     data setting raises, naming it; otherwise it gives None (the run will say what is wrong)."""
     try:
@@ -250,7 +250,7 @@ class GlueTask(Task):
             f"test scores are in {where}; to score a checkpoint of it again: pipelines/evaluate.py {run.path}")
 
     def evaluate_folder(self, run: Any, args: Any) -> tuple[dict[str, Any], str]:
-        """The task's metrics of one checkpoint of the run (`experiment.glue_evaluate`); translation options refused."""
+        """The task's metrics of one checkpoint of the run (`glue.evaluate`); translation options refused."""
         unused = [flag for flag, value in (("--average-last", args.average_last), ("--beam", args.beam),
                                            ("--max-tokens", args.max_tokens), ("--project", args.project)) if value]
         if unused:

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from shapeshifter.criterion import label_smoothed_nll_loss, to_base2
 from shapeshifter.distill.losses import attention_kl, hidden_mse, hidden_projection, word_kd_loss
-from shapeshifter.translation.criterion import label_smoothed_nll_loss, to_base2
 from shapeshifter.translation.module import TranslationModule
 
 

@@ -1,9 +1,9 @@
 """A trained translation model as one self-contained folder, and the checked way back into a model.
 
-    write_export(source, "models/de-en")   # source: a ModelSource (experiment.run_model.read_run of a run folder)
+    write_export(source, "models/de-en")   # source: a ModelSource (translation.run_model.read_run of a run folder)
     bundle = load_export("models/de-en")   # no run folder, no data cache
 
-A run folder is read by the experiment layer (`experiment.run_model`: ``export_run``, ``pipelines/export.py``);
+A run folder is read by `translation.run_model` (``export_run``, ``pipelines/export.py``);
 this module knows the format only.
 
 Layout (format version 1)::
@@ -31,8 +31,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from shapeshifter.translation.checkpoints import load_state
-from shapeshifter.translation.data.cache import file_digest as file_sha256
+from shapeshifter.experiment.checkpoints import load_state
+from shapeshifter.experiment.data_identity import file_digest as file_sha256
 from shapeshifter.translation.fairseq_model import build_transformer
 from shapeshifter.translation.preprocess import TextSettings
 

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from shapeshifter.experiment.checkpoints import load_model_weights
 from shapeshifter.nn.factors import FactorizedModule
 from shapeshifter.nn.grouped import group_weights
 from shapeshifter.surgery import shapeshift
-from shapeshifter.translation.checkpoints import load_model_weights
 
 
 def transformer_arg_names() -> set[str]:

@@ -23,10 +23,10 @@ import lightning as L
 import torch
 from torch import Tensor, nn
 
+from shapeshifter.criterion import label_smoothed_nll_loss, to_base2
 from shapeshifter.distributed import ALREADY_REDUCED, all_gather_objects, all_reduce_sum, rank_and_world, rank_seed
 from shapeshifter.optim import param_groups
 from shapeshifter.translation.bleu import tokenized_bleu
-from shapeshifter.translation.criterion import label_smoothed_nll_loss, to_base2
 from shapeshifter.translation.generate import make_generator, translate_batch
 from shapeshifter.translation.schedule import InverseSqrtSchedule
 

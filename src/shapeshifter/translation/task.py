@@ -15,29 +15,29 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from shapeshifter.experiment.distill import TranslationDistillation
+from shapeshifter.experiment.checkpoints import (
+    average_checkpoints,
+    checkpoint_callbacks,
+    epoch_checkpoints,
+    load_model_weights,
+)
 from shapeshifter.experiment.policy import check_smaller_than_dense, policy_from_config
 from shapeshifter.experiment.records import config_hash, file_sha256
 from shapeshifter.experiment.resolvers import config_root
 from shapeshifter.experiment.run_folder import find_checkpoint
 from shapeshifter.experiment.task import Task, csv_log, plain
 from shapeshifter.experiment.training import logged_before
-from shapeshifter.experiment.translation_data import data_config
 from shapeshifter.nn.compiled import CompileCounter, compile_model
 from shapeshifter.params import count_parameters, parse_assignments
 from shapeshifter.paths import anchored
 from shapeshifter.surgery import shapeshift
 from shapeshifter.translation.bleu import read_lines, sacrebleu_detok, tokenized_bleu
-from shapeshifter.translation.checkpoints import (
-    average_checkpoints,
-    checkpoint_callbacks,
-    epoch_checkpoints,
-    load_model_weights,
-)
 from shapeshifter.translation.data import DataError, prepare_translation_data
 from shapeshifter.translation.data.recipe import data_content as corpus_content
 from shapeshifter.translation.data.smoke import ensure_slice
+from shapeshifter.translation.data_node import data_config
 from shapeshifter.translation.datamodule import TranslationDataModule
+from shapeshifter.translation.distill import TranslationDistillation
 from shapeshifter.translation.distill_module import DistillTranslationModule
 from shapeshifter.translation.evaluate import evaluate_translation
 from shapeshifter.translation.fairseq_model import build_transformer, transformer_args

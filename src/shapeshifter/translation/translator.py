@@ -43,7 +43,7 @@ EMPTY = Hypothesis(text="", tokens="", score=0.0, positional_scores=())
 
 def load_translator(path: str | Path, device: str = "cpu") -> Translator:
     """A `Translator` for an export folder; errors name the file that is wrong. A training run folder is loaded
-    by `shapeshifter.experiment.run_model.load_translator` (it needs the run's config and data cache)."""
+    by `shapeshifter.translation.run_model.load_translator` (it needs the run's config and data cache)."""
     return Translator(load_export(path), device=device)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from shapeshifter.experiment.data_identity import data_bin_digest, named_digest
 from shapeshifter.translation.data import DataError, TranslationDataConfig
-from shapeshifter.translation.data.identity import data_bin_digest, named_digest
 from shapeshifter.translation.data.recipe import data_content
 from shapeshifter.translation.data.smoke import slice_iwslt_raw
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from shapeshifter_data_fixtures import write_iwslt
 
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data import iwslt14
-from shapeshifter.translation.data.cache import DataError
 
 TRAIN = [
     "<url>http://www.ted.com/talks/a.html</url>",

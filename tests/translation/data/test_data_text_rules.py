@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.translation.data.cache import DataError
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.text import (
     clean_corpus,
     keep_pair,

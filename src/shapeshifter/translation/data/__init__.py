@@ -5,7 +5,7 @@ Public API: :func:`prepare_translation_data`, :func:`use_existing_data_bin`, :cl
 by the stages that need them.
 """
 
-from shapeshifter.translation.data.cache import DataError
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.config import PreparedData, SplitFiles, TranslationDataConfig
 from shapeshifter.translation.data.recipe import prepare_translation_data, use_existing_data_bin
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from shapeshifter.translation.data.cache import DataError
+from shapeshifter.experiment.data_identity import DataError
 
 
 def dataset_prefix(dest: Path, split: str, src: str, tgt: str, lang: str) -> Path:

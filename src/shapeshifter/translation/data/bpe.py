@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from shapeshifter.translation.data.cache import DataError
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.text import read_lines, write_lines
 
 _BPE_SEP_RE = re.compile(r"(@@ )|(@@ ?$)")

@@ -16,11 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-_CHUNK = 1 << 20
-
-
-class DataError(RuntimeError):
-    """A required input file is missing, unreadable or malformed (the message names the file)."""
+from shapeshifter.experiment.data_identity import DataError, file_digest
 
 
 @contextlib.contextmanager
@@ -43,18 +39,6 @@ def work_dir_lock(work_dir: Path, log: Callable[[str], None] = print) -> Iterato
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of a file's content."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
-    except FileNotFoundError:
-        raise DataError(f"missing input file: {path}") from None
-    return h.hexdigest()
 
 
 def stage_key(inputs: Iterable[Path], params: dict[str, Any]) -> str:

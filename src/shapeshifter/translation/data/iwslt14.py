@@ -24,7 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from shapeshifter.translation.data.cache import DataError
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.text import read_lines
 
 IWSLT14_URL = "http://dl.fbaipublicfiles.com/fairseq/data/iwslt14/de-en.tgz"

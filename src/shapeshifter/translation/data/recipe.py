@@ -33,13 +33,14 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+import shapeshifter.experiment.data_identity as identity
 import shapeshifter.translation.data.binarize as fb
-import shapeshifter.translation.data.identity as identity
 import shapeshifter.translation.data.iwslt14 as iwslt14
 import shapeshifter.translation.data.wmt18 as wmt18
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.binarize import validate_data_bin
 from shapeshifter.translation.data.bpe import apply_file, learn_sentencepiece, learn_subword_nmt
-from shapeshifter.translation.data.cache import DataError, run_stage, work_dir_lock
+from shapeshifter.translation.data.cache import run_stage, work_dir_lock
 from shapeshifter.translation.data.config import SPLITS, PreparedData, SplitFiles, TranslationDataConfig
 from shapeshifter.translation.data.text import clean_corpus, lowercase, moses_tokenize, read_lines, write_lines
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from shapeshifter.translation.data.cache import DataError
+from shapeshifter.experiment.data_identity import DataError
 
 # Characters Python or fairseq's readers could treat as line breaks; replaced by a space so files stay aligned.
 _BREAKS_RE = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")

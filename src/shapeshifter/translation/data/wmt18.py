@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from shapeshifter.translation.data.cache import DataError
+from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.text import read_lines
 
 _SEG_RE = re.compile(r"<seg[^>]*>(.*?)</seg>", re.IGNORECASE)

@@ -1,4 +1,5 @@
-"""Label-smoothed cross-entropy with fairseq's definition of the smoothed target distribution."""
+"""Label-smoothed cross-entropy with fairseq's definition of the smoothed target distribution: the translation
+loss, and the label term of word-level distillation (`distill.losses`)."""
 
 from __future__ import annotations
 

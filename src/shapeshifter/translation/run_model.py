@@ -1,10 +1,10 @@
 """The model of a translation run folder: read with its config and data files (`read_run`), exported as a
 self-contained folder (`export_run`), or loaded to translate (`load_translator`, which takes an export too).
 
-This is the experiment-layer side of `shapeshifter.translation.export` and `shapeshifter.translation.translator`:
+This is the run-folder side of `shapeshifter.translation.export` and `shapeshifter.translation.translator`:
 those know the export format and how to translate with a built model; reading a run folder (its config, record,
-checkpoints and data cache) needs the run layout (`experiment.run_folder`) and the task's config (`translation.task`),
-so it lives here and the engine imports nothing from the experiment layer.
+checkpoints and data cache) needs the run layout (`experiment.run_folder`) and the task's data node
+(`translation.data_node`), so it lives here and they import neither.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from shapeshifter.experiment.checkpoints import average_checkpoints, load_checkpoint, model_state_dict
 from shapeshifter.experiment.policy import policy_from_config
 from shapeshifter.experiment.records import file_sha256
 from shapeshifter.experiment.run_folder import RunFolder, find_run, is_run_folder
-from shapeshifter.experiment.translation_data import data_config
-from shapeshifter.translation.checkpoints import average_checkpoints, load_checkpoint, model_state_dict
 from shapeshifter.translation.data.recipe import data_bin_dir, subword_model_file
+from shapeshifter.translation.data_node import data_config
 from shapeshifter.translation.export import (
     LoadedModel,
     ModelSource,

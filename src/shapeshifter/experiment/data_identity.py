@@ -13,12 +13,29 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from shapeshifter.translation.data.cache import DataError, file_digest
-
 # Files that sit beside the inputs without being data: locks and stamps of the preparation, editor and OS debris.
 _SKIPPED = (".lock", ".DS_Store")
 # Of a fairseq data-bin, the files the training reads (preprocess.log names the machine's paths).
 _DATA_BIN_SUFFIXES = (".bin", ".idx", ".txt")
+
+_CHUNK = 1 << 20
+
+
+class DataError(RuntimeError):
+    """A required input file is missing, unreadable or malformed (the message names the file)."""
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's content."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                h.update(chunk)
+    except FileNotFoundError:
+        raise DataError(f"missing input file: {path}") from None
+    return h.hexdigest()
+
 
 _memo: dict[tuple[str, int, int], str] = {}
 

@@ -1,6 +1,6 @@
 """The ``data`` node of a translation run as the recipe's `TranslationDataConfig`: read by the task
-(`translation.task`), by whatever opens a finished run folder (`experiment.run_model`: export, translate, a
-distillation teacher) and by evaluate, so it lives below all of them."""
+(`translation.task`), by whatever opens a finished run folder (`translation.run_model`: export, translate, a
+distillation teacher) and by evaluate."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ The classifier is rebuilt by the run's task (`shapeshifter.glue.task.GlueTask`) 
 word vocabulary; same arch and shapeshift policy), the checkpoint's weights are loaded into it strictly, and
 Lightning's validate / test loops compute the task's metrics over the whole split, as at the end of training.
 
-Checkpoints are read with ``torch.load(weights_only=True)`` (`translation.checkpoints.load_checkpoint`): only
+Checkpoints are read with ``torch.load(weights_only=True)`` (`experiment.checkpoints.load_checkpoint`): only
 tensors and plain containers are unpickled, never arbitrary objects, and a file that needs more is refused with
 one line naming it.
 """
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shapeshifter.translation.checkpoints import load_checkpoint, load_state
+from shapeshifter.experiment.checkpoints import load_checkpoint, load_state
 
 SPLITS = ("valid", "test")
 
