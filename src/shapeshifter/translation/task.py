@@ -107,6 +107,14 @@ def check_batching(cfg: DictConfig) -> None:
         raise ValueError("batching.max_tokens and batching.max_sentences are both null: set at least one")
 
 
+def check_same_data(prepared: str | None, named: str | None, name: str) -> None:
+    """The data the stages prepared is the data the run was named by (its identity, taken before any work): a file
+    changed in between would train a run whose hash names other data."""
+    if prepared != named:
+        raise DataError(f"data {name}: its files changed after the run was named (identity {named} when the run "
+                        f"started, {prepared} when the data was prepared); start the run again")
+
+
 class TranslationTask(Task):
     """A fairseq Transformer trained on a prepared translation corpus; evaluated by beam search on test."""
 
@@ -164,6 +172,7 @@ class TranslationTask(Task):
         t0 = time.perf_counter()
         self.prepared = prepare_translation_data(self.dcfg)
         record["timings"] = {"data_s": time.perf_counter() - t0}
+        check_same_data(self.prepared.data_content, self.identity(), str(cfg.data.name))
 
         def datamodule(data_bin: Path) -> TranslationDataModule:
             dm = TranslationDataModule(str(data_bin), self.prepared.src_lang, self.prepared.tgt_lang,

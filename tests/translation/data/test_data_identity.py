@@ -3,14 +3,19 @@ byte is other data, and missing inputs are an error naming them."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from shapeshifter.experiment.data_identity import data_bin_digest, named_digest
-from shapeshifter.translation.data import DataError, TranslationDataConfig
-from shapeshifter.translation.data.recipe import data_content
+from shapeshifter.experiment.sweep import compose_cfg
+from shapeshifter.experiment.task import build_task
+from shapeshifter.translation.data import DataError, TranslationDataConfig, prepare_translation_data
+from shapeshifter.translation.data.recipe import MANIFEST, data_content
 from shapeshifter.translation.data.smoke import slice_iwslt_raw
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _sample_config(raw: Path, work: Path) -> TranslationDataConfig:
@@ -46,3 +51,29 @@ def test_a_data_bin_is_its_dictionaries_and_splits_not_its_log(tmp_path: Path) -
     assert data_bin_digest(tmp_path) != before
     with pytest.raises(DataError, match="no data files"):
         named_digest({})
+
+
+def test_the_prepared_data_names_the_inputs_it_read_in_its_manifest(tmp_path: Path) -> None:
+    raw = slice_iwslt_raw(tmp_path / "raw", n_train_lines=40, n_segs=3)
+    cfg = _sample_config(raw, tmp_path / "w")
+    prepared = prepare_translation_data(cfg, log=lambda s: None)
+    manifest = json.loads((tmp_path / "w" / MANIFEST).read_text())
+    assert prepared.data_content == manifest["data_content"] == data_content(cfg)
+    assert manifest["data_bin_digest"] == data_bin_digest(prepared.data_bin)
+    assert manifest["dict_sizes"] == prepared.dict_sizes
+    given = prepare_translation_data(TranslationDataConfig(name="s", recipe="sample", data_bin=str(prepared.data_bin),
+                                                           work_dir=str(tmp_path / "w")), log=lambda s: None)
+    assert given.data_content == data_bin_digest(prepared.data_bin)  # a data-bin given as it is: its own digest
+
+
+def test_a_run_refuses_data_whose_files_changed_after_it_was_named(tmp_path: Path) -> None:
+    raw = slice_iwslt_raw(tmp_path / "raw", n_train_lines=40, n_segs=3)
+    cfg = compose_cfg(ROOT / "conf", ["experiment=demo", f"data.raw_dir={raw}", f"data.work_dir={tmp_path / 'w'}",
+                                      "data.max_train_pairs=null"])
+    task = build_task(cfg)
+    task.validate()
+    named = task.identity()
+    train = raw / "train.tags.de-en.en"
+    train.write_text(train.read_text().replace("the", "teh", 1))  # edited while the run waited for a slot
+    with pytest.raises(DataError, match=f"changed after the run was named \\(identity {named} when the run started"):
+        task.setup({})

@@ -165,6 +165,7 @@ class PreparedData:
     bpe: str = "subword_nmt"
     splits: dict[str, SplitFiles] = field(default_factory=dict)
     dict_sizes: dict[str, int] = field(default_factory=dict)
+    data_content: str | None = None  # the identity of the inputs this preparation read (`recipe.data_content`)
 
     def reference(self, split: str, kind: str = "raw") -> Path:
         """Target-side reference: ``raw`` (detokenized, for sacreBLEU) or ``tok`` (tokenized BLEU)."""

@@ -28,6 +28,8 @@ Layout of ``work_dir`` (L is each language)::
 
 from __future__ import annotations
 
+import json
+import os
 import random
 from collections.abc import Callable
 from functools import partial
@@ -406,10 +408,28 @@ def prepare_translation_data(cfg: TranslationDataConfig | dict, log: Log = print
     src, tgt = _langs(cfg)
     work = Path(cfg.work_dir)
     if cfg.data_bin:
-        return use_existing_data_bin(cfg.data_bin, src, tgt, work_dir=work, log=log)
+        prepared = use_existing_data_bin(cfg.data_bin, src, tgt, work_dir=work, log=log)
+        prepared.data_content = data_content(cfg, log)
+        return prepared
     work.mkdir(parents=True, exist_ok=True)
     with work_dir_lock(work, log):  # parallel jobs on one work_dir: one prepares, the others then reuse
-        return _run_stages(cfg, work, (src, tgt), log)
+        prepared = _run_stages(cfg, work, (src, tgt), log)
+        prepared.data_content = data_content(cfg, log)  # the files the stages read (digests remembered: no reread)
+        write_manifest(work, prepared, cfg.recipe)
+    return prepared
+
+
+MANIFEST = "manifest.json"
+
+
+def write_manifest(work: Path, prepared: PreparedData, recipe: str) -> None:
+    """``<work_dir>/manifest.json``: which inputs (their identity) made which data-bin (its digest), written last.
+    A run compares the first with the identity it was named by (`TranslationTask.setup`)."""
+    manifest = {"recipe": recipe, "data_content": prepared.data_content, "data_bin": prepared.data_bin.name,
+                "data_bin_digest": identity.data_bin_digest(prepared.data_bin), "dict_sizes": prepared.dict_sizes}
+    tmp = work / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, work / MANIFEST)
 
 
 def _run_stages(cfg: TranslationDataConfig, work: Path, langs: tuple[str, str], log: Log) -> PreparedData:
@@ -429,7 +449,7 @@ def _run_stages(cfg: TranslationDataConfig, work: Path, langs: tuple[str, str], 
 
 
 def data_content(cfg: TranslationDataConfig | dict, log: Log = print) -> str:
-    """The identity of the corpus ``cfg`` reads (`.identity`): the raw files the recipe extracts
+    """The identity of the corpus ``cfg`` reads (`experiment.data_identity`): the raw files the recipe extracts
     from (an IWSLT'14 archive is fetched and unpacked first, as preparation would), or an existing data-bin."""
     if isinstance(cfg, dict):
         cfg = TranslationDataConfig(**cfg)
