@@ -272,8 +272,8 @@ def test_record_writes_use_their_own_temporary_file(tmp_path: Path, monkeypatch:
 
 def test_a_checkpoint_write_that_fails_leaves_the_previous_file_whole(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from shapeshifter.experiment.training import VerifiedCheckpointIO
     from shapeshifter.experiment import checkpoints
+    from shapeshifter.experiment.training import VerifiedCheckpointIO
 
     io = VerifiedCheckpointIO()
     path = tmp_path / "best.ckpt"
