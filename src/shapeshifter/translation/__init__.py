@@ -12,7 +12,7 @@ Typical use (what `pipelines/train.py` wires from its config)::
     model, report = build_transformer("transformer_iwslt_de_en", src_dict, tgt_dict, overrides, policy)
     module = TranslationModule(model, tgt_dict, src_dict, lr=5e-4, warmup_updates=4000,
                                model_config={"arch": ..., "overrides": ..., "policy": ...})
-    callbacks = checkpoint_callbacks("checkpoints", monitor="valid_bleu", keep_last_epochs=5)
+    callbacks = checkpoint_callbacks("checkpoints", monitor="valid_bleu", keep_last_epochs=5)  # experiment.checkpoints
     trainer = L.Trainer(max_epochs=..., gradient_clip_val=0.0, callbacks=callbacks)
     trainer.fit(module, dm, ckpt_path=last_checkpoint("checkpoints"))  # None starts fresh
     # best file, or: save_model_weights(average_checkpoints(epoch_checkpoints("checkpoints", 5)), "avg.pt")
