@@ -40,6 +40,7 @@ def test_dense_and_shapeshifted_runs_write_records_and_skip_when_done(sample: Pa
     assert "nrefs:1" in test["sacrebleu_signature"]
     assert saved["metrics"]["copy_baseline"]["tokenized_bleu"] >= 0
     assert saved["timings"]["train_steps"] > 0 and saved["versions"]["torch"]
+    assert saved["machine"]["cpu_capability"] and "cpu_model" in saved["machine"]  # what float rounding depends on
     assert Path(test["files"]["tsv"]).is_file() if "tsv" in test["files"] else test["files"]
     # same config again: skipped, record untouched
     mtime = Path(record["_path"]).stat().st_mtime_ns

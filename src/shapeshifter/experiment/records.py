@@ -184,10 +184,25 @@ def versions(packages: Iterable[str] = ("torch", "lightning", "hydra-core", "ve-
     return out
 
 
+def cpu_model() -> str | None:
+    """The processor's name (Linux ``/proc/cpuinfo``; else what `platform` knows, or None)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def machine() -> dict[str, Any]:
+    """Where the run ran. The CPU's model and the vector instructions torch's kernels use (``cpu_capability``)
+    are here because they change float rounding: one commit, data and seed on another host can train to other
+    losses, and these two fields tell that apart from a code change."""
     import torch
 
-    info: dict[str, Any] = {"platform": platform.platform(), "cpus": os.cpu_count(),
+    info: dict[str, Any] = {"platform": platform.platform(), "cpus": os.cpu_count(), "cpu_model": cpu_model(),
+                            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                             "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
