@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from shapeshifter.experiment.records import config_hash  # noqa: E402
+from shapeshifter.experiment.records import config_hash, record_data  # noqa: E402
 from shapeshifter.experiment.runner import run_hash  # noqa: E402
 from shapeshifter.experiment.task import build_task  # noqa: E402
 from shapeshifter.glue.task import GlueTask  # noqa: E402
@@ -145,3 +145,17 @@ def test_glue_configs_made_with_the_translation_settings_migrate_to_the_hash_the
     assert "eval" not in saved and "monitor" not in saved["ckpt"] and "lr" in saved["optim"]
     assert migrate.main([str(records), "--task-settings"]) == 0  # a second pass changes nothing
     assert json.loads((records / "glue.json").read_text()) == migrated
+
+
+def test_every_committed_run_record_hashes_to_the_hash_it_is_filed_under() -> None:
+    """A record whose config no longer gives its hash is one a rerun would not find (migrate it with
+    ``shapeshifter-migrate``); benchmark and analysis records, which hold no run config, are skipped."""
+    stale = []
+    for path in sorted((ROOT / "results").rglob("*.json")):
+        saved = json.loads(path.read_text())
+        if not (isinstance(saved, dict) and "config" in saved and "config_hash" in saved):
+            continue
+        if config_hash(saved["config"], record_data(saved)) != saved["config_hash"]:
+            stale.append(str(path.relative_to(ROOT)))
+        assert path.stem.endswith(saved["config_hash"]), path
+    assert not stale, stale
