@@ -22,6 +22,7 @@ Layout of ``work_dir`` (L is each language)::
     data-bin/        dict.L.txt, {split}.{src}-{tgt}.L.{bin,idx}
     tmp/, raw/       intermediate files, archive extraction
     .stamps/         one JSON stamp per stage (input hash, parameters, output hashes)
+    manifest.json    written last: the inputs' identity (what names a run's data), the data-bin's digest
 
 ``{split}`` is ``train``, ``valid``, ``test``; all files of a split have the same number of lines.
 """
