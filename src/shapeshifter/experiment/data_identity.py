@@ -13,12 +13,12 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from shapeshifter.experiment.records import file_sha256
+
 # Files that sit beside the inputs without being data: locks and stamps of the preparation, editor and OS debris.
 _SKIPPED = (".lock", ".DS_Store")
 # Of a fairseq data-bin, the files the training reads (preprocess.log names the machine's paths).
 _DATA_BIN_SUFFIXES = (".bin", ".idx", ".txt")
-
-_CHUNK = 1 << 20
 
 
 class DataError(RuntimeError):
@@ -26,15 +26,11 @@ class DataError(RuntimeError):
 
 
 def file_digest(path: Path) -> str:
-    """SHA-256 of a file's content."""
-    h = hashlib.sha256()
+    """SHA-256 of an input file's content (`records.file_sha256`); a missing file is a `DataError` naming it."""
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                h.update(chunk)
+        return file_sha256(path)
     except FileNotFoundError:
         raise DataError(f"missing input file: {path}") from None
-    return h.hexdigest()
 
 
 _memo: dict[tuple[str, int, int], str] = {}
