@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from shapeshifter import atomic
+
 if TYPE_CHECKING:  # Lightning is imported by the callbacks only: loading weights to translate does not need it
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -119,21 +121,13 @@ def verify_checkpoint(path: str | Path) -> None:
 
 
 def save_atomically(checkpoint: dict[str, Any], path: str | Path) -> Path:
-    """``torch.save`` to a temporary file of its own in the destination folder, synced, then renamed over
-    ``path``: a kill or a full disk leaves the previous file (or none), never a torn one, and no rename ever
-    crosses filesystems."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(checkpoint, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    """``torch.save`` through `atomic.replacing`, synced before the rename: a kill or a full disk leaves the
+    previous file (or none), never a torn one."""
+    with atomic.replacing(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(checkpoint, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
 
 
 def load_failure(err: BaseException) -> str:

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from shapeshifter import atomic
 from shapeshifter.paths import repo_root
 
 log = logging.getLogger("shapeshifter")
@@ -294,20 +295,12 @@ def write_record(record: Mapping[str, Any], path: Path) -> Path:
     """Write atomically (a crash never leaves half a record behind). Paths inside the working directory (run
     folders, checkpoints, translations), else inside the project folder (a run started elsewhere), are written
     relative to it; the config is written as resolved, but for the parts outside the hash (`portable_config`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a name of its own in the same folder: two writers never share a temp file, and the replace is atomic
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     body = portable_record(record, Path.cwd())
     try:
         body = portable_record(body, repo_root())
     except FileNotFoundError:  # an installed package run outside any checkout: nothing to be relative to
         pass
-    try:
-        tmp.write_text(json.dumps(body, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves the previous record as it was
-    return path
+    return atomic.write_text(path, json.dumps(body, indent=1, sort_keys=True, default=str))
 
 
 def finish_record(record: dict[str, Any], path: Path) -> Path:
@@ -458,7 +451,5 @@ def claim_checkpoint_dir(ckpt_dir: Path, config_hash: str) -> Path:
             aside, n = ckpt_dir.with_name(f"{ckpt_dir.name}.{owner}.{n}"), n + 1
         ckpt_dir.rename(aside)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
-    tmp = mark.with_name(f"{mark.name}.{os.getpid()}.tmp")
-    tmp.write_text(config_hash + "\n")
-    os.replace(tmp, mark)  # atomic: a reader sees the old mark or the new one, never a half-written file
+    atomic.write_text(mark, config_hash + "\n")
     return ckpt_dir

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from shapeshifter import atomic
 from shapeshifter.translation.generate import make_generator, to_device
 
 CHUNK_SENTENCES = 1000
@@ -49,9 +50,7 @@ def stage_key(data_digest: str, teacher_sha256: str, settings: dict[str, Any]) -
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)  # atomic: a chunk is there whole or not at all
+    atomic.write_text(path, json.dumps(value))  # a chunk is there whole or not at all
 
 
 def decode_chunk(model: nn.Module, dataset: Any, ids: list[int], tgt_dict: Any, *, beam: int, max_len_a: float,

@@ -30,7 +30,6 @@ Layout of ``work_dir`` (L is each language)::
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Callable
 from functools import partial
@@ -40,6 +39,7 @@ import shapeshifter.experiment.data_identity as identity
 import shapeshifter.translation.data.binarize as fb
 import shapeshifter.translation.data.iwslt14 as iwslt14
 import shapeshifter.translation.data.wmt18 as wmt18
+from shapeshifter import atomic
 from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.binarize import validate_data_bin
 from shapeshifter.translation.data.bpe import apply_file, learn_sentencepiece, learn_subword_nmt
@@ -428,9 +428,7 @@ def write_manifest(work: Path, prepared: PreparedData, recipe: str) -> None:
     A run compares the first with the identity it was named by (`TranslationTask.setup`)."""
     manifest = {"recipe": recipe, "data_content": prepared.data_content, "data_bin": prepared.data_bin.name,
                 "data_bin_digest": identity.data_bin_digest(prepared.data_bin), "dict_sizes": prepared.dict_sizes}
-    tmp = work / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, work / MANIFEST)
+    atomic.write_text(work / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def _run_stages(cfg: TranslationDataConfig, work: Path, langs: tuple[str, str], log: Log) -> PreparedData:

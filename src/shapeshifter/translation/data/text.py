@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from shapeshifter import atomic
 from shapeshifter.experiment.data_identity import DataError
 
 # Characters Python or fairseq's readers could treat as line breaks; replaced by a space so files stay aligned.
@@ -48,16 +49,12 @@ def utf8_error_position(data: bytes, err: UnicodeDecodeError) -> str:
 
 def write_lines(path: Path, lines: Iterable[str]) -> int:
     """Write lines (one per line, UTF-8), replacing embedded line-break characters; returns the count."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic.replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         for line in lines:
             f.write(_BREAKS_RE.sub(" ", line.replace("\n", " ")))
             f.write("\n")
             n += 1
-    tmp.replace(path)  # atomic: a crash never leaves a half-written output that looks complete
     return n
 
 
