@@ -174,3 +174,13 @@ def test_the_readme_lists_every_package_and_top_level_module_once() -> None:
     tree = sorted([p.name + "/" for p in package.iterdir() if (p / "__init__.py").is_file()]
                   + [p.name for p in package.glob("*.py") if p.name != "__init__.py"])
     assert sorted(listed) == tree and len(listed) == len(set(listed))
+
+
+@pytest.mark.parametrize("path", sorted((SRC / PACKAGE / "cli").glob("*.py")), ids=lambda p: p.stem)
+def test_every_entry_point_runs_as_a_module(path: Path) -> None:
+    """``python -m shapeshifter.cli.<name>`` runs the same ``main`` as its console script and pipelines/ wrapper."""
+    tree = ast.parse(path.read_text())
+    if not any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body):
+        pytest.skip("no entry point")
+    guards = [n for n in tree.body if isinstance(n, ast.If) and ast.unparse(n.test) == "__name__ == '__main__'"]
+    assert guards and "main(" in ast.unparse(guards[-1]), f"{path.name} has no `if __name__ == '__main__'` guard"

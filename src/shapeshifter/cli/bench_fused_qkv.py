@@ -76,3 +76,7 @@ def main() -> None:
                   "threads": threads, "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                   "losses": losses, "errors": errors, "timing": timing}
         args.out.write_text(json.dumps(record, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -169,3 +169,7 @@ def main() -> None:
     }
     args.out.write_text(json.dumps(record, indent=1))
     print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

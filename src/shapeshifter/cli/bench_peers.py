@@ -48,3 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     print(f"wrote {stem}.json, .md, .png")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

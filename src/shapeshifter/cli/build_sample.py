@@ -344,3 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: {count(test_docs[bounds[i] : bounds[i + 1]])}")
     sizes = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
     print(f"wrote {out} ({sizes / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

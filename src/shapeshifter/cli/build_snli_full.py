@@ -41,3 +41,7 @@ def main() -> None:
     shared = {r["sentence1"] for r in test} & premises
     print(f"premises: train {len(premises)}, validation {len({r['sentence1'] for r in validation})}; "
           f"test premises also in train: {len(shared)}; total bytes {total}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

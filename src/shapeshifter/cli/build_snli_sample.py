@@ -55,3 +55,7 @@ def main() -> None:
     pair_key = {(r["sentence1"], r["sentence2"]) for r in splits["train"]}
     overlap = sum((r["sentence1"], r["sentence2"]) in pair_key for r in splits["validation"])
     print(f"validation pairs whose text also occurs in train: {overlap}; total bytes {total}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

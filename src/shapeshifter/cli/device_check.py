@@ -117,3 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device check: throughput {record['results']} -> {path}")
     print(f"device check: all steps ok in {time.perf_counter() - start:.0f} s")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -83,3 +83,7 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     if args.out:
         args.out.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -344,3 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     for old, new in move_run_folders(args.run_folders, renamed):
         print(f"{old} -> {new.name}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

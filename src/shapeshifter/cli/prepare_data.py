@@ -61,3 +61,7 @@ def main(argv: list[str] | None = None) -> None:
             if path.is_file():
                 n, toks = _count(path)
                 print(f"{split}.{lang}: {n} lines, {toks} BPE tokens ({path})")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -58,3 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"executed {args.notebook} -> {args.out}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
