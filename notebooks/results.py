@@ -96,17 +96,20 @@ for scale in SCALES:
 # quality drops (`experiment=quality/why`, one change at a time, chosen on the validation split), and how well
 # each structure can fit the embeddings and the other matrices of the trained dense model, next to Gaussian
 # matrices of the same shape and std (`pipelines/analyze_embeddings.py`, `pipelines/analyze_weights.py`).
+# Distilled rows (`-distilled-<recipe>`, `experiment=quality/grid_distill*`) learned from the dense run of their own
+# seed; the verdict answers for them apart, and the last line says how far distillation moved each configuration.
 
 # %%
 from shapeshifter.analysis.embedding_fit import fit_markdown  # noqa: E402
 from shapeshifter.analysis.weight_fit import weight_fit_markdown  # noqa: E402
-from shapeshifter.reports.quality import quality_rows, verdict  # noqa: E402
+from shapeshifter.reports.quality import distillation_moves, quality_rows, verdict  # noqa: E402
 
 quality = [r for r in load_records(RECORDS / "quality") if r.get("kind") == "translation"]
 if quality:
     rows = quality_rows(quality)
     for budget in (10, 25):
         print(verdict(rows, budget))
+    print(distillation_moves(rows).strip() or "no distilled row has a plain twin yet")
 else:
     print("quality: no finished records yet")
 fit_tables = {"embedding_fit": fit_markdown, "weight_fit": weight_fit_markdown}

@@ -30,6 +30,7 @@ def test_results_notebook_rebuilds_the_committed_tables(tmp_path: Path, pipeline
     text = "\n".join(o.get("text", "") for c in nbformat.read(out, 4).cells if c.cell_type == "code"
                      for o in c.outputs)
     assert "(paper +17%)" in text and "built: full/table1" in text
+    assert "~10×, distilled from dense:" in text and "Distillation moved test BLEU:" in text
     images = [o for c in nbformat.read(out, 4).cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) == len(list((tmp_path / "make").rglob("*.png")))
 
