@@ -76,6 +76,7 @@ def on_narrow_base(record: dict[str, Any]) -> bool:
     return bool(record.get("policy")) and not full_width(record)
 
 
+EMBEDDINGS_ONLY = "Shapeshifter, embeddings only"
 DISTILLED = ", distilled"  # appended to a method's name when its run learned from a teacher (`distill_tag`)
 
 
@@ -99,7 +100,7 @@ def _family(record: dict[str, Any]) -> str:
     if not policy:
         return "dense" if full_width(record) else "narrow dense"
     if set(policy) - {"exclude"} == {"embedding"}:  # word2ketXS: the rest of the model stays dense
-        return "Shapeshifter, embeddings only"
+        return EMBEDDINGS_ONLY
     spec = next(v for k, v in policy.items() if k != "exclude")
     if spec.get("kind") == "lowrank":
         return "low-rank"
@@ -275,6 +276,26 @@ def distillation_moves(rows: Sequence[dict[str, Any]], metric: str = "bleu", uni
     return f" Distillation moved test {unit}: {'; '.join(moves)}." if moves else ""
 
 
+def embeddings_alone(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]) -> str:
+    """word2ketXS's claim at this scale, for each embeddings-only row: how many times fewer embedding parameters,
+    and its BLEU against dense as a relative drop, within or outside the two rows' seed spread (sum of their
+    stds); empty without such a row or without dense."""
+    dense = next((r for r in rows if r["method"] == "dense" and r["bleu"] is not None), None)
+    found = []
+    for row in rows:
+        if dense is None or row["method"].removesuffix(DISTILLED) != EMBEDDINGS_ONLY or row["bleu"] is None:
+            continue
+        emb = next(r for r in records if config_label(r) == row["config"])["params"]["by_type"]["embedding"]
+        drop = dense["bleu"] - row["bleu"]
+        spread = (dense["bleu_std"] or 0.0) + (row["bleu_std"] or 0.0)
+        found.append(f"{row['config']} has {emb['dense'] / emb['params']:.0f}× fewer embedding parameters "
+                     f"({emb['params']:,} vs {emb['dense']:,}) and scores {row['bleu']:.2f} BLEU vs dense's "
+                     f"{dense['bleu']:.2f}, {100 * drop / dense['bleu']:.1f}% below it "
+                     f"({'within' if abs(drop) <= spread else 'outside'} the seed spread, ±{spread:.2f})")
+    return (" The embeddings alone (word2ketXS: a hundred-fold or more reduction of embedding storage with almost "
+            "no relative drop in accuracy): " + "; ".join(found) + ".") if found else ""
+
+
 def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
     """Write ``quality.md/.tex/.csv``, ``quality_bleu_vs_params.png`` and ``quality_curves.png``; returns the
     Markdown."""
@@ -299,6 +320,7 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
                   "chosen on the validation split (quality_distill); its time/step includes the teacher's forward "
                   "pass where the recipe needs one (attention) but not the teacher's one-off decoding.")
         notes += distillation_moves(rows)
+    notes += embeddings_alone(rows, records)
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
