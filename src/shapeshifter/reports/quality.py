@@ -288,8 +288,9 @@ def embeddings_alone(rows: Sequence[dict[str, Any]], records: Sequence[dict[str,
         emb = next(r for r in records if config_label(r) == row["config"])["params"]["by_type"]["embedding"]
         drop = dense["bleu"] - row["bleu"]
         spread = (dense["bleu_std"] or 0.0) + (row["bleu_std"] or 0.0)
-        found.append(f"{row['config']} has {emb['dense'] / emb['params']:.0f}× fewer embedding parameters "
-                     f"({emb['params']:,} vs {emb['dense']:,}) and scores {row['bleu']:.2f} BLEU vs dense's "
+        full = emb["dense_equivalent"]
+        found.append(f"{row['config']} has {full / emb['params']:.0f}× fewer embedding parameters "
+                     f"({emb['params']:,} vs {full:,}) and scores {row['bleu']:.2f} BLEU vs dense's "
                      f"{dense['bleu']:.2f}, {100 * drop / dense['bleu']:.1f}% below it "
                      f"({'within' if abs(drop) <= spread else 'outside'} the seed spread, ±{spread:.2f})")
     return (" The embeddings alone (word2ketXS: a hundred-fold or more reduction of embedding storage with almost "
