@@ -64,7 +64,8 @@ def _fails_before_work(sample: Path, tmp_path: Path, match: str, *overrides: str
 
 
 def test_teacher_checks_fail_before_any_work(sample: Path, teacher: Path, tmp_path: Path) -> None:
-    _fails_before_work(sample, tmp_path, "no such run folder", "distill=word", f"distill.teacher={tmp_path / 'nope'}")
+    _fails_before_work(sample, tmp_path, "no such run folder .*add run.records=", "distill=word",
+                       f"distill.teacher={tmp_path / 'nope'}")
     _fails_before_work(sample, tmp_path, "needs distill.teacher", "distill=word")
     _fails_before_work(sample, tmp_path, "distill.kinds is empty", f"distill.teacher={teacher}")
     _fails_before_work(sample, tmp_path, "unknown kind", "distill=word", "distill.kinds=[words]",

@@ -46,7 +46,9 @@ def find_teacher_run(path: str | Path, kind: str, data_content: str | None) -> A
     """The teacher's `RunFolder` after the cheap checks (folder, finished, task, data); `TeacherError` otherwise."""
     folder = Path(path)
     if not folder.is_dir():
-        raise TeacherError(f"distill.teacher={folder}: no such run folder (train the teacher first)")
+        raise TeacherError(f"distill.teacher={folder}: no such run folder (train the teacher first; where its record "
+                           "is committed, as in a fresh checkout, training skips it: add run.records=<a scratch "
+                           "folder> to its command)")
     try:
         run = find_run(folder)
     except (FileNotFoundError, ValueError) as err:
