@@ -398,3 +398,26 @@ def test_smoke_runs_the_first_seed_of_every_grid_and_full_scale_every_seed() -> 
             return {c.run.name.split("-", 1)[1] for c in cfgs if c.seed == 1}
 
         assert jobs(smoke) == jobs(full), table  # every first-seed job still runs
+
+
+def test_a_fresh_checkout_trains_again_the_dense_run_its_distilled_jobs_read(tmp_path: Path, monkeypatch) -> None:
+    """A committed record makes its job "done", but a fresh checkout lacks its run folder: the dense run that the
+    table's distilled and projected jobs read is trained again first, its record into the outputs' source-records
+    (the committed one stays); once its folder holds a finished run, it is not."""
+    from shapeshifter.experiment.runner import record_path
+    from shapeshifter.experiment.sweep import compose_cfg
+
+    reproduce = _load_reproduce()
+    grid = get_table("quality")
+    base = [*grid.scale_overrides("smoke"), f"run.records={tmp_path / 'records'}", f"run.outputs={tmp_path / 'out'}"]
+    dense = next(job for job in grid.all_jobs(base) if "experiment=quality/grid_dense" in job)
+    path = record_path(compose_cfg(ROOT / "conf", dense))
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"status": "done"}))
+    commands = [c[2:] for c in reproduce.hydra_commands(grid, base)]
+    rerun = ["-m", *map(reproduce.for_multirun, dense), "run.records='${run.outputs}/source-records'",
+             reproduce.ONE_JOB]
+    assert commands[0] == rerun and commands.count(rerun) == 1
+    assert reproduce.job_folder(dense) == (tmp_path / "out" / "quality-smoke" / "sample_smoke-d128-dense-s1")
+    monkeypatch.setattr(reproduce, "finished_run", lambda folder: True)
+    assert rerun not in [c[2:] for c in reproduce.hydra_commands(grid, base)]

@@ -24,7 +24,9 @@ Hydra's basic launcher runs a multirun's jobs one after another in its process; 
 for the same config hash are skipped, an interrupted one resumes from its ``last.ckpt``, a failed one is retried;
 a failed job does not stop the others (Hydra's launcher attempts every job of a multirun before it reports the
 first failure, and the next command still runs). The outcome of every job is read from its record: the failures
-are listed at the end and the exit status is 1.
+are listed at the end and the exit status is 1. A job that reads another job's run folder (a distillation
+teacher, the dense model a projection starts from) gets it even in a fresh checkout, which holds the records but
+not the folders: that job is trained again first, its record written under ``<outputs>/source-records``.
 
     python pipelines/reproduce.py 2 --scale smoke launcher=local
 """
@@ -39,11 +41,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
 from shapeshifter.experiment.ddp import die_with_parent
+from shapeshifter.experiment.run_folder import find_run
 from shapeshifter.experiment.runner import read_status, record_path
 from shapeshifter.experiment.sweep import compose_cfg, experiment_jobs
 from shapeshifter.experiment.task import build_task
@@ -70,6 +75,10 @@ child_call = functools.partial(subprocess.call, preexec_fn=functools.partial(die
 
 # A single job as a multirun: the experiment file's own grid (hydra.sweeper.params) is not expanded around it.
 ONE_JOB = "hydra.sweeper.params=null"
+# Config keys naming another run's folder that a job reads, and where the records of the reruns that recreate such
+# a folder go (`sources_to_rebuild`): beside the run folders, not among the committed records.
+SOURCE_KEYS = ("distill.teacher", "shapeshift.init_from")
+SOURCE_RECORDS = "${run.outputs}/source-records"
 
 
 @dataclass
@@ -100,21 +109,57 @@ def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
     """``train.py -m`` command lines running a table's jobs through Hydra's sweeper and launcher, in the order of
     `TableSpec.all_jobs`: per experiment file its dense baseline (when its grid has none), then its grid; or one
     per explicit job. A command whose jobs are all done is left out (a process start costs seconds even when
-    every job in it would be skipped)."""
+    every job in it would be skipped). First come the reruns that recreate the run folders a job still to run
+    reads (`sources_to_rebuild`)."""
     train = [sys.executable, str(ROOT / "pipelines" / "train.py"), "-m"]
+    is_done = functools.cache(job_is_done)  # each job composed once (seconds on a large table)
+    jobs = [tuple(job) for job in grid.all_jobs(base)]
+    commands = [[*train, *map(for_multirun, job), for_multirun(f"run.records={SOURCE_RECORDS}"), ONE_JOB]
+                for job in sources_to_rebuild(jobs, is_done)]
     if grid.jobs:
-        return [[*train, *map(for_multirun, job), ONE_JOB] for job in grid.all_jobs(base) if not is_done(job)]
-    commands = []
+        return commands + [[*train, *map(for_multirun, job), ONE_JOB] for job in jobs if not is_done(job)]
     for experiment in grid.experiments:
-        jobs, dense = experiment_jobs(CONF, experiment, base)
-        if grid.with_dense and dense and not is_done(dense):
+        grid_jobs, dense = experiment_jobs(CONF, experiment, base)
+        if grid.with_dense and dense and not is_done(tuple(dense)):
             commands.append([*train, *map(for_multirun, dense), ONE_JOB])
-        if not all(is_done(job) for job in jobs):
+        if not all(is_done(tuple(job)) for job in grid_jobs):
             commands.append([*train, f"experiment={experiment}", *map(for_multirun, base)])
     return commands
 
 
-def is_done(job: Sequence[str]) -> bool:
+def sources_to_rebuild(jobs: Sequence[tuple[str, ...]],
+                       is_done: Callable[[tuple[str, ...]], bool]) -> list[list[str]]:
+    """The done jobs whose run folder a job still to run reads (`SOURCE_KEYS`: a distillation teacher, the dense
+    model a projection starts from) but which is not finished on this machine: a fresh checkout holds their
+    records, not their folders, so they would be skipped and the jobs reading them would fail (a killed rerun's
+    folder resumes). Each is trained again with its
+    record written to `SOURCE_RECORDS`, which leaves the committed record as it is (the hash is the same)."""
+    pending = [job for job in jobs if not is_done(job)]
+    needed = {folder for job in pending for folder in source_folders(compose_cfg(CONF, list(job)))}
+    missing = {folder for folder in needed if not finished_run(folder)}
+    return [list(job) for job in jobs if missing and job not in pending and job_folder(job) in missing]
+
+
+def finished_run(folder: Path) -> bool:
+    """Whether ``folder`` holds a run whose record says "done" (a killed run's folder does not)."""
+    try:
+        return (find_run(folder).record or {}).get("status") == "done"
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def source_folders(cfg: DictConfig) -> set[Path]:
+    """The run folders a job's config names as inputs (`SOURCE_KEYS`), as absolute paths."""
+    values = (OmegaConf.select(cfg, key) for key in SOURCE_KEYS)
+    return {(ROOT / str(value)).resolve() for value in values if value}
+
+
+def job_folder(job: Sequence[str]) -> Path:
+    """The run folder a job writes (Hydra's ``hydra.run.dir``), as an absolute path."""
+    return (ROOT / str(compose_cfg(CONF, list(job), hydra_config=True).hydra.run.dir)).resolve()
+
+
+def job_is_done(job: Sequence[str]) -> bool:
     """Whether the job would be skipped: its record is "done" and ``run.skip_done`` is on."""
     cfg = compose_cfg(CONF, list(job))
     return bool(cfg.run.skip_done) and read_status(record_path(cfg)).get("status") == "done"
