@@ -278,3 +278,5 @@ def test_the_notes_answer_the_embeddings_alone_claim_with_the_relative_drop(tmp_
     far = build_quality_table([*study(), embeddings_only(1, 15.0)], tmp_path / "b")
     assert "scores 15.00 BLEU vs dense's 21.00, 28.6% below it (outside the seed spread, ±1.41)" in far
     assert "embeddings alone" not in build_quality_table(study(), tmp_path / "c")
+    untrained = [*(record("dense", seed, 0.0, 1000) for seed in (1, 2)), embeddings_only(1, 0.0)]  # a smoke run
+    assert "no relative drop defined (dense scores 0)" in build_quality_table(untrained, tmp_path / "d")

@@ -291,10 +291,14 @@ def embeddings_alone(rows: Sequence[dict[str, Any]], records: Sequence[dict[str,
         full = emb["dense_equivalent"]
         found.append(f"{row['config']} has {full / emb['params']:.0f}× fewer embedding parameters "
                      f"({emb['params']:,} vs {full:,}) and scores {row['bleu']:.2f} BLEU vs dense's "
-                     f"{dense['bleu']:.2f}, {100 * drop / dense['bleu']:.1f}% below it "
+                     f"{dense['bleu']:.2f}, {_relative_drop(drop, dense['bleu'])} "
                      f"({'within' if abs(drop) <= spread else 'outside'} the seed spread, ±{spread:.2f})")
     return (" The embeddings alone (word2ketXS: a hundred-fold or more reduction of embedding storage with almost "
             "no relative drop in accuracy): " + "; ".join(found) + ".") if found else ""
+
+
+def _relative_drop(drop: float, dense: float) -> str:
+    return f"{100 * drop / dense:.1f}% below it" if dense > 0 else "no relative drop defined (dense scores 0)"
 
 
 def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
