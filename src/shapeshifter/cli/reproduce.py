@@ -132,8 +132,8 @@ def sources_to_rebuild(jobs: Sequence[tuple[str, ...]],
     """The done jobs whose run folder a job still to run reads (`SOURCE_KEYS`: a distillation teacher, the dense
     model a projection starts from) but which is not finished on this machine: a fresh checkout holds their
     records, not their folders, so they would be skipped and the jobs reading them would fail (a killed rerun's
-    folder resumes). Each is trained again with its
-    record written to `SOURCE_RECORDS`, which leaves the committed record as it is (the hash is the same)."""
+    folder resumes). Each is trained again with its record written to `SOURCE_RECORDS`, which leaves the
+    committed record as it is (the hash is the same)."""
     pending = [job for job in jobs if not is_done(job)]
     needed = {folder for job in pending for folder in source_folders(compose_cfg(CONF, list(job)))}
     missing = {folder for folder in needed if not finished_run(folder)}

@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from shapeshifter import atomic
 from shapeshifter.experiment.data_identity import DataError
 from shapeshifter.translation.data.text import read_lines
 
@@ -88,19 +89,15 @@ def locate_raw_dir(
 
 def download_archive(dest: Path, url: str = IWSLT14_URL, log: Callable[[str], None] = print) -> Path:
     """Fetch the archive; on any network failure, a clear error with the manual-placement instructions."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
     log(f"[download] {url} -> {dest}")
     try:
-        with urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
+        with atomic.replacing(dest) as tmp, urllib.request.urlopen(url, timeout=30) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
-        tmp.unlink(missing_ok=True)
         raise DataError(
             f"could not download {url} ({e}). This machine may have no access to it: download it elsewhere and "
             f"place it at {dest}, or extract it so that {dest.parent / 'de-en'}/train.tags.de-en.de exists."
         ) from None
-    tmp.replace(dest)
     return dest
 
 
