@@ -418,6 +418,22 @@ def test_a_fresh_checkout_trains_again_the_dense_run_its_distilled_jobs_read(tmp
     rerun = ["-m", *map(reproduce.for_multirun, dense), "run.records='${run.outputs}/source-records'",
              reproduce.ONE_JOB]
     assert commands[0] == rerun and commands.count(rerun) == 1
-    assert reproduce.job_folder(dense) == (tmp_path / "out" / "quality-smoke" / "sample_smoke-d128-dense-s1")
+    assert reproduce.job_folder(tuple(dense)) == (tmp_path / "out" / "quality-smoke" / "sample_smoke-d128-dense-s1")
     monkeypatch.setattr(reproduce, "finished_run", lambda folder: True)
     assert rerun not in [c[2:] for c in reproduce.hydra_commands(grid, base)]
+
+
+def test_a_table_rebuilds_the_missing_teacher_that_another_table_trains(tmp_path: Path) -> None:
+    """The distillation screening's teachers are the quality table's dense runs (`TableSpec.sources`): in a fresh
+    checkout the screening table's reproduction trains that job of the other table first, records aside."""
+    reproduce = _load_reproduce()
+    grid = get_table("quality_distill")
+    base = [*grid.scale_overrides("smoke"), f"run.records={tmp_path / 'records'}", f"run.outputs={tmp_path / 'out'}"]
+    quality = get_table("quality")
+    dense = next(job for job in quality.all_jobs([*quality.scale_overrides("smoke"), *base[1:]])
+                 if "experiment=quality/grid_dense" in job)
+    commands = [c[2:] for c in reproduce.hydra_commands(grid, base)]
+    rerun = ["-m", *map(reproduce.for_multirun, dense), "run.records='${run.outputs}/source-records'",
+             reproduce.ONE_JOB]
+    assert commands[0] == rerun and commands.count(rerun) == 1
+    assert not reproduce.sources_to_rebuild([tuple(j) for j in grid.all_jobs(base)], lambda job: False)

@@ -26,7 +26,8 @@ a failed job does not stop the others (Hydra's launcher attempts every job of a 
 first failure, and the next command still runs). The outcome of every job is read from its record: the failures
 are listed at the end and the exit status is 1. A job that reads another job's run folder (a distillation
 teacher, the dense model a projection starts from) gets it even in a fresh checkout, which holds the records but
-not the folders: that job is trained again first, its record written under ``<outputs>/source-records``.
+not the folders: that job, of the same table or of a table it names as its sources, is trained again first, its
+record written under ``<outputs>/source-records``.
 
     python pipelines/reproduce.py 2 --scale smoke launcher=local
 """
@@ -115,7 +116,7 @@ def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
     is_done = functools.cache(job_is_done)  # each job composed once (seconds on a large table)
     jobs = [tuple(job) for job in grid.all_jobs(base)]
     commands = [[*train, *map(for_multirun, job), for_multirun(f"run.records={SOURCE_RECORDS}"), ONE_JOB]
-                for job in sources_to_rebuild(jobs, is_done)]
+                for job in sources_to_rebuild(jobs, is_done, functools.partial(source_table_jobs, grid, base))]
     if grid.jobs:
         return commands + [[*train, *map(for_multirun, job), ONE_JOB] for job in jobs if not is_done(job)]
     for experiment in grid.experiments:
@@ -127,17 +128,38 @@ def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
     return commands
 
 
-def sources_to_rebuild(jobs: Sequence[tuple[str, ...]],
-                       is_done: Callable[[tuple[str, ...]], bool]) -> list[list[str]]:
-    """The done jobs whose run folder a job still to run reads (`SOURCE_KEYS`: a distillation teacher, the dense
-    model a projection starts from) but which is not finished on this machine: a fresh checkout holds their
-    records, not their folders, so they would be skipped and the jobs reading them would fail (a killed rerun's
-    folder resumes). Each is trained again with its record written to `SOURCE_RECORDS`, which leaves the
-    committed record as it is (the hash is the same)."""
+def sources_to_rebuild(jobs: Sequence[tuple[str, ...]], is_done: Callable[[tuple[str, ...]], bool],
+                       other_jobs: Callable[[], Sequence[tuple[str, ...]]] = tuple) -> list[list[str]]:
+    """The jobs whose run folder a job still to run reads (`SOURCE_KEYS`: a distillation teacher, the dense model a
+    projection starts from) but which is not finished on this machine: a fresh checkout holds their records, not
+    their folders, so they would be skipped and the jobs reading them would fail (a killed rerun's folder
+    resumes). Each is trained again with its record written to `SOURCE_RECORDS`, which leaves the committed record
+    as it is (the hash is the same). The table's own done jobs are searched first, then ``other_jobs()`` (the
+    tables it names as `TableSpec.sources`), only for a folder that none of its own jobs writes."""
     pending = [job for job in jobs if not is_done(job)]
     needed = {folder for job in pending for folder in source_folders(compose_cfg(CONF, list(job)))}
     missing = {folder for folder in needed if not finished_run(folder)}
-    return [list(job) for job in jobs if missing and job not in pending and job_folder(job) in missing]
+    if not missing:
+        return []
+    ours = [job for job in jobs if job not in pending and job_folder(job) in missing]
+    left = missing - {job_folder(job) for job in ours}
+    theirs = [job for job in other_jobs() if job_folder(job) in left] if left else []
+    return [list(job) for job in (*ours, *theirs)]
+
+
+def source_table_jobs(grid: TableSpec, base: list[str]) -> list[tuple[str, ...]]:
+    """The jobs of the tables whose run folders ``grid``'s jobs read (`TableSpec.sources`), at the scale of
+    ``base`` and with its other overrides (records, outputs, extra)."""
+    scale = grid.scale_of(base)
+    rest = [o for o in base if o not in grid.scale_overrides(scale)]
+    tables = [get_table(table) for table in grid.sources]
+    return [tuple(job) for table in tables for job in table.all_jobs([*table.scale_overrides(scale), *rest])]
+
+
+@functools.cache
+def job_folder(job: tuple[str, ...]) -> Path:
+    """The run folder a job writes (Hydra's ``hydra.run.dir``), as an absolute path."""
+    return (ROOT / str(compose_cfg(CONF, list(job), hydra_config=True).hydra.run.dir)).resolve()
 
 
 def finished_run(folder: Path) -> bool:
@@ -152,11 +174,6 @@ def source_folders(cfg: DictConfig) -> set[Path]:
     """The run folders a job's config names as inputs (`SOURCE_KEYS`), as absolute paths."""
     values = (OmegaConf.select(cfg, key) for key in SOURCE_KEYS)
     return {(ROOT / str(value)).resolve() for value in values if value}
-
-
-def job_folder(job: Sequence[str]) -> Path:
-    """The run folder a job writes (Hydra's ``hydra.run.dir``), as an absolute path."""
-    return (ROOT / str(compose_cfg(CONF, list(job), hydra_config=True).hydra.run.dir)).resolve()
 
 
 def job_is_done(job: Sequence[str]) -> bool:

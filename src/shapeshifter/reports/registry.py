@@ -57,10 +57,15 @@ class TableSpec:
     jobs: tuple[tuple[str, ...], ...] = ()   # explicit jobs (overrides on the one experiment) instead of its grid
     bench_args: tuple[str, ...] = ()         # a benchmark table's own options of pipelines/bench_model.py
     smoke_jobs: tuple[tuple[str, ...], ...] = ()  # SCALE=smoke runs these of the jobs only (default: all)
+    sources: tuple[str, ...] = ()            # tables whose run folders its jobs read (a teacher): rebuilt if absent
 
     def scale_overrides(self, scale: str) -> list[str]:
         name = self.smoke_scale if scale == "smoke" else self.full_scale
         return [f"+scale={name}"] if name else []
+
+    def scale_of(self, base: list[str]) -> str:
+        """The scale (smoke or full) whose overrides ``base`` holds."""
+        return "smoke" if f"+scale={self.smoke_scale}" in base else "full"
 
     def all_jobs(self, base: list[str]) -> list[list[str]]:
         """Override lists of every job, in the order `pipelines/reproduce.py` runs them: the explicit jobs, or
@@ -69,7 +74,7 @@ class TableSpec:
         from shapeshifter.experiment.sweep import grid_jobs
 
         if self.jobs:
-            smoke = self.smoke_jobs and f"+scale={self.smoke_scale}" in base
+            smoke = self.smoke_jobs and self.scale_of(base) == "smoke"
             return [[f"experiment={self.experiments[0]}", *base, *job] for job in (self.smoke_jobs if smoke else
                                                                                    self.jobs)]
         return [job for experiment in self.experiments for job in grid_jobs(CONF, experiment, base, self.with_dense)]
@@ -212,7 +217,7 @@ REGISTRY: dict[str, TableSpec] = {spec.id: spec for spec in (
     TableSpec("quality_distill", records_builder(build_distill_table, "translation", also=("quality_why",),
                                                benchmarks=("bench_distill",)),
               ("quality/distill",), full_scale="cpu", jobs=DISTILL_JOBS,
-              smoke_jobs=DISTILL_SMOKE_JOBS),
+              smoke_jobs=DISTILL_SMOKE_JOBS, sources=("quality",)),
     TableSpec("quality_glue", records_builder(build_quality_glue_table, "glue"),
               ("quality/glue_grid", "quality/glue_grid_narrow", "quality/glue_distill", "quality/glue_distill_narrow"),
               smoke_scale="smoke_glue", full_scale="cpu", with_dense=False),  # glue_grid's dense runs teach the rest
