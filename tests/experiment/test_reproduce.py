@@ -437,3 +437,12 @@ def test_a_table_rebuilds_the_missing_teacher_that_another_table_trains(tmp_path
              reproduce.ONE_JOB]
     assert commands[0] == rerun and commands.count(rerun) == 1
     assert not reproduce.sources_to_rebuild([tuple(j) for j in grid.all_jobs(base)], lambda job: False)
+
+
+def test_reruns_that_differ_only_in_the_seed_are_one_sweep() -> None:
+    """The teachers of both seeds are one multirun (a parallel launcher trains them side by side)."""
+    reproduce = _load_reproduce()
+    dense = ["experiment=quality/grid_dense", "+scale=cpu", "seed={}", "shapeshift=dense"]
+    jobs = [[o.format(s) for o in dense] for s in (1, 2)] + [["experiment=quality/grid_10x", "seed=1"]]
+    assert reproduce.sweep_seeds(jobs) == [[o.format("1,2") for o in dense], ["experiment=quality/grid_10x", "seed=1"]]
+    assert reproduce.sweep_seeds([["experiment=x"], ["experiment=y"]]) == [["experiment=x"], ["experiment=y"]]

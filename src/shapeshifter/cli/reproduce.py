@@ -115,8 +115,9 @@ def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
     train = [sys.executable, str(ROOT / "pipelines" / "train.py"), "-m"]
     is_done = functools.cache(job_is_done)  # each job composed once (seconds on a large table)
     jobs = [tuple(job) for job in grid.all_jobs(base)]
+    sources = sources_to_rebuild(jobs, is_done, functools.partial(source_table_jobs, grid, base))
     commands = [[*train, *map(for_multirun, job), for_multirun(f"run.records={SOURCE_RECORDS}"), ONE_JOB]
-                for job in sources_to_rebuild(jobs, is_done, functools.partial(source_table_jobs, grid, base))]
+                for job in sweep_seeds(sources)]
     if grid.jobs:
         return commands + [[*train, *map(for_multirun, job), ONE_JOB] for job in jobs if not is_done(job)]
     for experiment in grid.experiments:
@@ -126,6 +127,16 @@ def hydra_commands(grid: TableSpec, base: list[str]) -> list[list[str]]:
         if not all(is_done(tuple(job)) for job in grid_jobs):
             commands.append([*train, f"experiment={experiment}", *map(for_multirun, base)])
     return commands
+
+
+def sweep_seeds(jobs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """Jobs that differ only in their ``seed=`` override as one job sweeping the seeds (``seed=1,2``), so that a
+    parallel launcher (``launcher=local``) runs them side by side; the others as they are, in their order."""
+    seeds: dict[tuple[str, ...], list[str]] = {}
+    for job in jobs:
+        shape = tuple("seed=" if o.startswith("seed=") else o for o in job)
+        seeds.setdefault(shape, []).extend(o.removeprefix("seed=") for o in job if o.startswith("seed="))
+    return [[f"seed={','.join(values)}" if o == "seed=" else o for o in shape] for shape, values in seeds.items()]
 
 
 def sources_to_rebuild(jobs: Sequence[tuple[str, ...]], is_done: Callable[[tuple[str, ...]], bool],
