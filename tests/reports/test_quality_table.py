@@ -10,6 +10,7 @@ import pytest
 from shapeshifter.reports.quality import (
     build_quality_table,
     build_width_table,
+    headline_rows,
     method,
     quality_rows,
     verdict,
@@ -256,6 +257,33 @@ def test_two_recipes_of_one_configuration_are_two_rows_each_against_the_plain_tw
     md = build_quality_table(records, tmp_path)
     assert "o2-r8-emb29 seq-refs +2.00 (1 vs 2 seed(s)); o2-r8-emb29 seq-refs-attention +5.50 (2 vs 2 seed(s))" in md
     assert "A distilled row" not in build_quality_table(study(), tmp_path / "plain")
+
+
+def test_the_headline_puts_each_distilled_recipe_beside_its_plain_configuration_at_the_budget(tmp_path: Path) -> None:
+    attention = [distilled("o2-r8-emb29", seed, 20.0 + seed) for seed in (1, 2)]
+    for rec in attention:
+        rec["config"]["distill"]["kinds"] = ["sequence", "attention"]
+        rec["config_hash"] += "-attention"
+    records = [*study(), *attention, distilled("o2-r8-emb29", 1, 18.0),
+               distilled("o2-r8-emb29-proj", 1, 19.0, init="project"),
+               record("o2-r8-emb29-proj", 1, 15.0, 100, init="project", label="d128-drop0"),  # not distilled
+               record("o2-r2-emb14", 1, 9.0, 40)]  # ~25x
+    lines, columns = headline_rows(quality_rows(records))
+    by = {line["config"]: line for line in lines}
+    # dense first; of a distilled method only its distilled configurations; other methods' rows as they are
+    assert lines[0]["config"] == "dense"
+    assert set(by) == {"dense", "o2-r8-emb29", "o3-r16-emb235", "o2-r8-emb29-proj", "lowrank-r8", "phm8",
+                       "dense-d20"}
+    assert [c.header for c in columns][3:] == ["from the labels", "distilled (seq-refs)",
+                                               "distilled (seq-refs-attention)"]  # in the table's row order
+    o2 = by["o2-r8-emb29"]
+    assert (o2["plain"], o2["seq-refs"], o2["seq-refs-attention"]) == (16.0, 18.0, 21.5)
+    assert o2["plain_std"] == pytest.approx(2 ** 0.5) and o2["seq-refs_std"] is None
+    assert by["o2-r8-emb29-proj"]["seq-refs"] == 19.0 and by["o2-r8-emb29-proj"]["seq-refs-attention"] is None
+    build_quality_table(records, tmp_path)
+    md = (tmp_path / "quality_10x.md").read_text()
+    assert "| Shapeshifter o2 | o2-r8-emb29 | 100 | 16.00 ± 1.41 | 18.00 | 21.50 ± 0.71 |" in md
+    assert "| PHM | phm8 | 110 | 13.00 | – | – |" in md
 
 
 def embeddings_only(seed: int, bleu: float) -> dict:

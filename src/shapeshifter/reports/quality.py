@@ -276,6 +276,47 @@ def distillation_moves(rows: Sequence[dict[str, Any]], metric: str = "bleu", uni
     return f" Distillation moved test {unit}: {'; '.join(moves)}." if moves else ""
 
 
+HEADLINE_BUDGET = 10  # the budget of the README's headline table (`headline_rows`)
+
+
+def headline_rows(rows: Sequence[dict[str, Any]], budget: int = HEADLINE_BUDGET
+                  ) -> tuple[list[dict[str, Any]], list[Column]]:
+    """The README's view of one budget, built from the quality rows: dense, then one line per plain configuration
+    at the budget (of a method that was distilled, only the configurations that were), its test BLEU from the
+    labels and under each distillation recipe used at the budget, one column per recipe (``–``: not run)."""
+    at = [r for r in rows if r["budget"] == budget]
+    distilled = [r for r in at if r["method"].endswith(DISTILLED)]
+    twins = {r["config"].partition("-distilled-")[0] for r in distilled}
+    taught = {r["method"].removesuffix(DISTILLED) for r in distilled}
+    recipes = list(dict.fromkeys(r["config"].partition("-distilled-")[2] for r in distilled))
+    lines = []
+    for row in [r for r in rows if r["method"] == "dense"] + at:
+        if row["method"] != "dense" and (row["method"].endswith(DISTILLED)
+                                         or (row["method"] in taught and row["config"] not in twins)):
+            continue
+        line = {k: row[k] for k in ("method", "config", "params")} | {"plain": row["bleu"],
+                                                                      "plain_std": row["bleu_std"]}
+        for recipe in recipes:
+            twin = next((r for r in distilled if r["config"] == f"{row['config']}-distilled-{recipe}"), {})
+            line[recipe], line[f"{recipe}_std"] = twin.get("bleu"), twin.get("bleu_std")
+        lines.append(line)
+    columns = [Column("method", "method"), Column("config", "configuration"), PARAMS_COLUMN,
+               Column("plain", "from the labels", ".2f"),
+               *(Column(recipe, f"distilled ({recipe})", ".2f") for recipe in recipes)]
+    return lines, columns
+
+
+def write_headline(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], out_dir: Path) -> str:
+    """Write ``quality_10x.md/.tex/.csv`` (`headline_rows`; the README shows its Markdown table)."""
+    lines, columns = headline_rows(rows)
+    notes = (f"Test BLEU (tok) of the quality table's rows at ~{HEADLINE_BUDGET}× fewer parameters than dense: mean "
+             "± std over seeds, a cell without ± is one seed, – not run. A distilled cell is the row "
+             "<configuration>-distilled-<recipe> of the quality table.")
+    return write_table(out_dir, f"quality_{HEADLINE_BUDGET}x",
+                       f"Test BLEU at ~{HEADLINE_BUDGET}× fewer parameters, from the labels and distilled from dense",
+                       lines, columns, records, notes)
+
+
 def embeddings_alone(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]]) -> str:
     """word2ketXS's claim at this scale, for each embeddings-only row: how many times fewer embedding parameters,
     and its BLEU against dense as a relative drop, within or outside the two rows' seed spread (sum of their
@@ -302,8 +343,8 @@ def _relative_drop(drop: float, dense: float) -> str:
 
 
 def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    """Write ``quality.md/.tex/.csv``, ``quality_bleu_vs_params.png`` and ``quality_curves.png``; returns the
-    Markdown."""
+    """Write ``quality.md/.tex/.csv``, its ~10x view ``quality_10x.*``, ``quality_bleu_vs_params.png`` and
+    ``quality_curves.png``; returns the Markdown."""
     rows = quality_rows(records)
     copy = rows[0].get("copy_bleu")
     notes = ("Each configuration trained until its validation loss stopped improving (early stopping) or up to "
@@ -330,6 +371,7 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
                      rows, QUALITY_COLUMNS, records, notes, csv_columns=CSV_COLUMNS)
+    write_headline(rows, records, out_dir)
     plot_bleu_vs_params(rows, out_dir / "quality_bleu_vs_params.png", copy, stamp(records))
     plot_curves(records, out_dir / "quality_curves.png", "validation loss (bits/token)", stamp(records))
     return md
