@@ -69,10 +69,10 @@ clean:
 reproduce-table-%: $(STAMP)
 	nice -n 10 $(BIN)/python pipelines/reproduce.py $* --scale $(SCALE) $(if $(launcher),launcher=$(launcher)) $(REPRO_ARGS)
 
-# Every table and plot from existing records only (no training); byte-identical when rerun. The README's
-# <!-- table: FILE --> blocks are copied from the rebuilt tables.
+# Every table and plot from existing records only (no training); byte-identical when rerun. The
+# <!-- table: FILE --> blocks of the README and docs/ are copied from the rebuilt tables.
 tables: $(STAMP)
-	$(BIN)/python pipelines/reproduce.py tables --readme README.md
+	$(BIN)/python pipelines/reproduce.py tables $(foreach page,README.md $(wildcard docs/*.md),--page $(page))
 
 # Every table of the registry at SCALE=smoke from scratch, into SMOKE_DIR (the committed results/ are not touched), then:
 # rebuild them all from the records alone and require the same bytes, and execute the results notebook on them

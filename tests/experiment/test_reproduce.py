@@ -448,18 +448,17 @@ def test_reruns_that_differ_only_in_the_seed_are_one_sweep() -> None:
     assert reproduce.sweep_seeds([["experiment=x"], ["experiment=y"]]) == [["experiment=x"], ["experiment=y"]]
 
 
-def test_tables_copy_into_the_readme_blocks_and_a_missing_table_fails_without_touching_the_page(
+def test_tables_copy_into_each_pages_blocks_and_a_missing_table_fails_without_touching_that_page(
         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     reproduce = _load_reproduce()
-    records, tables, page = tmp_path / "records", tmp_path / "tables", tmp_path / "README.md"
+    records, tables, good, bad = (tmp_path / name for name in ("records", "tables", "good.md", "bad.md"))
     rec = _translation_record("dense", 1, 1000, 30.0, None)
     write_record(rec, records / "table2" / f"dense-s1-{rec['config_hash']}.json")
-    page.write_text("<!-- table: table2.md -->\n| stale |\n<!-- /table -->\n")
-    args = ["tables", "--records", str(records), "--tables", str(tables), "--readme", str(page)]
-    assert reproduce.main(args) == 0
-    assert page.read_text().split("\n")[1] == (tables / "table2.md").read_text().split("\n")[2]  # its header row
-    page.write_text("<!-- table: nothing.md -->\n| stale |\n<!-- /table -->\n")
+    good.write_text("<!-- table: table2.md -->\n| stale |\n<!-- /table -->\n")
+    bad.write_text("<!-- table: nothing.md -->\n| stale |\n<!-- /table -->\n")
+    args = ["tables", "--records", str(records), "--tables", str(tables), "--page", str(bad), "--page", str(good)]
     assert reproduce.main(args) == 1
-    assert "nothing.md" in capsys.readouterr().err and "| stale |" in page.read_text()
+    assert good.read_text().split("\n")[1] == (tables / "table2.md").read_text().split("\n")[2]  # its header row
+    assert "nothing.md" in capsys.readouterr().err and "| stale |" in bad.read_text()
     with pytest.raises(SystemExit):  # only with the tables target
-        reproduce.main(["quality", "--readme", str(page)])
+        reproduce.main(["quality", "--page", str(good)])

@@ -9,7 +9,7 @@
     python pipelines/reproduce.py quality_glue --scale full   # SNLI sample at ~10x fewer parameters (CPU, hours)
     python pipelines/reproduce.py quality_snli --scale full   # the full SNLI subset, data=snli_full (CPU, many hours)
     python pipelines/reproduce.py tables                   # rebuild every table from existing records only
-    python pipelines/reproduce.py tables --readme README.md   # ... and copy them into the README's table blocks
+    python pipelines/reproduce.py tables --page README.md  # ... and copy them into the page's table blocks
     python pipelines/reproduce.py tables --from-wandb ENTITY/PROJECT --records results/wandb_records
                                                            # ... from the records kept in a W&B project
 
@@ -56,7 +56,7 @@ from shapeshifter.experiment.sweep import compose_cfg, experiment_jobs
 from shapeshifter.experiment.task import build_task
 from shapeshifter.experiment.wandb_records import fetch_records
 from shapeshifter.paths import repo_root
-from shapeshifter.reports.readme import sync_page
+from shapeshifter.reports.pages import sync_page
 from shapeshifter.reports.registry import (
     CONF,
     REGISTRY,
@@ -295,8 +295,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--from-wandb", metavar="ENTITY/PROJECT", default=None,
                    help="tables only: first fetch the run records kept in this W&B project into --records")
     p.add_argument("--wandb-group", default=None, help="with --from-wandb: only the runs of this W&B group")
-    p.add_argument("--readme", type=Path, default=None,
-                   help="tables only: then copy the rebuilt tables into this page's <!-- table: FILE --> blocks")
+    p.add_argument("--page", type=Path, action="append", default=[],
+                   help="tables only: then copy the rebuilt tables into this Markdown page's <!-- table: FILE --> "
+                        "blocks (repeatable)")
     add_threads_argument(p, help="torch threads of every job (run.threads; Table 1: bench_model --threads); "
                                  "default: the shared rule of shapeshifter.threads")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every job, e.g. seed=2")
@@ -320,14 +321,21 @@ def rebuild_tables(args: argparse.Namespace) -> int:
         print(err, file=sys.stderr)
         return 1
     print("rebuilt: " + (", ".join(built) if built else "nothing (no finished records)"))
-    if args.readme is not None:
+    return sync_pages(args.page, args.tables)
+
+
+def sync_pages(pages: Sequence[Path], tables: Path) -> int:
+    """Copy the tables into each page's marked blocks; 1 when a page names a table that is not there."""
+    status = 0
+    for page in pages:
         try:
-            changed = sync_page(args.readme, args.tables)
+            changed = sync_page(page, tables)
         except FileNotFoundError as err:
-            print(f"{args.readme}: {err}", file=sys.stderr)
-            return 1
-        print(f"{args.readme}: {'tables updated' if changed else 'tables already current'}")
-    return 0
+            print(f"{page}: {err}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{page}: {'tables updated' if changed else 'tables already current'}")
+    return status
 
 
 def run_benchmark(spec: TableSpec, args: argparse.Namespace) -> int:
@@ -350,8 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # the command line (make reproduce-table-...): stop when the make that started it is stopped
         die_with_parent(signal.SIGTERM)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if (args.from_wandb or args.readme) and args.table != "tables":
-        p.error("--from-wandb and --readme rebuild tables from records only: use them with the 'tables' target")
+    if (args.from_wandb or args.page) and args.table != "tables":
+        p.error("--from-wandb and --page rebuild tables from records only: use them with the 'tables' target")
     if args.table == "tables":
         return rebuild_tables(args)
     if args.table == "list":  # the tables that run at this scale (make smoke builds each of them)

@@ -311,7 +311,7 @@ def write_headline(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, A
     lines, columns = headline_rows(rows)
     notes = (f"Test BLEU (tok) of the quality table's rows at ~{HEADLINE_BUDGET}× fewer parameters than dense: mean "
              "± std over seeds, a cell without ± is one seed, – not run. A distilled cell is the row "
-             "<configuration>-distilled-<recipe> of the quality table.")
+             "`<configuration>-distilled-<recipe>` of the quality table.")
     return write_table(out_dir, f"quality_{HEADLINE_BUDGET}x",
                        f"Test BLEU at ~{HEADLINE_BUDGET}× fewer parameters, from the labels and distilled from dense",
                        lines, columns, records, notes)

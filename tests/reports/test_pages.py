@@ -1,5 +1,6 @@
-"""Tables a page copies from the generated tables: copied between their markers, the rest of the page untouched,
-a missing table an error that leaves the page as it was, and the README current with the committed tables."""
+"""Tables a page copies from the generated tables: copied between their markers (table and notes, no title or
+stamp), the rest of the page untouched, a missing table an error that leaves the page as it was, and the README
+and docs/ current with the committed tables."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shapeshifter.reports.readme import sync_page, synced, table_lines
+from shapeshifter.reports.pages import sync_page, synced, table_body
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATED = "## Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nNotes.\n\nBuilt from 1 run record(s): x\n"
@@ -22,7 +23,7 @@ def test_a_marked_block_becomes_the_table_of_its_file_and_nothing_else_changes(t
     path = tmp_path / "page.md"
     path.write_text(page("| a | b |\n|---|---|\n| 0 | 0 |\n"))
     assert sync_page(path, tmp_path)
-    assert path.read_text() == page("| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert path.read_text() == page("| a | b |\n|---|---|\n| 1 | 2 |\n\nNotes.\n")
     assert not sync_page(path, tmp_path)  # current: unchanged
 
 
@@ -37,8 +38,9 @@ def test_a_missing_table_names_its_marker_and_the_page_is_left_as_it_was(tmp_pat
     assert path.read_text() == page("| old |\n")
 
 
-def test_the_readme_shows_the_committed_tables_as_they_are() -> None:
+def test_the_readme_and_docs_show_the_committed_tables_as_they_are() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert "<!-- table: quality_10x.md -->" in readme
-    assert table_lines((ROOT / "results/tables/quality_10x.md").read_text()) in readme
-    assert synced(readme, ROOT / "results/tables") == readme, "README differs from results/tables: run make tables"
+    assert table_body((ROOT / "results/tables/quality_10x.md").read_text()) in readme
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        assert synced(text, ROOT / "results/tables") == text, f"{path.name} differs from results/tables: make tables"
