@@ -10,6 +10,7 @@ import pytest
 from shapeshifter.reports.quality import (
     build_quality_table,
     build_width_table,
+    compute_spent,
     headline_rows,
     method,
     quality_rows,
@@ -284,6 +285,19 @@ def test_the_headline_puts_each_distilled_recipe_beside_its_plain_configuration_
     md = (tmp_path / "quality_10x.md").read_text()
     assert "| Shapeshifter o2 | o2-r8-emb29 | 100 | 16.00 ± 1.41 | 18.00 | 21.50 ± 0.71 |" in md
     assert "| PHM | phm8 | 110 | 13.00 | – | – |" in md
+
+
+def test_the_compute_counts_every_step_of_a_resumed_run_and_each_teacher_decoding_once() -> None:
+    students = [distilled("o2-r8-emb29", seed, 18.0, step_s=18.0) for seed in (1, 2)]
+    for rec, key in zip(students, ("k1", "k1"), strict=True):  # the second reused the first one's decoding
+        rec["distill"] = {"sequence": {"key": key, "decode_s": 720.0}}
+    students[1]["timings"] |= {"train_s": 5.0, "train_step_s": 36.0}  # resumed: its last sitting took 5 s
+    plain = [record("dense", 1, 20.0, 1000, step_s=36.0)]
+    assert compute_spent(plain) == (" Compute: 1.0 h of training steps over 1 runs (steps × each run's measured "
+                                    "step time, one thread per run).")
+    assert compute_spent(plain + students) == (
+        " Compute: 2.5 h of training steps over 3 runs (steps × each run's measured step time, one thread per run), "
+        "1.5 h of them for 2 distilled students, plus 0.2 h for 1 teacher decoding(s) of the training sources.")
 
 
 def embeddings_only(seed: int, bleu: float) -> dict:

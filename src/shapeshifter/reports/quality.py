@@ -33,7 +33,7 @@ from shapeshifter.reports.frame import (
 )
 from shapeshifter.reports.glue import glue_rows, score
 from shapeshifter.reports.plots import pyplot, save_figure
-from shapeshifter.reports.translation import translation_rows
+from shapeshifter.reports.translation import train_step_s, translation_rows
 
 DENSE_ARCH_LABEL = "d128"  # the full-width architecture; d<width> labels are narrow dense baselines, and
 # d128-<variant> (quality/grid_tuned: d128-drop0) the full width with one architecture setting changed
@@ -338,6 +338,25 @@ def embeddings_alone(rows: Sequence[dict[str, Any]], records: Sequence[dict[str,
             "no relative drop in accuracy): " + "; ".join(found) + ".") if found else ""
 
 
+def compute_spent(records: Sequence[dict[str, Any]]) -> str:
+    """What the table's runs cost, in hours of one thread: each run's steps times its measured step time (a
+    resumed run counted whole; validation and test decoding left out), the distilled students apart, and each
+    teacher decoding of the training sources once (runs that reused a decoding name its key and time)."""
+    def hours(recs: Sequence[dict[str, Any]]) -> float:
+        return sum(r["timings"]["train_steps"] * train_step_s(r) for r in recs) / 3600
+
+    decodes = {seq["key"]: seq["decode_s"] for r in records
+               if (seq := (r.get("distill") or {}).get("sequence")) and seq.get("decode_s") is not None}
+    distilled = [r for r in records if distill_tag(r["config"])]
+    text = (f" Compute: {hours(records):.1f} h of training steps over {len(records)} runs (steps × each run's "
+            f"measured step time, one thread per run)")
+    if distilled:
+        text += (f", {hours(distilled):.1f} h of them for {len(distilled)} distilled students, plus "
+                 f"{sum(decodes.values()) / 3600:.1f} h for {len(decodes)} teacher decoding(s) of the training "
+                 "sources")
+    return text + "."
+
+
 def _relative_drop(drop: float, dense: float) -> str:
     return f"{100 * drop / dense:.1f}% below it" if dense > 0 else "no relative drop defined (dense scores 0)"
 
@@ -369,6 +388,7 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
     notes += embeddings_alone(rows, records)
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
+    notes += compute_spent(records)
     md = write_table(out_dir, "quality", "Quality at matched parameter budgets (De→En sample, transformer_demo)",
                      rows, QUALITY_COLUMNS, records, notes, csv_columns=CSV_COLUMNS)
     write_headline(rows, records, out_dir)
