@@ -285,6 +285,8 @@ def test_the_headline_puts_each_distilled_recipe_beside_its_plain_configuration_
     md = (tmp_path / "quality_10x.md").read_text()
     assert "| Shapeshifter o2 | o2-r8-emb29 | 100 | 16.00 ± 1.41 | 18.00 | 21.50 ± 0.71 |" in md
     assert "| PHM | phm8 | 110 | 13.00 | – | – |" in md
+    assert ("~10×, distilled from dense: best Kronecker-sum row o2-r8-emb29-distilled-seq-refs-attention" in md
+            and "vs low-rank lowrank-r8 (12.00): ahead by 4.00." in md)  # the verdict, one paragraph
 
 
 def test_the_compute_counts_every_step_of_a_resumed_run_and_each_teacher_decoding_once() -> None:

@@ -307,11 +307,13 @@ def headline_rows(rows: Sequence[dict[str, Any]], budget: int = HEADLINE_BUDGET
 
 
 def write_headline(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, Any]], out_dir: Path) -> str:
-    """Write ``quality_10x.md/.tex/.csv`` (`headline_rows`; the README shows its Markdown table)."""
+    """Write ``quality_10x.md/.tex/.csv`` (`headline_rows`, and `verdict` in its notes; the README shows its
+    Markdown)."""
     lines, columns = headline_rows(rows)
     notes = (f"Test BLEU (tok) of the quality table's rows at ~{HEADLINE_BUDGET}× fewer parameters than dense: mean "
              "± std over seeds, a cell without ± is one seed, – not run. A distilled cell is the row "
-             "`<configuration>-distilled-<recipe>` of the quality table.")
+             "`<configuration>-distilled-<recipe>` of the quality table. The study's question, answered from "
+             "these rows: " + " ".join(line.strip() for line in verdict(rows, HEADLINE_BUDGET).splitlines()))
     return write_table(out_dir, f"quality_{HEADLINE_BUDGET}x",
                        f"Test BLEU at ~{HEADLINE_BUDGET}× fewer parameters, from the labels and distilled from dense",
                        lines, columns, records, notes)
