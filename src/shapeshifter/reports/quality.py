@@ -285,19 +285,21 @@ def headline_rows(rows: Sequence[dict[str, Any]], budget: int = HEADLINE_BUDGET
     at the budget (of a method that was distilled, only the configurations that were), its test BLEU from the
     labels and under each distillation recipe used at the budget, one column per recipe (``–``: not run)."""
     at = [r for r in rows if r["budget"] == budget]
-    distilled = [r for r in at if r["method"].endswith(DISTILLED)]
-    twins = {r["config"].partition("-distilled-")[0] for r in distilled}
-    taught = {r["method"].removesuffix(DISTILLED) for r in distilled}
-    recipes = list(dict.fromkeys(r["config"].partition("-distilled-")[2] for r in distilled))
+    distilled = {r["config"]: r for r in at if r["method"].endswith(DISTILLED)}
+    twins = {config.partition("-distilled-")[0] for config in distilled}
+    taught = {r["method"].removesuffix(DISTILLED) for r in distilled.values()}
+    recipes = list(dict.fromkeys(config.partition("-distilled-")[2] for config in distilled))
+
+    def shown(row: dict[str, Any]) -> bool:
+        plain = not row["method"].endswith(DISTILLED)
+        return row["method"] == "dense" or plain and (row["method"] not in taught or row["config"] in twins)
+
     lines = []
-    for row in [r for r in rows if r["method"] == "dense"] + at:
-        if row["method"] != "dense" and (row["method"].endswith(DISTILLED)
-                                         or (row["method"] in taught and row["config"] not in twins)):
-            continue
+    for row in filter(shown, [r for r in rows if r["method"] == "dense"] + at):
         line = {k: row[k] for k in ("method", "config", "params")} | {"plain": row["bleu"],
                                                                       "plain_std": row["bleu_std"]}
         for recipe in recipes:
-            twin = next((r for r in distilled if r["config"] == f"{row['config']}-distilled-{recipe}"), {})
+            twin = distilled.get(f"{row['config']}-distilled-{recipe}", {})
             line[recipe], line[f"{recipe}_std"] = twin.get("bleu"), twin.get("bleu_std")
         lines.append(line)
     columns = [Column("method", "method"), Column("config", "configuration"), PARAMS_COLUMN,
