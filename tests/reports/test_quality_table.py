@@ -148,6 +148,14 @@ def test_verdict_answers_the_question_from_the_rows() -> None:
     assert "more than 1 BLEU" in text
     assert "vs narrow dense dense-d20 (6.00): ahead by" in text and "vs low-rank lowrank-r8 (12.00): ahead" in text
     assert "not enough finished runs" in verdict(quality_rows(study()[2:]), 10)
+    assert "with at least" not in text  # the best row has 10x fewer parameters
+
+
+def test_a_best_row_short_of_the_budgets_reduction_is_answered_beside_the_best_row_that_has_it() -> None:
+    records = [*study(), record("phm4", 1, 21.5, 105, scheme="phm4")]  # 9.5x fewer: ~10x, but short of 10x
+    text = verdict(quality_rows(records), 10)
+    assert "best Kronecker-sum row phm4 (PHM, 9.5× fewer, 1 seed(s)) scores 21.50 BLEU vs dense 21.00: within" in text
+    assert "\n  with at least 10× fewer: o2-r8-emb29 (Shapeshifter o2, 10.0× fewer, 2 seed(s)) scores 16.00" in text
 
 
 def test_projected_replicas_may_name_their_own_seeds_dense_source() -> None:

@@ -537,25 +537,34 @@ def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float =
     for recipe, distilled in (("from the labels", False), ("distilled from dense", True)):
         same = [r for r in at if r["method"].endswith(DISTILLED) == distilled]
         if same or not distilled:
-            blocks.append(_verdict_block(dense, same, f"~{budget}×, {recipe}", tolerance))
+            blocks.append(_verdict_block(dense, same, f"~{budget}×, {recipe}", tolerance, budget))
     return "\n".join(blocks)
 
 
-def _verdict_block(dense: dict[str, Any] | None, at: Sequence[dict[str, Any]], where: str, tolerance: float) -> str:
+def _verdict_block(dense: dict[str, Any] | None, at: Sequence[dict[str, Any]], where: str, tolerance: float,
+                   budget: int) -> str:
     ours = [r for r in at if r["method"].startswith(KRONECKER_SUMS)]
     if dense is None or not ours:
         return f"{where}: not enough finished runs yet (needs the dense row and a Kronecker-sum row)."
     best = max(ours, key=lambda r: r["bleu"])
-    gap = dense["bleu"] - best["bleu"]
-    lines = [f"{where}: best Kronecker-sum row {best['config']} ({best['method']}, {best['reduction']:.1f}× fewer, "
-             f"{best['seeds']} seed(s)) scores {best['bleu']:.2f} BLEU vs dense {dense['bleu']:.2f}: "
-             f"{'within' if gap <= tolerance else 'more than'} {tolerance:g} BLEU (gap {gap:+.2f})."]
+    lines = [f"{where}: best Kronecker-sum row {_against_dense(best, dense, tolerance)}"]
+    full = [r for r in ours if r["reduction"] >= budget]  # the target asks for at least the budget's reduction
+    if best["reduction"] < budget and full:
+        best_full = max(full, key=lambda r: r["bleu"])
+        lines.append(f"  with at least {budget}× fewer: {_against_dense(best_full, dense, tolerance)}")
     for other in sorted({r["method"] for r in at} - {r["method"] for r in ours}):
         rival = max((r for r in at if r["method"] == other), key=lambda r: r["bleu"])
         ahead = best["bleu"] - rival["bleu"]
         lines.append(f"  vs {other} {rival['config']} ({rival['bleu']:.2f}): {'ahead' if ahead > 0 else 'behind'} "
                      f"by {abs(ahead):.2f}.")
     return "\n".join(lines)
+
+
+def _against_dense(row: dict[str, Any], dense: dict[str, Any], tolerance: float) -> str:
+    gap = dense["bleu"] - row["bleu"]
+    return (f"{row['config']} ({row['method']}, {row['reduction']:.1f}× fewer, {row['seeds']} seed(s)) scores "
+            f"{row['bleu']:.2f} BLEU vs dense {dense['bleu']:.2f}: {'within' if gap <= tolerance else 'more than'} "
+            f"{tolerance:g} BLEU (gap {gap:+.2f}).")
 
 
 # -- the classification side: encoder_small on the SNLI sample -----------------------------------------------
