@@ -198,8 +198,11 @@ def write_table(out_dir: Path, name: str, title: str, rows: Sequence[dict[str, A
     return md
 
 
+STAMP_PREFIX = "Built from "  # how `stamp`'s line begins (pages.py leaves it out of the copies it makes)
+
+
 def stamp(records: Sequence[dict[str, Any]]) -> str:
     """A line naming the records a table was built from."""
     hashes = sorted(r["config_hash"] for r in records)
     commits = sorted({str(r.get("git_commit")) for r in records})
-    return f"Built from {len(records)} run record(s): {', '.join(hashes)} (code: {', '.join(commits)})"
+    return f"{STAMP_PREFIX}{len(records)} run record(s): {', '.join(hashes)} (code: {', '.join(commits)})"

@@ -19,17 +19,18 @@ import re
 from pathlib import Path
 
 from shapeshifter import atomic
+from shapeshifter.reports.frame import STAMP_PREFIX
 
 BLOCK = re.compile(r"(<!-- table: (?P<name>[^ ]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.S)
-STAMP = "Built from "  # the line `frame.stamp` ends every table with
 
 
 def table_body(markdown: str) -> str:
     """A generated file's table and notes: the lines after its ``## `` title, without the records stamp."""
     lines = markdown.splitlines()
     start = next((i + 1 for i, line in enumerate(lines) if line.startswith("## ")), 0)
-    body = "\n".join(line for line in lines[start:] if not line.startswith(STAMP)).strip("\n")
-    return body + "\n" if "\n|" in f"\n{body}" else ""
+    body = [line for line in lines[start:] if not line.startswith(STAMP_PREFIX)]
+    has_table = any(line.startswith("|") for line in body)
+    return "\n".join(body).strip("\n") + "\n" if has_table else ""
 
 
 def synced(text: str, tables: Path) -> str:
@@ -50,6 +51,7 @@ def sync_page(page: Path, tables: Path) -> bool:
     """Rewrite ``page``'s marked blocks from ``tables``; True when it changed. Nothing is written on an error."""
     text = page.read_text()
     new = synced(text, tables)
-    if new != text:
+    changed = new != text
+    if changed:
         atomic.write_text(page, new)
-    return new != text
+    return changed

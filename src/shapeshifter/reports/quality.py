@@ -118,7 +118,18 @@ def config_label(record: dict[str, Any]) -> str:
     label = arch_label(record)
     row = f"{name}{label.removeprefix(DENSE_ARCH_LABEL)}" if full_width(record) else f"{name}-{label}"
     tag = distill_tag(record["config"])
-    return f"{row}-distilled-{tag}" if tag else row
+    return distilled_name(row, tag) if tag else row
+
+
+def distilled_name(config: str, recipe: str) -> str:
+    """A distilled row's name: its plain configuration's and its recipe (`split_distilled` reads it back)."""
+    return f"{config}-distilled-{recipe}"
+
+
+def split_distilled(config: str) -> tuple[str, str]:
+    """``(plain configuration, recipe)`` of a row name (recipe ``""`` for a plain row)."""
+    plain, _, recipe = config.partition("-distilled-")
+    return plain, recipe
 
 
 def by_config(records: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -268,7 +279,7 @@ def distillation_moves(rows: Sequence[dict[str, Any]], metric: str = "bleu", uni
     plain = {r["config"]: r for r in rows if not r["method"].endswith(DISTILLED)}
     moves = []
     for row in rows:
-        name, _, recipe = row["config"].partition("-distilled-")
+        name, recipe = split_distilled(row["config"])
         twin = plain.get(name) if row["method"].endswith(DISTILLED) else None
         if twin is not None and row[metric] is not None and twin[metric] is not None:
             moves.append(f"{name} {recipe} {row[metric] - twin[metric]:+.2f} ({row['seeds']} vs {twin['seeds']} "
@@ -286,9 +297,9 @@ def headline_rows(rows: Sequence[dict[str, Any]], budget: int = HEADLINE_BUDGET
     labels and under each distillation recipe used at the budget, one column per recipe (``–``: not run)."""
     at = [r for r in rows if r["budget"] == budget]
     distilled = {r["config"]: r for r in at if r["method"].endswith(DISTILLED)}
-    twins = {config.partition("-distilled-")[0] for config in distilled}
+    twins = {split_distilled(config)[0] for config in distilled}
     taught = {r["method"].removesuffix(DISTILLED) for r in distilled.values()}
-    recipes = list(dict.fromkeys(config.partition("-distilled-")[2] for config in distilled))
+    recipes = list(dict.fromkeys(split_distilled(config)[1] for config in distilled))
 
     def shown(row: dict[str, Any]) -> bool:
         plain = not row["method"].endswith(DISTILLED)
@@ -299,7 +310,7 @@ def headline_rows(rows: Sequence[dict[str, Any]], budget: int = HEADLINE_BUDGET
         line = {k: row[k] for k in ("method", "config", "params")} | {"plain": row["bleu"],
                                                                       "plain_std": row["bleu_std"]}
         for recipe in recipes:
-            twin = distilled.get(f"{row['config']}-distilled-{recipe}", {})
+            twin = distilled.get(distilled_name(row["config"], recipe), {})
             line[recipe], line[f"{recipe}_std"] = twin.get("bleu"), twin.get("bleu_std")
         lines.append(line)
     columns = [Column("method", "method"), Column("config", "configuration"), PARAMS_COLUMN,
