@@ -102,12 +102,12 @@ for scale in SCALES:
 # %%
 from shapeshifter.analysis.embedding_fit import fit_markdown  # noqa: E402
 from shapeshifter.analysis.weight_fit import weight_fit_markdown  # noqa: E402
-from shapeshifter.reports.quality import distillation_moves, quality_rows, verdict  # noqa: E402
+from shapeshifter.reports.quality import VERDICT_BUDGETS, distillation_moves, quality_rows, verdict  # noqa: E402
 
 quality = [r for r in load_records(RECORDS / "quality") if r.get("kind") == "translation"]
 if quality:
     rows = quality_rows(quality)
-    for budget in (10, 25):
+    for budget in VERDICT_BUDGETS:
         print(verdict(rows, budget))
     print(distillation_moves(rows).strip() or "no distilled row has a plain twin yet")
 else:

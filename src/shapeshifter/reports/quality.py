@@ -288,6 +288,7 @@ def distillation_moves(rows: Sequence[dict[str, Any]], metric: str = "bleu", uni
 
 
 HEADLINE_BUDGET = 10  # the budget of the README's headline table (`headline_rows`)
+VERDICT_BUDGETS = (HEADLINE_BUDGET, 25)  # where the study answers its question (`verdict`): the table notes, notebook
 
 
 def headline_rows(rows: Sequence[dict[str, Any]], budget: int = HEADLINE_BUDGET
@@ -326,7 +327,7 @@ def write_headline(rows: Sequence[dict[str, Any]], records: Sequence[dict[str, A
     notes = (f"Test BLEU (tok) of the quality table's rows at ~{HEADLINE_BUDGET}× fewer parameters than dense: mean "
              "± std over seeds, a cell without ± is one seed, – not run. A distilled cell is the row "
              "`<configuration>-distilled-<recipe>` of the quality table. The study's question, answered from "
-             "these rows: " + " ".join(line.strip() for line in verdict(rows, HEADLINE_BUDGET).splitlines()))
+             "these rows: " + verdict_paragraph(rows, HEADLINE_BUDGET))
     return write_table(out_dir, f"quality_{HEADLINE_BUDGET}x",
                        f"Test BLEU at ~{HEADLINE_BUDGET}× fewer parameters, from the labels and distilled from dense",
                        lines, columns, records, notes)
@@ -400,6 +401,8 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
                   "chosen on the validation split (quality_distill); its time/step includes the teacher's forward "
                   "pass where the recipe needs one (attention) but not the teacher's one-off decoding.")
         notes += distillation_moves(rows)
+    notes += "".join(f" The study's question at ~{budget}×: {verdict_paragraph(rows, budget)}"
+                     for budget in VERDICT_BUDGETS if budget != HEADLINE_BUDGET)  # ~10x: its own view
     notes += embeddings_alone(rows, records)
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
@@ -550,6 +553,11 @@ def verdict(rows: Sequence[dict[str, Any]], budget: int = 10, tolerance: float =
         if same or not distilled:
             blocks.append(_verdict_block(dense, same, f"~{budget}×, {recipe}", tolerance, budget))
     return "\n".join(blocks)
+
+
+def verdict_paragraph(rows: Sequence[dict[str, Any]], budget: int) -> str:
+    """`verdict` as one paragraph, for a table's notes."""
+    return " ".join(line.strip() for line in verdict(rows, budget).splitlines())
 
 
 def _verdict_block(dense: dict[str, Any] | None, at: Sequence[dict[str, Any]], where: str, tolerance: float,
