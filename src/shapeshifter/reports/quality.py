@@ -401,8 +401,8 @@ def build_quality_table(records: Sequence[dict[str, Any]], out_dir: Path) -> str
                   "chosen on the validation split (quality_distill); its time/step includes the teacher's forward "
                   "pass where the recipe needs one (attention) but not the teacher's one-off decoding.")
         notes += distillation_moves(rows)
-    notes += "".join(f" The study's question at ~{budget}×: {verdict_paragraph(rows, budget)}"
-                     for budget in VERDICT_BUDGETS if budget != HEADLINE_BUDGET)  # ~10x: its own view
+    others = [verdict_paragraph(rows, budget) for budget in VERDICT_BUDGETS if budget != HEADLINE_BUDGET]
+    notes += f" The study's question at the other budgets: {' '.join(others)}" if others else ""  # ~10x: its view
     notes += embeddings_alone(rows, records)
     if copy is not None:
         notes += f" Copying the source scores {copy:.2f} BLEU (tok) on the same test split."
